@@ -1,0 +1,180 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#
+# One non-recursive build into $(O). Quick reference:
+#   make                 libmmsb.so, libmmsb.a, tools, tests, examples
+#   make check           install missing packages, build, run every test (TAP), print the totals
+#   make check SAN=address,undefined    the same under sanitizers (into .output-san)
+#   make install PREFIX=/usr/local DESTDIR=
+#   make format-check    clang-format must agree with every C file
+#   V=1 shows commands; O=DIR builds elsewhere; EXTRA_CFLAGS/EXTRA_LDFLAGS append.
+
+VERSION := 0.1.0
+SAN ?=
+ifeq ($(SAN),)
+O ?= .output
+else
+O ?= .output-san
+endif
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+DESTDIR ?=
+
+CC ?= cc
+CLANG_FORMAT ?= clang-format
+PKG_CONFIG ?= pkg-config
+
+ifeq ($(V),1)
+Q =
+msg =
+else
+Q = @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+CFLAGS := -g -O2 -fno-omit-frame-pointer -Wall -Wextra -Werror -std=gnu11 \
+	  -D_GNU_SOURCE -Ilib/include -Ilib $(EXTRA_CFLAGS)
+LDFLAGS := $(EXTRA_LDFLAGS)
+ifneq ($(SAN),)
+CFLAGS += -fsanitize=$(SAN) -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SAN)
+endif
+DEPFLAGS = -MMD -MP
+
+JSONC_CFLAGS := $(shell $(PKG_CONFIG) --cflags json-c 2>/dev/null)
+JSONC_LIBS := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c)
+
+LIB_SRCS := $(wildcard lib/*.c)
+LIB_OBJS := $(patsubst lib/%.c,$(O)/lib/%.o,$(LIB_SRCS))
+HEADERS := lib/include/mmsb/mmsb.h
+
+TOOLS := mmsb-tlog
+TOOL_BINS := $(addprefix $(O)/,$(TOOLS))
+
+TEST_SRCS := $(filter-out tests/harness.c,$(wildcard tests/test_*.c))
+TEST_BINS := $(patsubst tests/%.c,$(O)/tests/%,$(TEST_SRCS))
+EXAMPLE_SRCS := $(wildcard docs/examples/*.c)
+EXAMPLE_BINS := $(patsubst docs/examples/%.c,$(O)/examples/%,$(EXAMPLE_SRCS))
+
+ALL_OBJS := $(LIB_OBJS) $(patsubst %,$(O)/tools/%.o,$(TOOLS)) $(O)/tools/tool_helpers.o \
+	    $(patsubst tests/%.c,$(O)/tests/%.o,$(TEST_SRCS)) $(O)/tests/harness.o \
+	    $(patsubst docs/examples/%.c,$(O)/examples/%.o,$(EXAMPLE_SRCS))
+
+RPATH = -Wl,-rpath,$(abspath $(O))
+
+.PHONY: all lib tools tests examples check test format format-check install uninstall deps \
+	demo clean stress
+.DELETE_ON_ERROR:
+.SECONDARY:
+
+all: lib tools tests examples
+
+lib: $(O)/libmmsb.so $(O)/libmmsb.a
+tools: $(TOOL_BINS)
+tests: $(TEST_BINS)
+examples: $(EXAMPLE_BINS)
+
+$(O)/lib/%.o: lib/%.c | $(O)/lib
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(DEPFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(O)/libmmsb.so: $(LIB_OBJS) lib/libmmsb.map
+	$(call msg,LD,$@)
+	$(Q)$(CC) -shared -Wl,-soname,libmmsb.so.0 -Wl,--version-script=lib/libmmsb.map \
+		-Wl,--no-undefined $(LDFLAGS) $(LIB_OBJS) -o $@.0 -lpthread -lm
+	$(Q)ln -sf libmmsb.so.0 $@
+
+$(O)/libmmsb.a: $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(O)/tools/%.o: tools/%.c | $(O)/tools
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(JSONC_CFLAGS) -Itools $(DEPFLAGS) -c $< -o $@
+
+$(O)/mmsb-tlog: $(O)/tools/mmsb-tlog.o $(O)/tools/tool_helpers.o $(O)/libmmsb.so
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) $(JSONC_LIBS)
+
+$(O)/tests/%.o: tests/%.c | $(O)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Itests $(DEPFLAGS) -c $< -o $@
+
+$(O)/tests/test_%: $(O)/tests/test_%.o $(O)/tests/harness.o $(O)/libmmsb.so
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) -lpthread -lm
+
+$(O)/examples/%.o: docs/examples/%.c | $(O)/examples
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(O)/examples/%: $(O)/examples/%.o $(O)/libmmsb.so
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH)
+
+$(O)/lib $(O)/tools $(O)/tests $(O)/examples:
+	$(Q)mkdir -p $@
+
+-include $(ALL_OBJS:.o=.d)
+
+# ---- tests ----
+
+deps:
+	$(Q)ci/install-deps.sh
+
+# make check: packages, build, format, every test program; the last line is the total.
+check: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory format-check
+	$(Q)O=$(O) tests/run.sh $(TEST_BINS)
+
+test: all
+	$(Q)O=$(O) tests/run.sh $(TEST_BINS)
+
+# Long crash-recovery soak: many more SIGKILL trials than make check runs.
+stress: tests
+	$(Q)MMSB_CRASH_TRIALS=$${MMSB_CRASH_TRIALS:-2000} $(O)/tests/test_crash
+
+FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find lib tools tests docs -name '*.[ch]')
+
+format-check:
+	$(call msg,FORMAT,check)
+	$(Q)$(CLANG_FORMAT) --dry-run --Werror $(FORMAT_SRCS)
+
+format:
+	$(Q)$(CLANG_FORMAT) -i $(FORMAT_SRCS)
+
+# ---- the demo: a real workload, then the log it left ----
+
+demo: $(O)/examples/pipeline $(O)/mmsb-tlog
+	$(Q)rm -rf $(O)/demo && mkdir -p $(O)/demo
+	$(Q)$(O)/examples/pipeline $(O)/demo
+	$(Q)$(O)/mmsb-tlog summary $(O)/demo/pipeline.tlog
+	$(Q)$(O)/mmsb-tlog ckpt-info $(O)/demo/pipeline.ckpt
+
+# ---- install ----
+
+$(O)/libmmsb.pc: lib/libmmsb.pc.in | $(O)/lib
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+		$< > $@
+
+install: lib tools $(O)/libmmsb.pc
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include/mmsb \
+		$(DESTDIR)$(PREFIX)/bin
+	$(Q)install -m 0755 $(O)/libmmsb.so.0 $(DESTDIR)$(LIBDIR)/libmmsb.so.0
+	$(Q)ln -sf libmmsb.so.0 $(DESTDIR)$(LIBDIR)/libmmsb.so
+	$(Q)install -m 0644 $(O)/libmmsb.a $(DESTDIR)$(LIBDIR)/libmmsb.a
+	$(Q)install -m 0644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/mmsb/
+	$(Q)install -m 0644 $(O)/libmmsb.pc $(DESTDIR)$(LIBDIR)/pkgconfig/libmmsb.pc
+	$(Q)for t in $(TOOLS); do \
+		$(CC) $(LDFLAGS) $(O)/tools/$$t.o $(O)/tools/tool_helpers.o -o $(DESTDIR)$(PREFIX)/bin/$$t \
+			-L$(O) -lmmsb -Wl,-rpath,$(LIBDIR) $(JSONC_LIBS) || exit 1; done
+
+uninstall:
+	$(Q)rm -f $(DESTDIR)$(LIBDIR)/libmmsb.so* $(DESTDIR)$(LIBDIR)/libmmsb.a \
+		$(DESTDIR)$(LIBDIR)/pkgconfig/libmmsb.pc $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(TOOLS))
+	$(Q)rm -rf $(DESTDIR)$(PREFIX)/include/mmsb
+
+clean:
+	$(call msg,CLEAN,$(O))
+	$(Q)rm -rf $(O)

@@ -1,0 +1,346 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Deltas: masked writes to one page, with the original's structural rules. */
+#include <string.h>
+
+#include "mmsb_internal.h"
+
+#define MMSB_SOURCE_MAX 255
+
+size_t mmsb__popcount_bytes(const uint8_t *mask, size_t n)
+{
+	size_t c = 0;
+
+	for (size_t i = 0; i < n; i++)
+		c += mask[i] != 0;
+	return c;
+}
+
+struct mmsb_delta *mmsb__delta_alloc(uint64_t page_id, size_t mask_len, size_t payload_len,
+				     bool sparse)
+{
+	struct mmsb_delta *d;
+
+	if (mask_len > SIZE_MAX / 2 - sizeof(*d) || payload_len > SIZE_MAX / 2 - mask_len)
+		return mmsb__err_ptr(-ENOMEM);
+	d = malloc(sizeof(*d) + mask_len + payload_len);
+	if (!d)
+		return NULL;
+	memset(d, 0, sizeof(*d));
+	d->page_id = page_id;
+	d->sparse = sparse;
+	d->mask_len = mask_len;
+	d->payload_len = payload_len;
+	d->mask = (uint8_t *)(d + 1);
+	d->payload = d->mask + mask_len;
+	d->source = (char *)"api";
+	d->timestamp = mmsb__now_ns(CLOCK_REALTIME);
+	return d;
+}
+
+int mmsb__delta_validate(const struct mmsb_delta *d)
+{
+	if (d->sparse)
+		return d->mask_count == d->payload_len ? 0 : -MMSB_ERR_DELTA_SCHEMA;
+	return d->mask_len == d->payload_len ? 0 : -MMSB_ERR_DELTA_SCHEMA;
+}
+
+struct mmsb_delta *mmsb_delta_new(uint64_t page_id, const void *mask, size_t mask_len,
+				  const void *payload, size_t payload_len, unsigned int flags)
+{
+	const uint8_t *m = mask;
+	struct mmsb_delta *d;
+	int err;
+
+	if (flags & ~(MMSB_DELTA_SPARSE | MMSB_DELTA_MASK_PACKED))
+		return mmsb__err_ptr(-EINVAL);
+	if ((mask_len && !mask) || (payload_len && !payload))
+		return mmsb__err_ptr(-EINVAL);
+	d = mmsb__delta_alloc(page_id, mask_len, payload_len, flags & MMSB_DELTA_SPARSE);
+	if (!d)
+		return NULL;
+	if (flags & MMSB_DELTA_MASK_PACKED) {
+		for (size_t i = 0; i < mask_len; i++)
+			d->mask[i] = (m[i >> 3] >> (i & 7)) & 1;
+	} else {
+		for (size_t i = 0; i < mask_len; i++)
+			d->mask[i] = m[i] != 0;
+	}
+	d->mask_count = mmsb__popcount_bytes(d->mask, mask_len);
+	if (payload_len)
+		memcpy(d->payload, payload, payload_len);
+	err = mmsb__delta_validate(d);
+	if (err) {
+		free(d);
+		return mmsb__err_ptr(err);
+	}
+	return d;
+}
+
+void mmsb_delta_free(struct mmsb_delta *d)
+{
+	if (!d)
+		return;
+	if (d->owns_source)
+		free(d->source);
+	free(d->intent);
+	free(d);
+}
+
+/* Copy everything but mask and payload (callers fill those). */
+static int copy_labels(struct mmsb_delta *dst, const struct mmsb_delta *src)
+{
+	dst->source = src->source;
+	dst->owns_source = false;
+	dst->intent = NULL;
+	if (src->owns_source) {
+		dst->source = strdup(src->source);
+		if (!dst->source)
+			return -ENOMEM;
+		dst->owns_source = true;
+	}
+	if (src->intent) {
+		dst->intent = strdup(src->intent);
+		if (!dst->intent)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+struct mmsb_delta *mmsb_delta_dup(const struct mmsb_delta *d)
+{
+	struct mmsb_delta *n;
+
+	if (!d)
+		return mmsb__err_ptr(-EINVAL);
+	n = mmsb__delta_alloc(d->page_id, d->mask_len, d->payload_len, d->sparse);
+	if (!n)
+		return NULL;
+	n->id = d->id;
+	n->lsn = d->lsn;
+	n->epoch = d->epoch;
+	n->timestamp = d->timestamp;
+	n->mask_count = d->mask_count;
+	memcpy(n->mask, d->mask, d->mask_len);
+	memcpy(n->payload, d->payload, d->payload_len);
+	if (copy_labels(n, d)) {
+		mmsb_delta_free(n);
+		return mmsb__err_ptr(-ENOMEM);
+	}
+	return n;
+}
+
+/* Expand d's payload to dense positions into out (mask_len bytes, zeros where unmasked). */
+static void expand(const struct mmsb_delta *d, uint8_t *out)
+{
+	if (!d->sparse) {
+		for (size_t i = 0; i < d->mask_len; i++)
+			out[i] = d->mask[i] ? d->payload[i] : 0;
+		return;
+	}
+	size_t k = 0;
+
+	for (size_t i = 0; i < d->mask_len; i++)
+		out[i] = d->mask[i] ? d->payload[k++] : 0;
+}
+
+struct mmsb_delta *mmsb_delta_to_dense(const struct mmsb_delta *d)
+{
+	struct mmsb_delta *n;
+
+	if (!d)
+		return mmsb__err_ptr(-EINVAL);
+	n = mmsb_delta_dup(d);
+	if (!n || !d->sparse)
+		return n;
+	/* the dense payload needs mask_len bytes: build a fresh one and keep the labels */
+	struct mmsb_delta *e = mmsb__delta_alloc(d->page_id, d->mask_len, d->mask_len, false);
+
+	if (!e) {
+		mmsb_delta_free(n);
+		return NULL;
+	}
+	memcpy(e->mask, d->mask, d->mask_len);
+	expand(d, e->payload);
+	e->id = d->id;
+	e->lsn = d->lsn;
+	e->epoch = d->epoch;
+	e->timestamp = d->timestamp;
+	e->mask_count = d->mask_count;
+	e->source = n->source;
+	e->owns_source = n->owns_source;
+	e->intent = n->intent;
+	n->owns_source = false;
+	n->intent = NULL;
+	mmsb_delta_free(n);
+	return e;
+}
+
+struct mmsb_delta *mmsb_delta_merge(const struct mmsb_delta *a, const struct mmsb_delta *b)
+{
+	struct mmsb_delta *m;
+	uint8_t *bd;
+
+	if (!a || !b)
+		return mmsb__err_ptr(-EINVAL);
+	if (a->page_id != b->page_id)
+		return mmsb__err_ptr(-MMSB_ERR_PAGE_MISMATCH);
+	if (a->mask_len != b->mask_len)
+		return mmsb__err_ptr(-MMSB_ERR_MASK_MISMATCH);
+	m = mmsb__delta_alloc(b->page_id, a->mask_len, a->mask_len, false);
+	if (!m)
+		return NULL;
+	bd = malloc(b->mask_len ? b->mask_len : 1);
+	if (!bd) {
+		mmsb_delta_free(m);
+		return NULL;
+	}
+	expand(a, m->payload);
+	expand(b, bd);
+	for (size_t i = 0; i < m->mask_len; i++) {
+		m->mask[i] = a->mask[i] | b->mask[i];
+		if (b->mask[i])
+			m->payload[i] = bd[i];
+	}
+	free(bd);
+	m->mask_count = mmsb__popcount_bytes(m->mask, m->mask_len);
+	m->id = b->id;
+	m->epoch = max_t(uint32_t, a->epoch, b->epoch);
+	m->lsn = max_t(uint64_t, a->lsn, b->lsn);
+	m->timestamp = max_t(uint64_t, a->timestamp, b->timestamp);
+	if (copy_labels(m, b)) {
+		mmsb_delta_free(m);
+		return mmsb__err_ptr(-ENOMEM);
+	}
+	if (!m->intent && a->intent) {
+		m->intent = strdup(a->intent);
+		if (!m->intent) {
+			mmsb_delta_free(m);
+			return mmsb__err_ptr(-ENOMEM);
+		}
+	}
+	return m;
+}
+
+uint64_t mmsb_delta_id(const struct mmsb_delta *d)
+{
+	return d->id;
+}
+
+uint64_t mmsb_delta_page_id(const struct mmsb_delta *d)
+{
+	return d->page_id;
+}
+
+uint32_t mmsb_delta_epoch(const struct mmsb_delta *d)
+{
+	return d->epoch;
+}
+
+uint64_t mmsb_delta_lsn(const struct mmsb_delta *d)
+{
+	return d->lsn;
+}
+
+uint64_t mmsb_delta_timestamp(const struct mmsb_delta *d)
+{
+	return d->timestamp;
+}
+
+bool mmsb_delta_is_sparse(const struct mmsb_delta *d)
+{
+	return d->sparse;
+}
+
+size_t mmsb_delta_mask_len(const struct mmsb_delta *d)
+{
+	return d->mask_len;
+}
+
+size_t mmsb_delta_mask_count(const struct mmsb_delta *d)
+{
+	return d->mask_count;
+}
+
+size_t mmsb_delta_copy_mask(const struct mmsb_delta *d, uint8_t *out, size_t len)
+{
+	size_t n = min_t(size_t, len, d->mask_len);
+
+	memcpy(out, d->mask, n);
+	return n;
+}
+
+size_t mmsb_delta_payload_len(const struct mmsb_delta *d)
+{
+	return d->payload_len;
+}
+
+const uint8_t *mmsb_delta_payload(const struct mmsb_delta *d)
+{
+	return d->payload;
+}
+
+const char *mmsb_delta_source(const struct mmsb_delta *d)
+{
+	return d->source;
+}
+
+int mmsb_delta_set_source(struct mmsb_delta *d, const char *src)
+{
+	size_t n;
+	char *c;
+
+	if (!d || !src)
+		return -EINVAL;
+	n = strlen(src);
+	if (n > MMSB_SOURCE_MAX)
+		return -ENAMETOOLONG;
+	if (!mmsb__utf8_valid((const uint8_t *)src, n))
+		return -EILSEQ;
+	c = strdup(src);
+	if (!c)
+		return -ENOMEM;
+	if (d->owns_source)
+		free(d->source);
+	d->source = c;
+	d->owns_source = true;
+	return 0;
+}
+
+int mmsb_delta_set_intent(struct mmsb_delta *d, const char *intent)
+{
+	char *c = NULL;
+
+	if (!d)
+		return -EINVAL;
+	if (intent && *intent) {
+		size_t n = strlen(intent);
+
+		if (n > UINT32_MAX)
+			return -E2BIG;
+		if (!mmsb__utf8_valid((const uint8_t *)intent, n))
+			return -EILSEQ;
+		c = strdup(intent);
+		if (!c)
+			return -ENOMEM;
+	}
+	free(d->intent);
+	d->intent = c;
+	return 0;
+}
+
+const char *mmsb_delta_intent(const struct mmsb_delta *d)
+{
+	return d->intent;
+}
+
+size_t mmsb_diff_mask(const void *a, const void *b, size_t len, uint8_t *out)
+{
+	const uint8_t *x = a, *y = b;
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		out[i] = x[i] != y[i];
+		n += out[i];
+	}
+	return n;
+}

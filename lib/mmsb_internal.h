@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Internals shared by the library sources; never installed. */
+#ifndef __MMSB_INTERNAL_H
+#define __MMSB_INTERNAL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "mmsb/mmsb.h"
+
+#define MMSB_HIDDEN __attribute__((visibility("hidden")))
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define min_t(t, a, b) ((t)(a) < (t)(b) ? (t)(a) : (t)(b))
+#define max_t(t, a, b) ((t)(a) > (t)(b) ? (t)(a) : (t)(b))
+
+/* Set errno from a negative error and return NULL: the constructor convention. */
+static inline void *mmsb__err_ptr(int err)
+{
+	errno = err < 0 ? -err : err;
+	return NULL;
+}
+
+void mmsb__pr(enum mmsb_print_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3))) MMSB_HIDDEN;
+#define pr_warn(fmt, ...) mmsb__pr(MMSB_WARN, "mmsb: " fmt, ##__VA_ARGS__)
+#define pr_info(fmt, ...) mmsb__pr(MMSB_INFO, "mmsb: " fmt, ##__VA_ARGS__)
+#define pr_debug(fmt, ...) mmsb__pr(MMSB_DEBUG, "mmsb: " fmt, ##__VA_ARGS__)
+
+static inline uint64_t mmsb__now_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Grow *arr (of elem-sized items, capacity *cap) to hold at least need items. */
+int mmsb__grow(void **arr, size_t *cap, size_t need, size_t elem) MMSB_HIDDEN;
+
+uint32_t mmsb__crc32c(uint32_t crc, const void *buf, size_t len) MMSB_HIDDEN;
+
+/* Little-endian encoding into a growable byte buffer (log frames, checkpoints, blobs). */
+struct mmsb_buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+int mmsb__buf_reserve(struct mmsb_buf *b, size_t extra) MMSB_HIDDEN;
+void mmsb__buf_free(struct mmsb_buf *b) MMSB_HIDDEN;
+
+static inline void mmsb__put(struct mmsb_buf *b, const void *src, size_t n)
+{
+	memcpy(b->p + b->len, src, n);
+	b->len += n;
+}
+/* x86-64 and every target we build for is little-endian; the formats are little-endian. */
+#define MMSB__PUT(b, v)                                                                             \
+	do {                                                                                        \
+		__typeof__(v) __v = (v);                                                            \
+		mmsb__put((b), &__v, sizeof(__v));                                                  \
+	} while (0)
+
+/* Bounds-checked little-endian decoding from a byte range: every get checks before it reads. */
+struct mmsb_cursor {
+	const uint8_t *p;
+	size_t len, off;
+};
+
+static inline bool mmsb__cur_get(struct mmsb_cursor *c, void *dst, size_t n)
+{
+	if (n > c->len - c->off)
+		return false;
+	memcpy(dst, c->p + c->off, n);
+	c->off += n;
+	return true;
+}
+
+static inline const uint8_t *mmsb__cur_take(struct mmsb_cursor *c, size_t n)
+{
+	const uint8_t *p;
+
+	if (n > c->len - c->off)
+		return NULL;
+	p = c->p + c->off;
+	c->off += n;
+	return p;
+}
+
+/* ---- deltas ---- */
+
+struct mmsb_delta {
+	uint64_t id, page_id, lsn, timestamp;
+	uint32_t epoch;
+	bool sparse;
+	bool owns_source;
+	size_t mask_len, mask_count, payload_len;
+	uint8_t *mask; /* one byte per entry, 0 or 1 */
+	uint8_t *payload;
+	char *source;
+	char *intent;
+};
+
+/* A delta whose mask and payload live in the same allocation as the struct. */
+struct mmsb_delta *mmsb__delta_alloc(uint64_t page_id, size_t mask_len, size_t payload_len,
+				     bool sparse) MMSB_HIDDEN;
+int mmsb__delta_validate(const struct mmsb_delta *d) MMSB_HIDDEN;
+size_t mmsb__popcount_bytes(const uint8_t *mask, size_t n) MMSB_HIDDEN;
+bool mmsb__utf8_valid(const uint8_t *s, size_t n) MMSB_HIDDEN;
+
+/* ---- pages ---- */
+
+struct mmsb_page;
+
+struct mmsb_edge_ent {
+	struct mmsb_page *peer;
+	uint8_t type;
+};
+
+struct mmsb_edge_vec {
+	struct mmsb_edge_ent *v;
+	uint32_t n, cap;
+};
+
+struct mmsb_meta_ent {
+	char *key;
+	uint8_t *val;
+	size_t klen, vlen;
+};
+
+struct mmsb_page {
+	uint64_t id;
+	size_t size;
+	uint8_t *data;
+	uint32_t epoch;
+	uint8_t location;
+	uint8_t flags; /* MMSB_PAGE_* */
+
+	struct mmsb_meta_ent *meta;
+	size_t n_meta, cap_meta;
+
+	struct mmsb_edge_vec children, parents; /* sorted by (peer id, type) */
+
+	mmsb_recompute_fn recompute;
+	void *recompute_ctx;
+	/* passthrough binding: recompute copies (or transforms) this page */
+	uint64_t pt_source;
+	mmsb_transform_fn pt_fn;
+	void *pt_ctx;
+	/* epochs of the data parents at the last recompute, folded (RecomputeSignature) */
+	uint64_t recompute_sig;
+	bool has_sig;
+
+	bool queued;	       /* in the deferred queue */
+	uint32_t inv_epoch;    /* epoch at the last invariant check */
+	bool inv_seen;
+	uint32_t integ_epoch;  /* last epoch seen by mmsb_check_deltas() */
+
+	/* wave scratch, valid while wave == state->wave_gen */
+	uint64_t wave;
+	uint32_t indeg;
+	bool dirty, changed, invalidated;
+	uint64_t mark; /* graph walks */
+};
+
+struct mmsb_page_map {
+	struct mmsb_page **slots;
+	size_t cap, n; /* cap is a power of two */
+};
+
+struct mmsb_page *mmsb__map_get(const struct mmsb_page_map *m, uint64_t id) MMSB_HIDDEN;
+int mmsb__map_put(struct mmsb_page_map *m, struct mmsb_page *p) MMSB_HIDDEN;
+void mmsb__map_del(struct mmsb_page_map *m, uint64_t id) MMSB_HIDDEN;
+void mmsb__map_free(struct mmsb_page_map *m) MMSB_HIDDEN;
+/* Pages sorted by id; caller frees the array. */
+struct mmsb_page **mmsb__map_sorted(const struct mmsb_page_map *m, size_t *n) MMSB_HIDDEN;
+
+#define mmsb__map_for_each(m, i, p)                                                                 \
+	for ((i) = 0; (i) < (m)->cap; (i)++)                                                        \
+		if (((p) = (m)->slots[i]) != NULL)
+
+struct mmsb_page *mmsb__page_new(uint64_t id, size_t size, int loc) MMSB_HIDDEN;
+void mmsb__page_destroy(struct mmsb_page *p) MMSB_HIDDEN;
+int mmsb__meta_encode(const struct mmsb_page *p, struct mmsb_buf *b) MMSB_HIDDEN;
+/* Decode a blob into a fresh entry array (validated whole before anything is returned). */
+int mmsb__meta_decode(const uint8_t *blob, size_t len, struct mmsb_meta_ent **out,
+		      size_t *n) MMSB_HIDDEN;
+void mmsb__meta_free(struct mmsb_meta_ent *m, size_t n) MMSB_HIDDEN;
+/* Apply a validated delta: bytes, then epoch = old + 1. Returns bytes written. */
+size_t mmsb__apply(struct mmsb_page *p, const struct mmsb_delta *d) MMSB_HIDDEN;
+
+/* ---- graph ---- */
+
+/* A binary min-heap of pages by id: ties in every ordered walk go to the smallest id. */
+struct mmsb_heap {
+	struct mmsb_page **v;
+	size_t n, cap;
+};
+
+int mmsb__heap_push(struct mmsb_heap *h, struct mmsb_page *p) MMSB_HIDDEN;
+struct mmsb_page *mmsb__heap_pop(struct mmsb_heap *h) MMSB_HIDDEN;
+
+int mmsb__edge_link(struct mmsb_page *parent, struct mmsb_page *child, int type) MMSB_HIDDEN;
+void mmsb__edges_drop(struct mmsb_state *s, struct mmsb_page *p) MMSB_HIDDEN;
+bool mmsb__reaches(struct mmsb_state *s, struct mmsb_page *from, struct mmsb_page *to) MMSB_HIDDEN;
+int mmsb__tarjan(struct mmsb_page_map *m, uint64_t *mark_gen, struct mmsb_cycle_report *r)
+	MMSB_HIDDEN;
+
+/* ---- log writer ---- */
+
+#define MMSB_LOG_MAGIC "MMSBLOG1"
+#define MMSB_LOG_V3_HDR_LEN 36
+#define MMSB_LOG_V3_FIXED 72 /* fixed part of a v3 record body */
+#define MMSB_LOG_V3_FRAME_HDR 8
+/* Frames larger than this are refused as corrupt before anything is allocated. */
+#define MMSB_LOG_MAX_FRAME (1ull << 32)
+
+struct mmsb_log;
+
+int mmsb__log_open(const char *path, enum mmsb_log_mode mode, enum mmsb_durability dur,
+		   struct mmsb_log **out) MMSB_HIDDEN;
+void mmsb__log_close(struct mmsb_log *l) MMSB_HIDDEN;
+/* Frame a delta; assigns d->lsn. With EVERY durability it is written and synced here. */
+int mmsb__log_delta(struct mmsb_log *l, struct mmsb_delta *d) MMSB_HIDDEN;
+int mmsb__log_page(struct mmsb_log *l, enum mmsb_log_kind kind, uint64_t id, uint64_t size,
+		   int loc) MMSB_HIDDEN;
+/* End of an update/route/batch: the group commit the durability policy asks for. */
+int mmsb__log_commit(struct mmsb_log *l) MMSB_HIDDEN;
+/* Write and fdatasync whatever is buffered, whatever the policy. */
+int mmsb__log_sync(struct mmsb_log *l) MMSB_HIDDEN;
+uint64_t mmsb__log_next_lsn(const struct mmsb_log *l) MMSB_HIDDEN;
+uint64_t mmsb__log_id(const struct mmsb_log *l) MMSB_HIDDEN;
+const char *mmsb__log_path(const struct mmsb_log *l) MMSB_HIDDEN;
+void mmsb__log_stats(const struct mmsb_log *l, struct mmsb_stats *st) MMSB_HIDDEN;
+void mmsb__log_stats_reset(struct mmsb_log *l) MMSB_HIDDEN;
+/* Serialise one v3 record body (no frame header) into b. */
+int mmsb__log_encode_delta(struct mmsb_buf *b, const struct mmsb_delta *d) MMSB_HIDDEN;
+
+/* ---- checkpoints ---- */
+
+int mmsb__checkpoint_parse(const char *path, struct mmsb_state **out,
+			   struct mmsb_checkpoint_info *info) MMSB_HIDDEN;
+
+/* ---- state ---- */
+
+struct mmsb_sub {
+	int64_t id;
+	unsigned int mask;
+	mmsb_event_filter_fn filter;
+	mmsb_event_fn fn;
+	void *ctx;
+};
+
+struct mmsb_state {
+	pthread_mutex_t lock; /* recursive: callbacks under it may read the state */
+	struct mmsb_page_map pages;
+	size_t n_edges;
+	uint64_t next_page_id, next_delta_id;
+	int default_location;
+	bool deferred;
+	/* > 0 while a recompute, transform or handler runs: mutations are refused then */
+	int in_callback;
+	struct mmsb_log *log;
+
+	uint64_t wave_gen, mark_gen;
+	uint64_t *queue; /* deferred recompute queue, FIFO, no duplicates */
+	size_t n_queue, cap_queue;
+
+	struct mmsb_sub *subs;
+	size_t n_subs, cap_subs;
+	int64_t next_sub_id;
+
+	uint8_t *scratch; /* diff masks and recompute buffers */
+	size_t scratch_cap;
+
+	struct mmsb_stats st;
+};
+
+void mmsb__lock(struct mmsb_state *s) MMSB_HIDDEN;
+void mmsb__unlock(struct mmsb_state *s) MMSB_HIDDEN;
+/* Lock and refuse mutation from inside a callback; returns 0 with the lock held, or -EDEADLK. */
+int mmsb__lock_mut(struct mmsb_state *s) MMSB_HIDDEN;
+
+struct mmsb_page *mmsb__page_get(struct mmsb_state *s, uint64_t id) MMSB_HIDDEN;
+int mmsb__page_insert(struct mmsb_state *s, uint64_t id, size_t size, int loc, bool logged)
+	MMSB_HIDDEN;
+uint8_t *mmsb__scratch(struct mmsb_state *s, size_t n) MMSB_HIDDEN;
+void mmsb__emit(struct mmsb_state *s, enum mmsb_event_type t, uint64_t page, uint64_t delta,
+		uint32_t epoch) MMSB_HIDDEN;
+struct mmsb_state *mmsb__state_new(void) MMSB_HIDDEN;
+
+/* Log (when any), apply, count, emit DELTA_APPLIED. The delta is already validated. */
+int mmsb__commit_delta(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d)
+	MMSB_HIDDEN;
+
+/* End of a mutating call: the log's group commit; the call's own error wins. */
+int mmsb__finish(struct mmsb_state *s, int err) MMSB_HIDDEN;
+
+/* ---- propagation ---- */
+
+int mmsb__wave(struct mmsb_state *s, struct mmsb_page **changed, size_t n_changed,
+	       struct mmsb_page **dirty, size_t n_dirty) MMSB_HIDDEN;
+
+#endif /* __MMSB_INTERNAL_H */

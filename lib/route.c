@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Routing: deltas into pages, through the log, followed by one propagation wave. */
+#include <string.h>
+
+#include "mmsb_internal.h"
+
+int mmsb__finish(struct mmsb_state *s, int err)
+{
+	int cerr = s->log ? mmsb__log_commit(s->log) : 0;
+
+	return err ? err : cerr;
+}
+
+int mmsb__commit_delta(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d)
+{
+	int err;
+
+	d->id = s->next_delta_id;
+	d->epoch = p->epoch + 1;
+	/* framed (and under EVERY, written and synced) before the page changes */
+	if (s->log) {
+		err = mmsb__log_delta(s->log, d);
+		if (err)
+			return err;
+	}
+	s->next_delta_id++;
+	s->st.delta_bytes += mmsb__apply(p, d);
+	s->st.deltas_applied++;
+	mmsb__emit(s, MMSB_EV_DELTA_APPLIED, p->id, d->id, p->epoch);
+	return 0;
+}
+
+int mmsb_page_update(struct mmsb_state *s, uint64_t id, const void *data, size_t len)
+{
+	struct mmsb_delta d = { 0 };
+	struct mmsb_page *p;
+	uint64_t t0;
+	int err;
+
+	if (!s || (len && !data))
+		return -EINVAL;
+	err = mmsb__lock_mut(s);
+	if (err)
+		return err;
+	t0 = mmsb__now_ns(CLOCK_MONOTONIC);
+	p = mmsb__map_get(&s->pages, id);
+	if (!p) {
+		err = -MMSB_ERR_PAGE_NOT_FOUND;
+		goto out;
+	}
+	if (len != p->size) {
+		err = -MMSB_ERR_SIZE_MISMATCH;
+		goto out;
+	}
+	d.mask = mmsb__scratch(s, len);
+	if (!d.mask) {
+		err = -ENOMEM;
+		goto out;
+	}
+	d.mask_count = mmsb_diff_mask(p->data, data, len, d.mask);
+	if (!d.mask_count)
+		goto out; /* unchanged: no delta, no epoch */
+	d.page_id = id;
+	d.mask_len = len;
+	d.payload = (uint8_t *)data;
+	d.payload_len = len;
+	d.source = (char *)"api";
+	d.timestamp = mmsb__now_ns(CLOCK_REALTIME);
+	err = mmsb__commit_delta(s, p, &d);
+	s->st.delta_ns += mmsb__now_ns(CLOCK_MONOTONIC) - t0;
+	if (err)
+		goto out;
+	err = mmsb__wave(s, &p, 1, NULL, 0);
+	mmsb__emit(s, MMSB_EV_PAGE_CHANGED, id, 0, p->epoch);
+	err = mmsb__finish(s, err);
+	if (!err)
+		err = 1;
+out:
+	mmsb__unlock(s);
+	return err;
+}
+
+int mmsb_route(struct mmsb_state *s, struct mmsb_delta *d)
+{
+	struct mmsb_page *p;
+	uint64_t t0;
+	int err;
+
+	if (!s || !d)
+		return -EINVAL;
+	err = mmsb__delta_validate(d);
+	if (err)
+		return err;
+	err = mmsb__lock_mut(s);
+	if (err)
+		return err;
+	t0 = mmsb__now_ns(CLOCK_MONOTONIC);
+	p = mmsb__map_get(&s->pages, d->page_id);
+	if (!p) {
+		err = -MMSB_ERR_PAGE_NOT_FOUND;
+		goto out;
+	}
+	err = mmsb__commit_delta(s, p, d);
+	s->st.delta_ns += mmsb__now_ns(CLOCK_MONOTONIC) - t0;
+	if (err)
+		goto out;
+	err = mmsb__wave(s, &p, 1, NULL, 0);
+	mmsb__emit(s, MMSB_EV_PAGE_CHANGED, p->id, 0, p->epoch);
+	err = mmsb__finish(s, err);
+out:
+	mmsb__unlock(s);
+	return err;
+}
+
+int mmsb_route_batch(struct mmsb_state *s, struct mmsb_delta *const *ds, size_t n)
+{
+	struct mmsb_page **pages, **changed;
+	size_t n_changed = 0;
+	uint64_t gen, t0;
+	int err;
+
+	if (!s || (n && !ds))
+		return -EINVAL;
+	if (!n)
+		return 0;
+	pages = malloc(2 * n * sizeof(*pages));
+	if (!pages)
+		return -ENOMEM;
+	changed = pages + n;
+	err = mmsb__lock_mut(s);
+	if (err) {
+		free(pages);
+		return err;
+	}
+	t0 = mmsb__now_ns(CLOCK_MONOTONIC);
+	/* validate the whole batch before the first byte changes */
+	for (size_t i = 0; i < n; i++) {
+		if (!ds[i]) {
+			err = -EINVAL;
+			goto out;
+		}
+		err = mmsb__delta_validate(ds[i]);
+		if (err)
+			goto out;
+		pages[i] = mmsb__map_get(&s->pages, ds[i]->page_id);
+		if (!pages[i]) {
+			err = -MMSB_ERR_PAGE_NOT_FOUND;
+			goto out;
+		}
+	}
+	/*
+	 * Input order keeps each page's deltas in order; pages are independent, so this is the
+	 * same as grouping by page first.
+	 */
+	gen = ++s->mark_gen;
+	for (size_t i = 0; i < n; i++) {
+		err = mmsb__commit_delta(s, pages[i], ds[i]);
+		if (err)
+			break;
+		if (pages[i]->mark != gen) {
+			pages[i]->mark = gen;
+			changed[n_changed++] = pages[i];
+		}
+	}
+	s->st.delta_ns += mmsb__now_ns(CLOCK_MONOTONIC) - t0;
+	if (!err)
+		err = mmsb__wave(s, changed, n_changed, NULL, 0);
+	for (size_t i = 0; i < n_changed; i++)
+		mmsb__emit(s, MMSB_EV_PAGE_CHANGED, changed[i]->id, 0, changed[i]->epoch);
+	err = mmsb__finish(s, err);
+out:
+	mmsb__unlock(s);
+	free(pages);
+	return err;
+}
