@@ -69,10 +69,14 @@ const char *th_tmpdir(void)
 
 const char *th_path(const char *name)
 {
-	static char buf[512];
+	char *p;
 
-	snprintf(buf, sizeof(buf), "%s/%s", th_tmpdir(), name);
-	return buf;
+	/* each call its own string: a test holds several paths at once; the child exits soon */
+	if (asprintf(&p, "%s/%s", th_tmpdir(), name) < 0) {
+		th_fail(true, __FILE__, __LINE__, "out of memory");
+		exit(KSFT_FAIL);
+	}
+	return p;
 }
 
 static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)

@@ -612,8 +612,9 @@ MMSB_API int mmsb_log_summarize(const char *path, struct mmsb_log_summary *out);
 
 /**
  * @brief Cut a torn tail: the bytes from the first bad frame on are copied to PATH.torn (synced)
- * and the log truncated to its last good frame. Refuses (-MMSB_ERR_CORRUPT) when the bad frame is
- * followed by more data, since that is damage inside the log, not a torn write.
+ * and the log truncated to its last good frame. When the bad frame is followed by whole frames
+ * the damage is inside the log, not a torn write: nothing changes and the frame's error
+ * (MMSB_ERR_CHECKSUM, MMSB_ERR_CORRUPT) is returned.
  * @param cut_bytes receives the number of bytes moved (0 when the log was clean)
  */
 MMSB_API int mmsb_log_recover(const char *path, uint64_t *cut_bytes);

@@ -1,0 +1,398 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* The transaction log: v3 round trips, the original's v1/v2, every corruption, recovery. */
+#include <fcntl.h>
+#include <mmsb/mmsb.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "fixtures.h"
+#include "harness.h"
+
+static struct mmsb_state *open_log(const char *path, enum mmsb_log_mode mode,
+				   enum mmsb_durability dur)
+{
+	MMSB_OPTS(mmsb_state_opts, o, .log_path = path, .log_mode = mode, .durability = dur);
+
+	return mmsb_state_open(&o);
+}
+
+/* A small logged workload: 2 pages, 3 updates, a free. */
+static void workload(const char *path)
+{
+	struct mmsb_state *s = open_log(path, MMSB_LOG_CREATE, MMSB_DURABLE_BATCH);
+	uint8_t b[32];
+	uint64_t a, c;
+
+	ASSERT_TRUE(s);
+	ASSERT_EQ(mmsb_page_create(s, 32, MMSB_LOC_CPU, &a), 0);
+	ASSERT_EQ(mmsb_page_create(s, 32, MMSB_LOC_CPU, &c), 0);
+	for (int i = 0; i < 3; i++) {
+		memset(b, i + 1, sizeof(b));
+		b[0] = 0x55;
+		ASSERT_EQ(mmsb_page_update(s, a, b, 32), 1);
+	}
+	ASSERT_EQ(mmsb_page_free(s, c), 0);
+	mmsb_state_close(s);
+}
+
+TEST(v3_round_trip)
+{
+	const char *path = th_path("a.tlog");
+	struct mmsb_log_record rec;
+	struct mmsb_log_reader *r;
+	uint64_t lsn = 0;
+	int kinds[3] = { 0 }, n = 0, err;
+
+	workload(path);
+	ASSERT_TRUE(r = mmsb_log_reader_open(path));
+	ASSERT_EQ(mmsb_log_reader_version(r), 3);
+	ASSERT_NE(mmsb_log_reader_log_id(r), 0);
+	while ((err = mmsb_log_reader_next(r, &rec)) > 0) {
+		/* LSNs run 1, 2, 3... and timestamps are real (after 2020) */
+		ASSERT_EQ(rec.lsn, ++lsn);
+		ASSERT_GT(rec.timestamp, 1577836800000000000ull);
+		kinds[rec.kind]++;
+		if (rec.kind == MMSB_REC_DELTA) {
+			n++;
+			ASSERT_EQ(mmsb_delta_epoch(rec.delta), n);
+			ASSERT_EQ(mmsb_delta_id(rec.delta), n);
+			ASSERT_STR_EQ(mmsb_delta_source(rec.delta), "api");
+			/* the first update changes every byte, later ones all but byte 0 */
+			ASSERT_EQ(mmsb_delta_mask_count(rec.delta), n == 1 ? 32 : 31);
+		}
+	}
+	ASSERT_EQ(err, 0);
+	EXPECT_EQ(kinds[MMSB_REC_PAGE_CREATE], 2);
+	EXPECT_EQ(kinds[MMSB_REC_DELTA], 3);
+	EXPECT_EQ(kinds[MMSB_REC_PAGE_FREE], 1);
+	mmsb_log_reader_close(r);
+}
+
+TEST(log_modes_and_locking)
+{
+	const char *path = th_path("m.tlog");
+	struct mmsb_state *s, *t;
+	struct mmsb_counters c;
+	uint64_t id;
+
+	workload(path);
+	/* an existing log is never appended to unless asked */
+	errno = 0;
+	ASSERT_FALSE(open_log(path, MMSB_LOG_CREATE, MMSB_DURABLE_BATCH));
+	ASSERT_EQ(errno, EEXIST);
+	ASSERT_TRUE(s = open_log(path, MMSB_LOG_APPEND, MMSB_DURABLE_BATCH));
+	ASSERT_EQ(mmsb_state_counters(s, &c), 0);
+	ASSERT_EQ(c.next_lsn, 7);
+	/* one writer per log */
+	ASSERT_FALSE(t = open_log(path, MMSB_LOG_APPEND, MMSB_DURABLE_BATCH));
+	ASSERT_EQ(errno, EBUSY);
+	ASSERT_EQ(mmsb_page_create(s, 4, MMSB_LOC_CPU, &id), 0);
+	mmsb_state_close(s);
+	struct mmsb_log_summary sum;
+
+	ASSERT_EQ(mmsb_log_summarize(path, &sum), 0);
+	EXPECT_EQ(sum.records, 7);
+	EXPECT_EQ(sum.last_lsn, 7);
+	ASSERT_TRUE(s = open_log(path, MMSB_LOG_TRUNCATE, MMSB_DURABLE_BATCH));
+	mmsb_state_close(s);
+	ASSERT_EQ(mmsb_log_summarize(path, &sum), 0);
+	EXPECT_EQ(sum.records, 0);
+}
+
+TEST(original_v2_and_v1_read)
+{
+	const char *p2 = th_path("v2.tlog"), *p1 = th_path("v1.tlog");
+	static struct fx f;
+	struct mmsb_log_record rec;
+	struct mmsb_log_reader *r;
+	struct mmsb_log_summary sum;
+
+	fx_v2_log(&f, 2);
+	ASSERT_EQ(fx_write(p2, f.b, f.n), 0);
+	ASSERT_TRUE(r = mmsb_log_reader_open(p2));
+	ASSERT_EQ(mmsb_log_reader_version(r), 2);
+	ASSERT_EQ(mmsb_log_reader_next(r, &rec), 1);
+	EXPECT_EQ(rec.offset, 12);
+	EXPECT_EQ(mmsb_delta_page_id(rec.delta), 1);
+	EXPECT_EQ(mmsb_delta_epoch(rec.delta), 1);
+	EXPECT_FALSE(mmsb_delta_is_sparse(rec.delta));
+	EXPECT_EQ(mmsb_delta_mask_count(rec.delta), 3);
+	ASSERT_STR_EQ(mmsb_delta_source(rec.delta), "router");
+	EXPECT_TRUE(mmsb_delta_intent(rec.delta) == NULL);
+	ASSERT_EQ(mmsb_log_reader_next(r, &rec), 1);
+	EXPECT_TRUE(mmsb_delta_is_sparse(rec.delta));
+	EXPECT_EQ(mmsb_delta_payload(rec.delta)[1], 0xa4);
+	ASSERT_STR_EQ(mmsb_delta_intent(rec.delta), "{\"k\":1}");
+	/* frame size = 45 + mask + payload + source + meta in v2 */
+	EXPECT_EQ(rec.frame_len, 45 + 5 + 2 + 13 + 7);
+	ASSERT_EQ(mmsb_log_reader_next(r, &rec), 1);
+	EXPECT_EQ(rec.timestamp, 1700000000000000000ull);
+	ASSERT_EQ(mmsb_log_reader_next(r, &rec), 0);
+	mmsb_log_reader_close(r);
+	ASSERT_EQ(mmsb_log_summarize(p2, &sum), 0);
+	EXPECT_EQ(sum.deltas, 3);
+	/* the original's estimate: mask + payload + 32 + intent per delta */
+	EXPECT_EQ(sum.total_bytes, (4 + 4 + 32) + (5 + 2 + 32 + 7) + (2 + 2 + 32));
+	EXPECT_EQ(sum.last_epoch, 2);
+
+	fx_v2_log(&f, 1);
+	ASSERT_EQ(fx_write(p1, f.b, f.n), 0);
+	ASSERT_EQ(mmsb_log_summarize(p1, &sum), 0);
+	EXPECT_EQ(sum.version, 1);
+	EXPECT_EQ(sum.deltas, 3);
+	EXPECT_EQ(sum.valid_bytes, f.n);
+	/* a v1/v2 log is converted, never appended to */
+	errno = 0;
+	ASSERT_FALSE(open_log(p2, MMSB_LOG_APPEND, MMSB_DURABLE_BATCH));
+	ASSERT_EQ(errno, MMSB_ERR_BAD_VERSION);
+}
+
+TEST(convert_v2_to_v3)
+{
+	const char *in = th_path("in.tlog"), *out = th_path("out.tlog");
+	static struct fx f;
+	struct mmsb_log_reader *a, *b;
+	struct mmsb_log_record ra, rb;
+	int n = 0;
+
+	fx_v2_log(&f, 2);
+	ASSERT_EQ(fx_write(in, f.b, f.n), 0);
+	ASSERT_EQ(mmsb_log_convert(in, out), 0);
+	ASSERT_TRUE(a = mmsb_log_reader_open(in));
+	ASSERT_TRUE(b = mmsb_log_reader_open(out));
+	ASSERT_EQ(mmsb_log_reader_version(b), 3);
+	while (mmsb_log_reader_next(a, &ra) > 0) {
+		ASSERT_EQ(mmsb_log_reader_next(b, &rb), 1);
+		ASSERT_EQ(rb.lsn, ++n);
+		struct mmsb_delta *x = ra.delta, *y = rb.delta;
+		uint8_t mx[8], my[8];
+
+		ASSERT_EQ(mmsb_delta_id(x), mmsb_delta_id(y));
+		ASSERT_EQ(mmsb_delta_epoch(x), mmsb_delta_epoch(y));
+		ASSERT_EQ(mmsb_delta_timestamp(x), mmsb_delta_timestamp(y));
+		ASSERT_EQ(mmsb_delta_mask_len(x), mmsb_delta_mask_len(y));
+		mmsb_delta_copy_mask(x, mx, 8);
+		mmsb_delta_copy_mask(y, my, 8);
+		ASSERT_MEM_EQ(mx, my, mmsb_delta_mask_len(x));
+		ASSERT_EQ(mmsb_delta_payload_len(x), mmsb_delta_payload_len(y));
+		ASSERT_MEM_EQ(mmsb_delta_payload(x), mmsb_delta_payload(y), mmsb_delta_payload_len(x));
+		ASSERT_STR_EQ(mmsb_delta_source(x), mmsb_delta_source(y));
+	}
+	ASSERT_EQ(mmsb_log_reader_next(b, &rb), 0);
+	ASSERT_EQ(n, 3);
+	mmsb_log_reader_close(a);
+	mmsb_log_reader_close(b);
+}
+
+/* Read the whole log; the first error (0 when clean). */
+static int read_all(const char *path)
+{
+	struct mmsb_log_reader *r = mmsb_log_reader_open(path);
+	struct mmsb_log_record rec;
+	int err;
+
+	if (!r)
+		return -errno;
+	while ((err = mmsb_log_reader_next(r, &rec)) > 0)
+		;
+	mmsb_log_reader_close(r);
+	return err;
+}
+
+TEST_TIMEOUT(every_flipped_byte_is_reported, 120)
+{
+	const char *path = th_path("f.tlog"), *bad = th_path("bad.tlog");
+	uint8_t *orig, *cur;
+	size_t n, m;
+
+	workload(path);
+	ASSERT_TRUE(orig = fx_read(path, &n));
+	for (size_t off = 0; off < n; off++) {
+		for (int bit = 0; bit < 8; bit += 3) {
+			orig[off] ^= (uint8_t)(1u << bit);
+			ASSERT_EQ(fx_write(bad, orig, n), 0);
+			int err = read_all(bad);
+
+			if (err >= 0)
+				TH_LOG("flip at %zu bit %d not detected", off, bit);
+			ASSERT_LT(err, 0);
+			ASSERT_NE(err, -ENOMEM);
+			/* reading never changes the file */
+			ASSERT_TRUE(cur = fx_read(bad, &m));
+			ASSERT_EQ(m, n);
+			ASSERT_MEM_EQ(cur, orig, n);
+			free(cur);
+			orig[off] ^= (uint8_t)(1u << bit);
+		}
+	}
+	free(orig);
+}
+
+TEST(truncation_in_last_frame_is_torn)
+{
+	const char *path = th_path("t.tlog"), *bad = th_path("cut.tlog");
+	struct mmsb_log_summary sum;
+	uint8_t *orig;
+	size_t n;
+
+	workload(path);
+	ASSERT_EQ(mmsb_log_summarize(path, &sum), 0);
+	ASSERT_TRUE(orig = fx_read(path, &n));
+	/* the last frame starts where the one before it ends: find it by reading */
+	struct mmsb_log_reader *r = mmsb_log_reader_open(path);
+	struct mmsb_log_record rec;
+	uint64_t last = 0;
+
+	while (mmsb_log_reader_next(r, &rec) > 0)
+		last = rec.offset;
+	mmsb_log_reader_close(r);
+	for (size_t cut = last + 1; cut < n; cut++) {
+		ASSERT_EQ(fx_write(bad, orig, cut), 0);
+		ASSERT_EQ(read_all(bad), -MMSB_ERR_TORN);
+		ASSERT_EQ(mmsb_log_summarize(bad, &sum), -MMSB_ERR_TORN);
+		ASSERT_EQ(sum.bad_offset, last);
+		ASSERT_EQ(sum.bad_frame, 5);
+		ASSERT_EQ(sum.records, 5);
+	}
+	/* cut exactly at the frame boundary: a clean, shorter log */
+	ASSERT_EQ(fx_write(bad, orig, last), 0);
+	ASSERT_EQ(read_all(bad), 0);
+	free(orig);
+}
+
+TEST(absurd_lengths_never_allocated)
+{
+	const char *path = th_path("abs.tlog");
+	struct rlimit rl = { 256u << 20, 256u << 20 };
+	static struct fx f;
+
+	/* with the address space capped, an attempt to allocate would show up as ENOMEM */
+	ASSERT_EQ(setrlimit(RLIMIT_AS, &rl), 0);
+	fx_v2_log(&f, 2);
+	uint32_t huge = 0xfffffff0u;
+
+	memcpy(f.b + 12 + 20, &huge, 4); /* first frame's mask_len */
+	ASSERT_EQ(fx_write(path, f.b, f.n), 0);
+	ASSERT_EQ(read_all(path), -MMSB_ERR_TORN);
+
+	/* a v3 frame length of 4 GiB */
+	workload(th_path("v3.tlog"));
+	size_t n;
+	uint8_t *p = fx_read(th_path("v3.tlog"), &n);
+
+	ASSERT_TRUE(p);
+	memcpy(p + 36, &huge, 4);
+	ASSERT_EQ(fx_write(path, p, n), 0);
+	int err = read_all(path);
+
+	ASSERT_TRUE(err == -MMSB_ERR_TORN || err == -MMSB_ERR_CORRUPT);
+	free(p);
+}
+
+TEST(bad_magic_and_version)
+{
+	const char *path = th_path("x.tlog");
+	static struct fx f;
+
+	ASSERT_EQ(fx_write(path, "NOTALOG!\x02\0\0\0", 12), 0);
+	ASSERT_FALSE(mmsb_log_reader_open(path));
+	ASSERT_EQ(errno, MMSB_ERR_BAD_MAGIC);
+	f.n = 0;
+	fx_log_header(&f, 9);
+	ASSERT_EQ(fx_write(path, f.b, f.n), 0);
+	ASSERT_FALSE(mmsb_log_reader_open(path));
+	ASSERT_EQ(errno, MMSB_ERR_BAD_VERSION);
+	ASSERT_EQ(fx_write(path, "MMSB", 4), 0);
+	ASSERT_FALSE(mmsb_log_reader_open(path));
+	ASSERT_EQ(errno, MMSB_ERR_TRUNCATED);
+}
+
+TEST(recover_cuts_torn_tail_only)
+{
+	const char *path = th_path("r.tlog");
+	uint8_t *orig, *saved, *now;
+	size_t n, ns, nn;
+	uint64_t cut = 99;
+
+	workload(path);
+	ASSERT_TRUE(orig = fx_read(path, &n));
+	/* a clean log: nothing to do */
+	ASSERT_EQ(mmsb_log_recover(path, &cut), 0);
+	ASSERT_EQ(cut, 0);
+	/* a torn tail: cut and kept aside, byte for byte */
+	ASSERT_EQ(fx_write(path, orig, n - 5), 0);
+	ASSERT_EQ(mmsb_log_recover(path, &cut), 0);
+	ASSERT_GT(cut, 0);
+	ASSERT_TRUE(saved = fx_read(th_path("r.tlog.torn"), &ns));
+	ASSERT_EQ(ns, cut);
+	ASSERT_MEM_EQ(saved, orig + (n - 5 - cut), cut);
+	ASSERT_EQ(read_all(path), 0);
+	/* the recovered log can be continued */
+	struct mmsb_state *s = open_log(path, MMSB_LOG_APPEND, MMSB_DURABLE_BATCH);
+
+	ASSERT_TRUE(s);
+	mmsb_state_close(s);
+	free(saved);
+	/* damage inside the log is not a torn tail: refused, file untouched */
+	ASSERT_EQ(fx_write(path, orig, n), 0);
+	orig[60] ^= 0xff;
+	ASSERT_EQ(fx_write(path, orig, n), 0);
+	ASSERT_EQ(mmsb_log_recover(path, &cut), -MMSB_ERR_CHECKSUM);
+	ASSERT_TRUE(now = fx_read(path, &nn));
+	ASSERT_EQ(nn, n);
+	ASSERT_MEM_EQ(now, orig, n);
+	/* a torn log cannot be opened for append until recovered */
+	ASSERT_EQ(fx_write(path, orig, 40), 0);
+	errno = 0;
+	orig[60] ^= 0xff;
+	ASSERT_EQ(fx_write(path, orig, n - 1), 0);
+	ASSERT_FALSE(open_log(path, MMSB_LOG_APPEND, MMSB_DURABLE_BATCH));
+	ASSERT_EQ(errno, MMSB_ERR_TORN);
+	free(now);
+	free(orig);
+}
+
+TEST(durability_policies_count_syscalls)
+{
+	struct mmsb_delta *d[200];
+	const uint8_t m[] = { 1 };
+	struct mmsb_stats st;
+	uint64_t id;
+
+	for (int pol = 0; pol < 3; pol++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "d%d.tlog", pol);
+		struct mmsb_state *s = open_log(th_path(name), MMSB_LOG_CREATE, pol);
+
+		ASSERT_TRUE(s);
+		ASSERT_EQ(mmsb_page_create(s, 1, MMSB_LOC_CPU, &id), 0);
+		for (int i = 0; i < 200; i++) {
+			uint8_t v = (uint8_t)i;
+
+			d[i] = mmsb_delta_new(id, m, 1, &v, 1, 0);
+		}
+		ASSERT_EQ(mmsb_state_stats_reset(s), 0);
+		ASSERT_EQ(mmsb_route_batch(s, d, 200), 0);
+		ASSERT_EQ(mmsb_state_stats(s, &st), 0);
+		EXPECT_EQ(st.log_records, 200);
+		if (pol == MMSB_DURABLE_BATCH) {
+			/* group commit: one write and one sync for the whole batch */
+			EXPECT_EQ(st.log_writes, 1);
+			EXPECT_EQ(st.log_syncs, 1);
+		} else if (pol == MMSB_DURABLE_EVERY) {
+			EXPECT_EQ(st.log_syncs, 200);
+		} else {
+			EXPECT_EQ(st.log_syncs, 0);
+		}
+		for (int i = 0; i < 200; i++) {
+			EXPECT_EQ(mmsb_delta_lsn(d[i]), i + 2);
+			mmsb_delta_free(d[i]);
+		}
+		mmsb_state_close(s);
+		struct mmsb_log_summary sum;
+
+		ASSERT_EQ(mmsb_log_summarize(th_path(name), &sum), 0);
+		EXPECT_EQ(sum.deltas, 200);
+	}
+}
