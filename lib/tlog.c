@@ -304,7 +304,7 @@ static int decode_v3(struct mmsb_log_reader *r, const uint8_t *body, size_t len,
 		return 0;
 	}
 	/* every length is checked against the frame before anything is sized from it */
-	if (h.mask_len > len || h.payload_len > len || h.page_size)
+	if (h.mask_len > (uint64_t)len * 8 || h.payload_len > len || h.page_size)
 		return -MMSB_ERR_CORRUPT;
 	mb = mask_bytes(h.mask_len);
 	need = sizeof(h) + mb + h.payload_len + h.source_len + (uint64_t)h.intent_len;

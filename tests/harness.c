@@ -89,6 +89,11 @@ static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
 
 static void child_exit(void)
 {
+	/* MMSB_TEST_KEEP=1 leaves the files behind for a post-mortem */
+	if (tmpdir[0] && getenv("MMSB_TEST_KEEP")) {
+		printf("# kept %s\n", tmpdir);
+		return;
+	}
 	if (tmpdir[0])
 		nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }

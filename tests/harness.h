@@ -78,7 +78,9 @@ const char *th_path(const char *name);
 #define ASSERT_GE(a, b) TH_ICMP(true, a, >=, b)
 #define EXPECT_EQ(a, b) TH_ICMP(false, a, ==, b)
 #define EXPECT_NE(a, b) TH_ICMP(false, a, !=, b)
+#define EXPECT_LT(a, b) TH_ICMP(false, a, <, b)
 #define EXPECT_LE(a, b) TH_ICMP(false, a, <=, b)
+#define EXPECT_GT(a, b) TH_ICMP(false, a, >, b)
 #define EXPECT_GE(a, b) TH_ICMP(false, a, >=, b)
 
 #define TH_BOOL(fatal, c, want)                                                                     \

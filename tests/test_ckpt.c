@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Checkpoints: v3 round trips, the original's v2, corruption, atomic load. */
+#include <mmsb/mmsb.h>
+#include <sys/stat.h>
+
+#include "fixtures.h"
+#include "harness.h"
+
+static struct mmsb_state *build(void)
+{
+	struct mmsb_state *s = mmsb_state_open(NULL);
+	uint8_t b[100];
+	uint64_t id;
+
+	ASSERT_TRUE(s);
+	/* created out of order: the file must still be sorted by id */
+	ASSERT_EQ(mmsb_page_create_id(s, 30, 100, MMSB_LOC_CPU), 0);
+	ASSERT_EQ(mmsb_page_create_id(s, 10, 50, MMSB_LOC_UNIFIED), 0);
+	ASSERT_EQ(mmsb_page_create(s, 7, MMSB_LOC_CPU, &id), 0);
+	for (int i = 0; i < 100; i++)
+		b[i] = (uint8_t)(i * 7);
+	ASSERT_EQ(mmsb_page_update(s, 30, b, 100), 1);
+	ASSERT_EQ(mmsb_page_update(s, 10, b + 3, 50), 1);
+	ASSERT_EQ(mmsb_page_meta_set(s, 10, "owner", "bench", 5), 0);
+	ASSERT_EQ(mmsb_edge_add(s, 10, 30, MMSB_EDGE_DATA), 0);
+	ASSERT_EQ(mmsb_edge_add(s, 10, 30, MMSB_EDGE_CONTROL), 0);
+	ASSERT_EQ(mmsb_edge_add(s, 30, id, MMSB_EDGE_COMPILER), 0);
+	return s;
+}
+
+static void same_state(struct mmsb_state *a, struct mmsb_state *b)
+{
+	struct mmsb_divergence d;
+	struct mmsb_counters ca, cb;
+	uint64_t ta[8], tb[8];
+
+	ASSERT_EQ(mmsb_state_diverge(a, b, &d), 0);
+	ASSERT_EQ(d.pages_differing + d.only_in_a + d.only_in_b, 0);
+	ASSERT_EQ(mmsb_edge_count(a), mmsb_edge_count(b));
+	ASSERT_EQ(mmsb_graph_toposort(a, ta, 8), mmsb_graph_toposort(b, tb, 8));
+	ASSERT_MEM_EQ(ta, tb, (size_t)mmsb_page_count(a) * 8);
+	ASSERT_EQ(mmsb_page_epoch(a, 30), mmsb_page_epoch(b, 30));
+	ASSERT_EQ(mmsb_state_counters(a, &ca), 0);
+	ASSERT_EQ(mmsb_state_counters(b, &cb), 0);
+	ASSERT_EQ(ca.next_page_id, cb.next_page_id);
+	ASSERT_EQ(ca.next_delta_id, cb.next_delta_id);
+}
+
+TEST(v3_round_trip_deterministic)
+{
+	const char *p1 = th_path("a.ckpt"), *p2 = th_path("b.ckpt");
+	struct mmsb_state *s = build(), *t = mmsb_state_open(NULL);
+	struct mmsb_checkpoint_info info;
+	uint8_t val[8], *x, *y;
+	size_t nx, ny;
+
+	ASSERT_EQ(mmsb_checkpoint_write(s, p1), 0);
+	ASSERT_EQ(mmsb_checkpoint_write(s, p2), 0);
+	ASSERT_TRUE(x = fx_read(p1, &nx));
+	ASSERT_TRUE(y = fx_read(p2, &ny));
+	/* the same state writes the same bytes */
+	ASSERT_EQ(nx, ny);
+	ASSERT_MEM_EQ(x, y, nx);
+	ASSERT_EQ(mmsb_checkpoint_verify(p1, &info), 0);
+	EXPECT_EQ(info.version, 3);
+	EXPECT_EQ(info.pages, 3);
+	EXPECT_EQ(info.edges, 3);
+	EXPECT_EQ(info.page_bytes, 157);
+	ASSERT_EQ(mmsb_checkpoint_load(t, p1), 0);
+	same_state(s, t);
+	ASSERT_EQ(mmsb_page_meta_get(t, 10, "owner", val, 8), 5);
+	ASSERT_EQ(mmsb_page_location(t, 10), MMSB_LOC_UNIFIED);
+	/* restored counters: a new page does not collide with a restored id */
+	uint64_t id;
+
+	ASSERT_EQ(mmsb_page_create(t, 1, MMSB_LOC_CPU, &id), 0);
+	ASSERT_EQ(id, 32);
+	free(x);
+	free(y);
+	mmsb_state_close(s);
+	mmsb_state_close(t);
+}
+
+TEST(original_v2_checkpoint_read)
+{
+	const char *path = th_path("v2.ckpt");
+	static struct fx f;
+	struct mmsb_state *s = mmsb_state_open(NULL);
+	uint8_t data[6] = { 1, 2, 3, 4, 5, 6 }, out[6], val[4];
+	const uint8_t meta[] = { 1, 0, 0, 0, 1, 0, 0, 0, 'k', 2, 0, 0, 0, 'v', 'w' };
+
+	/* header: magic, version 2, page_count, log_offset; then the records */
+	fx_raw(&f, "MMSBSNAP", 8);
+	fx_u32(&f, 2);
+	fx_u32(&f, 2);
+	fx_u64(&f, 1234);
+	/* page 5: 6 bytes, epoch 3, CPU, one metadata entry */
+	fx_u64(&f, 5);
+	fx_u64(&f, 6);
+	fx_u32(&f, 3);
+	fx_u32(&f, 0);
+	fx_u32(&f, sizeof(meta));
+	fx_raw(&f, meta, sizeof(meta));
+	fx_u32(&f, 6);
+	fx_raw(&f, data, 6);
+	/* page 2: 2 bytes, epoch 0, UNIFIED, no metadata */
+	fx_u64(&f, 2);
+	fx_u64(&f, 2);
+	fx_u32(&f, 0);
+	fx_u32(&f, 2);
+	fx_u32(&f, 0);
+	fx_u32(&f, 2);
+	fx_raw(&f, "\xaa\xbb", 2);
+	ASSERT_EQ(fx_write(path, f.b, f.n), 0);
+	ASSERT_EQ(mmsb_checkpoint_load(s, path), 0);
+	ASSERT_EQ(mmsb_page_count(s), 2);
+	ASSERT_EQ(mmsb_page_read(s, 5, out, 6, 0), 6);
+	ASSERT_MEM_EQ(out, data, 6);
+	ASSERT_EQ(mmsb_page_epoch(s, 5), 3);
+	ASSERT_EQ(mmsb_page_location(s, 2), MMSB_LOC_UNIFIED);
+	ASSERT_EQ(mmsb_page_meta_get(s, 5, "k", val, 4), 2);
+	ASSERT_MEM_EQ(val, "vw", 2);
+	/* data_len must equal size */
+	memcpy(f.b + f.n - 6, "\x03\0\0\0", 4);
+	ASSERT_EQ(fx_write(path, f.b, f.n), 0);
+	ASSERT_EQ(mmsb_checkpoint_verify(path, NULL), -MMSB_ERR_CORRUPT);
+	mmsb_state_close(s);
+}
+
+TEST_TIMEOUT(corruption_rejected_state_untouched, 120)
+{
+	const char *good = th_path("g.ckpt"), *bad = th_path("x.ckpt");
+	struct mmsb_state *s = build(), *t = build();
+	uint8_t *orig;
+	size_t n;
+
+	ASSERT_EQ(mmsb_checkpoint_write(s, good), 0);
+	ASSERT_TRUE(orig = fx_read(good, &n));
+	/* every flipped byte and every truncation is refused, and t is left as it was */
+	for (size_t off = 0; off < n; off++) {
+		orig[off] ^= 0x20;
+		ASSERT_EQ(fx_write(bad, orig, n), 0);
+		ASSERT_LT(mmsb_checkpoint_load(t, bad), 0);
+		orig[off] ^= 0x20;
+		ASSERT_EQ(fx_write(bad, orig, off), 0);
+		ASSERT_LT(mmsb_checkpoint_load(t, bad), 0);
+	}
+	same_state(s, t);
+	free(orig);
+	mmsb_state_close(s);
+	mmsb_state_close(t);
+}
+
+TEST(write_is_atomic)
+{
+	const char *path = th_path("c.ckpt");
+	struct mmsb_state *s = build();
+	struct stat st;
+
+	ASSERT_EQ(mmsb_checkpoint_write(s, path), 0);
+	/* no temporary left behind, and a failed write leaves the old file in place */
+	ASSERT_EQ(mmsb_checkpoint_write(s, "/nonexistent-dir/x.ckpt"), -ENOENT);
+	ASSERT_EQ(stat(path, &st), 0);
+	ASSERT_EQ(mmsb_checkpoint_verify(path, NULL), 0);
+	ASSERT_EQ(mmsb_checkpoint_verify(th_path("missing.ckpt"), NULL), -ENOENT);
+	mmsb_state_close(s);
+}
+
+TEST(recompute_bindings_survive_load)
+{
+	const char *path = th_path("r.ckpt");
+	struct mmsb_state *s = mmsb_state_open(NULL);
+	uint8_t b[4] = { 1, 2, 3, 4 }, out[4];
+
+	ASSERT_EQ(mmsb_page_create_id(s, 1, 4, MMSB_LOC_CPU), 0);
+	ASSERT_EQ(mmsb_page_create_id(s, 2, 4, MMSB_LOC_CPU), 0);
+	ASSERT_EQ(mmsb_edge_add(s, 1, 2, MMSB_EDGE_DATA), 0);
+	ASSERT_EQ(mmsb_checkpoint_write(s, path), 0);
+	ASSERT_EQ(mmsb_page_set_passthrough(s, 2, 1, NULL, NULL), 0);
+	ASSERT_EQ(mmsb_checkpoint_load(s, path), 0);
+	ASSERT_EQ(mmsb_page_update(s, 1, b, 4), 1);
+	ASSERT_EQ(mmsb_page_read(s, 2, out, 4, 0), 4);
+	ASSERT_MEM_EQ(out, b, 4);
+	mmsb_state_close(s);
+}
