@@ -6,8 +6,7 @@
 
 #include "mmsb_internal.h"
 
-int mmsb_check_invariants(struct mmsb_state *s, unsigned int which,
-			  struct mmsb_invariant_result *r)
+int mmsb_check_invariants(struct mmsb_state *s, unsigned int which, struct mmsb_invariant_result *r)
 {
 	struct mmsb_buf b = { 0 };
 	struct mmsb_page **v;
@@ -73,8 +72,9 @@ int mmsb_check_invariants(struct mmsb_state *s, unsigned int which,
 						 "GraphAcyclicity: cycle");
 				for (size_t i = 0; i < rep.n_cycle && k < (int)sizeof(r->details);
 				     i++)
-					k += snprintf(r->details + k, sizeof(r->details) - (size_t)k,
-						      "%s%llu", i ? " -> " : " ",
+					k += snprintf(r->details + k,
+						      sizeof(r->details) - (size_t)k, "%s%llu",
+						      i ? " -> " : " ",
 						      (unsigned long long)rep.cycle[i]);
 			}
 		}

@@ -138,7 +138,8 @@ static int add_page(struct mmsb_state *t, uint64_t id, uint64_t size, uint32_t e
 	int err;
 
 	if (!id || !size || size > SIZE_MAX || loc < MMSB_LOC_CPU || loc > MMSB_LOC_UNIFIED ||
-	    flags & ~(uint32_t)(MMSB_PAGE_STALE | MMSB_PAGE_GPU_SYNC_PENDING | MMSB_PAGE_IR_INVALID))
+	    flags & ~(uint32_t)(MMSB_PAGE_STALE | MMSB_PAGE_GPU_SYNC_PENDING |
+				MMSB_PAGE_IR_INVALID))
 		return -MMSB_ERR_CORRUPT;
 	old = mmsb__map_get(&t->pages, id);
 	if (old && !replace)
@@ -176,7 +177,8 @@ static int add_page(struct mmsb_state *t, uint64_t id, uint64_t size, uint32_t e
 	return 0;
 }
 
-static int parse_v2(const struct mmsb_map *m, struct mmsb_state *t, struct mmsb_checkpoint_info *info)
+static int parse_v2(const struct mmsb_map *m, struct mmsb_state *t,
+		    struct mmsb_checkpoint_info *info)
 {
 	struct mmsb_cursor c = { .p = m->p, .len = m->len, .off = 12 };
 	uint32_t count;
@@ -211,7 +213,8 @@ static int parse_v2(const struct mmsb_map *m, struct mmsb_state *t, struct mmsb_
 	return 0;
 }
 
-static int parse_v3(const struct mmsb_map *m, struct mmsb_state *t, struct mmsb_checkpoint_info *info)
+static int parse_v3(const struct mmsb_map *m, struct mmsb_state *t,
+		    struct mmsb_checkpoint_info *info)
 {
 	struct mmsb_cursor c = { .p = m->p, .len = m->len - CKPT_TRAILER };
 	struct mmsb_cycle_report rep;
@@ -307,7 +310,7 @@ static int parse(const char *path, struct mmsb_state **out, struct mmsb_checkpoi
 	info->file_size = m.len;
 	if (m.len < 12) {
 		err = m.len >= 8 && memcmp(m.p, CKPT_MAGIC, 8) ? -MMSB_ERR_BAD_MAGIC :
-								  -MMSB_ERR_TRUNCATED;
+								 -MMSB_ERR_TRUNCATED;
 		goto out;
 	}
 	if (memcmp(m.p, CKPT_MAGIC, 8)) {
@@ -337,7 +340,8 @@ static int parse(const char *path, struct mmsb_state **out, struct mmsb_checkpoi
 	struct mmsb_page *p;
 	size_t i;
 
-	mmsb__map_for_each(&t->pages, i, p) info->page_bytes += p->size;
+	mmsb__map_for_each(&t->pages, i, p)
+		info->page_bytes += p->size;
 	*out = t;
 out:
 	mmsb__unmap_file(&m);
@@ -385,8 +389,7 @@ int mmsb_checkpoint_load(struct mmsb_state *s, const char *path)
 		return err;
 	}
 	/* recompute bindings belong to the process, not the file: keep them by page id */
-	mmsb__map_for_each(&t->pages, i, p)
-	{
+	mmsb__map_for_each(&t->pages, i, p) {
 		struct mmsb_page *o = mmsb__map_get(&s->pages, p->id);
 
 		if (!o)

@@ -18,10 +18,10 @@ struct mmsb_wfile {
 
 int mmsb__wfile_open(struct mmsb_wfile *w, const char *final) MMSB_HIDDEN;
 void mmsb__wfile_put(struct mmsb_wfile *w, const void *p, size_t n) MMSB_HIDDEN;
-#define MMSB__WPUT(w, v)                                                                            \
-	do {                                                                                        \
-		__typeof__(v) __v = (v);                                                            \
-		mmsb__wfile_put((w), &__v, sizeof(__v));                                            \
+#define MMSB__WPUT(w, v)                                                                           \
+	do {                                                                                       \
+		__typeof__(v) __v = (v);                                                           \
+		mmsb__wfile_put((w), &__v, sizeof(__v));                                           \
 	} while (0)
 /* Flush, fsync, rename over the final name, fsync the directory. */
 int mmsb__wfile_commit(struct mmsb_wfile *w) MMSB_HIDDEN;

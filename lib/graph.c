@@ -301,11 +301,15 @@ ssize_t mmsb_graph_toposort(struct mmsb_state *s, uint64_t *ids, size_t max)
 	if (!s || (max && !ids))
 		return -EINVAL;
 	mmsb__lock(s);
-	mmsb__map_for_each(&s->pages, i, p) p->indeg = 0;
-	mmsb__map_for_each(&s->pages, i, p) for (uint32_t e = 0; e < p->children.n; e++)
-		p->children.v[e].peer->indeg++;
+	mmsb__map_for_each(&s->pages, i, p)
+		p->indeg = 0;
+	mmsb__map_for_each(&s->pages, i, p)
+		for (uint32_t e = 0; e < p->children.n; e++)
+			p->children.v[e].peer->indeg++;
 	/* several typed edges between one pair count once each, and are released once each */
-	mmsb__map_for_each(&s->pages, i, p) if (!p->indeg && mmsb__heap_push(&h, p)) goto nomem;
+	mmsb__map_for_each(&s->pages, i, p)
+		if (!p->indeg && mmsb__heap_push(&h, p))
+			goto nomem;
 	while (h.n) {
 		p = mmsb__heap_pop(&h);
 		if (k < max)

@@ -57,10 +57,10 @@ static inline void mmsb__put(struct mmsb_buf *b, const void *src, size_t n)
 	b->len += n;
 }
 /* x86-64 and every target we build for is little-endian; the formats are little-endian. */
-#define MMSB__PUT(b, v)                                                                             \
-	do {                                                                                        \
-		__typeof__(v) __v = (v);                                                            \
-		mmsb__put((b), &__v, sizeof(__v));                                                  \
+#define MMSB__PUT(b, v)                                                                            \
+	do {                                                                                       \
+		__typeof__(v) __v = (v);                                                           \
+		mmsb__put((b), &__v, sizeof(__v));                                                 \
 	} while (0)
 
 /* Bounds-checked little-endian decoding from a byte range: every get checks before it reads. */
@@ -153,10 +153,10 @@ struct mmsb_page {
 	uint64_t recompute_sig;
 	bool has_sig;
 
-	bool queued;	       /* in the deferred queue */
-	uint32_t inv_epoch;    /* epoch at the last invariant check */
+	bool queued;	    /* in the deferred queue */
+	uint32_t inv_epoch; /* epoch at the last invariant check */
 	bool inv_seen;
-	uint32_t integ_epoch;  /* last epoch seen by mmsb_check_deltas() */
+	uint32_t integ_epoch; /* last epoch seen by mmsb_check_deltas() */
 
 	/* wave scratch, valid while wave == state->wave_gen */
 	uint64_t wave;
@@ -177,8 +177,8 @@ void mmsb__map_free(struct mmsb_page_map *m) MMSB_HIDDEN;
 /* Pages sorted by id; caller frees the array. */
 struct mmsb_page **mmsb__map_sorted(const struct mmsb_page_map *m, size_t *n) MMSB_HIDDEN;
 
-#define mmsb__map_for_each(m, i, p)                                                                 \
-	for ((i) = 0; (i) < (m)->cap; (i)++)                                                        \
+#define mmsb__map_for_each(m, i, p)                                                                \
+	for ((i) = 0; (i) < (m)->cap; (i)++)                                                       \
 		if (((p) = (m)->slots[i]) != NULL)
 
 struct mmsb_page *mmsb__page_new(uint64_t id, size_t size, int loc) MMSB_HIDDEN;
@@ -205,8 +205,8 @@ struct mmsb_page *mmsb__heap_pop(struct mmsb_heap *h) MMSB_HIDDEN;
 int mmsb__edge_link(struct mmsb_page *parent, struct mmsb_page *child, int type) MMSB_HIDDEN;
 void mmsb__edges_drop(struct mmsb_state *s, struct mmsb_page *p) MMSB_HIDDEN;
 bool mmsb__reaches(struct mmsb_state *s, struct mmsb_page *from, struct mmsb_page *to) MMSB_HIDDEN;
-int mmsb__tarjan(struct mmsb_page_map *m, uint64_t *mark_gen, struct mmsb_cycle_report *r)
-	MMSB_HIDDEN;
+int mmsb__tarjan(struct mmsb_page_map *m, uint64_t *mark_gen,
+		 struct mmsb_cycle_report *r) MMSB_HIDDEN;
 
 /* ---- log writer ---- */
 
@@ -284,16 +284,15 @@ void mmsb__unlock(struct mmsb_state *s) MMSB_HIDDEN;
 int mmsb__lock_mut(struct mmsb_state *s) MMSB_HIDDEN;
 
 struct mmsb_page *mmsb__page_get(struct mmsb_state *s, uint64_t id) MMSB_HIDDEN;
-int mmsb__page_insert(struct mmsb_state *s, uint64_t id, size_t size, int loc, bool logged)
-	MMSB_HIDDEN;
+int mmsb__page_insert(struct mmsb_state *s, uint64_t id, size_t size, int loc,
+		      bool logged) MMSB_HIDDEN;
 uint8_t *mmsb__scratch(struct mmsb_state *s, size_t n) MMSB_HIDDEN;
 void mmsb__emit(struct mmsb_state *s, enum mmsb_event_type t, uint64_t page, uint64_t delta,
 		uint32_t epoch) MMSB_HIDDEN;
 struct mmsb_state *mmsb__state_new(void) MMSB_HIDDEN;
 
 /* Log (when any), apply, count, emit DELTA_APPLIED. The delta is already validated. */
-int mmsb__commit_delta(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d)
-	MMSB_HIDDEN;
+int mmsb__commit_delta(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d) MMSB_HIDDEN;
 
 /* End of a mutating call: the log's group commit; the call's own error wins. */
 int mmsb__finish(struct mmsb_state *s, int err) MMSB_HIDDEN;

@@ -101,7 +101,8 @@ struct mmsb_page **mmsb__map_sorted(const struct mmsb_page_map *m, size_t *n)
 
 	if (!v)
 		return NULL;
-	mmsb__map_for_each(m, i, p) v[k++] = p;
+	mmsb__map_for_each(m, i, p)
+		v[k++] = p;
 	qsort(v, k, sizeof(*v), cmp_page_id);
 	*n = k;
 	return v;
@@ -361,16 +362,16 @@ out:
 }
 
 /* Look up a page for a reader: lock, find, or unlock and fail. */
-#define PAGE_GET_OR_RETURN(s, id, p)                                                                \
-	do {                                                                                        \
-		if (!(s))                                                                           \
-			return -EINVAL;                                                             \
-		mmsb__lock(s);                                                                      \
-		(p) = mmsb__map_get(&(s)->pages, (id));                                             \
-		if (!(p)) {                                                                         \
-			mmsb__unlock(s);                                                            \
-			return -MMSB_ERR_PAGE_NOT_FOUND;                                            \
-		}                                                                                   \
+#define PAGE_GET_OR_RETURN(s, id, p)                                                               \
+	do {                                                                                       \
+		if (!(s))                                                                          \
+			return -EINVAL;                                                            \
+		mmsb__lock(s);                                                                     \
+		(p) = mmsb__map_get(&(s)->pages, (id));                                            \
+		if (!(p)) {                                                                        \
+			mmsb__unlock(s);                                                           \
+			return -MMSB_ERR_PAGE_NOT_FOUND;                                           \
+		}                                                                                  \
 	} while (0)
 
 ssize_t mmsb_page_read(struct mmsb_state *s, uint64_t id, void *dst, size_t len, size_t off)

@@ -5,7 +5,7 @@
 
 #include "mmsb_internal.h"
 
-#define OPTS_OK(o)                                                                                  \
+#define OPTS_OK(o)                                                                                 \
 	(!(o) || (o)->sz >= offsetof(struct mmsb_replay_opts, to_timestamp) + sizeof(uint64_t))
 
 static int seed_from_template(struct mmsb_state *t, struct mmsb_state *tpl)
@@ -128,8 +128,7 @@ int mmsb_state_diverge(struct mmsb_state *a, struct mmsb_state *b, struct mmsb_d
 	mmsb__lock(a);
 	if (a != b)
 		mmsb__lock(b);
-	mmsb__map_for_each(&a->pages, i, p)
-	{
+	mmsb__map_for_each(&a->pages, i, p) {
 		bool differs = false;
 
 		q = mmsb__map_get(&b->pages, p->id);
@@ -159,7 +158,9 @@ int mmsb_state_diverge(struct mmsb_state *a, struct mmsb_state *b, struct mmsb_d
 		}
 		out->pages_differing += differs;
 	}
-	mmsb__map_for_each(&b->pages, i, q) if (!mmsb__map_get(&a->pages, q->id)) out->only_in_b++;
+	mmsb__map_for_each(&b->pages, i, q)
+		if (!mmsb__map_get(&a->pages, q->id))
+			out->only_in_b++;
 	if (a != b)
 		mmsb__unlock(b);
 	mmsb__unlock(a);

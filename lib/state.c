@@ -53,7 +53,7 @@ struct mmsb_state *mmsb__state_new(void)
 	return s;
 }
 
-#define OPTS_VALID(opts, type)                                                                      \
+#define OPTS_VALID(opts, type)                                                                     \
 	(!(opts) || ((opts)->sz >= offsetofend(struct type, type##__last_field) &&                 \
 		     mmsb__opts_tail_zero((opts), sizeof(struct type), (opts)->sz)))
 #define offsetofend(T, f) (offsetof(T, f) + sizeof(((T *)0)->f))
@@ -76,9 +76,9 @@ struct mmsb_state *mmsb_state_open(const struct mmsb_state_opts *opts)
 
 	if (opts && !OPTS_VALID(opts, mmsb_state_opts))
 		return mmsb__err_ptr(-EINVAL);
-	if (opts && (opts->default_location != MMSB_LOC_CPU &&
-		     opts->default_location != MMSB_LOC_UNIFIED &&
-		     opts->default_location != MMSB_LOC_GPU))
+	if (opts &&
+	    (opts->default_location != MMSB_LOC_CPU && opts->default_location != MMSB_LOC_UNIFIED &&
+	     opts->default_location != MMSB_LOC_GPU))
 		return mmsb__err_ptr(-MMSB_ERR_BAD_LOCATION);
 	if (opts && opts->durability > MMSB_DURABLE_EVERY)
 		return mmsb__err_ptr(-EINVAL);
@@ -116,7 +116,8 @@ void mmsb_state_close(struct mmsb_state *s)
 			pr_warn("closing log %s: %s\n", mmsb__log_path(s->log), mmsb_strerror(err));
 		mmsb__log_close(s->log);
 	}
-	mmsb__map_for_each(&s->pages, i, p) mmsb__page_destroy(p);
+	mmsb__map_for_each(&s->pages, i, p)
+		mmsb__page_destroy(p);
 	mmsb__map_free(&s->pages);
 	free(s->queue);
 	free(s->subs);
@@ -192,8 +193,8 @@ int mmsb_unsubscribe(struct mmsb_state *s, int64_t sub_id)
 }
 
 static const char *const ev_names[MMSB_EV__COUNT] = {
-	"PAGE_CREATED",	    "PAGE_DELETED", "PAGE_CHANGED",    "PAGE_INVALIDATED",
-	"PAGE_STALE",	    "DELTA_APPLIED", "GPU_SYNC_NEEDED", "IR_INVALIDATED",
+	"PAGE_CREATED", "PAGE_DELETED",	 "PAGE_CHANGED",    "PAGE_INVALIDATED",
+	"PAGE_STALE",	"DELTA_APPLIED", "GPU_SYNC_NEEDED", "IR_INVALIDATED",
 };
 
 void mmsb__emit(struct mmsb_state *s, enum mmsb_event_type t, uint64_t page, uint64_t delta,
@@ -272,8 +273,7 @@ int mmsb_state_stats(struct mmsb_state *s, struct mmsb_stats *out)
 	out->pages = s->pages.n;
 	out->page_bytes = 0;
 	memset(out->pages_by_location, 0, sizeof(out->pages_by_location));
-	mmsb__map_for_each(&s->pages, i, p)
-	{
+	mmsb__map_for_each(&s->pages, i, p) {
 		out->page_bytes += p->size;
 		out->pages_by_location[p->location]++;
 	}

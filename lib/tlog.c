@@ -66,7 +66,8 @@ static void frame_end(struct mmsb_buf *b, size_t at)
 {
 	uint32_t crc = mmsb__crc32c(0, b->p + at, 4);
 
-	crc = mmsb__crc32c(crc, b->p + at + MMSB_LOG_V3_FRAME_HDR, b->len - at - MMSB_LOG_V3_FRAME_HDR);
+	crc = mmsb__crc32c(crc, b->p + at + MMSB_LOG_V3_FRAME_HDR,
+			   b->len - at - MMSB_LOG_V3_FRAME_HDR);
 	memcpy(b->p + at + 4, &crc, 4);
 }
 
@@ -163,7 +164,7 @@ static int parse_header(struct mmsb_log_reader *r)
 
 	if (r->map.len < 12)
 		return r->map.len >= 8 && memcmp(p, MMSB_LOG_MAGIC, 8) ? -MMSB_ERR_BAD_MAGIC :
-									-MMSB_ERR_TRUNCATED;
+									 -MMSB_ERR_TRUNCATED;
 	if (memcmp(p, MMSB_LOG_MAGIC, 8))
 		return -MMSB_ERR_BAD_MAGIC;
 	memcpy(&v, p + 8, 4);
@@ -294,8 +295,7 @@ static int decode_v3(struct mmsb_log_reader *r, const uint8_t *body, size_t len,
 	rec->location = h.location;
 	rec->delta = NULL;
 	if (h.kind != MMSB_REC_DELTA) {
-		if (len != sizeof(h) || h.mask_len || h.payload_len || h.source_len ||
-		    h.intent_len)
+		if (len != sizeof(h) || h.mask_len || h.payload_len || h.source_len || h.intent_len)
 			return -MMSB_ERR_CORRUPT;
 		if (h.kind == MMSB_REC_PAGE_CREATE &&
 		    (!h.page_size || h.location < MMSB_LOC_CPU || h.location > MMSB_LOC_UNIFIED))
@@ -809,8 +809,7 @@ int mmsb__log_delta(struct mmsb_log *l, struct mmsb_delta *d)
 	return 0;
 }
 
-int mmsb__log_page(struct mmsb_log *l, enum mmsb_log_kind kind, uint64_t id, uint64_t size,
-		   int loc)
+int mmsb__log_page(struct mmsb_log *l, enum mmsb_log_kind kind, uint64_t id, uint64_t size, int loc)
 {
 	size_t before = l->buf.len;
 	int err;

@@ -17,8 +17,8 @@ const char *mmsb_strerror(int err)
 	if (err < 0)
 		err = -err;
 	switch (err) {
-#define MMSB__ERR_MSG(name, value, msg)                                                             \
-	case value:                                                                                 \
+#define MMSB__ERR_MSG(name, value, msg)                                                            \
+	case value:                                                                                \
 		return msg;
 		MMSB_ERRNO_MAP(MMSB__ERR_MSG)
 #undef MMSB__ERR_MSG
@@ -31,8 +31,8 @@ const char *mmsb_errname(int err)
 	if (err < 0)
 		err = -err;
 	switch (err) {
-#define MMSB__ERR_NAME(name, value, msg)                                                            \
-	case value:                                                                                 \
+#define MMSB__ERR_NAME(name, value, msg)                                                           \
+	case value:                                                                                \
 		return #name;
 		MMSB_ERRNO_MAP(MMSB__ERR_NAME)
 #undef MMSB__ERR_NAME
@@ -120,7 +120,8 @@ static void crc_init(void)
 	}
 	for (uint32_t i = 0; i < 256; i++)
 		for (int t = 1; t < 8; t++)
-			crc_tab[t][i] = (crc_tab[t - 1][i] >> 8) ^ crc_tab[0][crc_tab[t - 1][i] & 0xff];
+			crc_tab[t][i] =
+				(crc_tab[t - 1][i] >> 8) ^ crc_tab[0][crc_tab[t - 1][i] & 0xff];
 #if defined(__x86_64__)
 	crc_hw = __builtin_cpu_supports("sse4.2");
 #endif

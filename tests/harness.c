@@ -13,8 +13,8 @@
 #include "harness.h"
 
 static struct th_test *head, **tail = &head;
-static int skip_fd = -1;	 /* child: where SKIP writes its reason */
-static bool expect_failed;	 /* child: an EXPECT_* failed */
+static int skip_fd = -1;   /* child: where SKIP writes its reason */
+static bool expect_failed; /* child: an EXPECT_* failed */
 static char tmpdir[256];
 
 void th_register(struct th_test *t)

@@ -41,33 +41,33 @@ const char *th_tmpdir(void);
 /* th_tmpdir()/name, a fresh string each call. */
 const char *th_path(const char *name);
 
-#define TEST_TIMEOUT(name, secs)                                                                    \
-	static void th_fn_##name(void);                                                             \
+#define TEST_TIMEOUT(name, secs)                                                                   \
+	static void th_fn_##name(void);                                                            \
 	static struct th_test th_t_##name = { #name, th_fn_##name, secs, NULL };                   \
 	__attribute__((constructor)) static void th_reg_##name(void)                               \
-	{                                                                                           \
-		th_register(&th_t_##name);                                                          \
-	}                                                                                           \
+	{                                                                                          \
+		th_register(&th_t_##name);                                                         \
+	}                                                                                          \
 	static void th_fn_##name(void)
 
 #define TEST(name) TEST_TIMEOUT(name, 30)
 
 #define SKIP(...) th_skip(__FILE__, __LINE__, __VA_ARGS__)
 
-#define TH_CMP(fatal, a, op, b, name_a, name_b, fmt_a, fmt_b)                                       \
-	do {                                                                                        \
-		__typeof__(a) __a = (a);                                                            \
-		__typeof__(b) __b = (b);                                                            \
-		if (!(__a op __b)) {                                                                \
-			th_fail(fatal, __FILE__, __LINE__, "%s %s %s: " fmt_a " vs " fmt_b, name_a, \
-				#op, name_b, __a, __b);                                             \
-			if (fatal)                                                                  \
-				exit(KSFT_FAIL);                                                    \
-		}                                                                                   \
+#define TH_CMP(fatal, a, op, b, name_a, name_b, fmt_a, fmt_b)                                      \
+	do {                                                                                       \
+		__typeof__(a) __a = (a);                                                           \
+		__typeof__(b) __b = (b);                                                           \
+		if (!(__a op __b)) {                                                               \
+			th_fail(fatal, __FILE__, __LINE__, "%s %s %s: " fmt_a " vs " fmt_b,        \
+				name_a, #op, name_b, __a, __b);                                    \
+			if (fatal)                                                                 \
+				exit(KSFT_FAIL);                                                   \
+		}                                                                                  \
 	} while (0)
 
 /* Integers are compared and printed as intmax_t. */
-#define TH_ICMP(fatal, a, op, b)                                                                    \
+#define TH_ICMP(fatal, a, op, b)                                                                   \
 	TH_CMP(fatal, (intmax_t)(a), op, (intmax_t)(b), #a, #b, "%jd", "%jd")
 
 #define ASSERT_EQ(a, b) TH_ICMP(true, a, ==, b)
@@ -83,45 +83,45 @@ const char *th_path(const char *name);
 #define EXPECT_GT(a, b) TH_ICMP(false, a, >, b)
 #define EXPECT_GE(a, b) TH_ICMP(false, a, >=, b)
 
-#define TH_BOOL(fatal, c, want)                                                                     \
-	do {                                                                                        \
-		if ((bool)(c) != (bool)(want)) {                                                              \
-			th_fail(fatal, __FILE__, __LINE__, "expected %s to be %s", #c,              \
-				(want) ? "true" : "false");                                         \
-			if (fatal)                                                                  \
-				exit(KSFT_FAIL);                                                    \
-		}                                                                                   \
+#define TH_BOOL(fatal, c, want)                                                                    \
+	do {                                                                                       \
+		if ((bool)(c) != (bool)(want)) {                                                   \
+			th_fail(fatal, __FILE__, __LINE__, "expected %s to be %s", #c,             \
+				(want) ? "true" : "false");                                        \
+			if (fatal)                                                                 \
+				exit(KSFT_FAIL);                                                   \
+		}                                                                                  \
 	} while (0)
 #define ASSERT_TRUE(c) TH_BOOL(true, c, true)
 #define ASSERT_FALSE(c) TH_BOOL(true, c, false)
 #define EXPECT_TRUE(c) TH_BOOL(false, c, true)
 #define EXPECT_FALSE(c) TH_BOOL(false, c, false)
 
-#define TH_MEM(fatal, a, b, n)                                                                      \
-	do {                                                                                        \
-		size_t __n = (n);                                                                   \
-		const uint8_t *__a = (const uint8_t *)(a), *__b = (const uint8_t *)(b);             \
-		for (size_t __i = 0; __i < __n; __i++)                                              \
-			if (__a[__i] != __b[__i]) {                                                 \
-				th_fail(fatal, __FILE__, __LINE__,                                  \
-					"%s and %s differ at byte %zu: 0x%02x vs 0x%02x", #a, #b,   \
-					__i, __a[__i], __b[__i]);                                   \
-				if (fatal)                                                          \
-					exit(KSFT_FAIL);                                            \
-				break;                                                              \
-			}                                                                           \
+#define TH_MEM(fatal, a, b, n)                                                                     \
+	do {                                                                                       \
+		size_t __n = (n);                                                                  \
+		const uint8_t *__a = (const uint8_t *)(a), *__b = (const uint8_t *)(b);            \
+		for (size_t __i = 0; __i < __n; __i++)                                             \
+			if (__a[__i] != __b[__i]) {                                                \
+				th_fail(fatal, __FILE__, __LINE__,                                 \
+					"%s and %s differ at byte %zu: 0x%02x vs 0x%02x", #a, #b,  \
+					__i, __a[__i], __b[__i]);                                  \
+				if (fatal)                                                         \
+					exit(KSFT_FAIL);                                           \
+				break;                                                             \
+			}                                                                          \
 	} while (0)
 #define ASSERT_MEM_EQ(a, b, n) TH_MEM(true, a, b, n)
 #define EXPECT_MEM_EQ(a, b, n) TH_MEM(false, a, b, n)
 
-#define ASSERT_STR_EQ(a, b)                                                                         \
-	do {                                                                                        \
-		const char *__a = (a), *__b = (b);                                                  \
-		if (!__a || !__b || strcmp(__a, __b)) {                                             \
-			th_fail(true, __FILE__, __LINE__, "%s == %s: \"%s\" vs \"%s\"", #a, #b,     \
-				__a ? __a : "(null)", __b ? __b : "(null)");                        \
-			exit(KSFT_FAIL);                                                            \
-		}                                                                                   \
+#define ASSERT_STR_EQ(a, b)                                                                        \
+	do {                                                                                       \
+		const char *__a = (a), *__b = (b);                                                 \
+		if (!__a || !__b || strcmp(__a, __b)) {                                            \
+			th_fail(true, __FILE__, __LINE__, "%s == %s: \"%s\" vs \"%s\"", #a, #b,    \
+				__a ? __a : "(null)", __b ? __b : "(null)");                       \
+			exit(KSFT_FAIL);                                                           \
+		}                                                                                  \
 	} while (0)
 
 /* Diagnostics: TAP comment lines. */

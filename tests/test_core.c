@@ -76,8 +76,8 @@ TEST(metadata_ordered_and_blob)
 	/* re-setting a key moves it to the end, as the original did */
 	ASSERT_EQ(mmsb_page_meta_set(s, id, "a", "333", 3), 0);
 	n = mmsb_page_meta_export(s, id, blob, sizeof(blob));
-	const uint8_t want[] = { 2, 0, 0, 0, 1, 0, 0, 0, 'b', 2, 0, 0, 0, '2', '2',
-				 1, 0, 0, 0, 'a', 3, 0, 0, 0, '3', '3', '3' };
+	const uint8_t want[] = { 2,   0, 0, 0, 1, 0,   0, 0, 'b', 2, 0,	  0,   0,  '2',
+				 '2', 1, 0, 0, 0, 'a', 3, 0, 0,	  0, '3', '3', '3' };
 	ASSERT_EQ(n, sizeof(want));
 	ASSERT_MEM_EQ(blob, want, sizeof(want));
 	ASSERT_EQ(mmsb_page_meta_get(s, id, "a", val, sizeof(val)), 3);
@@ -124,8 +124,8 @@ TEST(delta_validation_rules)
 	mmsb_delta_free(d);
 	ASSERT_FALSE(mmsb_delta_new(1, mask3, 3, pay3, 3, MMSB_DELTA_SPARSE));
 	/* packed masks count entries, not bytes */
-	ASSERT_TRUE(d = mmsb_delta_new(1, packed, 3, pay2, 2, MMSB_DELTA_SPARSE |
-							      MMSB_DELTA_MASK_PACKED));
+	ASSERT_TRUE(d = mmsb_delta_new(1, packed, 3, pay2, 2,
+				       MMSB_DELTA_SPARSE | MMSB_DELTA_MASK_PACKED));
 	uint8_t m[3];
 
 	ASSERT_EQ(mmsb_delta_copy_mask(d, m, 3), 3);

@@ -175,7 +175,8 @@ TEST(convert_v2_to_v3)
 		mmsb_delta_copy_mask(y, my, 8);
 		ASSERT_MEM_EQ(mx, my, mmsb_delta_mask_len(x));
 		ASSERT_EQ(mmsb_delta_payload_len(x), mmsb_delta_payload_len(y));
-		ASSERT_MEM_EQ(mmsb_delta_payload(x), mmsb_delta_payload(y), mmsb_delta_payload_len(x));
+		ASSERT_MEM_EQ(mmsb_delta_payload(x), mmsb_delta_payload(y),
+			      mmsb_delta_payload_len(x));
 		ASSERT_STR_EQ(mmsb_delta_source(x), mmsb_delta_source(y));
 	}
 	ASSERT_EQ(mmsb_log_reader_next(b, &rb), 0);

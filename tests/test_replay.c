@@ -38,7 +38,8 @@ static int random_workload(struct mmsb_state *s, unsigned seed, int ops)
 
 	srand(seed);
 	for (int i = 0; i < 16; i++) {
-		ASSERT_EQ(mmsb_page_create(s, 16 + (size_t)(rand() % 200), MMSB_LOC_CPU, &ids[n]), 0);
+		ASSERT_EQ(mmsb_page_create(s, 16 + (size_t)(rand() % 200), MMSB_LOC_CPU, &ids[n]),
+			  0);
 		n++;
 	}
 	for (int i = 0; i < 24; i++) {
@@ -52,7 +53,9 @@ static int random_workload(struct mmsb_state *s, unsigned seed, int ops)
 			a = b;
 			b = t;
 		}
-		ASSERT_EQ(mmsb_edge_add(s, ids[a], ids[b], rand() % 2 ? MMSB_EDGE_DATA : rand() % 4), 0);
+		ASSERT_EQ(
+			mmsb_edge_add(s, ids[a], ids[b], rand() % 2 ? MMSB_EDGE_DATA : rand() % 4),
+			0);
 	}
 	for (int i = 0; i < n; i++)
 		if (rand() % 2)
@@ -76,8 +79,8 @@ static int random_workload(struct mmsb_state *s, unsigned seed, int ops)
 			for (ssize_t k = 0; k < size; k++)
 				if ((mask[k] = rand() % 5 == 0))
 					buf[cnt++] = (uint8_t)rand();
-			struct mmsb_delta *d = mmsb_delta_new(id, mask, (size_t)size, buf, cnt,
-							      MMSB_DELTA_SPARSE);
+			struct mmsb_delta *d =
+				mmsb_delta_new(id, mask, (size_t)size, buf, cnt, MMSB_DELTA_SPARSE);
 
 			ASSERT_TRUE(d);
 			ASSERT_EQ(mmsb_route(s, d), 0);

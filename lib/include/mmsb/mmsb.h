@@ -48,34 +48,34 @@ MMSB_API const char *mmsb_version(void);
 #define MMSB_ERRNO__START 4000
 
 /* X(name, value, message): the one table that gives the enum and mmsb_strerror(). */
-#define MMSB_ERRNO_MAP(X)                                                                           \
-	X(PAGE_NOT_FOUND, 4000, "page not found")                                                   \
-	X(DELTA_SCHEMA, 4001, "delta mask and payload lengths disagree")                             \
-	X(PAGE_MISMATCH, 4002, "delta targets a different page")                                     \
-	X(MASK_MISMATCH, 4003, "delta mask lengths differ")                                          \
-	X(SIZE_MISMATCH, 4004, "data length does not match the page size")                           \
-	X(BAD_LOCATION, 4005, "unsupported page location")                                           \
-	X(NO_GPU, 4006, "no GPU backend is available")                                               \
-	X(CYCLE, 4007, "edge would close a cycle")                                                   \
-	X(EDGE_NOT_FOUND, 4008, "edge not found")                                                    \
-	X(BAD_MAGIC, 4009, "bad magic: not an mmsb file of this kind")                               \
-	X(BAD_VERSION, 4010, "unsupported format version")                                           \
-	X(CORRUPT, 4011, "corrupt record")                                                           \
-	X(CHECKSUM, 4012, "checksum mismatch")                                                       \
-	X(TORN, 4013, "log ends in a torn frame")                                                    \
-	X(TRUNCATED, 4014, "file is truncated")                                                      \
-	X(META_CORRUPT, 4015, "metadata blob is corrupt")                                            \
-	X(LOG_FAILED, 4016, "log is unusable after an earlier write or sync failure")                \
-	X(LOG_FOREIGN, 4017, "log file belongs to another log (id mismatch)")                        \
-	X(RECOMPUTE, 4018, "recompute callback failed")                                              \
-	X(HANDLER, 4019, "event handler failed")                                                     \
+#define MMSB_ERRNO_MAP(X)                                                                          \
+	X(PAGE_NOT_FOUND, 4000, "page not found")                                                  \
+	X(DELTA_SCHEMA, 4001, "delta mask and payload lengths disagree")                           \
+	X(PAGE_MISMATCH, 4002, "delta targets a different page")                                   \
+	X(MASK_MISMATCH, 4003, "delta mask lengths differ")                                        \
+	X(SIZE_MISMATCH, 4004, "data length does not match the page size")                         \
+	X(BAD_LOCATION, 4005, "unsupported page location")                                         \
+	X(NO_GPU, 4006, "no GPU backend is available")                                             \
+	X(CYCLE, 4007, "edge would close a cycle")                                                 \
+	X(EDGE_NOT_FOUND, 4008, "edge not found")                                                  \
+	X(BAD_MAGIC, 4009, "bad magic: not an mmsb file of this kind")                             \
+	X(BAD_VERSION, 4010, "unsupported format version")                                         \
+	X(CORRUPT, 4011, "corrupt record")                                                         \
+	X(CHECKSUM, 4012, "checksum mismatch")                                                     \
+	X(TORN, 4013, "log ends in a torn frame")                                                  \
+	X(TRUNCATED, 4014, "file is truncated")                                                    \
+	X(META_CORRUPT, 4015, "metadata blob is corrupt")                                          \
+	X(LOG_FAILED, 4016, "log is unusable after an earlier write or sync failure")              \
+	X(LOG_FOREIGN, 4017, "log file belongs to another log (id mismatch)")                      \
+	X(RECOMPUTE, 4018, "recompute callback failed")                                            \
+	X(HANDLER, 4019, "event handler failed")                                                   \
 	X(NOT_LOGGED, 4020, "state has no log")
 
 enum mmsb_errno {
 #define MMSB__ERR_ENUM(name, value, msg) MMSB_ERR_##name = value,
 	MMSB_ERRNO_MAP(MMSB__ERR_ENUM)
 #undef MMSB__ERR_ENUM
-	MMSB_ERRNO__END,
+		MMSB_ERRNO__END,
 };
 
 /**
@@ -109,9 +109,9 @@ MMSB_API mmsb_print_fn_t mmsb_set_print(mmsb_print_fn_t fn);
 /* ------------------------------------------------------------------------------------------ */
 /* Options                                                                                     */
 
-#define MMSB_OPTS(TYPE, NAME, ...)                                                                  \
-	struct TYPE NAME = ({                                                                       \
-		memset(&NAME, 0, sizeof(struct TYPE));                                              \
+#define MMSB_OPTS(TYPE, NAME, ...)                                                                 \
+	struct TYPE NAME = ({                                                                      \
+		memset(&NAME, 0, sizeof(struct TYPE));                                             \
 		(struct TYPE){ .sz = sizeof(struct TYPE), __VA_ARGS__ };                           \
 	})
 
@@ -246,8 +246,8 @@ MMSB_API ssize_t mmsb_page_list(struct mmsb_state *s, uint64_t *ids, size_t max)
  * @brief Set a metadata key (UTF-8, non-empty) to a byte value. Setting an existing key moves it
  * to the end of the ordered list, as the original did.
  */
-MMSB_API int mmsb_page_meta_set(struct mmsb_state *s, uint64_t id, const char *key,
-				const void *val, size_t len);
+MMSB_API int mmsb_page_meta_set(struct mmsb_state *s, uint64_t id, const char *key, const void *val,
+				size_t len);
 
 /**
  * @brief Copy a metadata value into buf (up to len bytes).
@@ -269,8 +269,7 @@ MMSB_API ssize_t mmsb_page_meta_export(struct mmsb_state *s, uint64_t id, void *
  * @brief Replace the page's metadata with a decoded blob; an empty blob clears it. The blob is
  * fully validated first: on -MMSB_ERR_META_CORRUPT the old metadata stays.
  */
-MMSB_API int mmsb_page_meta_import(struct mmsb_state *s, uint64_t id, const void *blob,
-				   size_t len);
+MMSB_API int mmsb_page_meta_import(struct mmsb_state *s, uint64_t id, const void *blob, size_t len);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Deltas                                                                                      */
@@ -448,8 +447,8 @@ typedef int (*mmsb_recompute_fn)(struct mmsb_state *s, uint64_t id, uint8_t *out
 				 void *ctx);
 
 /** A passthrough transform: dst (dst_len bytes, pre-filled) from src. Return 0 or -error. */
-typedef int (*mmsb_transform_fn)(const uint8_t *src, size_t src_len, uint8_t *dst,
-				 size_t dst_len, void *ctx);
+typedef int (*mmsb_transform_fn)(const uint8_t *src, size_t src_len, uint8_t *dst, size_t dst_len,
+				 void *ctx);
 
 /** @brief Bind a recompute callback to a page (NULL unbinds). */
 MMSB_API int mmsb_page_set_recompute(struct mmsb_state *s, uint64_t id, mmsb_recompute_fn fn,
@@ -554,14 +553,14 @@ enum mmsb_log_kind {
 
 struct mmsb_log_record {
 	enum mmsb_log_kind kind;
-	uint64_t lsn;	      /* 0 in v1/v2 logs */
-	uint64_t timestamp;   /* CLOCK_REALTIME ns (0 where the original wrote 0) */
+	uint64_t lsn;	    /* 0 in v1/v2 logs */
+	uint64_t timestamp; /* CLOCK_REALTIME ns (0 where the original wrote 0) */
 	uint64_t page_id;
-	uint64_t page_size;   /* PAGE_CREATE */
-	int location;	      /* PAGE_CREATE */
+	uint64_t page_size;	  /* PAGE_CREATE */
+	int location;		  /* PAGE_CREATE */
 	struct mmsb_delta *delta; /* DELTA: owned by the reader, valid until the next call */
-	uint64_t offset;      /* byte offset of the frame in the file */
-	uint64_t frame_len;   /* bytes the frame occupies */
+	uint64_t offset;	  /* byte offset of the frame in the file */
+	uint64_t frame_len;	  /* bytes the frame occupies */
 };
 
 struct mmsb_log_reader;
@@ -598,9 +597,9 @@ struct mmsb_log_summary {
 	uint64_t first_lsn, last_lsn;
 	uint64_t first_ts, last_ts;
 	uint64_t file_size;
-	uint64_t valid_bytes;	/* header + every good frame */
-	int error;		/* 0, or the first bad frame's error */
-	uint64_t bad_offset;	/* when error != 0 */
+	uint64_t valid_bytes; /* header + every good frame */
+	int error;	      /* 0, or the first bad frame's error */
+	uint64_t bad_offset;  /* when error != 0 */
 	uint64_t bad_frame;
 };
 
@@ -679,8 +678,8 @@ struct mmsb_replay_opts {
 MMSB_API struct mmsb_state *mmsb_replay(const char *log_path, const struct mmsb_replay_opts *opts);
 
 struct mmsb_divergence {
-	double l2;		/* sqrt of summed squared byte differences over common pages */
-	uint32_t max_delta;	/* largest byte difference; 255 where sizes differ */
+	double l2;	    /* sqrt of summed squared byte differences over common pages */
+	uint32_t max_delta; /* largest byte difference; 255 where sizes differ */
 	uint64_t pages_compared, pages_differing;
 	uint64_t only_in_a, only_in_b;
 };
@@ -700,7 +699,7 @@ MMSB_API int mmsb_state_verify(struct mmsb_state *s, struct mmsb_divergence *out
 
 #define MMSB_INV_EPOCH_MONOTONIC (1u << 0) /* no page's epoch went down since the last check */
 #define MMSB_INV_PAGE_CONSISTENT (1u << 1) /* data present for each page, metadata encodes */
-#define MMSB_INV_ACYCLIC (1u << 2)	    /* Tarjan finds no cycle */
+#define MMSB_INV_ACYCLIC (1u << 2)	   /* Tarjan finds no cycle */
 #define MMSB_INV_ALL 0x7u
 
 struct mmsb_invariant_result {
@@ -713,8 +712,8 @@ MMSB_API int mmsb_check_invariants(struct mmsb_state *s, unsigned int which,
 				   struct mmsb_invariant_result *r);
 
 enum mmsb_violation_kind {
-	MMSB_VIOL_ORPHAN = 0,	      /* the delta's page does not exist */
-	MMSB_VIOL_SCHEMA = 1,	      /* mask/payload lengths break the rules */
+	MMSB_VIOL_ORPHAN = 0,		/* the delta's page does not exist */
+	MMSB_VIOL_SCHEMA = 1,		/* mask/payload lengths break the rules */
 	MMSB_VIOL_EPOCH_REGRESSION = 2, /* epoch lower than the last one seen for that page */
 };
 
