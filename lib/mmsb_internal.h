@@ -53,6 +53,8 @@ void mmsb__buf_free(struct mmsb_buf *b) MMSB_HIDDEN;
 
 static inline void mmsb__put(struct mmsb_buf *b, const void *src, size_t n)
 {
+	if (!n)
+		return; /* src may be NULL for an empty field */
 	memcpy(b->p + b->len, src, n);
 	b->len += n;
 }

@@ -545,7 +545,8 @@ ssize_t mmsb_page_meta_get(struct mmsb_state *s, uint64_t id, const char *key, v
 		n = -ENOENT;
 	} else {
 		n = (ssize_t)p->meta[i].vlen;
-		memcpy(buf, p->meta[i].val, min_t(size_t, len, p->meta[i].vlen));
+		if (len)
+			memcpy(buf, p->meta[i].val, min_t(size_t, len, p->meta[i].vlen));
 	}
 	mmsb__unlock(s);
 	return n;

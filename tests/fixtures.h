@@ -19,7 +19,8 @@ struct fx {
 
 static inline void fx_raw(struct fx *f, const void *p, size_t n)
 {
-	memcpy(f->b + f->n, p, n);
+	if (n)
+		memcpy(f->b + f->n, p, n);
 	f->n += n;
 }
 static inline void fx_u8(struct fx *f, uint8_t v)

@@ -38,7 +38,7 @@ void th_fail(bool fatal, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 /* A per-test scratch directory, removed after the test; created on first use. */
 const char *th_tmpdir(void);
-/* th_tmpdir()/name, a fresh string each call. */
+/* th_tmpdir()/name; each call's string stays valid for the next 63 calls. */
 const char *th_path(const char *name);
 
 #define TEST_TIMEOUT(name, secs)                                                                   \
