@@ -52,6 +52,7 @@ TOOL_BINS := $(addprefix $(O)/,$(TOOLS))
 
 TEST_SRCS := $(filter-out tests/harness.c,$(wildcard tests/test_*.c))
 TEST_BINS := $(patsubst tests/%.c,$(O)/tests/%,$(TEST_SRCS))
+TEST_SCRIPTS := $(wildcard tests/test_*.sh)
 EXAMPLE_SRCS := $(wildcard docs/examples/*.c)
 EXAMPLE_BINS := $(patsubst docs/examples/%.c,$(O)/examples/%,$(EXAMPLE_SRCS))
 
@@ -125,10 +126,10 @@ deps:
 check: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory format-check
-	$(Q)O=$(O) tests/run.sh $(TEST_BINS)
+	$(Q)O=$(O) SAN=$(SAN) tests/run.sh $(TEST_BINS) $(TEST_SCRIPTS)
 
 test: all
-	$(Q)O=$(O) tests/run.sh $(TEST_BINS)
+	$(Q)O=$(O) SAN=$(SAN) tests/run.sh $(TEST_BINS) $(TEST_SCRIPTS)
 
 # Long crash-recovery soak: many more SIGKILL trials than make check runs.
 stress: tests
