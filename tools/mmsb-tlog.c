@@ -420,8 +420,9 @@ static int do_recover(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	if (cut)
-		printf("%s: cut %" PRIu64 " torn bytes, saved beside it as %s.torn\n", a.files[0],
-		       cut, a.files[0]);
+		printf("%s: cut %" PRIu64
+		       " torn bytes; they are kept in %s.torn (.torn.N if that existed)\n",
+		       a.files[0], cut, a.files[0]);
 	else
 		printf("%s: clean, nothing to cut\n", a.files[0]);
 	return EXIT_OK;
