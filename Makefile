@@ -63,7 +63,7 @@ ALL_OBJS := $(LIB_OBJS) $(patsubst %,$(O)/tools/%.o,$(TOOLS)) $(O)/tools/tool_he
 RPATH = -Wl,-rpath,$(abspath $(O))
 
 .PHONY: all lib tools tests examples check test format format-check install uninstall deps \
-	demo clean stress
+	demo clean stress fuzz
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -143,6 +143,21 @@ format-check:
 
 format:
 	$(Q)$(CLANG_FORMAT) -i $(FORMAT_SRCS)
+
+# ---- fuzz targets (libFuzzer): every parser has one ----
+
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(O)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilib/include -Ilib
+
+fuzz: $(FUZZ_BINS)
+
+$(O)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(wildcard lib/*.h) $(HEADERS) | $(O)/fuzz
+	$(call msg,FUZZ,$@)
+	$(Q)clang $(FUZZ_FLAGS) -Itests/fuzz $< $(LIB_SRCS) -o $@ -lpthread -lm
+
+$(O)/fuzz:
+	$(Q)mkdir -p $@
 
 # ---- the demo: a real workload, then the log it left ----
 
