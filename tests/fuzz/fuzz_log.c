@@ -14,7 +14,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 
 	if (r) {
 		while (mmsb_log_reader_next(r, &rec) > 0)
-			if (rec.delta && mmsb_delta_mask_count(rec.delta) > mmsb_delta_mask_len(rec.delta))
+			if (rec.delta &&
+			    mmsb_delta_mask_count(rec.delta) > mmsb_delta_mask_len(rec.delta))
 				abort();
 		mmsb_log_reader_close(r);
 	}
