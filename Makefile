@@ -3,17 +3,19 @@
 # One non-recursive build into $(O). Quick reference:
 #   make                 libmmsb.so, libmmsb.a, tools, tests, examples
 #   make check           install missing packages, build, run every test (TAP), print the totals
-#   make check SAN=address,undefined    the same under sanitizers (into .output-san)
+#   make check SAN=address,undefined    the same under sanitizers (into .output-san-address-undefined)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make format-check    clang-format must agree with every C file
 #   V=1 shows commands; O=DIR builds elsewhere; EXTRA_CFLAGS/EXTRA_LDFLAGS append.
 
 VERSION := 0.1.0
 SAN ?=
+comma := ,
 ifeq ($(SAN),)
 O ?= .output
 else
-O ?= .output-san
+# one tree per sanitizer set: objects built with other flags must never be reused
+O ?= .output-san-$(subst $(comma),-,$(SAN))
 endif
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
