@@ -137,7 +137,7 @@ test: all
 stress: tests
 	$(Q)MMSB_CRASH_TRIALS=$${MMSB_CRASH_TRIALS:-2000} $(O)/tests/test_crash
 
-FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find lib tools tests docs -name '*.[ch]')
+FORMAT_SRCS = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null || find lib tools tests docs -name '*.[ch]')
 
 format-check:
 	$(call msg,FORMAT,check)

@@ -48,7 +48,8 @@ static void *reader(void *arg)
 
 TEST_TIMEOUT(writers_and_readers_share_a_state, 120)
 {
-	MMSB_OPTS(mmsb_state_opts, o, .log_path = th_path("t.tlog"), .durability = MMSB_DURABLE_NONE);
+	MMSB_OPTS(mmsb_state_opts, o, .log_path = th_path("t.tlog"),
+		  .durability = MMSB_DURABLE_NONE);
 	struct mmsb_state *s = mmsb_state_open(&o);
 	pthread_t w[THREADS], r[THREADS];
 	struct ctx cw[THREADS], cr[THREADS];
