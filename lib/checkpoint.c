@@ -406,6 +406,7 @@ int mmsb_checkpoint_load(struct mmsb_state *s, const char *path)
 	s->next_page_id = max_t(uint64_t, t->next_page_id, 1);
 	s->next_delta_id = t->next_delta_id;
 	s->n_queue = 0;
+	s->graph_gen++;
 	t->pages = old;
 	mmsb__unlock(s);
 	/* the old pages go with the detached state */

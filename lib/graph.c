@@ -152,6 +152,7 @@ int mmsb_edge_add(struct mmsb_state *s, uint64_t parent, uint64_t child, int typ
 	err = mmsb__edge_link(p, c, type);
 	if (err > 0) {
 		s->n_edges++;
+		s->graph_gen++;
 		err = 0;
 	}
 out:
@@ -187,6 +188,7 @@ int mmsb_edge_remove(struct mmsb_state *s, uint64_t parent, uint64_t child, int 
 		removed++;
 	}
 	s->n_edges -= (size_t)removed;
+	s->graph_gen++;
 	err = removed ? 0 : -MMSB_ERR_EDGE_NOT_FOUND;
 out:
 	mmsb__unlock(s);
@@ -195,6 +197,7 @@ out:
 
 void mmsb__edges_drop(struct mmsb_state *s, struct mmsb_page *p)
 {
+	s->graph_gen++;
 	while (p->children.n) {
 		struct mmsb_edge_ent e = p->children.v[p->children.n - 1];
 
@@ -519,4 +522,92 @@ int mmsb_graph_validate(struct mmsb_state *s, struct mmsb_cycle_report *r)
 	err = mmsb__tarjan(&s->pages, &s->mark_gen, r);
 	mmsb__unlock(s);
 	return err;
+}
+
+/* Ancestors breadth first, each level sorted by id; out is malloc'ed. */
+static ssize_t lineage(struct mmsb_state *s, struct mmsb_page *root, unsigned int depth,
+		       uint64_t **out)
+{
+	struct mmsb_page **q = NULL;
+	size_t n = 0, cap = 0, level_start = 0;
+	uint64_t gen = ++s->mark_gen, *ids;
+
+	if (mmsb__grow((void **)&q, &cap, 16, sizeof(*q)))
+		return -ENOMEM;
+	q[n++] = root;
+	root->mark = gen;
+	for (unsigned int d = 0; d < depth && level_start < n; d++) {
+		size_t level_end = n;
+
+		for (size_t i = level_start; i < level_end; i++)
+			for (uint32_t e = 0; e < q[i]->parents.n; e++) {
+				struct mmsb_page *p = q[i]->parents.v[e].peer;
+
+				if (p->mark == gen)
+					continue;
+				p->mark = gen;
+				if (mmsb__grow((void **)&q, &cap, n + 1, sizeof(*q))) {
+					free(q);
+					return -ENOMEM;
+				}
+				q[n++] = p;
+			}
+		/* a stable answer whatever order edges were added in: each level by id */
+		qsort(q + level_end, n - level_end, sizeof(*q), mmsb__cmp_page_id);
+		level_start = level_end;
+	}
+	ids = malloc(n * sizeof(*ids));
+	if (!ids) {
+		free(q);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		ids[i] = q[i]->id;
+	free(q);
+	*out = ids;
+	return (ssize_t)n;
+}
+
+ssize_t mmsb_provenance(struct mmsb_state *s, uint64_t id, unsigned int depth, uint64_t *ids,
+			size_t max, bool *from_cache)
+{
+	struct mmsb_prov_ent *slot;
+	struct mmsb_page *p;
+	uint64_t *v;
+	ssize_t n;
+
+	if (!s || (max && !ids))
+		return -EINVAL;
+	if (!depth)
+		depth = 32;
+	mmsb__lock(s);
+	p = mmsb__map_get(&s->pages, id);
+	if (!p) {
+		n = -MMSB_ERR_PAGE_NOT_FOUND;
+		goto out;
+	}
+	if (!s->prov && !(s->prov = calloc(MMSB_PROV_SLOTS, sizeof(*s->prov)))) {
+		n = -ENOMEM;
+		goto out;
+	}
+	slot = &s->prov[(id * 0x9E3779B97F4A7C15ull) >> 57];
+	if (slot->ids && slot->id == id && slot->depth == depth &&
+	    slot->graph_gen == s->graph_gen) {
+		n = (ssize_t)slot->n;
+		memcpy(ids, slot->ids, min_t(size_t, max, slot->n) * sizeof(*ids));
+		if (from_cache)
+			*from_cache = true;
+		goto out;
+	}
+	n = lineage(s, p, depth, &v);
+	if (n < 0)
+		goto out;
+	memcpy(ids, v, min_t(size_t, max, (size_t)n) * sizeof(*ids));
+	free(slot->ids);
+	*slot = (struct mmsb_prov_ent){ id, s->graph_gen, depth, (size_t)n, v };
+	if (from_cache)
+		*from_cache = false;
+out:
+	mmsb__unlock(s);
+	return n;
 }

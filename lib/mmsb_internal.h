@@ -159,6 +159,9 @@ struct mmsb_page {
 	uint32_t inv_epoch; /* epoch at the last invariant check */
 	bool inv_seen;
 	uint32_t integ_epoch; /* last epoch seen by mmsb_check_deltas() */
+	uint32_t mem_epoch;   /* epoch at the last memory report */
+	uint32_t mem_age;     /* reports since the epoch last moved */
+	uint64_t batch_gen;   /* engine batch that last touched the page */
 
 	/* wave scratch, valid while wave == state->wave_gen */
 	uint64_t wave;
@@ -176,6 +179,8 @@ struct mmsb_page *mmsb__map_get(const struct mmsb_page_map *m, uint64_t id) MMSB
 int mmsb__map_put(struct mmsb_page_map *m, struct mmsb_page *p) MMSB_HIDDEN;
 void mmsb__map_del(struct mmsb_page_map *m, uint64_t id) MMSB_HIDDEN;
 void mmsb__map_free(struct mmsb_page_map *m) MMSB_HIDDEN;
+/* qsort comparator for an array of struct mmsb_page pointers, by id. */
+int mmsb__cmp_page_id(const void *a, const void *b) MMSB_HIDDEN;
 /* Pages sorted by id; caller frees the array. */
 struct mmsb_page **mmsb__map_sorted(const struct mmsb_page_map *m, size_t *n) MMSB_HIDDEN;
 
@@ -192,6 +197,8 @@ int mmsb__meta_decode(const uint8_t *blob, size_t len, struct mmsb_meta_ent **ou
 void mmsb__meta_free(struct mmsb_meta_ent *m, size_t n) MMSB_HIDDEN;
 /* Apply a validated delta: bytes, then epoch = old + 1. Returns bytes written. */
 size_t mmsb__apply(struct mmsb_page *p, const struct mmsb_delta *d) MMSB_HIDDEN;
+/* The bytes only; the caller moves the epoch. */
+size_t mmsb__apply_bytes(struct mmsb_page *p, const struct mmsb_delta *d) MMSB_HIDDEN;
 
 /* ---- graph ---- */
 
@@ -232,6 +239,16 @@ int mmsb__log_page(struct mmsb_log *l, enum mmsb_log_kind kind, uint64_t id, uin
 int mmsb__log_commit(struct mmsb_log *l) MMSB_HIDDEN;
 /* Write and fdatasync whatever is buffered, whatever the policy. */
 int mmsb__log_sync(struct mmsb_log *l) MMSB_HIDDEN;
+/* Batch framing for the engine: frame without writing, undo to a mark, one write + sync. */
+struct mmsb_log_mark {
+	size_t buf_len;
+	uint64_t next_lsn, records;
+};
+struct mmsb_log_mark mmsb__log_mark(const struct mmsb_log *l) MMSB_HIDDEN;
+void mmsb__log_rollback(struct mmsb_log *l, struct mmsb_log_mark m) MMSB_HIDDEN;
+int mmsb__log_buffer(struct mmsb_log *l, struct mmsb_delta *d) MMSB_HIDDEN;
+/* NONE: the usual threshold write; BATCH and EVERY: write and fdatasync now. */
+int mmsb__log_commit_batch(struct mmsb_log *l) MMSB_HIDDEN;
 uint64_t mmsb__log_next_lsn(const struct mmsb_log *l) MMSB_HIDDEN;
 uint64_t mmsb__log_id(const struct mmsb_log *l) MMSB_HIDDEN;
 const char *mmsb__log_path(const struct mmsb_log *l) MMSB_HIDDEN;
@@ -255,6 +272,15 @@ struct mmsb_sub {
 	void *ctx;
 };
 
+#define MMSB_PROV_SLOTS 128
+
+struct mmsb_prov_ent {
+	uint64_t id, graph_gen;
+	unsigned int depth;
+	size_t n;
+	uint64_t *ids; /* NULL: empty slot */
+};
+
 struct mmsb_state {
 	pthread_mutex_t lock; /* recursive: callbacks under it may read the state */
 	struct mmsb_page_map pages;
@@ -267,7 +293,10 @@ struct mmsb_state {
 	struct mmsb_log *log;
 
 	uint64_t wave_gen, mark_gen;
-	uint64_t *queue; /* deferred recompute queue, FIFO, no duplicates */
+	uint64_t graph_gen; /* bumped by every graph change: invalidates provenance */
+	uint64_t batch_gen;
+	struct mmsb_prov_ent *prov; /* direct-mapped provenance cache, MMSB_PROV_SLOTS */
+	uint64_t *queue;	    /* deferred recompute queue, FIFO, no duplicates */
 	size_t n_queue, cap_queue;
 
 	struct mmsb_sub *subs;

@@ -86,7 +86,7 @@ void mmsb__map_free(struct mmsb_page_map *m)
 	memset(m, 0, sizeof(*m));
 }
 
-static int cmp_page_id(const void *a, const void *b)
+int mmsb__cmp_page_id(const void *a, const void *b)
 {
 	uint64_t x = (*(struct mmsb_page *const *)a)->id, y = (*(struct mmsb_page *const *)b)->id;
 
@@ -103,7 +103,7 @@ struct mmsb_page **mmsb__map_sorted(const struct mmsb_page_map *m, size_t *n)
 		return NULL;
 	mmsb__map_for_each(m, i, p)
 		v[k++] = p;
-	qsort(v, k, sizeof(*v), cmp_page_id);
+	qsort(v, k, sizeof(*v), mmsb__cmp_page_id);
 	*n = k;
 	return v;
 }
@@ -149,6 +149,14 @@ void mmsb__page_destroy(struct mmsb_page *p)
 
 size_t mmsb__apply(struct mmsb_page *p, const struct mmsb_delta *d)
 {
+	size_t w = mmsb__apply_bytes(p, d);
+
+	p->epoch++;
+	return w;
+}
+
+size_t mmsb__apply_bytes(struct mmsb_page *p, const struct mmsb_delta *d)
+{
 	size_t n = min_t(size_t, d->mask_len, p->size), w = 0;
 	const uint8_t *mask = d->mask;
 
@@ -171,7 +179,6 @@ size_t mmsb__apply(struct mmsb_page *p, const struct mmsb_delta *d)
 				w++;
 			}
 	}
-	p->epoch++;
 	return w;
 }
 

@@ -119,6 +119,10 @@ void mmsb_state_close(struct mmsb_state *s)
 	mmsb__map_for_each(&s->pages, i, p)
 		mmsb__page_destroy(p);
 	mmsb__map_free(&s->pages);
+	if (s->prov)
+		for (i = 0; i < MMSB_PROV_SLOTS; i++)
+			free(s->prov[i].ids);
+	free(s->prov);
 	free(s->queue);
 	free(s->subs);
 	free(s->scratch);

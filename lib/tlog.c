@@ -788,7 +788,7 @@ static int log_write(struct mmsb_log *l, bool sync)
 	return err;
 }
 
-int mmsb__log_delta(struct mmsb_log *l, struct mmsb_delta *d)
+int mmsb__log_buffer(struct mmsb_log *l, struct mmsb_delta *d)
 {
 	size_t before = l->buf.len;
 	int err;
@@ -804,9 +804,33 @@ int mmsb__log_delta(struct mmsb_log *l, struct mmsb_delta *d)
 	}
 	l->next_lsn++;
 	l->records++;
-	if (l->dur == MMSB_DURABLE_EVERY)
-		return log_write(l, true);
 	return 0;
+}
+
+int mmsb__log_delta(struct mmsb_log *l, struct mmsb_delta *d)
+{
+	int err = mmsb__log_buffer(l, d);
+
+	if (!err && l->dur == MMSB_DURABLE_EVERY)
+		return log_write(l, true);
+	return err;
+}
+
+struct mmsb_log_mark mmsb__log_mark(const struct mmsb_log *l)
+{
+	return (struct mmsb_log_mark){ l->buf.len, l->next_lsn, l->records };
+}
+
+void mmsb__log_rollback(struct mmsb_log *l, struct mmsb_log_mark m)
+{
+	l->buf.len = m.buf_len;
+	l->next_lsn = m.next_lsn;
+	l->records = m.records;
+}
+
+int mmsb__log_commit_batch(struct mmsb_log *l)
+{
+	return l->dur == MMSB_DURABLE_NONE ? mmsb__log_commit(l) : log_write(l, true);
 }
 
 int mmsb__log_page(struct mmsb_log *l, enum mmsb_log_kind kind, uint64_t id, uint64_t size, int loc)

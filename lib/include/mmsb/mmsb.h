@@ -371,6 +371,79 @@ MMSB_API int mmsb_route(struct mmsb_state *s, struct mmsb_delta *d);
 MMSB_API int mmsb_route_batch(struct mmsb_state *s, struct mmsb_delta *const *ds, size_t n);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Throughput engine and tick                                                                  */
+
+struct mmsb_engine;
+
+struct mmsb_engine_opts {
+	size_t sz;
+	/* Worker threads including the caller's; 0 means 1. At most 64. */
+	unsigned int workers;
+	size_t : 0;
+};
+#define mmsb_engine_opts__last_field workers
+
+/**
+ * @brief An engine that applies large batches on a fixed pool of worker threads. Pages are
+ * partitioned among the workers by id, so each page's deltas are applied by one worker, in input
+ * order. Destroy it before the state.
+ * @return the engine, or NULL with errno set
+ */
+MMSB_API struct mmsb_engine *mmsb_engine_new(struct mmsb_state *s,
+					     const struct mmsb_engine_opts *opts);
+
+/** @brief Stop the workers and free the engine. NULL is a no-op. */
+MMSB_API void mmsb_engine_free(struct mmsb_engine *e);
+
+struct mmsb_throughput {
+	uint64_t processed;   /* deltas applied */
+	uint64_t pages;	      /* distinct pages changed */
+	uint64_t duration_ns; /* wall time of the whole call */
+	double rate;	      /* processed per second */
+};
+
+/**
+ * @brief Apply a batch: the whole batch is validated first (a bad delta or unknown page changes
+ * nothing); then each page's deltas are applied in input order, which leaves the bytes
+ * merge-then-apply would, and the page's epoch goes up by one for the batch. With a log the deltas
+ * are logged (each carrying its page's new epoch) and committed before any page changes. No
+ * propagation and no per-delta events: this is the bulk path; mmsb_tick() adds the wave.
+ * Serialises on the state like every other call.
+ */
+MMSB_API int mmsb_engine_apply(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_t n,
+			       struct mmsb_throughput *m);
+
+struct mmsb_memory_report {
+	uint64_t pages, bytes, avg_bytes;
+	uint64_t cold_pages; /* pages whose epoch has not moved for more than cold_age reports */
+};
+
+/**
+ * @brief Census of the state's pages. Each call ages the pages whose epoch did not change since
+ * the previous call; a page older than cold_age is counted cold. Nothing is ever freed.
+ */
+MMSB_API int mmsb_memory_report(struct mmsb_state *s, uint32_t cold_age,
+				struct mmsb_memory_report *r);
+
+#define MMSB_TICK_BUDGET_NS 16000000ull /* 16 ms, the original's frame budget */
+
+struct mmsb_tick_metrics {
+	uint64_t apply_ns, propagation_ns, graph_ns, memory_ns, total_ns;
+	uint64_t processed, pages;
+	double rate;
+	bool graph_has_cycle;
+	bool within_budget; /* total_ns <= MMSB_TICK_BUDGET_NS */
+	struct mmsb_memory_report memory;
+};
+
+/**
+ * @brief One tick: mmsb_engine_apply(), then ONE propagation wave from every changed page, then
+ * graph validation (Tarjan), then a memory report (cold age 3). Fills every phase's time.
+ */
+MMSB_API int mmsb_tick(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_t n,
+		       struct mmsb_tick_metrics *m);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Graph                                                                                       */
 
 enum mmsb_edge_type {
@@ -435,6 +508,16 @@ struct mmsb_cycle_report {
  * loaded checkpoint's edges).
  */
 MMSB_API int mmsb_graph_validate(struct mmsb_state *s, struct mmsb_cycle_report *r);
+
+/**
+ * @brief Provenance: the page and its ancestors (every edge type), breadth first, at most depth
+ * hops up (depth 0 means 32), each level in id order. Results are cached per (page, depth) and
+ * the cache is invalidated by any change to the graph.
+ * @param from_cache set to whether the answer came from the cache (may be NULL)
+ * @return the number of pages in the lineage; writes min(max, count)
+ */
+MMSB_API ssize_t mmsb_provenance(struct mmsb_state *s, uint64_t id, unsigned int depth,
+				 uint64_t *ids, size_t max, bool *from_cache);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Propagation                                                                                 */

@@ -1,0 +1,452 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The throughput engine: big batches applied by a fixed pool of workers, the calling thread being
+ * worker 0. Pages belong to workers by a hash of their id, so each worker scans the batch for its
+ * own deltas, in input order: per-page order holds without any sorting, and both the validation
+ * pass and the apply pass run in parallel. Between the passes a barrier lets worker 0 decide:
+ * any bad delta anywhere aborts the batch before a byte changes, and a logged state frames and
+ * commits the batch there, so what is on disk always precedes what is applied.
+ */
+#include <sched.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mmsb_internal.h"
+
+#define MAX_WORKERS 64
+/* How long an idle worker spins for the next batch before it sleeps on the condition variable. */
+#define IDLE_SPIN_NS 50000
+
+struct worker {
+	struct mmsb_engine *e;
+	unsigned int k;
+	pthread_t thread;
+	size_t *idx; /* this worker's delta indices, in input order */
+	size_t n_idx, cap_idx;
+	struct mmsb_page **touched; /* pages this worker changed in the batch */
+	size_t n_touched, cap_touched;
+	uint64_t bytes;
+	size_t err_at; /* smallest bad index this worker saw, or SIZE_MAX */
+	int err;
+} __attribute__((aligned(64)));
+
+struct mmsb_engine {
+	struct mmsb_state *s;
+	unsigned int w;
+	bool oversubscribed; /* more workers than CPUs: spinning must yield */
+	struct worker *wk;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	_Atomic uint64_t job; /* bumped to start a batch */
+	_Atomic unsigned int sleepers;
+	_Atomic bool stop;
+
+	/* the batch */
+	struct mmsb_delta *const *ds;
+	size_t n;
+	struct mmsb_page **pages; /* pages[i] for ds[i], filled by the validation pass */
+	size_t cap_pages;
+	uint64_t gen, base_id;
+	_Atomic unsigned int validated, finished;
+	_Atomic int go; /* 0 waiting, 1 apply, -1 abort */
+};
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+static void spin_until(struct mmsb_engine *e, _Atomic unsigned int *v, unsigned int want)
+{
+	for (unsigned int i = 0; atomic_load_explicit(v, memory_order_acquire) < want; i++) {
+		if (e->oversubscribed || i > 1000)
+			sched_yield();
+		else
+			cpu_relax();
+	}
+}
+
+static inline unsigned int owner(const struct mmsb_engine *e, uint64_t page_id)
+{
+	return (unsigned int)(((page_id * 0x9E3779B97F4A7C15ull) >> 32) % e->w);
+}
+
+static int push_idx(struct worker *w, size_t i)
+{
+	if (w->n_idx == w->cap_idx &&
+	    mmsb__grow((void **)&w->idx, &w->cap_idx, w->n_idx + 1, sizeof(*w->idx)))
+		return -ENOMEM;
+	w->idx[w->n_idx++] = i;
+	return 0;
+}
+
+/* Pass 1: find and check this worker's deltas. */
+static void validate(struct mmsb_engine *e, struct worker *w)
+{
+	w->n_idx = 0;
+	w->n_touched = 0;
+	w->bytes = 0;
+	w->err = 0;
+	w->err_at = SIZE_MAX;
+	for (size_t i = 0; i < e->n; i++) {
+		struct mmsb_delta *d = e->ds[i];
+		int err = 0;
+
+		if (!d) {
+			if (w->k)
+				continue; /* a NULL has no page: worker 0 reports it */
+			err = -EINVAL;
+		} else {
+			if (e->w > 1 && owner(e, d->page_id) != w->k)
+				continue;
+			err = mmsb__delta_validate(d);
+			if (!err && !(e->pages[i] = mmsb__map_get(&e->s->pages, d->page_id)))
+				err = -MMSB_ERR_PAGE_NOT_FOUND;
+			if (!err)
+				err = push_idx(w, i);
+		}
+		if (err) {
+			w->err = err;
+			w->err_at = i;
+			return; /* later indices cannot be the batch's first error */
+		}
+	}
+}
+
+/* Pass 2: apply this worker's deltas; a page's epoch moves once per batch. */
+static int apply(struct mmsb_engine *e, struct worker *w)
+{
+	for (size_t j = 0; j < w->n_idx; j++) {
+		size_t i = w->idx[j];
+		struct mmsb_page *p = e->pages[i];
+		struct mmsb_delta *d = e->ds[i];
+
+		if (p->batch_gen != e->gen) {
+			p->batch_gen = e->gen;
+			p->epoch++;
+			if (w->n_touched == w->cap_touched &&
+			    mmsb__grow((void **)&w->touched, &w->cap_touched, w->n_touched + 1,
+				       sizeof(*w->touched)))
+				return -ENOMEM;
+			w->touched[w->n_touched++] = p;
+		}
+		w->bytes += mmsb__apply_bytes(p, d);
+		d->id = e->base_id + i;
+		d->epoch = p->epoch;
+	}
+	return 0;
+}
+
+/* Worker 0 between the passes: the batch's first error, else log and commit it. */
+static int decide(struct mmsb_engine *e)
+{
+	struct mmsb_state *s = e->s;
+	size_t first = SIZE_MAX;
+	int err = 0;
+
+	for (unsigned int k = 0; k < e->w; k++)
+		if (e->wk[k].err && e->wk[k].err_at < first) {
+			first = e->wk[k].err_at;
+			err = e->wk[k].err;
+		}
+	if (err || !s->log)
+		return err;
+	/* framed whole, then written and synced once: the batch is durable before it is visible */
+	struct mmsb_log_mark mark = mmsb__log_mark(s->log);
+
+	for (size_t i = 0; i < e->n && !err; i++) {
+		struct mmsb_delta *d = e->ds[i];
+
+		d->id = e->base_id + i;
+		d->epoch = e->pages[i]->epoch + 1;
+		err = mmsb__log_buffer(s->log, d);
+	}
+	if (err) {
+		mmsb__log_rollback(s->log, mark);
+		return err;
+	}
+	return mmsb__log_commit_batch(s->log);
+}
+
+static void work(struct mmsb_engine *e, struct worker *w)
+{
+	int go;
+
+	validate(e, w);
+	atomic_fetch_add_explicit(&e->validated, 1, memory_order_acq_rel);
+	if (!w->k) {
+		spin_until(e, &e->validated, e->w);
+		go = decide(e);
+		if (go)
+			w->err = go, w->err_at = 0;
+		atomic_store_explicit(&e->go, go ? -1 : 1, memory_order_release);
+	} else {
+		while (!(go = atomic_load_explicit(&e->go, memory_order_acquire)))
+			e->oversubscribed ? sched_yield() : cpu_relax();
+	}
+	if (atomic_load_explicit(&e->go, memory_order_acquire) > 0) {
+		int err = apply(e, w);
+
+		if (err)
+			w->err = err, w->err_at = 0;
+	}
+	atomic_fetch_add_explicit(&e->finished, 1, memory_order_acq_rel);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct mmsb_engine *e = w->e;
+	uint64_t seen = 0;
+
+	for (;;) {
+		uint64_t t0 = mmsb__now_ns(CLOCK_MONOTONIC);
+		unsigned int i = 0;
+
+		/* spin a little: batches often come back to back */
+		while (atomic_load(&e->job) == seen && !atomic_load(&e->stop)) {
+			if (e->oversubscribed || ++i % 64 == 0) {
+				if (e->oversubscribed)
+					sched_yield();
+				if (mmsb__now_ns(CLOCK_MONOTONIC) - t0 > IDLE_SPIN_NS)
+					break;
+			}
+			cpu_relax();
+		}
+		pthread_mutex_lock(&e->mu);
+		atomic_fetch_add(&e->sleepers, 1);
+		while (atomic_load(&e->job) == seen && !atomic_load(&e->stop))
+			pthread_cond_wait(&e->cv, &e->mu);
+		atomic_fetch_sub(&e->sleepers, 1);
+		pthread_mutex_unlock(&e->mu);
+		if (atomic_load(&e->stop))
+			return NULL;
+		seen = atomic_load(&e->job);
+		work(e, w);
+	}
+}
+
+struct mmsb_engine *mmsb_engine_new(struct mmsb_state *s, const struct mmsb_engine_opts *opts)
+{
+	struct mmsb_engine *e;
+	unsigned int w = 1;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (!s ||
+	    (opts && opts->sz < offsetof(struct mmsb_engine_opts, workers) + sizeof(opts->workers)))
+		return mmsb__err_ptr(-EINVAL);
+	if (opts && opts->workers)
+		w = opts->workers;
+	if (w > MAX_WORKERS)
+		return mmsb__err_ptr(-EINVAL);
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->s = s;
+	e->w = w;
+	e->oversubscribed = cpus > 0 && w > (unsigned int)cpus;
+	pthread_mutex_init(&e->mu, NULL);
+	pthread_cond_init(&e->cv, NULL);
+	e->wk = aligned_alloc(64, sizeof(*e->wk) * w);
+	if (!e->wk) {
+		free(e);
+		return NULL;
+	}
+	memset(e->wk, 0, sizeof(*e->wk) * w);
+	for (unsigned int k = 0; k < w; k++) {
+		e->wk[k].e = e;
+		e->wk[k].k = k;
+	}
+	for (unsigned int k = 1; k < w; k++) {
+		int err = pthread_create(&e->wk[k].thread, NULL, worker_main, &e->wk[k]);
+
+		if (err) {
+			e->w = k; /* free the ones that started */
+			mmsb_engine_free(e);
+			return mmsb__err_ptr(-err);
+		}
+	}
+	return e;
+}
+
+void mmsb_engine_free(struct mmsb_engine *e)
+{
+	if (!e)
+		return;
+	pthread_mutex_lock(&e->mu);
+	atomic_store(&e->stop, true);
+	pthread_cond_broadcast(&e->cv);
+	pthread_mutex_unlock(&e->mu);
+	for (unsigned int k = 1; k < e->w; k++)
+		pthread_join(e->wk[k].thread, NULL);
+	for (unsigned int k = 0; k < e->w; k++) {
+		free(e->wk[k].idx);
+		free(e->wk[k].touched);
+	}
+	free(e->wk);
+	free(e->pages);
+	pthread_cond_destroy(&e->cv);
+	pthread_mutex_destroy(&e->mu);
+	free(e);
+}
+
+/* Run a batch with the state locked; the touched pages stay in the workers for mmsb_tick(). */
+static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_t n)
+{
+	struct mmsb_state *s = e->s;
+	int err = 0;
+
+	if (n > e->cap_pages && mmsb__grow((void **)&e->pages, &e->cap_pages, n, sizeof(*e->pages)))
+		return -ENOMEM;
+	e->ds = ds;
+	e->n = n;
+	e->gen = ++s->batch_gen;
+	e->base_id = s->next_delta_id;
+	atomic_store(&e->validated, 0);
+	atomic_store(&e->finished, 0);
+	atomic_store(&e->go, 0);
+	if (e->w > 1) {
+		atomic_fetch_add(&e->job, 1);
+		/* a worker that counted itself a sleeper is waiting on the condition variable */
+		if (atomic_load(&e->sleepers)) {
+			pthread_mutex_lock(&e->mu);
+			pthread_cond_broadcast(&e->cv);
+			pthread_mutex_unlock(&e->mu);
+		}
+	}
+	work(e, &e->wk[0]);
+	spin_until(e, &e->finished, e->w);
+	for (unsigned int k = 0; k < e->w && !err; k++)
+		err = e->wk[k].err;
+	if (atomic_load(&e->go) > 0) {
+		/* applied (an ENOMEM while recording touched pages does not undo the bytes) */
+		s->next_delta_id += n;
+		s->st.deltas_applied += n;
+		for (unsigned int k = 0; k < e->w; k++)
+			s->st.delta_bytes += e->wk[k].bytes;
+	}
+	return err;
+}
+
+int mmsb_engine_apply(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_t n,
+		      struct mmsb_throughput *m)
+{
+	uint64_t t0 = mmsb__now_ns(CLOCK_MONOTONIC);
+	int err;
+
+	if (!e || (n && !ds))
+		return -EINVAL;
+	err = mmsb__lock_mut(e->s);
+	if (err)
+		return err;
+	err = n ? run_locked(e, ds, n) : 0;
+	mmsb__unlock(e->s);
+	if (m) {
+		memset(m, 0, sizeof(*m));
+		if (!err && n) {
+			m->processed = n;
+			for (unsigned int k = 0; k < e->w; k++)
+				m->pages += e->wk[k].n_touched;
+		}
+		m->duration_ns = mmsb__now_ns(CLOCK_MONOTONIC) - t0;
+		m->rate = m->duration_ns ? (double)m->processed * 1e9 / (double)m->duration_ns : 0;
+	}
+	return err;
+}
+
+static void memory_report_locked(struct mmsb_state *s, uint32_t cold_age,
+				 struct mmsb_memory_report *r)
+{
+	struct mmsb_page *p;
+	size_t i;
+
+	memset(r, 0, sizeof(*r));
+	mmsb__map_for_each(&s->pages, i, p) {
+		r->pages++;
+		r->bytes += p->size;
+		if (p->epoch == p->mem_epoch) {
+			if (p->mem_age < UINT32_MAX)
+				p->mem_age++;
+		} else {
+			p->mem_epoch = p->epoch;
+			p->mem_age = 0;
+		}
+		r->cold_pages += p->mem_age > cold_age;
+	}
+	r->avg_bytes = r->pages ? r->bytes / r->pages : 0;
+}
+
+int mmsb_memory_report(struct mmsb_state *s, uint32_t cold_age, struct mmsb_memory_report *r)
+{
+	if (!s || !r)
+		return -EINVAL;
+	mmsb__lock(s);
+	memory_report_locked(s, cold_age, r);
+	mmsb__unlock(s);
+	return 0;
+}
+
+int mmsb_tick(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_t n,
+	      struct mmsb_tick_metrics *m)
+{
+	struct mmsb_tick_metrics tmp;
+	struct mmsb_cycle_report rep;
+	struct mmsb_page **changed = NULL;
+	size_t n_changed = 0;
+	uint64_t t0, t1;
+	int err;
+
+	if (!e || (n && !ds))
+		return -EINVAL;
+	if (!m)
+		m = &tmp;
+	memset(m, 0, sizeof(*m));
+	err = mmsb__lock_mut(e->s);
+	if (err)
+		return err;
+	t0 = mmsb__now_ns(CLOCK_MONOTONIC);
+	err = n ? run_locked(e, ds, n) : 0;
+	t1 = mmsb__now_ns(CLOCK_MONOTONIC);
+	m->apply_ns = t1 - t0;
+	if (err)
+		goto out;
+	m->processed = n;
+	for (unsigned int k = 0; k < e->w; k++)
+		m->pages += e->wk[k].n_touched;
+	changed = malloc((m->pages ? m->pages : 1) * sizeof(*changed));
+	if (!changed) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (unsigned int k = 0; k < e->w; k++) {
+		memcpy(changed + n_changed, e->wk[k].touched,
+		       e->wk[k].n_touched * sizeof(*changed));
+		n_changed += e->wk[k].n_touched;
+	}
+	err = mmsb__wave(e->s, changed, n_changed, NULL, 0);
+	m->propagation_ns = mmsb__now_ns(CLOCK_MONOTONIC) - t1;
+	t1 += m->propagation_ns;
+	if (err)
+		goto out;
+	err = mmsb__tarjan(&e->s->pages, &e->s->mark_gen, &rep);
+	if (err)
+		goto out;
+	m->graph_has_cycle = rep.has_cycle;
+	free(rep.cycle);
+	m->graph_ns = mmsb__now_ns(CLOCK_MONOTONIC) - t1;
+	t1 += m->graph_ns;
+	memory_report_locked(e->s, 3, &m->memory);
+	m->memory_ns = mmsb__now_ns(CLOCK_MONOTONIC) - t1;
+out:
+	err = mmsb__finish(e->s, err);
+	mmsb__unlock(e->s);
+	free(changed);
+	m->total_ns = mmsb__now_ns(CLOCK_MONOTONIC) - t0;
+	m->rate = m->apply_ns ? (double)m->processed * 1e9 / (double)m->apply_ns : 0;
+	m->within_budget = m->total_ns <= MMSB_TICK_BUDGET_NS;
+	return err;
+}
