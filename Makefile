@@ -49,7 +49,7 @@ LIB_SRCS := $(wildcard lib/*.c)
 LIB_OBJS := $(patsubst lib/%.c,$(O)/lib/%.o,$(LIB_SRCS))
 HEADERS := lib/include/mmsb/mmsb.h
 
-TOOLS := mmsb-tlog
+TOOLS := mmsb-tlog mmsb-bench
 TOOL_BINS := $(addprefix $(O)/,$(TOOLS))
 
 TEST_SRCS := $(filter-out tests/harness.c,$(wildcard tests/test_*.c))
@@ -59,13 +59,14 @@ EXAMPLE_SRCS := $(wildcard docs/examples/*.c)
 EXAMPLE_BINS := $(patsubst docs/examples/%.c,$(O)/examples/%,$(EXAMPLE_SRCS))
 
 ALL_OBJS := $(LIB_OBJS) $(patsubst %,$(O)/tools/%.o,$(TOOLS)) $(O)/tools/tool_helpers.o \
+	    $(O)/tools/bench_keys.o \
 	    $(patsubst tests/%.c,$(O)/tests/%.o,$(TEST_SRCS)) $(O)/tests/harness.o \
 	    $(patsubst docs/examples/%.c,$(O)/examples/%.o,$(EXAMPLE_SRCS))
 
 RPATH = -Wl,-rpath,$(abspath $(O))
 
 .PHONY: all lib tools tests examples check test format format-check install uninstall deps \
-	demo clean stress fuzz
+	demo clean stress fuzz FORCE
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -92,11 +93,25 @@ $(O)/libmmsb.a: $(LIB_OBJS)
 
 $(O)/tools/%.o: tools/%.c | $(O)/tools
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(JSONC_CFLAGS) -Itools $(DEPFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(JSONC_CFLAGS) -Itools -I$(O)/tools $(DEPFLAGS) -c $< -o $@
 
 $(O)/mmsb-tlog: $(O)/tools/mmsb-tlog.o $(O)/tools/tool_helpers.o $(O)/libmmsb.so
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) $(JSONC_LIBS)
+
+$(O)/mmsb-bench: $(O)/tools/mmsb-bench.o $(O)/tools/bench_keys.o $(O)/tools/tool_helpers.o \
+		 $(O)/libmmsb.so
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) $(JSONC_LIBS) -lm
+
+# What the bench's machine block says about this build; rewritten only when it changes.
+BUILD_INFO = \#define MMSB_GIT_REV "$(shell git describe --always --dirty 2>/dev/null || echo unknown)"\n\#define MMSB_BUILD_FLAGS "$(strip $(CFLAGS))"
+$(O)/tools/bench_build.h: FORCE | $(O)/tools
+	$(Q)printf '$(BUILD_INFO)\n' > $@.new && (cmp -s $@.new $@ && rm -f $@.new || mv $@.new $@)
+
+$(O)/tools/mmsb-bench.o: $(O)/tools/bench_build.h
+
+FORCE:
 
 $(O)/tests/%.o: tests/%.c | $(O)/tests
 	$(call msg,CC,$@)
@@ -184,9 +199,10 @@ install: lib tools $(O)/libmmsb.pc
 	$(Q)install -m 0644 $(O)/libmmsb.a $(DESTDIR)$(LIBDIR)/libmmsb.a
 	$(Q)install -m 0644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/mmsb/
 	$(Q)install -m 0644 $(O)/libmmsb.pc $(DESTDIR)$(LIBDIR)/pkgconfig/libmmsb.pc
-	$(Q)for t in $(TOOLS); do \
-		$(CC) $(LDFLAGS) $(O)/tools/$$t.o $(O)/tools/tool_helpers.o -o $(DESTDIR)$(PREFIX)/bin/$$t \
-			-L$(O) -lmmsb -Wl,-rpath,$(LIBDIR) $(JSONC_LIBS) || exit 1; done
+	$(Q)$(CC) $(LDFLAGS) $(O)/tools/mmsb-tlog.o $(O)/tools/tool_helpers.o \
+		-o $(DESTDIR)$(PREFIX)/bin/mmsb-tlog -L$(O) -lmmsb -Wl,-rpath,$(LIBDIR) $(JSONC_LIBS)
+	$(Q)$(CC) $(LDFLAGS) $(O)/tools/mmsb-bench.o $(O)/tools/bench_keys.o $(O)/tools/tool_helpers.o \
+		-o $(DESTDIR)$(PREFIX)/bin/mmsb-bench -L$(O) -lmmsb -Wl,-rpath,$(LIBDIR) $(JSONC_LIBS) -lm
 
 uninstall:
 	$(Q)rm -f $(DESTDIR)$(LIBDIR)/libmmsb.so* $(DESTDIR)$(LIBDIR)/libmmsb.a \

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * The throughput engine: big batches applied by a fixed pool of workers, the calling thread being
- * worker 0. Pages belong to workers by a hash of their id, so each worker scans the batch for its
- * own deltas, in input order: per-page order holds without any sorting, and both the validation
- * pass and the apply pass run in parallel. Between the passes a barrier lets worker 0 decide:
- * any bad delta anywhere aborts the batch before a byte changes, and a logged state frames and
- * commits the batch there, so what is on disk always precedes what is applied.
+ * worker 0. Two passes, both split W ways:
+ *  - validate: worker j checks the j-th contiguous slice of the batch, resolves each delta's page
+ *    and drops its index into bucket [j][owner(page)], owners being a hash of the page id;
+ *  - apply: worker k applies buckets [0][k], [1][k], ... in that order. Slices are in input order,
+ *    so each page's deltas are applied by one worker in input order, without sorting or locks.
+ * Between the passes a barrier lets worker 0 decide: any bad delta anywhere aborts the batch before
+ * a byte changes, and a logged state frames and commits the batch there, so what is on disk always
+ * precedes what is applied.
  */
 #include <sched.h>
 #include <stdatomic.h>
@@ -18,12 +21,22 @@
 /* How long an idle worker spins for the next batch before it sleeps on the condition variable. */
 #define IDLE_SPIN_NS 50000
 
+/* A delta of the batch with its page resolved: what the apply pass reads, contiguous. */
+struct item {
+	size_t i;
+	struct mmsb_page *p;
+};
+
+struct bucket {
+	struct item *v; /* in input order */
+	size_t n, cap;
+};
+
 struct worker {
 	struct mmsb_engine *e;
 	unsigned int k;
 	pthread_t thread;
-	size_t *idx; /* this worker's delta indices, in input order */
-	size_t n_idx, cap_idx;
+	struct bucket *bucket; /* [owner]: this worker's slice, split by the owner of each page */
 	struct mmsb_page **touched; /* pages this worker changed in the batch */
 	size_t n_touched, cap_touched;
 	uint64_t bytes;
@@ -46,7 +59,8 @@ struct mmsb_engine {
 	/* the batch */
 	struct mmsb_delta *const *ds;
 	size_t n;
-	struct mmsb_page **pages; /* pages[i] for ds[i], filled by the validation pass */
+	struct mmsb_page **pages; /* pages[i] for ds[i]: only for a logged state, else NULL */
+	struct mmsb_page **page_buf;
 	size_t cap_pages;
 	uint64_t gen, base_id;
 	_Atomic unsigned int validated, finished;
@@ -63,7 +77,7 @@ static inline void cpu_relax(void)
 static void spin_until(struct mmsb_engine *e, _Atomic unsigned int *v, unsigned int want)
 {
 	for (unsigned int i = 0; atomic_load_explicit(v, memory_order_acquire) < want; i++) {
-		if (e->oversubscribed || i > 1000)
+		if (e->oversubscribed || i > 100000)
 			sched_yield();
 		else
 			cpu_relax();
@@ -75,68 +89,66 @@ static inline unsigned int owner(const struct mmsb_engine *e, uint64_t page_id)
 	return (unsigned int)(((page_id * 0x9E3779B97F4A7C15ull) >> 32) % e->w);
 }
 
-static int push_idx(struct worker *w, size_t i)
+static int push_item(struct bucket *b, size_t i, struct mmsb_page *p)
 {
-	if (w->n_idx == w->cap_idx &&
-	    mmsb__grow((void **)&w->idx, &w->cap_idx, w->n_idx + 1, sizeof(*w->idx)))
+	if (b->n == b->cap && mmsb__grow((void **)&b->v, &b->cap, b->n + 1, sizeof(*b->v)))
 		return -ENOMEM;
-	w->idx[w->n_idx++] = i;
+	b->v[b->n++] = (struct item){ i, p };
 	return 0;
 }
 
-/* Pass 1: find and check this worker's deltas. */
+/* Pass 1: check this worker's slice and sort it into the owners' buckets. */
 static void validate(struct mmsb_engine *e, struct worker *w)
 {
-	w->n_idx = 0;
+	size_t lo = e->n * w->k / e->w, hi = e->n * (w->k + 1) / e->w;
+
+	for (unsigned int b = 0; b < e->w; b++)
+		w->bucket[b].n = 0;
 	w->n_touched = 0;
 	w->bytes = 0;
 	w->err = 0;
 	w->err_at = SIZE_MAX;
-	for (size_t i = 0; i < e->n; i++) {
+	for (size_t i = lo; i < hi; i++) {
 		struct mmsb_delta *d = e->ds[i];
-		int err = 0;
+		int err = d ? mmsb__delta_validate(d) : -EINVAL;
 
-		if (!d) {
-			if (w->k)
-				continue; /* a NULL has no page: worker 0 reports it */
-			err = -EINVAL;
-		} else {
-			if (e->w > 1 && owner(e, d->page_id) != w->k)
-				continue;
-			err = mmsb__delta_validate(d);
-			if (!err && !(e->pages[i] = mmsb__map_get(&e->s->pages, d->page_id)))
-				err = -MMSB_ERR_PAGE_NOT_FOUND;
-			if (!err)
-				err = push_idx(w, i);
-		}
+		struct mmsb_page *p = err ? NULL : mmsb__map_get(&e->s->pages, d->page_id);
+
+		if (!err && !p)
+			err = -MMSB_ERR_PAGE_NOT_FOUND;
+		if (!err)
+			err = push_item(&w->bucket[e->w > 1 ? owner(e, d->page_id) : 0], i, p);
+		if (!err && e->pages)
+			e->pages[i] = p; /* the log pass reads pages in input order */
 		if (err) {
 			w->err = err;
 			w->err_at = i;
-			return; /* later indices cannot be the batch's first error */
+			return; /* later indices of a slice cannot be the batch's first error */
 		}
 	}
 }
 
-/* Pass 2: apply this worker's deltas; a page's epoch moves once per batch. */
+/* Pass 2: apply the deltas of this worker's pages; a page's epoch moves once per batch. */
 static int apply(struct mmsb_engine *e, struct worker *w)
 {
-	for (size_t j = 0; j < w->n_idx; j++) {
-		size_t i = w->idx[j];
-		struct mmsb_page *p = e->pages[i];
-		struct mmsb_delta *d = e->ds[i];
+	for (unsigned int j = 0; j < e->w; j++) {
+		const struct bucket *b = &e->wk[j].bucket[w->k];
 
-		if (p->batch_gen != e->gen) {
-			p->batch_gen = e->gen;
-			p->epoch++;
-			if (w->n_touched == w->cap_touched &&
-			    mmsb__grow((void **)&w->touched, &w->cap_touched, w->n_touched + 1,
-				       sizeof(*w->touched)))
-				return -ENOMEM;
-			w->touched[w->n_touched++] = p;
+		for (size_t x = 0; x < b->n; x++) {
+			struct mmsb_page *p = b->v[x].p;
+			const struct mmsb_delta *d = e->ds[b->v[x].i];
+
+			if (p->batch_gen != e->gen) {
+				p->batch_gen = e->gen;
+				p->epoch++;
+				if (w->n_touched == w->cap_touched &&
+				    mmsb__grow((void **)&w->touched, &w->cap_touched,
+					       w->n_touched + 1, sizeof(*w->touched)))
+					return -ENOMEM;
+				w->touched[w->n_touched++] = p;
+			}
+			w->bytes += mmsb__apply_bytes(p, d);
 		}
-		w->bytes += mmsb__apply_bytes(p, d);
-		d->id = e->base_id + i;
-		d->epoch = p->epoch;
 	}
 	return 0;
 }
@@ -159,11 +171,12 @@ static int decide(struct mmsb_engine *e)
 	struct mmsb_log_mark mark = mmsb__log_mark(s->log);
 
 	for (size_t i = 0; i < e->n && !err; i++) {
-		struct mmsb_delta *d = e->ds[i];
+		/* the record carries id, epoch and LSN; the caller's delta stays untouched */
+		struct mmsb_delta rec = *e->ds[i];
 
-		d->id = e->base_id + i;
-		d->epoch = e->pages[i]->epoch + 1;
-		err = mmsb__log_buffer(s->log, d);
+		rec.id = e->base_id + i;
+		rec.epoch = e->pages[i]->epoch + 1;
+		err = mmsb__log_buffer(s->log, &rec);
 	}
 	if (err) {
 		mmsb__log_rollback(s->log, mark);
@@ -260,6 +273,17 @@ struct mmsb_engine *mmsb_engine_new(struct mmsb_state *s, const struct mmsb_engi
 	for (unsigned int k = 0; k < w; k++) {
 		e->wk[k].e = e;
 		e->wk[k].k = k;
+		/* each worker's counters on lines of their own: pushes from two cores must not share */
+		size_t bsz = (w * sizeof(struct bucket) + 63) & ~(size_t)63;
+
+		e->wk[k].bucket = aligned_alloc(64, bsz);
+		if (e->wk[k].bucket)
+			memset(e->wk[k].bucket, 0, bsz);
+		if (!e->wk[k].bucket) {
+			e->w = 1; /* no thread started yet */
+			mmsb_engine_free(e);
+			return mmsb__err_ptr(-ENOMEM);
+		}
 	}
 	for (unsigned int k = 1; k < w; k++) {
 		int err = pthread_create(&e->wk[k].thread, NULL, worker_main, &e->wk[k]);
@@ -284,11 +308,13 @@ void mmsb_engine_free(struct mmsb_engine *e)
 	for (unsigned int k = 1; k < e->w; k++)
 		pthread_join(e->wk[k].thread, NULL);
 	for (unsigned int k = 0; k < e->w; k++) {
-		free(e->wk[k].idx);
+		for (unsigned int b = 0; e->wk[k].bucket && b < e->w; b++)
+			free(e->wk[k].bucket[b].v);
+		free(e->wk[k].bucket);
 		free(e->wk[k].touched);
 	}
 	free(e->wk);
-	free(e->pages);
+	free(e->page_buf);
 	pthread_cond_destroy(&e->cv);
 	pthread_mutex_destroy(&e->mu);
 	free(e);
@@ -300,8 +326,13 @@ static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_
 	struct mmsb_state *s = e->s;
 	int err = 0;
 
-	if (n > e->cap_pages && mmsb__grow((void **)&e->pages, &e->cap_pages, n, sizeof(*e->pages)))
-		return -ENOMEM;
+	e->pages = NULL;
+	if (s->log) {
+		if (n > e->cap_pages &&
+		    mmsb__grow((void **)&e->page_buf, &e->cap_pages, n, sizeof(*e->page_buf)))
+			return -ENOMEM;
+		e->pages = e->page_buf;
+	}
 	e->ds = ds;
 	e->n = n;
 	e->gen = ++s->batch_gen;

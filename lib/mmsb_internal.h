@@ -94,13 +94,16 @@ static inline const uint8_t *mmsb__cur_take(struct mmsb_cursor *c, size_t n)
 /* ---- deltas ---- */
 
 struct mmsb_delta {
-	uint64_t id, page_id, lsn, timestamp;
-	uint32_t epoch;
-	bool sparse;
-	bool owns_source;
+	/* what validation and apply read: one cache line */
+	uint64_t page_id;
 	size_t mask_len, mask_count, payload_len;
 	uint8_t *mask; /* one byte per entry, 0 or 1 */
 	uint8_t *payload;
+	bool sparse;
+	bool owns_source;
+	uint32_t epoch;
+	/* labels */
+	uint64_t id, lsn, timestamp;
 	char *source;
 	char *intent;
 };
@@ -133,9 +136,11 @@ struct mmsb_meta_ent {
 };
 
 struct mmsb_page {
+	/* what an apply touches: one cache line */
 	uint64_t id;
 	size_t size;
 	uint8_t *data;
+	uint64_t batch_gen; /* engine batch that last touched the page */
 	uint32_t epoch;
 	uint8_t location;
 	uint8_t flags; /* MMSB_PAGE_* */
@@ -161,7 +166,6 @@ struct mmsb_page {
 	uint32_t integ_epoch; /* last epoch seen by mmsb_check_deltas() */
 	uint32_t mem_epoch;   /* epoch at the last memory report */
 	uint32_t mem_age;     /* reports since the epoch last moved */
-	uint64_t batch_gen;   /* engine batch that last touched the page */
 
 	/* wave scratch, valid while wave == state->wave_gen */
 	uint64_t wave;
@@ -170,8 +174,14 @@ struct mmsb_page {
 	uint64_t mark; /* graph walks */
 };
 
+/* The key sits beside the pointer so a lookup never touches a page it does not return. */
+struct mmsb_slot {
+	uint64_t id;
+	struct mmsb_page *p; /* NULL: empty */
+};
+
 struct mmsb_page_map {
-	struct mmsb_page **slots;
+	struct mmsb_slot *slots;
 	size_t cap, n; /* cap is a power of two */
 };
 
@@ -184,9 +194,9 @@ int mmsb__cmp_page_id(const void *a, const void *b) MMSB_HIDDEN;
 /* Pages sorted by id; caller frees the array. */
 struct mmsb_page **mmsb__map_sorted(const struct mmsb_page_map *m, size_t *n) MMSB_HIDDEN;
 
-#define mmsb__map_for_each(m, i, p)                                                                \
+#define mmsb__map_for_each(m, i, pg)                                                               \
 	for ((i) = 0; (i) < (m)->cap; (i)++)                                                       \
-		if (((p) = (m)->slots[i]) != NULL)
+		if (((pg) = (m)->slots[i].p) != NULL)
 
 struct mmsb_page *mmsb__page_new(uint64_t id, size_t size, int loc) MMSB_HIDDEN;
 void mmsb__page_destroy(struct mmsb_page *p) MMSB_HIDDEN;

@@ -17,21 +17,21 @@ struct mmsb_page *mmsb__map_get(const struct mmsb_page_map *m, uint64_t id)
 	if (!m->cap)
 		return NULL;
 	for (size_t i = slot_of(m, id);; i = (i + 1) & (m->cap - 1)) {
-		struct mmsb_page *p = m->slots[i];
+		const struct mmsb_slot *sl = &m->slots[i];
 
-		if (!p || p->id == id)
-			return p;
+		if (!sl->p || sl->id == id)
+			return sl->p;
 	}
 }
 
-static void map_place(struct mmsb_page **slots, size_t cap, struct mmsb_page *p)
+static void map_place(struct mmsb_slot *slots, size_t cap, struct mmsb_page *p)
 {
 	struct mmsb_page_map tmp = { .slots = slots, .cap = cap };
 	size_t i = slot_of(&tmp, p->id);
 
-	while (slots[i])
+	while (slots[i].p)
 		i = (i + 1) & (cap - 1);
-	slots[i] = p;
+	slots[i] = (struct mmsb_slot){ p->id, p };
 }
 
 int mmsb__map_put(struct mmsb_page_map *m, struct mmsb_page *p)
@@ -39,13 +39,13 @@ int mmsb__map_put(struct mmsb_page_map *m, struct mmsb_page *p)
 	/* keep the load factor under 1/2 so probes stay short */
 	if ((m->n + 1) * 2 > m->cap) {
 		size_t ncap = m->cap ? m->cap * 2 : 64;
-		struct mmsb_page **ns = calloc(ncap, sizeof(*ns));
+		struct mmsb_slot *ns = calloc(ncap, sizeof(*ns));
 
 		if (!ns)
 			return -ENOMEM;
 		for (size_t i = 0; i < m->cap; i++)
-			if (m->slots[i])
-				map_place(ns, ncap, m->slots[i]);
+			if (m->slots[i].p)
+				map_place(ns, ncap, m->slots[i].p);
 		free(m->slots);
 		m->slots = ns;
 		m->cap = ncap;
@@ -61,20 +61,20 @@ void mmsb__map_del(struct mmsb_page_map *m, uint64_t id)
 
 	if (!m->cap)
 		return;
-	for (i = slot_of(m, id); m->slots[i]; i = (i + 1) & mask)
-		if (m->slots[i]->id == id)
+	for (i = slot_of(m, id); m->slots[i].p; i = (i + 1) & mask)
+		if (m->slots[i].id == id)
 			break;
-	if (!m->slots[i])
+	if (!m->slots[i].p)
 		return;
-	m->slots[i] = NULL;
+	m->slots[i] = (struct mmsb_slot){ 0, NULL };
 	m->n--;
 	/* shift later members of the probe run back so lookups never stop at the hole */
-	for (j = (i + 1) & mask; m->slots[j]; j = (j + 1) & mask) {
-		size_t home = slot_of(m, m->slots[j]->id);
+	for (j = (i + 1) & mask; m->slots[j].p; j = (j + 1) & mask) {
+		size_t home = slot_of(m, m->slots[j].id);
 
 		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
 			m->slots[i] = m->slots[j];
-			m->slots[j] = NULL;
+			m->slots[j] = (struct mmsb_slot){ 0, NULL };
 			i = j;
 		}
 	}

@@ -406,8 +406,10 @@ struct mmsb_throughput {
  * @brief Apply a batch: the whole batch is validated first (a bad delta or unknown page changes
  * nothing); then each page's deltas are applied in input order, which leaves the bytes
  * merge-then-apply would, and the page's epoch goes up by one for the batch. With a log the deltas
- * are logged (each carrying its page's new epoch) and committed before any page changes. No
- * propagation and no per-delta events: this is the bulk path; mmsb_tick() adds the wave.
+ * are logged (each record carrying its id, LSN and its page's new epoch) and committed before any
+ * page changes. The deltas themselves are read-only to the engine (not stamped), so one set may be
+ * applied again and shared between threads. No propagation and no per-delta events: this is the
+ * bulk path; mmsb_tick() adds the wave.
  * Serialises on the state like every other call.
  */
 MMSB_API int mmsb_engine_apply(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_t n,
