@@ -6,15 +6,6 @@
 
 #define MMSB_SOURCE_MAX 255
 
-size_t mmsb__popcount_bytes(const uint8_t *mask, size_t n)
-{
-	size_t c = 0;
-
-	for (size_t i = 0; i < n; i++)
-		c += mask[i] != 0;
-	return c;
-}
-
 struct mmsb_delta *mmsb__delta_alloc(uint64_t page_id, size_t mask_len, size_t payload_len,
 				     bool sparse)
 {
@@ -44,6 +35,27 @@ int mmsb__delta_validate(const struct mmsb_delta *d)
 	return d->mask_len == d->payload_len ? 0 : -MMSB_ERR_DELTA_SCHEMA;
 }
 
+size_t mmsb__delta_diff(struct mmsb_delta *d, const uint8_t *old, const uint8_t *new, size_t len,
+			uint8_t *mask, uint8_t *pay)
+{
+	size_t count = mmsb_diff_mask(old, new, len, mask);
+
+	d->mask = mask;
+	d->mask_len = len;
+	d->mask_count = count;
+	/* few bytes changed: log those alone (a 256 KiB page with 256 changed costs 32 KiB, not 288) */
+	if (count < len / 2) {
+		d->sparse = true;
+		d->payload = pay;
+		d->payload_len = mmsb__gather(pay, new, mask, len);
+	} else {
+		d->sparse = false;
+		d->payload = (uint8_t *)new;
+		d->payload_len = len;
+	}
+	return count;
+}
+
 struct mmsb_delta *mmsb_delta_new(uint64_t page_id, const void *mask, size_t mask_len,
 				  const void *payload, size_t payload_len, unsigned int flags)
 {
@@ -59,8 +71,7 @@ struct mmsb_delta *mmsb_delta_new(uint64_t page_id, const void *mask, size_t mas
 	if (!d)
 		return NULL;
 	if (flags & MMSB_DELTA_MASK_PACKED) {
-		for (size_t i = 0; i < mask_len; i++)
-			d->mask[i] = (m[i >> 3] >> (i & 7)) & 1;
+		mmsb__unpack_mask(m, mask_len, d->mask);
 	} else {
 		for (size_t i = 0; i < mask_len; i++)
 			d->mask[i] = m[i] != 0;
@@ -331,16 +342,4 @@ int mmsb_delta_set_intent(struct mmsb_delta *d, const char *intent)
 const char *mmsb_delta_intent(const struct mmsb_delta *d)
 {
 	return d->intent;
-}
-
-size_t mmsb_diff_mask(const void *a, const void *b, size_t len, uint8_t *out)
-{
-	const uint8_t *x = a, *y = b;
-	size_t n = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		out[i] = x[i] != y[i];
-		n += out[i];
-	}
-	return n;
 }

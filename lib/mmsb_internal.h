@@ -112,7 +112,23 @@ struct mmsb_delta {
 struct mmsb_delta *mmsb__delta_alloc(uint64_t page_id, size_t mask_len, size_t payload_len,
 				     bool sparse) MMSB_HIDDEN;
 int mmsb__delta_validate(const struct mmsb_delta *d) MMSB_HIDDEN;
+/*
+ * Describe the change from old to new (len bytes each) as d's mask and payload: mask gets the
+ * diff; the payload is new itself (dense) or, when fewer than half the bytes changed, those bytes
+ * gathered into pay (sparse; pay may be new). Returns the number of changed bytes (0: no delta).
+ */
+size_t mmsb__delta_diff(struct mmsb_delta *d, const uint8_t *old, const uint8_t *new, size_t len,
+			uint8_t *mask, uint8_t *pay) MMSB_HIDDEN;
+/* Byte-mask kernels (bytes.c): masks are one byte per position, 0 or 1. */
 size_t mmsb__popcount_bytes(const uint8_t *mask, size_t n) MMSB_HIDDEN;
+void mmsb__pack_mask(const uint8_t *mask, size_t n, uint8_t *bits) MMSB_HIDDEN;
+void mmsb__unpack_mask(const uint8_t *bits, size_t n, uint8_t *mask) MMSB_HIDDEN;
+/* dst[i] = src[i] where mask[i] */
+void mmsb__blend(uint8_t *dst, const uint8_t *src, const uint8_t *mask, size_t n) MMSB_HIDDEN;
+/* dst[i] = the next src byte where mask[i]; returns how many were taken */
+size_t mmsb__scatter(uint8_t *dst, const uint8_t *src, const uint8_t *mask, size_t n) MMSB_HIDDEN;
+/* the bytes of src where mask[i], packed into dst (which may be src); returns how many */
+size_t mmsb__gather(uint8_t *dst, const uint8_t *src, const uint8_t *mask, size_t n) MMSB_HIDDEN;
 bool mmsb__utf8_valid(const uint8_t *s, size_t n) MMSB_HIDDEN;
 
 /* ---- pages ---- */
@@ -249,6 +265,8 @@ int mmsb__log_page(struct mmsb_log *l, enum mmsb_log_kind kind, uint64_t id, uin
 int mmsb__log_commit(struct mmsb_log *l) MMSB_HIDDEN;
 /* Write and fdatasync whatever is buffered, whatever the policy. */
 int mmsb__log_sync(struct mmsb_log *l) MMSB_HIDDEN;
+/* Write whatever is buffered; fdatasync unless the policy is NONE. */
+int mmsb__log_flush(struct mmsb_log *l) MMSB_HIDDEN;
 /* Batch framing for the engine: frame without writing, undo to a mark, one write + sync. */
 struct mmsb_log_mark {
 	size_t buf_len;

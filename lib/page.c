@@ -157,29 +157,18 @@ size_t mmsb__apply(struct mmsb_page *p, const struct mmsb_delta *d)
 
 size_t mmsb__apply_bytes(struct mmsb_page *p, const struct mmsb_delta *d)
 {
-	size_t n = min_t(size_t, d->mask_len, p->size), w = 0;
-	const uint8_t *mask = d->mask;
+	size_t n = min_t(size_t, d->mask_len, p->size);
 
-	if (d->sparse) {
-		size_t k = 0;
-
-		for (size_t i = 0; i < n; i++)
-			if (mask[i]) {
-				p->data[i] = d->payload[k++];
-				w++;
-			}
-	} else if (d->mask_count == d->mask_len) {
+	if (d->sparse)
+		return mmsb__scatter(p->data, d->payload, d->mask, n);
+	if (d->mask_count == d->mask_len) {
 		/* a full mask is a copy */
 		memcpy(p->data, d->payload, n);
-		w = n;
-	} else {
-		for (size_t i = 0; i < n; i++)
-			if (mask[i]) {
-				p->data[i] = d->payload[i];
-				w++;
-			}
+		return n;
 	}
-	return w;
+	mmsb__blend(p->data, d->payload, d->mask, n);
+	/* bytes written: the set positions inside the page */
+	return n == d->mask_len ? d->mask_count : mmsb__popcount_bytes(d->mask, n);
 }
 
 /* ---- metadata blob: u32 count, then (u32 klen, key, u32 vlen, value) ---- */

@@ -38,7 +38,6 @@ static int recompute_one(struct mmsb_state *s, struct mmsb_page *p)
 	struct mmsb_delta d = { 0 };
 	uint8_t *buf, *mask;
 	uint64_t sig;
-	size_t count;
 	int err;
 
 	if (!has_binding(p))
@@ -79,27 +78,12 @@ static int recompute_one(struct mmsb_state *s, struct mmsb_page *p)
 	p->has_sig = true;
 	p->flags &= (uint8_t)~MMSB_PAGE_STALE;
 
-	count = mmsb_diff_mask(p->data, buf, p->size, mask);
-	if (!count)
+	/* the gathered payload may overwrite buf: it is not needed after this */
+	if (!mmsb__delta_diff(&d, p->data, buf, p->size, mask, buf))
 		return 0;
 	d.page_id = p->id;
-	d.mask = mask;
-	d.mask_len = p->size;
-	d.mask_count = count;
-	d.payload = buf;
-	d.payload_len = p->size;
 	d.source = (char *)propagation_source;
 	d.timestamp = mmsb__now_ns(CLOCK_REALTIME);
-	if (count < p->size / 2) {
-		/* few bytes changed: log them sparse, compacting the payload in place */
-		size_t k = 0;
-
-		for (size_t i = 0; i < p->size; i++)
-			if (mask[i])
-				buf[k++] = buf[i];
-		d.sparse = true;
-		d.payload_len = count;
-	}
 	err = mmsb__commit_delta(s, p, &d);
 	return err ? err : 1;
 }

@@ -184,7 +184,7 @@ int mmsb_state_verify(struct mmsb_state *s, struct mmsb_divergence *out)
 		mmsb__unlock(s);
 		return -MMSB_ERR_NOT_LOGGED;
 	}
-	err = mmsb__log_sync(s->log);
+	err = mmsb__log_flush(s->log);
 	path = strdup(mmsb__log_path(s->log));
 	mmsb__unlock(s);
 	if (err || !path) {

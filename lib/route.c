@@ -34,6 +34,7 @@ int mmsb_page_update(struct mmsb_state *s, uint64_t id, const void *data, size_t
 {
 	struct mmsb_delta d = { 0 };
 	struct mmsb_page *p;
+	uint8_t *scratch;
 	uint64_t t0;
 	int err;
 
@@ -52,18 +53,15 @@ int mmsb_page_update(struct mmsb_state *s, uint64_t id, const void *data, size_t
 		err = -MMSB_ERR_SIZE_MISMATCH;
 		goto out;
 	}
-	d.mask = mmsb__scratch(s, len);
-	if (!d.mask) {
+	/* the mask, then room for a sparse payload of up to half the page */
+	scratch = len > SIZE_MAX / 2 ? NULL : mmsb__scratch(s, len + len / 2 + 1);
+	if (!scratch) {
 		err = -ENOMEM;
 		goto out;
 	}
-	d.mask_count = mmsb_diff_mask(p->data, data, len, d.mask);
-	if (!d.mask_count)
+	if (!mmsb__delta_diff(&d, p->data, data, len, scratch, scratch + len))
 		goto out; /* unchanged: no delta, no epoch */
 	d.page_id = id;
-	d.mask_len = len;
-	d.payload = (uint8_t *)data;
-	d.payload_len = len;
 	d.source = (char *)"api";
 	d.timestamp = mmsb__now_ns(CLOCK_REALTIME);
 	err = mmsb__commit_delta(s, p, &d);

@@ -110,7 +110,7 @@ void mmsb_state_close(struct mmsb_state *s)
 	if (!s)
 		return;
 	if (s->log) {
-		int err = mmsb__log_sync(s->log);
+		int err = mmsb__log_flush(s->log);
 
 		if (err)
 			pr_warn("closing log %s: %s\n", mmsb__log_path(s->log), mmsb_strerror(err));
@@ -137,7 +137,7 @@ int mmsb_state_flush(struct mmsb_state *s)
 	if (!s)
 		return -EINVAL;
 	mmsb__lock(s);
-	err = s->log ? mmsb__log_sync(s->log) : 0;
+	err = s->log ? mmsb__log_flush(s->log) : 0;
 	mmsb__unlock(s);
 	return err;
 }

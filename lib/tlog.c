@@ -98,11 +98,7 @@ int mmsb__log_encode_delta(struct mmsb_buf *b, const struct mmsb_delta *d)
 		return err;
 	mmsb__put(b, &h, sizeof(h));
 	/* pack the mask LSB-first: a dense full-page delta costs 1.125x the page, not 2x */
-	uint8_t *m = b->p + b->len;
-
-	memset(m, 0, mb);
-	for (size_t i = 0; i < d->mask_len; i++)
-		m[i >> 3] |= (uint8_t)(d->mask[i] << (i & 7));
+	mmsb__pack_mask(d->mask, d->mask_len, b->p + b->len);
 	b->len += mb;
 	mmsb__put(b, d->payload, d->payload_len);
 	mmsb__put(b, d->source, src_len);
@@ -246,8 +242,12 @@ static struct mmsb_delta *make_delta(uint64_t page_id, const uint8_t *mask, uint
 
 	if (!d)
 		return NULL;
-	for (size_t i = 0; i < mask_len; i++)
-		d->mask[i] = packed ? (mask[i >> 3] >> (i & 7)) & 1 : mask[i] != 0;
+	if (packed) {
+		mmsb__unpack_mask(mask, mask_len, d->mask);
+	} else {
+		for (size_t i = 0; i < mask_len; i++)
+			d->mask[i] = mask[i] != 0;
+	}
 	d->mask_count = mmsb__popcount_bytes(d->mask, mask_len);
 	memcpy(d->payload, payload, payload_len);
 	d->source = malloc(src_len + 1);
@@ -727,9 +727,10 @@ int mmsb__log_open(const char *path, enum mmsb_log_mode mode, enum mmsb_durabili
 	l->log_id |= 1; /* never 0: 0 means "no log" in counters and checkpoints */
 	encode_header(hdr, l->log_id, mmsb__now_ns(CLOCK_REALTIME));
 	err = mmsb__write_all(l->fd, hdr, sizeof(hdr));
-	if (!err && fdatasync(l->fd))
+	/* a new log is durable from its first byte, unless the policy says nothing is */
+	if (!err && dur != MMSB_DURABLE_NONE && fdatasync(l->fd))
 		err = -errno;
-	if (!err)
+	if (!err && dur != MMSB_DURABLE_NONE)
 		err = mmsb__fsync_dir(path);
 	if (err)
 		goto fail;
@@ -878,6 +879,11 @@ int mmsb__log_sync(struct mmsb_log *l)
 			err = -errno;
 	}
 	return err;
+}
+
+int mmsb__log_flush(struct mmsb_log *l)
+{
+	return l->dur == MMSB_DURABLE_NONE ? log_write(l, false) : mmsb__log_sync(l);
 }
 
 uint64_t mmsb__log_next_lsn(const struct mmsb_log *l)

@@ -462,3 +462,33 @@ TEST(opts_size_checked)
 	big.future = 0;
 	ASSERT_FALSE(mmsb_state_open(&big.o));
 }
+
+TEST(mask_kernels_match_the_plain_loops)
+{
+	uint8_t a[203], b[203], out[203], bits[26], mask[203], got[203];
+	struct mmsb_delta *d;
+
+	srand(99);
+	for (size_t len = 0; len <= 203; len++) {
+		size_t want = 0;
+
+		for (size_t i = 0; i < len; i++) {
+			a[i] = (uint8_t)rand();
+			b[i] = rand() % 3 ? a[i] : (uint8_t)rand();
+			want += a[i] != b[i];
+		}
+		ASSERT_EQ(mmsb_diff_mask(a, b, len, out), want);
+		for (size_t i = 0; i < len; i++)
+			ASSERT_EQ(out[i], a[i] != b[i]);
+		/* a packed mask, LSB-first, read back one byte per entry */
+		memset(bits, 0, sizeof(bits));
+		for (size_t i = 0; i < len; i++) {
+			mask[i] = rand() & 1;
+			bits[i / 8] |= (uint8_t)(mask[i] << (i % 8));
+		}
+		ASSERT_TRUE(d = mmsb_delta_new(1, bits, len, a, len, MMSB_DELTA_MASK_PACKED));
+		ASSERT_EQ(mmsb_delta_copy_mask(d, got, len), len);
+		ASSERT_MEM_EQ(got, mask, len);
+		mmsb_delta_free(d);
+	}
+}

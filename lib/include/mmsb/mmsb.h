@@ -126,7 +126,8 @@ enum mmsb_location {
 enum mmsb_durability {
 	/* Batch: one write and one fdatasync at the end of each update, route or batch (default). */
 	MMSB_DURABLE_BATCH = 0,
-	/* None: frames are written when the buffer fills or at close/flush; nothing is synced. */
+	/* None: frames are written when 256 KiB are buffered or at flush/close; nothing is synced
+	 * (not even the new log's header), except by a checkpoint. */
 	MMSB_DURABLE_NONE = 1,
 	/* Every: each frame is written and fdatasync'ed before the change is applied. */
 	MMSB_DURABLE_EVERY = 2,
@@ -170,10 +171,16 @@ struct mmsb_delta;
  */
 MMSB_API struct mmsb_state *mmsb_state_open(const struct mmsb_state_opts *opts);
 
-/** @brief Flush and sync the log, then free the state and every page it owns. NULL is a no-op. */
+/**
+ * @brief Flush the log (and sync it, unless the durability is NONE), then free the state and every
+ * page it owns. NULL is a no-op.
+ */
 MMSB_API void mmsb_state_close(struct mmsb_state *s);
 
-/** @brief Write any buffered log frames and fdatasync them, whatever the durability policy. */
+/**
+ * @brief Write any buffered log frames, and fdatasync them unless the durability is NONE (which
+ * promises nothing). Checkpoints always sync the log, whatever the policy.
+ */
 MMSB_API int mmsb_state_flush(struct mmsb_state *s);
 
 struct mmsb_counters {
