@@ -127,11 +127,21 @@ ssize_t mmsb_check_deltas(struct mmsb_state *s, struct mmsb_delta *const *ds, si
 
 double mmsb_tropical_fold_add(const double *v, size_t n)
 {
-	double acc = INFINITY;
+	double a[4] = { INFINITY, INFINITY, INFINITY, INFINITY };
+	size_t i = 0;
 
-	for (size_t i = 0; i < n; i++)
-		acc = fmin(acc, v[i]);
-	return acc;
+	/*
+	 * min is exact, associative and commutative, so four chains give the same answer as one
+	 * without waiting on each compare. `x < acc ? x : acc` keeps acc on a NaN, as fmin does.
+	 */
+	for (; i + 4 <= n; i += 4)
+		for (int k = 0; k < 4; k++)
+			a[k] = v[i + k] < a[k] ? v[i + k] : a[k];
+	for (; i < n; i++)
+		a[0] = v[i] < a[0] ? v[i] : a[0];
+	a[0] = a[1] < a[0] ? a[1] : a[0];
+	a[2] = a[3] < a[2] ? a[3] : a[2];
+	return a[2] < a[0] ? a[2] : a[0];
 }
 
 double mmsb_tropical_fold_mul(const double *v, size_t n)

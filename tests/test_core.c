@@ -423,6 +423,11 @@ TEST(semirings)
 	EXPECT_TRUE(mmsb_tropical_fold_mul(v, 3) == 8.5);
 	EXPECT_TRUE(isinf(mmsb_tropical_fold_add(NULL, 0)));
 	EXPECT_TRUE(mmsb_tropical_fold_mul(NULL, 0) == 0.0);
+	const double withnan[] = { NAN, 2.0, NAN, 7.0, -1.0 };
+
+	/* a NaN never wins a min, as with fmin() */
+	EXPECT_TRUE(mmsb_tropical_fold_add(withnan, 5) == -1.0);
+	EXPECT_TRUE(mmsb_tropical_fold_add(withnan, 1) == INFINITY);
 	mmsb_tropical_accumulate(2.0, 5.0, &add, &mul);
 	EXPECT_TRUE(add == 2.0 && mul == 7.0);
 	EXPECT_EQ(mmsb_boolean_fold_add(t, 3), 1);
