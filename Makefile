@@ -9,6 +9,9 @@
 #   V=1 shows commands; O=DIR builds elsewhere; EXTRA_CFLAGS/EXTRA_LDFLAGS append.
 
 VERSION := 0.1.0
+# PROBES=1 builds the USDT probes of lib/probes.d in; PROBES=0 compiles every probe out.
+PROBES ?= 1
+DTRACE ?= dtrace
 SAN ?=
 comma := ,
 ifeq ($(SAN),)
@@ -34,7 +37,7 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 CFLAGS := -g -O2 -fno-omit-frame-pointer -Wall -Wextra -Werror -std=gnu11 \
-	  -D_GNU_SOURCE -Ilib/include -Ilib $(EXTRA_CFLAGS)
+	  -D_GNU_SOURCE -Ilib/include -Ilib -I$(O)/gen $(EXTRA_CFLAGS)
 LDFLAGS := $(EXTRA_LDFLAGS)
 ifneq ($(SAN),)
 CFLAGS += -fsanitize=$(SAN) -fno-sanitize-recover=all
@@ -47,6 +50,10 @@ JSONC_LIBS := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c)
 
 LIB_SRCS := $(wildcard lib/*.c)
 LIB_OBJS := $(patsubst lib/%.c,$(O)/lib/%.o,$(LIB_SRCS))
+ifeq ($(PROBES),1)
+# the semaphores of every probe, from dtrace -G
+LIB_OBJS += $(O)/lib/probes_sema.o
+endif
 HEADERS := lib/include/mmsb/mmsb.h
 
 TOOLS := mmsb-tlog mmsb-bench
@@ -77,9 +84,30 @@ tools: $(TOOL_BINS)
 tests: $(TEST_BINS)
 examples: $(EXAMPLE_BINS)
 
-$(O)/lib/%.o: lib/%.c | $(O)/lib
+$(O)/lib/%.o: lib/%.c $(O)/gen/mmsb_probes.h | $(O)/lib
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(DEPFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+# ---- probes: everything from lib/probes.d; the mode is remembered so PROBES= changes rebuild ----
+
+$(O)/gen/probes.mode: FORCE | $(O)/gen
+	$(Q)echo $(PROBES) > $@.new && (cmp -s $@.new $@ && rm -f $@.new || mv $@.new $@)
+
+$(O)/gen/mmsb_probes_dtrace.h: lib/probes.d | $(O)/gen
+	$(call msg,DTRACE,$@)
+	$(Q)$(DTRACE) -h -s $< -o $@
+
+$(O)/gen/mmsb_probes.h: lib/probes.d lib/gen-probes.sh $(O)/gen/probes.mode \
+			$(if $(filter 1,$(PROBES)),$(O)/gen/mmsb_probes_dtrace.h)
+	$(call msg,GEN,$@)
+	$(Q)lib/gen-probes.sh $(PROBES) $< $@ $(O)/gen/mmsb_probes_dtrace.h
+
+$(O)/lib/probes_sema.o: lib/probes.d | $(O)/lib
+	$(call msg,DTRACE,$@)
+	$(Q)CFLAGS=-fPIC $(DTRACE) -G -s $< -o $@
+
+$(O)/gen:
+	$(Q)mkdir -p $@
 
 $(O)/libmmsb.so: $(LIB_OBJS) lib/libmmsb.map
 	$(call msg,LD,$@)
@@ -165,13 +193,15 @@ format:
 
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(O)/fuzz/%,$(FUZZ_SRCS))
-FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilib/include -Ilib
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilib/include -Ilib -I$(O)/gen
 
 fuzz: $(FUZZ_BINS)
 
-$(O)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(wildcard lib/*.h) $(HEADERS) | $(O)/fuzz
+$(O)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(wildcard lib/*.h) $(HEADERS) \
+		  $(O)/gen/mmsb_probes.h $(filter %/probes_sema.o,$(LIB_OBJS)) | $(O)/fuzz
 	$(call msg,FUZZ,$@)
-	$(Q)clang $(FUZZ_FLAGS) -Itests/fuzz $< $(LIB_SRCS) -o $@ -lpthread -lm
+	$(Q)clang $(FUZZ_FLAGS) -Itests/fuzz $< $(LIB_SRCS) $(filter %/probes_sema.o,$(LIB_OBJS)) \
+		-o $@ -lpthread -lm
 
 $(O)/fuzz:
 	$(Q)mkdir -p $@

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "mmsb_internal.h"
+#include "probes.h"
 
 #define ONES 0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
@@ -41,7 +42,7 @@ size_t mmsb__popcount_bytes(const uint8_t *mask, size_t n)
 	return c;
 }
 
-size_t mmsb_diff_mask(const void *a, const void *b, size_t len, uint8_t *out)
+size_t mmsb__diff_mask(const void *a, const void *b, size_t len, uint8_t *out)
 {
 	const uint8_t *x = a, *y = b;
 	size_t n = 0, i = 0;
@@ -57,6 +58,12 @@ size_t mmsb_diff_mask(const void *a, const void *b, size_t len, uint8_t *out)
 		n += out[i];
 	}
 	return n;
+}
+
+size_t mmsb_diff_mask(const void *a, const void *b, size_t len, uint8_t *out)
+{
+	MMSB_API_SCOPE(mmsb_diff_mask);
+	return mmsb__diff_mask(a, b, len, out);
 }
 
 void mmsb__pack_mask(const uint8_t *mask, size_t n, uint8_t *bits)

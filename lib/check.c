@@ -5,9 +5,11 @@
 #include <string.h>
 
 #include "mmsb_internal.h"
+#include "probes.h"
 
 int mmsb_check_invariants(struct mmsb_state *s, unsigned int which, struct mmsb_invariant_result *r)
 {
+	MMSB_API_SCOPE(mmsb_check_invariants);
 	struct mmsb_buf b = { 0 };
 	struct mmsb_page **v;
 	size_t n;
@@ -51,7 +53,8 @@ int mmsb_check_invariants(struct mmsb_state *s, unsigned int which, struct mmsb_
 					snprintf(r->details, sizeof(r->details),
 						 "PageConsistency: page %llu: %s",
 						 (unsigned long long)p->id,
-						 e ? mmsb_strerror(e) : "data or metadata missing");
+						 e ? mmsb__strerror(e) :
+						     "data or metadata missing");
 			}
 		}
 	}
@@ -93,6 +96,7 @@ out:
 ssize_t mmsb_check_deltas(struct mmsb_state *s, struct mmsb_delta *const *ds, size_t n,
 			  struct mmsb_violation *out, size_t max)
 {
+	MMSB_API_SCOPE(mmsb_check_deltas);
 	size_t nv = 0;
 
 	if (!s || (n && !ds) || (max && !out))
@@ -127,6 +131,7 @@ ssize_t mmsb_check_deltas(struct mmsb_state *s, struct mmsb_delta *const *ds, si
 
 double mmsb_tropical_fold_add(const double *v, size_t n)
 {
+	MMSB_API_SCOPE(mmsb_tropical_fold_add);
 	double a[4] = { INFINITY, INFINITY, INFINITY, INFINITY };
 	size_t i = 0;
 
@@ -146,6 +151,7 @@ double mmsb_tropical_fold_add(const double *v, size_t n)
 
 double mmsb_tropical_fold_mul(const double *v, size_t n)
 {
+	MMSB_API_SCOPE(mmsb_tropical_fold_mul);
 	double acc = 0.0;
 
 	for (size_t i = 0; i < n; i++)
@@ -155,12 +161,14 @@ double mmsb_tropical_fold_mul(const double *v, size_t n)
 
 void mmsb_tropical_accumulate(double a, double b, double *add, double *mul)
 {
+	MMSB_API_SCOPE(mmsb_tropical_accumulate);
 	*add = fmin(a, b);
 	*mul = a + b;
 }
 
 uint8_t mmsb_boolean_fold_add(const uint8_t *v, size_t n)
 {
+	MMSB_API_SCOPE(mmsb_boolean_fold_add);
 	for (size_t i = 0; i < n; i++)
 		if (v[i])
 			return 1;
@@ -169,6 +177,7 @@ uint8_t mmsb_boolean_fold_add(const uint8_t *v, size_t n)
 
 uint8_t mmsb_boolean_fold_mul(const uint8_t *v, size_t n)
 {
+	MMSB_API_SCOPE(mmsb_boolean_fold_mul);
 	for (size_t i = 0; i < n; i++)
 		if (!v[i])
 			return 0;
@@ -177,6 +186,7 @@ uint8_t mmsb_boolean_fold_mul(const uint8_t *v, size_t n)
 
 void mmsb_boolean_accumulate(uint8_t a, uint8_t b, uint8_t *add, uint8_t *mul)
 {
+	MMSB_API_SCOPE(mmsb_boolean_accumulate);
 	*add = a || b;
 	*mul = a && b;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "mmsb_internal.h"
+#include "probes.h"
 #include "fileio.h"
 
 #define CKPT_MAGIC "MMSBSNAP"
@@ -45,7 +46,7 @@ static void put_crc(struct mmsb_wfile *w, uint32_t *crc, const void *p, size_t n
 	mmsb__wfile_put(w, p, n);
 }
 
-int mmsb_checkpoint_write(struct mmsb_state *s, const char *path)
+static int checkpoint_write(struct mmsb_state *s, const char *path, uint64_t *bytes)
 {
 	struct mmsb_buf meta = { 0 };
 	struct mmsb_page **v = NULL;
@@ -117,6 +118,7 @@ int mmsb_checkpoint_write(struct mmsb_state *s, const char *path)
 	MMSB__WPUT(&w, w.crc);
 	if (!err)
 		err = w.err;
+	*bytes = w.written;
 	if (err)
 		mmsb__wfile_abort(&w);
 	else
@@ -125,6 +127,20 @@ out:
 	mmsb__unlock(s);
 	mmsb__buf_free(&meta);
 	free(v);
+	return err;
+}
+
+int mmsb_checkpoint_write(struct mmsb_state *s, const char *path)
+{
+	MMSB_API_SCOPE(mmsb_checkpoint_write);
+	uint64_t bytes = 0;
+	int err;
+
+	if (!s || !path)
+		return -EINVAL;
+	MMSB_TRACE(CHECKPOINT_WRITE_BEGIN, path, s->pages.n);
+	err = checkpoint_write(s, path, &bytes);
+	MMSB_TRACE(CHECKPOINT_WRITE_END, bytes, err);
 	return err;
 }
 
@@ -330,7 +346,7 @@ static int parse(const char *path, struct mmsb_state **out, struct mmsb_checkpoi
 	else
 		err = -MMSB_ERR_BAD_VERSION;
 	if (err) {
-		mmsb_state_close(t);
+		mmsb__state_close(t);
 		goto out;
 	}
 	info->pages = t->pages.n;
@@ -350,6 +366,7 @@ out:
 
 int mmsb_checkpoint_verify(const char *path, struct mmsb_checkpoint_info *info)
 {
+	MMSB_API_SCOPE(mmsb_checkpoint_verify);
 	struct mmsb_checkpoint_info tmp;
 	struct mmsb_state *t;
 	int err;
@@ -358,7 +375,7 @@ int mmsb_checkpoint_verify(const char *path, struct mmsb_checkpoint_info *info)
 		return -EINVAL;
 	err = parse(path, &t, info ? info : &tmp);
 	if (!err)
-		mmsb_state_close(t);
+		mmsb__state_close(t);
 	return err;
 }
 
@@ -369,7 +386,7 @@ int mmsb__checkpoint_parse(const char *path, struct mmsb_state **out,
 	return parse(path, out, info);
 }
 
-int mmsb_checkpoint_load(struct mmsb_state *s, const char *path)
+static int checkpoint_load(struct mmsb_state *s, const char *path, uint64_t *pages)
 {
 	struct mmsb_checkpoint_info info;
 	struct mmsb_page_map old;
@@ -383,9 +400,10 @@ int mmsb_checkpoint_load(struct mmsb_state *s, const char *path)
 	err = parse(path, &t, &info);
 	if (err)
 		return err;
+	*pages = info.pages;
 	err = mmsb__lock_mut(s);
 	if (err) {
-		mmsb_state_close(t);
+		mmsb__state_close(t);
 		return err;
 	}
 	/* recompute bindings belong to the process, not the file: keep them by page id */
@@ -410,6 +428,18 @@ int mmsb_checkpoint_load(struct mmsb_state *s, const char *path)
 	t->pages = old;
 	mmsb__unlock(s);
 	/* the old pages go with the detached state */
-	mmsb_state_close(t);
+	mmsb__state_close(t);
 	return 0;
+}
+
+int mmsb_checkpoint_load(struct mmsb_state *s, const char *path)
+{
+	MMSB_API_SCOPE(mmsb_checkpoint_load);
+	uint64_t pages = 0;
+	int err;
+
+	MMSB_TRACE(CHECKPOINT_LOAD_BEGIN, path);
+	err = checkpoint_load(s, path, &pages);
+	MMSB_TRACE(CHECKPOINT_LOAD_END, err ? 0 : pages, err);
+	return err;
 }

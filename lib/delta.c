@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "mmsb_internal.h"
+#include "probes.h"
 
 #define MMSB_SOURCE_MAX 255
 
@@ -38,7 +39,7 @@ int mmsb__delta_validate(const struct mmsb_delta *d)
 size_t mmsb__delta_diff(struct mmsb_delta *d, const uint8_t *old, const uint8_t *new, size_t len,
 			uint8_t *mask, uint8_t *pay)
 {
-	size_t count = mmsb_diff_mask(old, new, len, mask);
+	size_t count = mmsb__diff_mask(old, new, len, mask);
 
 	d->mask = mask;
 	d->mask_len = len;
@@ -59,6 +60,7 @@ size_t mmsb__delta_diff(struct mmsb_delta *d, const uint8_t *old, const uint8_t 
 struct mmsb_delta *mmsb_delta_new(uint64_t page_id, const void *mask, size_t mask_len,
 				  const void *payload, size_t payload_len, unsigned int flags)
 {
+	MMSB_API_SCOPE(mmsb_delta_new);
 	const uint8_t *m = mask;
 	struct mmsb_delta *d;
 	int err;
@@ -87,7 +89,7 @@ struct mmsb_delta *mmsb_delta_new(uint64_t page_id, const void *mask, size_t mas
 	return d;
 }
 
-void mmsb_delta_free(struct mmsb_delta *d)
+void mmsb__delta_free(struct mmsb_delta *d)
 {
 	if (!d)
 		return;
@@ -95,6 +97,12 @@ void mmsb_delta_free(struct mmsb_delta *d)
 		free(d->source);
 	free(d->intent);
 	free(d);
+}
+
+void mmsb_delta_free(struct mmsb_delta *d)
+{
+	MMSB_API_SCOPE(mmsb_delta_free);
+	mmsb__delta_free(d);
 }
 
 /* Copy everything but mask and payload (callers fill those). */
@@ -117,7 +125,7 @@ static int copy_labels(struct mmsb_delta *dst, const struct mmsb_delta *src)
 	return 0;
 }
 
-struct mmsb_delta *mmsb_delta_dup(const struct mmsb_delta *d)
+struct mmsb_delta *mmsb__delta_dup(const struct mmsb_delta *d)
 {
 	struct mmsb_delta *n;
 
@@ -134,10 +142,16 @@ struct mmsb_delta *mmsb_delta_dup(const struct mmsb_delta *d)
 	memcpy(n->mask, d->mask, d->mask_len);
 	memcpy(n->payload, d->payload, d->payload_len);
 	if (copy_labels(n, d)) {
-		mmsb_delta_free(n);
+		mmsb__delta_free(n);
 		return mmsb__err_ptr(-ENOMEM);
 	}
 	return n;
+}
+
+struct mmsb_delta *mmsb_delta_dup(const struct mmsb_delta *d)
+{
+	MMSB_API_SCOPE(mmsb_delta_dup);
+	return mmsb__delta_dup(d);
 }
 
 /* Expand d's payload to dense positions into out (mask_len bytes, zeros where unmasked). */
@@ -156,18 +170,19 @@ static void expand(const struct mmsb_delta *d, uint8_t *out)
 
 struct mmsb_delta *mmsb_delta_to_dense(const struct mmsb_delta *d)
 {
+	MMSB_API_SCOPE(mmsb_delta_to_dense);
 	struct mmsb_delta *n;
 
 	if (!d)
 		return mmsb__err_ptr(-EINVAL);
-	n = mmsb_delta_dup(d);
+	n = mmsb__delta_dup(d);
 	if (!n || !d->sparse)
 		return n;
 	/* the dense payload needs mask_len bytes: build a fresh one and keep the labels */
 	struct mmsb_delta *e = mmsb__delta_alloc(d->page_id, d->mask_len, d->mask_len, false);
 
 	if (!e) {
-		mmsb_delta_free(n);
+		mmsb__delta_free(n);
 		return NULL;
 	}
 	memcpy(e->mask, d->mask, d->mask_len);
@@ -182,12 +197,13 @@ struct mmsb_delta *mmsb_delta_to_dense(const struct mmsb_delta *d)
 	e->intent = n->intent;
 	n->owns_source = false;
 	n->intent = NULL;
-	mmsb_delta_free(n);
+	mmsb__delta_free(n);
 	return e;
 }
 
 struct mmsb_delta *mmsb_delta_merge(const struct mmsb_delta *a, const struct mmsb_delta *b)
 {
+	MMSB_API_SCOPE(mmsb_delta_merge);
 	struct mmsb_delta *m;
 	uint8_t *bd;
 
@@ -202,7 +218,7 @@ struct mmsb_delta *mmsb_delta_merge(const struct mmsb_delta *a, const struct mms
 		return NULL;
 	bd = malloc(b->mask_len ? b->mask_len : 1);
 	if (!bd) {
-		mmsb_delta_free(m);
+		mmsb__delta_free(m);
 		return NULL;
 	}
 	expand(a, m->payload);
@@ -219,13 +235,13 @@ struct mmsb_delta *mmsb_delta_merge(const struct mmsb_delta *a, const struct mms
 	m->lsn = max_t(uint64_t, a->lsn, b->lsn);
 	m->timestamp = max_t(uint64_t, a->timestamp, b->timestamp);
 	if (copy_labels(m, b)) {
-		mmsb_delta_free(m);
+		mmsb__delta_free(m);
 		return mmsb__err_ptr(-ENOMEM);
 	}
 	if (!m->intent && a->intent) {
 		m->intent = strdup(a->intent);
 		if (!m->intent) {
-			mmsb_delta_free(m);
+			mmsb__delta_free(m);
 			return mmsb__err_ptr(-ENOMEM);
 		}
 	}
@@ -234,46 +250,55 @@ struct mmsb_delta *mmsb_delta_merge(const struct mmsb_delta *a, const struct mms
 
 uint64_t mmsb_delta_id(const struct mmsb_delta *d)
 {
+	MMSB_API_SCOPE(mmsb_delta_id);
 	return d->id;
 }
 
 uint64_t mmsb_delta_page_id(const struct mmsb_delta *d)
 {
+	MMSB_API_SCOPE(mmsb_delta_page_id);
 	return d->page_id;
 }
 
 uint32_t mmsb_delta_epoch(const struct mmsb_delta *d)
 {
+	MMSB_API_SCOPE(mmsb_delta_epoch);
 	return d->epoch;
 }
 
 uint64_t mmsb_delta_lsn(const struct mmsb_delta *d)
 {
+	MMSB_API_SCOPE(mmsb_delta_lsn);
 	return d->lsn;
 }
 
 uint64_t mmsb_delta_timestamp(const struct mmsb_delta *d)
 {
+	MMSB_API_SCOPE(mmsb_delta_timestamp);
 	return d->timestamp;
 }
 
 bool mmsb_delta_is_sparse(const struct mmsb_delta *d)
 {
+	MMSB_API_SCOPE(mmsb_delta_is_sparse);
 	return d->sparse;
 }
 
 size_t mmsb_delta_mask_len(const struct mmsb_delta *d)
 {
+	MMSB_API_SCOPE(mmsb_delta_mask_len);
 	return d->mask_len;
 }
 
 size_t mmsb_delta_mask_count(const struct mmsb_delta *d)
 {
+	MMSB_API_SCOPE(mmsb_delta_mask_count);
 	return d->mask_count;
 }
 
 size_t mmsb_delta_copy_mask(const struct mmsb_delta *d, uint8_t *out, size_t len)
 {
+	MMSB_API_SCOPE(mmsb_delta_copy_mask);
 	size_t n = min_t(size_t, len, d->mask_len);
 
 	memcpy(out, d->mask, n);
@@ -282,21 +307,25 @@ size_t mmsb_delta_copy_mask(const struct mmsb_delta *d, uint8_t *out, size_t len
 
 size_t mmsb_delta_payload_len(const struct mmsb_delta *d)
 {
+	MMSB_API_SCOPE(mmsb_delta_payload_len);
 	return d->payload_len;
 }
 
 const uint8_t *mmsb_delta_payload(const struct mmsb_delta *d)
 {
+	MMSB_API_SCOPE(mmsb_delta_payload);
 	return d->payload;
 }
 
 const char *mmsb_delta_source(const struct mmsb_delta *d)
 {
+	MMSB_API_SCOPE(mmsb_delta_source);
 	return d->source;
 }
 
 int mmsb_delta_set_source(struct mmsb_delta *d, const char *src)
 {
+	MMSB_API_SCOPE(mmsb_delta_set_source);
 	size_t n;
 	char *c;
 
@@ -319,6 +348,7 @@ int mmsb_delta_set_source(struct mmsb_delta *d, const char *src)
 
 int mmsb_delta_set_intent(struct mmsb_delta *d, const char *intent)
 {
+	MMSB_API_SCOPE(mmsb_delta_set_intent);
 	char *c = NULL;
 
 	if (!d)
@@ -341,5 +371,6 @@ int mmsb_delta_set_intent(struct mmsb_delta *d, const char *intent)
 
 const char *mmsb_delta_intent(const struct mmsb_delta *d)
 {
+	MMSB_API_SCOPE(mmsb_delta_intent);
 	return d->intent;
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "mmsb_internal.h"
+#include "probes.h"
 
 #define MAX_WORKERS 64
 /* How long an idle worker spins for the next batch before it sleeps on the condition variable. */
@@ -245,6 +246,7 @@ static void *worker_main(void *arg)
 
 struct mmsb_engine *mmsb_engine_new(struct mmsb_state *s, const struct mmsb_engine_opts *opts)
 {
+	MMSB_API_SCOPE(mmsb_engine_new);
 	struct mmsb_engine *e;
 	unsigned int w = 1;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -281,7 +283,7 @@ struct mmsb_engine *mmsb_engine_new(struct mmsb_state *s, const struct mmsb_engi
 			memset(e->wk[k].bucket, 0, bsz);
 		if (!e->wk[k].bucket) {
 			e->w = 1; /* no thread started yet */
-			mmsb_engine_free(e);
+			mmsb__engine_free(e);
 			return mmsb__err_ptr(-ENOMEM);
 		}
 	}
@@ -290,14 +292,14 @@ struct mmsb_engine *mmsb_engine_new(struct mmsb_state *s, const struct mmsb_engi
 
 		if (err) {
 			e->w = k; /* free the ones that started */
-			mmsb_engine_free(e);
+			mmsb__engine_free(e);
 			return mmsb__err_ptr(-err);
 		}
 	}
 	return e;
 }
 
-void mmsb_engine_free(struct mmsb_engine *e)
+void mmsb__engine_free(struct mmsb_engine *e)
 {
 	if (!e)
 		return;
@@ -320,6 +322,12 @@ void mmsb_engine_free(struct mmsb_engine *e)
 	free(e);
 }
 
+void mmsb_engine_free(struct mmsb_engine *e)
+{
+	MMSB_API_SCOPE(mmsb_engine_free);
+	mmsb__engine_free(e);
+}
+
 /* Run a batch with the state locked; the touched pages stay in the workers for mmsb_tick(). */
 static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_t n)
 {
@@ -333,6 +341,7 @@ static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_
 			return -ENOMEM;
 		e->pages = e->page_buf;
 	}
+	MMSB_TRACE(ENGINE_BATCH_BEGIN, n, e->w);
 	e->ds = ds;
 	e->n = n;
 	e->gen = ++s->batch_gen;
@@ -360,12 +369,21 @@ static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_
 		for (unsigned int k = 0; k < e->w; k++)
 			s->st.delta_bytes += e->wk[k].bytes;
 	}
+	if (MMSB_ENGINE_BATCH_END_ENABLED()) {
+		uint64_t pages = 0;
+
+		/* summed only for a tracer: nobody attached, nobody pays */
+		for (unsigned int k = 0; k < e->w; k++)
+			pages += e->wk[k].n_touched;
+		MMSB_ENGINE_BATCH_END(n, err ? 0 : pages, err);
+	}
 	return err;
 }
 
 int mmsb_engine_apply(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_t n,
 		      struct mmsb_throughput *m)
 {
+	MMSB_API_SCOPE(mmsb_engine_apply);
 	uint64_t t0 = mmsb__now_ns(CLOCK_MONOTONIC);
 	int err;
 
@@ -413,6 +431,7 @@ static void memory_report_locked(struct mmsb_state *s, uint32_t cold_age,
 
 int mmsb_memory_report(struct mmsb_state *s, uint32_t cold_age, struct mmsb_memory_report *r)
 {
+	MMSB_API_SCOPE(mmsb_memory_report);
 	if (!s || !r)
 		return -EINVAL;
 	mmsb__lock(s);
@@ -424,6 +443,7 @@ int mmsb_memory_report(struct mmsb_state *s, uint32_t cold_age, struct mmsb_memo
 int mmsb_tick(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_t n,
 	      struct mmsb_tick_metrics *m)
 {
+	MMSB_API_SCOPE(mmsb_tick);
 	struct mmsb_tick_metrics tmp;
 	struct mmsb_cycle_report rep;
 	struct mmsb_page **changed = NULL;
@@ -439,6 +459,7 @@ int mmsb_tick(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_t n,
 	err = mmsb__lock_mut(e->s);
 	if (err)
 		return err;
+	MMSB_TRACE(TICK_BEGIN, n);
 	t0 = mmsb__now_ns(CLOCK_MONOTONIC);
 	err = n ? run_locked(e, ds, n) : 0;
 	t1 = mmsb__now_ns(CLOCK_MONOTONIC);
@@ -479,5 +500,6 @@ out:
 	m->total_ns = mmsb__now_ns(CLOCK_MONOTONIC) - t0;
 	m->rate = m->apply_ns ? (double)m->processed * 1e9 / (double)m->apply_ns : 0;
 	m->within_budget = m->total_ns <= MMSB_TICK_BUDGET_NS;
+	MMSB_TRACE(TICK_END, m->total_ns, m->within_budget);
 	return err;
 }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "mmsb_internal.h"
+#include "probes.h"
 
 static int ent_cmp(const struct mmsb_edge_ent *a, uint64_t id, int type)
 {
@@ -130,6 +131,7 @@ bool mmsb__reaches(struct mmsb_state *s, struct mmsb_page *from, struct mmsb_pag
 
 int mmsb_edge_add(struct mmsb_state *s, uint64_t parent, uint64_t child, int type)
 {
+	MMSB_API_SCOPE(mmsb_edge_add);
 	struct mmsb_page *p, *c;
 	int err;
 
@@ -162,6 +164,7 @@ out:
 
 int mmsb_edge_remove(struct mmsb_state *s, uint64_t parent, uint64_t child, int type)
 {
+	MMSB_API_SCOPE(mmsb_edge_remove);
 	struct mmsb_page *p, *c;
 	int err, removed = 0;
 
@@ -237,16 +240,19 @@ static ssize_t list_edges(struct mmsb_state *s, uint64_t id, struct mmsb_edge *o
 
 ssize_t mmsb_edge_children(struct mmsb_state *s, uint64_t id, struct mmsb_edge *out, size_t max)
 {
+	MMSB_API_SCOPE(mmsb_edge_children);
 	return list_edges(s, id, out, max, true);
 }
 
 ssize_t mmsb_edge_parents(struct mmsb_state *s, uint64_t id, struct mmsb_edge *out, size_t max)
 {
+	MMSB_API_SCOPE(mmsb_edge_parents);
 	return list_edges(s, id, out, max, false);
 }
 
 size_t mmsb_edge_count(struct mmsb_state *s)
 {
+	MMSB_API_SCOPE(mmsb_edge_count);
 	size_t n;
 
 	if (!s)
@@ -294,7 +300,7 @@ struct mmsb_page *mmsb__heap_pop(struct mmsb_heap *h)
 }
 
 /* Kahn's algorithm over every page; the heap makes ties go to the smallest id. */
-ssize_t mmsb_graph_toposort(struct mmsb_state *s, uint64_t *ids, size_t max)
+ssize_t mmsb__graph_toposort(struct mmsb_state *s, uint64_t *ids, size_t max)
 {
 	struct mmsb_heap h = { 0 };
 	struct mmsb_page *p;
@@ -336,8 +342,15 @@ out:
 	return ret;
 }
 
+ssize_t mmsb_graph_toposort(struct mmsb_state *s, uint64_t *ids, size_t max)
+{
+	MMSB_API_SCOPE(mmsb_graph_toposort);
+	return mmsb__graph_toposort(s, ids, max);
+}
+
 ssize_t mmsb_graph_bfs(struct mmsb_state *s, uint64_t root, uint64_t *ids, size_t max)
 {
+	MMSB_API_SCOPE(mmsb_graph_bfs);
 	struct mmsb_page **q = NULL, *r;
 	size_t head = 0, n = 0, cap = 0;
 	uint64_t gen;
@@ -514,6 +527,7 @@ out:
 
 int mmsb_graph_validate(struct mmsb_state *s, struct mmsb_cycle_report *r)
 {
+	MMSB_API_SCOPE(mmsb_graph_validate);
 	int err;
 
 	if (!s || !r)
@@ -571,6 +585,7 @@ static ssize_t lineage(struct mmsb_state *s, struct mmsb_page *root, unsigned in
 ssize_t mmsb_provenance(struct mmsb_state *s, uint64_t id, unsigned int depth, uint64_t *ids,
 			size_t max, bool *from_cache)
 {
+	MMSB_API_SCOPE(mmsb_provenance);
 	struct mmsb_prov_ent *slot;
 	struct mmsb_page *p;
 	uint64_t *v;

@@ -91,6 +91,24 @@ static inline const uint8_t *mmsb__cur_take(struct mmsb_cursor *c, size_t n)
 	return p;
 }
 
+/* ---- what the library calls of its own API: the same work, without the api__ probes ---- */
+
+const char *mmsb__strerror(int err) MMSB_HIDDEN;
+void mmsb__state_close(struct mmsb_state *s) MMSB_HIDDEN;
+void mmsb__delta_free(struct mmsb_delta *d) MMSB_HIDDEN;
+struct mmsb_delta *mmsb__delta_dup(const struct mmsb_delta *d) MMSB_HIDDEN;
+size_t mmsb__diff_mask(const void *a, const void *b, size_t len, uint8_t *out) MMSB_HIDDEN;
+void mmsb__engine_free(struct mmsb_engine *e) MMSB_HIDDEN;
+ssize_t mmsb__graph_toposort(struct mmsb_state *s, uint64_t *ids, size_t max) MMSB_HIDDEN;
+struct mmsb_log_reader *mmsb__log_reader_open(const char *path) MMSB_HIDDEN;
+void mmsb__log_reader_close(struct mmsb_log_reader *r) MMSB_HIDDEN;
+int mmsb__log_reader_version(const struct mmsb_log_reader *r) MMSB_HIDDEN;
+uint64_t mmsb__log_reader_log_id(const struct mmsb_log_reader *r) MMSB_HIDDEN;
+int mmsb__log_reader_next(struct mmsb_log_reader *r, struct mmsb_log_record *rec) MMSB_HIDDEN;
+struct mmsb_state *mmsb__replay(const char *log_path, const struct mmsb_replay_opts *o) MMSB_HIDDEN;
+int mmsb__state_diverge(struct mmsb_state *a, struct mmsb_state *b,
+			struct mmsb_divergence *out) MMSB_HIDDEN;
+
 /* ---- deltas ---- */
 
 struct mmsb_delta {
@@ -270,7 +288,7 @@ int mmsb__log_flush(struct mmsb_log *l) MMSB_HIDDEN;
 /* Batch framing for the engine: frame without writing, undo to a mark, one write + sync. */
 struct mmsb_log_mark {
 	size_t buf_len;
-	uint64_t next_lsn, records;
+	uint64_t next_lsn, records, pending;
 };
 struct mmsb_log_mark mmsb__log_mark(const struct mmsb_log *l) MMSB_HIDDEN;
 void mmsb__log_rollback(struct mmsb_log *l, struct mmsb_log_mark m) MMSB_HIDDEN;
@@ -352,6 +370,9 @@ struct mmsb_state *mmsb__state_new(void) MMSB_HIDDEN;
 
 /* Log (when any), apply, count, emit DELTA_APPLIED. The delta is already validated. */
 int mmsb__commit_delta(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d) MMSB_HIDDEN;
+/* The same inside a delta__apply span: for the single-delta paths, not batches. */
+int mmsb__commit_traced(struct mmsb_state *s, struct mmsb_page *p,
+			struct mmsb_delta *d) MMSB_HIDDEN;
 
 /* End of a mutating call: the log's group commit; the call's own error wins. */
 int mmsb__finish(struct mmsb_state *s, int err) MMSB_HIDDEN;

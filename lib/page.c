@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "mmsb_internal.h"
+#include "probes.h"
 
 /* ---- the id map: open addressing, linear probing, backward-shift deletion ---- */
 
@@ -243,7 +244,7 @@ corrupt:
 
 /* ---- public page API ---- */
 
-int mmsb__page_insert(struct mmsb_state *s, uint64_t id, size_t size, int loc, bool logged)
+static int page_insert(struct mmsb_state *s, uint64_t id, size_t size, int loc, bool logged)
 {
 	struct mmsb_page *p;
 	int err;
@@ -279,8 +280,19 @@ int mmsb__page_insert(struct mmsb_state *s, uint64_t id, size_t size, int loc, b
 	return 0;
 }
 
+int mmsb__page_insert(struct mmsb_state *s, uint64_t id, size_t size, int loc, bool logged)
+{
+	int err;
+
+	MMSB_TRACE(PAGE_ALLOC_BEGIN, id, size, loc);
+	err = page_insert(s, id, size, loc, logged);
+	MMSB_TRACE(PAGE_ALLOC_END, id, err);
+	return err;
+}
+
 int mmsb_page_create(struct mmsb_state *s, size_t size, int loc, uint64_t *id_out)
 {
+	MMSB_API_SCOPE(mmsb_page_create);
 	uint64_t id;
 	int err;
 
@@ -302,6 +314,7 @@ int mmsb_page_create(struct mmsb_state *s, size_t size, int loc, uint64_t *id_ou
 
 int mmsb_page_create_id(struct mmsb_state *s, uint64_t id, size_t size, int loc)
 {
+	MMSB_API_SCOPE(mmsb_page_create_id);
 	int err;
 
 	if (!s || !size || !id)
@@ -326,6 +339,7 @@ static void queue_drop(struct mmsb_state *s, uint64_t id)
 
 int mmsb_page_free(struct mmsb_state *s, uint64_t id)
 {
+	MMSB_API_SCOPE(mmsb_page_free);
 	struct mmsb_page *p;
 	int err;
 
@@ -334,6 +348,7 @@ int mmsb_page_free(struct mmsb_state *s, uint64_t id)
 	err = mmsb__lock_mut(s);
 	if (err)
 		return err;
+	MMSB_TRACE(PAGE_FREE_BEGIN, id);
 	p = mmsb__map_get(&s->pages, id);
 	if (!p) {
 		err = -MMSB_ERR_PAGE_NOT_FOUND;
@@ -353,6 +368,7 @@ int mmsb_page_free(struct mmsb_state *s, uint64_t id)
 	mmsb__page_destroy(p);
 	mmsb__emit(s, MMSB_EV_PAGE_DELETED, id, 0, 0);
 out:
+	MMSB_TRACE(PAGE_FREE_END, id, err);
 	mmsb__unlock(s);
 	return err;
 }
@@ -372,6 +388,7 @@ out:
 
 ssize_t mmsb_page_read(struct mmsb_state *s, uint64_t id, void *dst, size_t len, size_t off)
 {
+	MMSB_API_SCOPE(mmsb_page_read);
 	struct mmsb_page *p;
 	size_t n = 0;
 
@@ -388,6 +405,7 @@ ssize_t mmsb_page_read(struct mmsb_state *s, uint64_t id, void *dst, size_t len,
 
 ssize_t mmsb_page_size(struct mmsb_state *s, uint64_t id)
 {
+	MMSB_API_SCOPE(mmsb_page_size);
 	struct mmsb_page *p;
 	ssize_t n;
 
@@ -399,6 +417,7 @@ ssize_t mmsb_page_size(struct mmsb_state *s, uint64_t id)
 
 int64_t mmsb_page_epoch(struct mmsb_state *s, uint64_t id)
 {
+	MMSB_API_SCOPE(mmsb_page_epoch);
 	struct mmsb_page *p;
 	int64_t e;
 
@@ -410,6 +429,7 @@ int64_t mmsb_page_epoch(struct mmsb_state *s, uint64_t id)
 
 int mmsb_page_location(struct mmsb_state *s, uint64_t id)
 {
+	MMSB_API_SCOPE(mmsb_page_location);
 	struct mmsb_page *p;
 	int l;
 
@@ -421,6 +441,7 @@ int mmsb_page_location(struct mmsb_state *s, uint64_t id)
 
 int mmsb_page_flags(struct mmsb_state *s, uint64_t id)
 {
+	MMSB_API_SCOPE(mmsb_page_flags);
 	struct mmsb_page *p;
 	int f;
 
@@ -432,6 +453,7 @@ int mmsb_page_flags(struct mmsb_state *s, uint64_t id)
 
 int mmsb_page_clear_flags(struct mmsb_state *s, uint64_t id, unsigned int flags)
 {
+	MMSB_API_SCOPE(mmsb_page_clear_flags);
 	struct mmsb_page *p;
 
 	PAGE_GET_OR_RETURN(s, id, p);
@@ -442,6 +464,7 @@ int mmsb_page_clear_flags(struct mmsb_state *s, uint64_t id, unsigned int flags)
 
 size_t mmsb_page_count(struct mmsb_state *s)
 {
+	MMSB_API_SCOPE(mmsb_page_count);
 	size_t n;
 
 	if (!s)
@@ -454,6 +477,7 @@ size_t mmsb_page_count(struct mmsb_state *s)
 
 ssize_t mmsb_page_list(struct mmsb_state *s, uint64_t *ids, size_t max)
 {
+	MMSB_API_SCOPE(mmsb_page_list);
 	struct mmsb_page **v;
 	size_t n;
 
@@ -491,6 +515,7 @@ static void meta_remove(struct mmsb_page *p, size_t i)
 int mmsb_page_meta_set(struct mmsb_state *s, uint64_t id, const char *key, const void *val,
 		       size_t len)
 {
+	MMSB_API_SCOPE(mmsb_page_meta_set);
 	struct mmsb_meta_ent e = { 0 };
 	struct mmsb_page *p;
 	ssize_t i;
@@ -530,6 +555,7 @@ int mmsb_page_meta_set(struct mmsb_state *s, uint64_t id, const char *key, const
 ssize_t mmsb_page_meta_get(struct mmsb_state *s, uint64_t id, const char *key, void *buf,
 			   size_t len)
 {
+	MMSB_API_SCOPE(mmsb_page_meta_get);
 	struct mmsb_page *p;
 	ssize_t i, n;
 
@@ -550,6 +576,7 @@ ssize_t mmsb_page_meta_get(struct mmsb_state *s, uint64_t id, const char *key, v
 
 int mmsb_page_meta_del(struct mmsb_state *s, uint64_t id, const char *key)
 {
+	MMSB_API_SCOPE(mmsb_page_meta_del);
 	struct mmsb_page *p;
 	ssize_t i;
 
@@ -565,6 +592,7 @@ int mmsb_page_meta_del(struct mmsb_state *s, uint64_t id, const char *key)
 
 ssize_t mmsb_page_meta_export(struct mmsb_state *s, uint64_t id, void *buf, size_t len)
 {
+	MMSB_API_SCOPE(mmsb_page_meta_export);
 	struct mmsb_buf b = { 0 };
 	struct mmsb_page *p;
 	ssize_t n;
@@ -586,6 +614,7 @@ ssize_t mmsb_page_meta_export(struct mmsb_state *s, uint64_t id, void *buf, size
 
 int mmsb_page_meta_import(struct mmsb_state *s, uint64_t id, const void *blob, size_t len)
 {
+	MMSB_API_SCOPE(mmsb_page_meta_import);
 	struct mmsb_meta_ent *m;
 	struct mmsb_page *p;
 	size_t n;

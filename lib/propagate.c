@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "mmsb_internal.h"
+#include "probes.h"
 
 static const char propagation_source[] = "propagation";
 
@@ -49,6 +50,7 @@ static int recompute_one(struct mmsb_state *s, struct mmsb_page *p)
 	}
 	if (p->size > SIZE_MAX / 2 || !(buf = mmsb__scratch(s, 2 * p->size)))
 		return -ENOMEM;
+	MMSB_TRACE(RECOMPUTE_BEGIN, p->id, p->size);
 	mask = buf + p->size;
 	memcpy(buf, p->data, p->size);
 
@@ -71,7 +73,8 @@ static int recompute_one(struct mmsb_state *s, struct mmsb_page *p)
 	s->st.recomputes++;
 	if (err) {
 		pr_warn("recompute of page %llu failed: %s\n", (unsigned long long)p->id,
-			mmsb_strerror(err));
+			mmsb__strerror(err));
+		MMSB_TRACE(RECOMPUTE_END, p->id, 0, err);
 		return err;
 	}
 	p->recompute_sig = sig;
@@ -79,12 +82,15 @@ static int recompute_one(struct mmsb_state *s, struct mmsb_page *p)
 	p->flags &= (uint8_t)~MMSB_PAGE_STALE;
 
 	/* the gathered payload may overwrite buf: it is not needed after this */
-	if (!mmsb__delta_diff(&d, p->data, buf, p->size, mask, buf))
+	if (!mmsb__delta_diff(&d, p->data, buf, p->size, mask, buf)) {
+		MMSB_TRACE(RECOMPUTE_END, p->id, 0, 0);
 		return 0;
+	}
 	d.page_id = p->id;
 	d.source = (char *)propagation_source;
 	d.timestamp = mmsb__now_ns(CLOCK_REALTIME);
-	err = mmsb__commit_delta(s, p, &d);
+	err = mmsb__commit_traced(s, p, &d);
+	MMSB_TRACE(RECOMPUTE_END, p->id, d.mask_count, err);
 	return err ? err : 1;
 }
 
@@ -153,12 +159,15 @@ static int wave(struct mmsb_state *s, struct mmsb_page **changed, size_t n_chang
 {
 	uint64_t gen = ++s->wave_gen, t0 = mmsb__now_ns(CLOCK_MONOTONIC);
 	struct mmsb_page **set = NULL;
-	size_t n_set = 0, cap_set = 0;
+	size_t n_set = 0, cap_set = 0, recomputed = 0;
 	struct mmsb_heap h = { 0 };
 	int err = 0;
 
-	if (mmsb__grow((void **)&set, &cap_set, n_changed + n_dirty + 1, sizeof(*set)))
+	MMSB_TRACE(PROPAGATE_BEGIN, n_changed, n_dirty);
+	if (mmsb__grow((void **)&set, &cap_set, n_changed + n_dirty + 1, sizeof(*set))) {
+		MMSB_TRACE(PROPAGATE_END, 0, 0, -ENOMEM);
 		return -ENOMEM;
+	}
 	for (size_t i = 0; i < n_changed + n_dirty; i++) {
 		struct mmsb_page *p = i < n_changed ? changed[i] : dirty[i - n_changed];
 
@@ -207,6 +216,7 @@ static int wave(struct mmsb_state *s, struct mmsb_page **changed, size_t n_chang
 				goto out;
 			}
 			if (r) {
+				recomputed++;
 				p->changed = true;
 				mmsb__emit(s, MMSB_EV_PAGE_CHANGED, p->id, 0, p->epoch);
 			}
@@ -226,6 +236,7 @@ out:
 	free(set);
 	s->st.waves++;
 	s->st.wave_ns += mmsb__now_ns(CLOCK_MONOTONIC) - t0;
+	MMSB_TRACE(PROPAGATE_END, n_set, recomputed, err);
 	return err;
 }
 
@@ -237,6 +248,7 @@ int mmsb__wave(struct mmsb_state *s, struct mmsb_page **changed, size_t n_change
 
 int mmsb_page_set_recompute(struct mmsb_state *s, uint64_t id, mmsb_recompute_fn fn, void *ctx)
 {
+	MMSB_API_SCOPE(mmsb_page_set_recompute);
 	struct mmsb_page *p;
 	int err;
 
@@ -260,6 +272,7 @@ int mmsb_page_set_recompute(struct mmsb_state *s, uint64_t id, mmsb_recompute_fn
 int mmsb_page_set_passthrough(struct mmsb_state *s, uint64_t target, uint64_t source,
 			      mmsb_transform_fn fn, void *ctx)
 {
+	MMSB_API_SCOPE(mmsb_page_set_passthrough);
 	struct mmsb_page *t, *src;
 	int err;
 
@@ -287,6 +300,7 @@ int mmsb_page_set_passthrough(struct mmsb_state *s, uint64_t target, uint64_t so
 
 int mmsb_propagate_set_deferred(struct mmsb_state *s, bool deferred)
 {
+	MMSB_API_SCOPE(mmsb_propagate_set_deferred);
 	int err;
 
 	if (!s)
@@ -301,6 +315,7 @@ int mmsb_propagate_set_deferred(struct mmsb_state *s, bool deferred)
 
 int mmsb_propagate(struct mmsb_state *s, const uint64_t *changed, size_t n)
 {
+	MMSB_API_SCOPE(mmsb_propagate);
 	struct mmsb_page **v;
 	int err;
 
@@ -327,6 +342,7 @@ int mmsb_propagate(struct mmsb_state *s, const uint64_t *changed, size_t n)
 
 int mmsb_propagate_run(struct mmsb_state *s)
 {
+	MMSB_API_SCOPE(mmsb_propagate_run);
 	struct mmsb_page **v = NULL;
 	size_t n = 0;
 	int err;
@@ -363,6 +379,7 @@ out:
 
 size_t mmsb_propagate_pending(struct mmsb_state *s)
 {
+	MMSB_API_SCOPE(mmsb_propagate_pending);
 	size_t n;
 
 	if (!s)
@@ -375,6 +392,7 @@ size_t mmsb_propagate_pending(struct mmsb_state *s)
 
 int mmsb_page_recompute(struct mmsb_state *s, uint64_t id)
 {
+	MMSB_API_SCOPE(mmsb_page_recompute);
 	struct mmsb_page *p;
 	int err, ret;
 

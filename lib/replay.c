@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "mmsb_internal.h"
+#include "probes.h"
 
 #define OPTS_OK(o)                                                                                 \
 	(!(o) || (o)->sz >= offsetof(struct mmsb_replay_opts, to_timestamp) + sizeof(uint64_t))
@@ -61,7 +62,8 @@ static int replay_record(struct mmsb_state *t, const struct mmsb_log_record *rec
 	return 0;
 }
 
-struct mmsb_state *mmsb_replay(const char *log_path, const struct mmsb_replay_opts *o)
+static struct mmsb_state *replay(const char *log_path, const struct mmsb_replay_opts *o,
+				 uint64_t *records)
 {
 	struct mmsb_checkpoint_info info = { 0 };
 	struct mmsb_log_reader *r;
@@ -71,15 +73,15 @@ struct mmsb_state *mmsb_replay(const char *log_path, const struct mmsb_replay_op
 
 	if (!log_path || !OPTS_OK(o))
 		return mmsb__err_ptr(-EINVAL);
-	r = mmsb_log_reader_open(log_path);
+	r = mmsb__log_reader_open(log_path);
 	if (!r)
 		return NULL;
-	version = mmsb_log_reader_version(r);
+	version = mmsb__log_reader_version(r);
 	if (o && o->checkpoint) {
 		err = mmsb__checkpoint_parse(o->checkpoint, &t, &info);
 		if (err)
 			goto fail;
-		if (info.log_id && version == 3 && info.log_id != mmsb_log_reader_log_id(r)) {
+		if (info.log_id && version == 3 && info.log_id != mmsb__log_reader_log_id(r)) {
 			err = -MMSB_ERR_LOG_FOREIGN;
 			goto fail;
 		}
@@ -95,7 +97,7 @@ struct mmsb_state *mmsb_replay(const char *log_path, const struct mmsb_replay_op
 				goto fail;
 		}
 	}
-	while ((err = mmsb_log_reader_next(r, &rec)) > 0) {
+	while ((err = mmsb__log_reader_next(r, &rec)) > 0) {
 		if (version == 3 && rec.lsn <= info.log_lsn)
 			continue; /* already in the checkpoint */
 		if (o && o->to_lsn && rec.lsn > o->to_lsn)
@@ -105,18 +107,36 @@ struct mmsb_state *mmsb_replay(const char *log_path, const struct mmsb_replay_op
 		err = replay_record(t, &rec, version, o);
 		if (err)
 			break;
+		(*records)++;
 	}
 	if (err < 0)
 		goto fail;
-	mmsb_log_reader_close(r);
+	mmsb__log_reader_close(r);
 	return t;
 fail:
-	mmsb_log_reader_close(r);
-	mmsb_state_close(t);
+	mmsb__log_reader_close(r);
+	mmsb__state_close(t);
 	return mmsb__err_ptr(err);
 }
 
-int mmsb_state_diverge(struct mmsb_state *a, struct mmsb_state *b, struct mmsb_divergence *out)
+struct mmsb_state *mmsb__replay(const char *log_path, const struct mmsb_replay_opts *o)
+{
+	uint64_t records = 0;
+	struct mmsb_state *t;
+
+	MMSB_TRACE(REPLAY_BEGIN, log_path);
+	t = replay(log_path, o, &records);
+	MMSB_TRACE(REPLAY_END, records, t ? 0 : -errno);
+	return t;
+}
+
+struct mmsb_state *mmsb_replay(const char *log_path, const struct mmsb_replay_opts *o)
+{
+	MMSB_API_SCOPE(mmsb_replay);
+	return mmsb__replay(log_path, o);
+}
+
+int mmsb__state_diverge(struct mmsb_state *a, struct mmsb_state *b, struct mmsb_divergence *out)
 {
 	struct mmsb_page *p, *q;
 	double sum = 0;
@@ -168,8 +188,15 @@ int mmsb_state_diverge(struct mmsb_state *a, struct mmsb_state *b, struct mmsb_d
 	return 0;
 }
 
+int mmsb_state_diverge(struct mmsb_state *a, struct mmsb_state *b, struct mmsb_divergence *out)
+{
+	MMSB_API_SCOPE(mmsb_state_diverge);
+	return mmsb__state_diverge(a, b, out);
+}
+
 int mmsb_state_verify(struct mmsb_state *s, struct mmsb_divergence *out)
 {
+	MMSB_API_SCOPE(mmsb_state_verify);
 	struct mmsb_divergence tmp;
 	struct mmsb_state *t;
 	char *path;
@@ -191,12 +218,12 @@ int mmsb_state_verify(struct mmsb_state *s, struct mmsb_divergence *out)
 		free(path);
 		return err ? err : -ENOMEM;
 	}
-	t = mmsb_replay(path, NULL);
+	t = mmsb__replay(path, NULL);
 	free(path);
 	if (!t)
 		return -errno;
-	err = mmsb_state_diverge(s, t, out);
-	mmsb_state_close(t);
+	err = mmsb__state_diverge(s, t, out);
+	mmsb__state_close(t);
 	if (err)
 		return err;
 	return out->pages_differing || out->only_in_a || out->only_in_b ? 1 : 0;

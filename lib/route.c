@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "mmsb_internal.h"
+#include "probes.h"
 
 int mmsb__finish(struct mmsb_state *s, int err)
 {
@@ -13,6 +14,7 @@ int mmsb__finish(struct mmsb_state *s, int err)
 
 int mmsb__commit_delta(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d)
 {
+	size_t bytes;
 	int err;
 
 	d->id = s->next_delta_id;
@@ -24,14 +26,28 @@ int mmsb__commit_delta(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_de
 			return err;
 	}
 	s->next_delta_id++;
-	s->st.delta_bytes += mmsb__apply(p, d);
+	bytes = mmsb__apply(p, d);
+	s->st.delta_bytes += bytes;
 	s->st.deltas_applied++;
 	mmsb__emit(s, MMSB_EV_DELTA_APPLIED, p->id, d->id, p->epoch);
 	return 0;
 }
 
+/* One delta, as its own span: route, update and recompute (batches have a span of their own). */
+int mmsb__commit_traced(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d)
+{
+	uint64_t before = s->st.delta_bytes;
+	int err;
+
+	MMSB_TRACE(DELTA_APPLY_BEGIN, p->id, s->next_delta_id, d->mask_count);
+	err = mmsb__commit_delta(s, p, d);
+	MMSB_TRACE(DELTA_APPLY_END, p->id, p->epoch, s->st.delta_bytes - before);
+	return err;
+}
+
 int mmsb_page_update(struct mmsb_state *s, uint64_t id, const void *data, size_t len)
 {
+	MMSB_API_SCOPE(mmsb_page_update);
 	struct mmsb_delta d = { 0 };
 	struct mmsb_page *p;
 	uint8_t *scratch;
@@ -43,6 +59,7 @@ int mmsb_page_update(struct mmsb_state *s, uint64_t id, const void *data, size_t
 	err = mmsb__lock_mut(s);
 	if (err)
 		return err;
+	MMSB_TRACE(UPDATE_BEGIN, id, len);
 	t0 = mmsb__now_ns(CLOCK_MONOTONIC);
 	p = mmsb__map_get(&s->pages, id);
 	if (!p) {
@@ -64,7 +81,7 @@ int mmsb_page_update(struct mmsb_state *s, uint64_t id, const void *data, size_t
 	d.page_id = id;
 	d.source = (char *)"api";
 	d.timestamp = mmsb__now_ns(CLOCK_REALTIME);
-	err = mmsb__commit_delta(s, p, &d);
+	err = mmsb__commit_traced(s, p, &d);
 	s->st.delta_ns += mmsb__now_ns(CLOCK_MONOTONIC) - t0;
 	if (err)
 		goto out;
@@ -74,12 +91,14 @@ int mmsb_page_update(struct mmsb_state *s, uint64_t id, const void *data, size_t
 	if (!err)
 		err = 1;
 out:
+	MMSB_TRACE(UPDATE_END, id, d.mask_count, err < 0 ? err : 0);
 	mmsb__unlock(s);
 	return err;
 }
 
 int mmsb_route(struct mmsb_state *s, struct mmsb_delta *d)
 {
+	MMSB_API_SCOPE(mmsb_route);
 	struct mmsb_page *p;
 	uint64_t t0;
 	int err;
@@ -98,7 +117,7 @@ int mmsb_route(struct mmsb_state *s, struct mmsb_delta *d)
 		err = -MMSB_ERR_PAGE_NOT_FOUND;
 		goto out;
 	}
-	err = mmsb__commit_delta(s, p, d);
+	err = mmsb__commit_traced(s, p, d);
 	s->st.delta_ns += mmsb__now_ns(CLOCK_MONOTONIC) - t0;
 	if (err)
 		goto out;
@@ -112,6 +131,7 @@ out:
 
 int mmsb_route_batch(struct mmsb_state *s, struct mmsb_delta *const *ds, size_t n)
 {
+	MMSB_API_SCOPE(mmsb_route_batch);
 	struct mmsb_page **pages, **changed;
 	size_t n_changed = 0;
 	uint64_t gen, t0;
@@ -130,6 +150,7 @@ int mmsb_route_batch(struct mmsb_state *s, struct mmsb_delta *const *ds, size_t 
 		free(pages);
 		return err;
 	}
+	MMSB_TRACE(ROUTE_BATCH_BEGIN, n);
 	t0 = mmsb__now_ns(CLOCK_MONOTONIC);
 	/* validate the whole batch before the first byte changes */
 	for (size_t i = 0; i < n; i++) {
@@ -167,6 +188,7 @@ int mmsb_route_batch(struct mmsb_state *s, struct mmsb_delta *const *ds, size_t 
 		mmsb__emit(s, MMSB_EV_PAGE_CHANGED, changed[i]->id, 0, changed[i]->epoch);
 	err = mmsb__finish(s, err);
 out:
+	MMSB_TRACE(ROUTE_BATCH_END, n, n_changed, err);
 	mmsb__unlock(s);
 	free(pages);
 	return err;

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "mmsb_internal.h"
+#include "probes.h"
 
 void mmsb__lock(struct mmsb_state *s)
 {
@@ -69,7 +70,7 @@ static bool mmsb__opts_tail_zero(const void *opts, size_t ours, size_t theirs)
 	return true;
 }
 
-struct mmsb_state *mmsb_state_open(const struct mmsb_state_opts *opts)
+static struct mmsb_state *state_open(const struct mmsb_state_opts *opts)
 {
 	struct mmsb_state *s;
 	int err;
@@ -94,7 +95,7 @@ struct mmsb_state *mmsb_state_open(const struct mmsb_state_opts *opts)
 			err = mmsb__log_open(opts->log_path, opts->log_mode, opts->durability,
 					     &s->log);
 			if (err) {
-				mmsb_state_close(s);
+				mmsb__state_close(s);
 				return mmsb__err_ptr(err);
 			}
 		}
@@ -102,7 +103,20 @@ struct mmsb_state *mmsb_state_open(const struct mmsb_state_opts *opts)
 	return s;
 }
 
-void mmsb_state_close(struct mmsb_state *s)
+struct mmsb_state *mmsb_state_open(const struct mmsb_state_opts *opts)
+{
+	MMSB_API_SCOPE(mmsb_state_open);
+	struct mmsb_state *s;
+
+	MMSB_TRACE(STATE_OPEN_BEGIN, opts && opts->sz > offsetof(struct mmsb_state_opts, log_path) ?
+					     opts->log_path :
+					     NULL);
+	s = state_open(opts);
+	MMSB_TRACE(STATE_OPEN_END, s, s ? 0 : -errno);
+	return s;
+}
+
+void mmsb__state_close(struct mmsb_state *s)
 {
 	struct mmsb_page *p;
 	size_t i;
@@ -113,7 +127,8 @@ void mmsb_state_close(struct mmsb_state *s)
 		int err = mmsb__log_flush(s->log);
 
 		if (err)
-			pr_warn("closing log %s: %s\n", mmsb__log_path(s->log), mmsb_strerror(err));
+			pr_warn("closing log %s: %s\n", mmsb__log_path(s->log),
+				mmsb__strerror(err));
 		mmsb__log_close(s->log);
 	}
 	mmsb__map_for_each(&s->pages, i, p)
@@ -130,8 +145,20 @@ void mmsb_state_close(struct mmsb_state *s)
 	free(s);
 }
 
+void mmsb_state_close(struct mmsb_state *s)
+{
+	MMSB_API_SCOPE(mmsb_state_close);
+
+	if (!s)
+		return;
+	MMSB_TRACE(STATE_CLOSE_BEGIN, s, s->pages.n);
+	mmsb__state_close(s);
+	MMSB_TRACE(STATE_CLOSE_END, s);
+}
+
 int mmsb_state_flush(struct mmsb_state *s)
 {
+	MMSB_API_SCOPE(mmsb_state_flush);
 	int err;
 
 	if (!s)
@@ -144,6 +171,7 @@ int mmsb_state_flush(struct mmsb_state *s)
 
 int mmsb_state_counters(struct mmsb_state *s, struct mmsb_counters *out)
 {
+	MMSB_API_SCOPE(mmsb_state_counters);
 	if (!s || !out)
 		return -EINVAL;
 	mmsb__lock(s);
@@ -160,6 +188,7 @@ int mmsb_state_counters(struct mmsb_state *s, struct mmsb_counters *out)
 int64_t mmsb_subscribe(struct mmsb_state *s, unsigned int mask, mmsb_event_filter_fn filter,
 		       mmsb_event_fn fn, void *ctx)
 {
+	MMSB_API_SCOPE(mmsb_subscribe);
 	int64_t id;
 	int err;
 
@@ -179,6 +208,7 @@ int64_t mmsb_subscribe(struct mmsb_state *s, unsigned int mask, mmsb_event_filte
 
 int mmsb_unsubscribe(struct mmsb_state *s, int64_t sub_id)
 {
+	MMSB_API_SCOPE(mmsb_unsubscribe);
 	int err = -ENOENT;
 
 	if (!s)
@@ -226,7 +256,7 @@ void mmsb__emit(struct mmsb_state *s, enum mmsb_event_type t, uint64_t page, uin
 			s->st.last_handler_error = err;
 			pr_warn("event %s page %llu: handler of subscription %lld failed: %s\n",
 				ev_names[t], (unsigned long long)page, (long long)sub.id,
-				mmsb_strerror(err));
+				mmsb__strerror(err));
 		}
 	}
 }
@@ -235,14 +265,14 @@ void mmsb__emit(struct mmsb_state *s, enum mmsb_event_type t, uint64_t page, uin
 
 static uint32_t longest_path(struct mmsb_state *s)
 {
-	ssize_t n = mmsb_graph_toposort(s, NULL, 0);
+	ssize_t n = mmsb__graph_toposort(s, NULL, 0);
 	uint64_t *order;
 	uint32_t best = 0;
 
 	if (n <= 0)
 		return 0;
 	order = malloc((size_t)n * sizeof(*order));
-	if (!order || mmsb_graph_toposort(s, order, (size_t)n) != n) {
+	if (!order || mmsb__graph_toposort(s, order, (size_t)n) != n) {
 		free(order);
 		return 0;
 	}
@@ -267,6 +297,7 @@ static uint32_t longest_path(struct mmsb_state *s)
 
 int mmsb_state_stats(struct mmsb_state *s, struct mmsb_stats *out)
 {
+	MMSB_API_SCOPE(mmsb_state_stats);
 	struct mmsb_page *p;
 	size_t i;
 
@@ -291,6 +322,7 @@ int mmsb_state_stats(struct mmsb_state *s, struct mmsb_stats *out)
 
 int mmsb_state_stats_reset(struct mmsb_state *s)
 {
+	MMSB_API_SCOPE(mmsb_state_stats_reset);
 	if (!s)
 		return -EINVAL;
 	mmsb__lock(s);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "mmsb_internal.h"
+#include "probes.h"
 #include "fileio.h"
 
 /* NONE durability writes once this much is buffered. */
@@ -28,6 +29,7 @@ struct mmsb_log {
 	struct mmsb_buf buf;
 	uint64_t size; /* bytes on disk */
 	bool failed;
+	uint64_t pending; /* records framed since the last write */
 	uint64_t records, bytes, writes, syncs;
 };
 
@@ -183,7 +185,7 @@ static int parse_header(struct mmsb_log_reader *r)
 	return 0;
 }
 
-struct mmsb_log_reader *mmsb_log_reader_open(const char *path)
+struct mmsb_log_reader *mmsb__log_reader_open(const char *path)
 {
 	struct mmsb_log_reader *r;
 	int err;
@@ -197,38 +199,64 @@ struct mmsb_log_reader *mmsb_log_reader_open(const char *path)
 	if (!err)
 		err = parse_header(r);
 	if (err) {
-		mmsb_log_reader_close(r);
+		mmsb__log_reader_close(r);
 		return mmsb__err_ptr(err);
 	}
 	return r;
 }
 
-void mmsb_log_reader_close(struct mmsb_log_reader *r)
+struct mmsb_log_reader *mmsb_log_reader_open(const char *path)
+{
+	MMSB_API_SCOPE(mmsb_log_reader_open);
+	return mmsb__log_reader_open(path);
+}
+
+void mmsb__log_reader_close(struct mmsb_log_reader *r)
 {
 	if (!r)
 		return;
-	mmsb_delta_free(r->cur);
+	mmsb__delta_free(r->cur);
 	mmsb__unmap_file(&r->map);
 	free(r);
 }
 
-int mmsb_log_reader_version(const struct mmsb_log_reader *r)
+void mmsb_log_reader_close(struct mmsb_log_reader *r)
+{
+	MMSB_API_SCOPE(mmsb_log_reader_close);
+	mmsb__log_reader_close(r);
+}
+
+int mmsb__log_reader_version(const struct mmsb_log_reader *r)
 {
 	return r->version;
 }
 
-uint64_t mmsb_log_reader_log_id(const struct mmsb_log_reader *r)
+int mmsb_log_reader_version(const struct mmsb_log_reader *r)
+{
+	MMSB_API_SCOPE(mmsb_log_reader_version);
+	return mmsb__log_reader_version(r);
+}
+
+uint64_t mmsb__log_reader_log_id(const struct mmsb_log_reader *r)
 {
 	return r->log_id;
 }
 
+uint64_t mmsb_log_reader_log_id(const struct mmsb_log_reader *r)
+{
+	MMSB_API_SCOPE(mmsb_log_reader_log_id);
+	return mmsb__log_reader_log_id(r);
+}
+
 uint64_t mmsb_log_reader_offset(const struct mmsb_log_reader *r)
 {
+	MMSB_API_SCOPE(mmsb_log_reader_offset);
 	return r->off;
 }
 
 uint64_t mmsb_log_reader_frame(const struct mmsb_log_reader *r)
 {
+	MMSB_API_SCOPE(mmsb_log_reader_frame);
 	return r->frame;
 }
 
@@ -261,7 +289,7 @@ static struct mmsb_delta *make_delta(uint64_t page_id, const uint8_t *mask, uint
 	if (intent_len) {
 		d->intent = malloc(intent_len + 1);
 		if (!d->intent) {
-			mmsb_delta_free(d);
+			mmsb__delta_free(d);
 			return NULL;
 		}
 		memcpy(d->intent, intent, intent_len);
@@ -435,7 +463,7 @@ static int next_v12(struct mmsb_log_reader *r, struct mmsb_log_record *rec)
 	return 0;
 }
 
-int mmsb_log_reader_next(struct mmsb_log_reader *r, struct mmsb_log_record *rec)
+int mmsb__log_reader_next(struct mmsb_log_reader *r, struct mmsb_log_record *rec)
 {
 	int err;
 
@@ -443,7 +471,7 @@ int mmsb_log_reader_next(struct mmsb_log_reader *r, struct mmsb_log_record *rec)
 		return -EINVAL;
 	if (r->err)
 		return r->err;
-	mmsb_delta_free(r->cur);
+	mmsb__delta_free(r->cur);
 	r->cur = NULL;
 	if (r->off == r->map.len)
 		return 0;
@@ -459,8 +487,15 @@ int mmsb_log_reader_next(struct mmsb_log_reader *r, struct mmsb_log_record *rec)
 	return 1;
 }
 
+int mmsb_log_reader_next(struct mmsb_log_reader *r, struct mmsb_log_record *rec)
+{
+	MMSB_API_SCOPE(mmsb_log_reader_next);
+	return mmsb__log_reader_next(r, rec);
+}
+
 int mmsb_log_summarize(const char *path, struct mmsb_log_summary *out)
 {
+	MMSB_API_SCOPE(mmsb_log_summarize);
 	struct mmsb_log_reader *r;
 	struct mmsb_log_record rec;
 	struct stat st;
@@ -474,12 +509,12 @@ int mmsb_log_summarize(const char *path, struct mmsb_log_summary *out)
 	out->file_size = (uint64_t)st.st_size;
 	if (!st.st_size)
 		return 0; /* an empty log: nothing written yet */
-	r = mmsb_log_reader_open(path);
+	r = mmsb__log_reader_open(path);
 	if (!r)
 		return -errno;
 	out->version = r->version;
 	out->log_id = r->log_id;
-	while ((err = mmsb_log_reader_next(r, &rec)) > 0) {
+	while ((err = mmsb__log_reader_next(r, &rec)) > 0) {
 		if (!out->records++) {
 			out->first_lsn = rec.lsn;
 			out->first_ts = rec.timestamp;
@@ -509,7 +544,7 @@ int mmsb_log_summarize(const char *path, struct mmsb_log_summary *out)
 		out->bad_offset = r->off;
 		out->bad_frame = r->frame;
 	}
-	mmsb_log_reader_close(r);
+	mmsb__log_reader_close(r);
 	return err < 0 ? err : 0;
 }
 
@@ -555,13 +590,13 @@ static int save_torn(const char *path, int fd, uint64_t from, uint64_t end)
 /* Scan a log: the first bad frame's offset and error (0 when clean). */
 static int scan(const char *path, uint64_t *good_end, uint64_t *next_lsn, uint64_t *log_id)
 {
-	struct mmsb_log_reader *r = mmsb_log_reader_open(path);
+	struct mmsb_log_reader *r = mmsb__log_reader_open(path);
 	struct mmsb_log_record rec;
 	int err;
 
 	if (!r)
 		return -errno;
-	while ((err = mmsb_log_reader_next(r, &rec)) > 0)
+	while ((err = mmsb__log_reader_next(r, &rec)) > 0)
 		;
 	*good_end = r->off;
 	if (next_lsn)
@@ -570,12 +605,13 @@ static int scan(const char *path, uint64_t *good_end, uint64_t *next_lsn, uint64
 		*log_id = r->log_id;
 	if (!err && r->version != 3)
 		err = -MMSB_ERR_BAD_VERSION;
-	mmsb_log_reader_close(r);
+	mmsb__log_reader_close(r);
 	return err;
 }
 
 int mmsb_log_recover(const char *path, uint64_t *cut_bytes)
 {
+	MMSB_API_SCOPE(mmsb_log_recover);
 	uint64_t good = 0, cut = 0;
 	struct stat st;
 	int fd, err;
@@ -621,6 +657,7 @@ out:
 
 int mmsb_log_convert(const char *in, const char *out)
 {
+	MMSB_API_SCOPE(mmsb_log_convert);
 	struct mmsb_log_reader *r;
 	struct mmsb_log_record rec;
 	struct mmsb_buf b = { 0 };
@@ -631,19 +668,19 @@ int mmsb_log_convert(const char *in, const char *out)
 
 	if (!in || !out)
 		return -EINVAL;
-	r = mmsb_log_reader_open(in);
+	r = mmsb__log_reader_open(in);
 	if (!r)
 		return -errno;
 	err = mmsb__wfile_open(&w, out);
 	if (err) {
-		mmsb_log_reader_close(r);
+		mmsb__log_reader_close(r);
 		return err;
 	}
 	if (getrandom(&id, sizeof(id), 0) != sizeof(id))
 		id = mmsb__now_ns(CLOCK_REALTIME) ^ ((uint64_t)getpid() << 32);
 	encode_header(hdr, id | 1, mmsb__now_ns(CLOCK_REALTIME));
 	mmsb__wfile_put(&w, hdr, sizeof(hdr));
-	while ((err = mmsb_log_reader_next(r, &rec)) > 0) {
+	while ((err = mmsb__log_reader_next(r, &rec)) > 0) {
 		b.len = 0;
 		if (rec.kind == MMSB_REC_DELTA) {
 			rec.delta->lsn = lsn++;
@@ -657,7 +694,7 @@ int mmsb_log_convert(const char *in, const char *out)
 		mmsb__wfile_put(&w, b.p, b.len);
 	}
 	mmsb__buf_free(&b);
-	mmsb_log_reader_close(r);
+	mmsb__log_reader_close(r);
 	if (err) {
 		mmsb__wfile_abort(&w);
 		return err;
@@ -753,6 +790,18 @@ void mmsb__log_close(struct mmsb_log *l)
 	free(l);
 }
 
+static int log_fdatasync(struct mmsb_log *l)
+{
+	int err = 0;
+
+	MMSB_TRACE(LOG_SYNC_BEGIN, l->fd);
+	l->syncs++;
+	if (fdatasync(l->fd))
+		err = -errno;
+	MMSB_TRACE(LOG_SYNC_END, err);
+	return err;
+}
+
 static int log_write(struct mmsb_log *l, bool sync)
 {
 	uint64_t start = l->size;
@@ -761,18 +810,18 @@ static int log_write(struct mmsb_log *l, bool sync)
 	if (l->failed)
 		return -MMSB_ERR_LOG_FAILED;
 	if (l->buf.len) {
+		MMSB_TRACE(LOG_APPEND_BEGIN, l->buf.len, l->pending);
 		err = mmsb__write_all(l->fd, l->buf.p, l->buf.len);
+		MMSB_TRACE(LOG_APPEND_END, l->buf.len, err);
 		l->writes++;
+		l->pending = 0;
 		if (!err) {
 			l->size += l->buf.len;
 			l->bytes += l->buf.len;
 		}
 	}
-	if (!err && sync && l->buf.len) {
-		l->syncs++;
-		if (fdatasync(l->fd))
-			err = -errno;
-	}
+	if (!err && sync && l->buf.len)
+		err = log_fdatasync(l);
 	if (err) {
 		/*
 		 * A short write leaves part of a frame on disk, and after a failed fdatasync the
@@ -783,7 +832,7 @@ static int log_write(struct mmsb_log *l, bool sync)
 			lseek(l->fd, (off_t)start, SEEK_SET);
 		l->size = start;
 		l->failed = true;
-		pr_warn("log %s: write failed, log disabled: %s\n", l->path, mmsb_strerror(err));
+		pr_warn("log %s: write failed, log disabled: %s\n", l->path, mmsb__strerror(err));
 	}
 	l->buf.len = 0;
 	return err;
@@ -805,6 +854,7 @@ int mmsb__log_buffer(struct mmsb_log *l, struct mmsb_delta *d)
 	}
 	l->next_lsn++;
 	l->records++;
+	l->pending++;
 	return 0;
 }
 
@@ -819,7 +869,7 @@ int mmsb__log_delta(struct mmsb_log *l, struct mmsb_delta *d)
 
 struct mmsb_log_mark mmsb__log_mark(const struct mmsb_log *l)
 {
-	return (struct mmsb_log_mark){ l->buf.len, l->next_lsn, l->records };
+	return (struct mmsb_log_mark){ l->buf.len, l->next_lsn, l->records, l->pending };
 }
 
 void mmsb__log_rollback(struct mmsb_log *l, struct mmsb_log_mark m)
@@ -827,6 +877,7 @@ void mmsb__log_rollback(struct mmsb_log *l, struct mmsb_log_mark m)
 	l->buf.len = m.buf_len;
 	l->next_lsn = m.next_lsn;
 	l->records = m.records;
+	l->pending = m.pending;
 }
 
 int mmsb__log_commit_batch(struct mmsb_log *l)
@@ -848,6 +899,7 @@ int mmsb__log_page(struct mmsb_log *l, enum mmsb_log_kind kind, uint64_t id, uin
 	}
 	l->next_lsn++;
 	l->records++;
+	l->pending++;
 	if (l->dur == MMSB_DURABLE_EVERY)
 		return log_write(l, true);
 	return 0;
@@ -873,12 +925,7 @@ int mmsb__log_sync(struct mmsb_log *l)
 	if (l->failed)
 		return -MMSB_ERR_LOG_FAILED;
 	err = log_write(l, false);
-	if (!err) {
-		l->syncs++;
-		if (fdatasync(l->fd))
-			err = -errno;
-	}
-	return err;
+	return err ? err : log_fdatasync(l);
 }
 
 int mmsb__log_flush(struct mmsb_log *l)

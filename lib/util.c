@@ -4,15 +4,17 @@
 #include <string.h>
 
 #include "mmsb_internal.h"
+#include "probes.h"
 
 const char *mmsb_version(void)
 {
+	MMSB_API_SCOPE(mmsb_version);
 #define __STR(x) #x
 #define STR(x) __STR(x)
 	return STR(MMSB_VERSION_MAJOR) "." STR(MMSB_VERSION_MINOR) "." STR(MMSB_VERSION_PATCH);
 }
 
-const char *mmsb_strerror(int err)
+const char *mmsb__strerror(int err)
 {
 	if (err < 0)
 		err = -err;
@@ -26,8 +28,15 @@ const char *mmsb_strerror(int err)
 	return strerror(err);
 }
 
+const char *mmsb_strerror(int err)
+{
+	MMSB_API_SCOPE(mmsb_strerror);
+	return mmsb__strerror(err);
+}
+
 const char *mmsb_errname(int err)
 {
+	MMSB_API_SCOPE(mmsb_errname);
 	if (err < 0)
 		err = -err;
 	switch (err) {
@@ -46,6 +55,7 @@ static mmsb_print_fn_t print_fn;
 
 mmsb_print_fn_t mmsb_set_print(mmsb_print_fn_t fn)
 {
+	MMSB_API_SCOPE(mmsb_set_print);
 	mmsb_print_fn_t old = print_fn;
 
 	print_fn = fn;
