@@ -56,7 +56,7 @@ LIB_OBJS += $(O)/lib/probes_sema.o
 endif
 HEADERS := lib/include/mmsb/mmsb.h
 
-TOOLS := mmsb-tlog mmsb-bench
+TOOLS := mmsb-tlog mmsb-bench mmsb-trace
 TOOL_BINS := $(addprefix $(O)/,$(TOOLS))
 
 TEST_SRCS := $(filter-out tests/harness.c,$(wildcard tests/test_*.c))
@@ -66,7 +66,7 @@ EXAMPLE_SRCS := $(wildcard docs/examples/*.c)
 EXAMPLE_BINS := $(patsubst docs/examples/%.c,$(O)/examples/%,$(EXAMPLE_SRCS))
 
 ALL_OBJS := $(LIB_OBJS) $(patsubst %,$(O)/tools/%.o,$(TOOLS)) $(O)/tools/tool_helpers.o \
-	    $(O)/tools/bench_keys.o \
+	    $(O)/tools/bench_keys.o $(O)/tools/usdt_helpers.o \
 	    $(patsubst tests/%.c,$(O)/tests/%.o,$(TEST_SRCS)) $(O)/tests/harness.o \
 	    $(patsubst docs/examples/%.c,$(O)/examples/%.o,$(EXAMPLE_SRCS))
 
@@ -131,6 +131,11 @@ $(O)/mmsb-bench: $(O)/tools/mmsb-bench.o $(O)/tools/bench_keys.o $(O)/tools/tool
 		 $(O)/libmmsb.so
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) $(JSONC_LIBS) -lm
+
+$(O)/mmsb-trace: $(O)/tools/mmsb-trace.o $(O)/tools/usdt_helpers.o $(O)/tools/tool_helpers.o \
+		 $(O)/libmmsb.so
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) $(JSONC_LIBS) -lelf
 
 # What the bench's machine block says about this build; rewritten only when it changes.
 BUILD_INFO = \#define MMSB_GIT_REV "$(shell git describe --always --dirty 2>/dev/null || echo unknown)"\n\#define MMSB_BUILD_FLAGS "$(strip $(CFLAGS))"
@@ -233,6 +238,8 @@ install: lib tools $(O)/libmmsb.pc
 		-o $(DESTDIR)$(PREFIX)/bin/mmsb-tlog -L$(O) -lmmsb -Wl,-rpath,$(LIBDIR) $(JSONC_LIBS)
 	$(Q)$(CC) $(LDFLAGS) $(O)/tools/mmsb-bench.o $(O)/tools/bench_keys.o $(O)/tools/tool_helpers.o \
 		-o $(DESTDIR)$(PREFIX)/bin/mmsb-bench -L$(O) -lmmsb -Wl,-rpath,$(LIBDIR) $(JSONC_LIBS) -lm
+	$(Q)$(CC) $(LDFLAGS) $(O)/tools/mmsb-trace.o $(O)/tools/usdt_helpers.o $(O)/tools/tool_helpers.o \
+		-o $(DESTDIR)$(PREFIX)/bin/mmsb-trace -L$(O) -lmmsb -Wl,-rpath,$(LIBDIR) $(JSONC_LIBS) -lelf
 
 uninstall:
 	$(Q)rm -f $(DESTDIR)$(LIBDIR)/libmmsb.so* $(DESTDIR)$(LIBDIR)/libmmsb.a \
