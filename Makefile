@@ -45,6 +45,20 @@ LDFLAGS += -fsanitize=$(SAN)
 endif
 DEPFLAGS = -MMD -MP
 
+# BPF: CO-RE programs into skeletons, vmlinux.h from the running kernel's BTF. Without BTF (or
+# without clang/bpftool) the BPF parts are not built and their tests SKIP and say why.
+CLANG ?= clang
+BPFTOOL ?= $(shell command -v bpftool 2>/dev/null || echo /usr/sbin/bpftool)
+VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_SKELS := $(patsubst bpf/%.bpf.c,$(O)/bpf/%.skel.h,$(BPF_SRCS))
+HAVE_BPF := $(shell test -r $(VMLINUX_BTF) && test -x $(BPFTOOL) && command -v $(CLANG) >/dev/null && echo 1)
+# clang -target bpf does not search the multiarch dirs (asm/ headers): hand it the host's list
+CLANG_BPF_SYS_INCLUDES := $(shell $(CLANG) -v -E - </dev/null 2>&1 | \
+	sed -n '/<...> search starts here:/,/End of search list./{ s| \(/.*\)|-idirafter \1|p }')
+LIBBPF_LIBS := $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
+
 JSONC_CFLAGS := $(shell $(PKG_CONFIG) --cflags json-c 2>/dev/null)
 JSONC_LIBS := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c)
 
@@ -62,6 +76,9 @@ TOOL_BINS := $(addprefix $(O)/,$(TOOLS))
 TEST_SRCS := $(filter-out tests/harness.c,$(wildcard tests/test_*.c))
 TEST_BINS := $(patsubst tests/%.c,$(O)/tests/%,$(TEST_SRCS))
 TEST_SCRIPTS := $(wildcard tests/test_*.sh)
+HELPER_BINS := $(O)/tests/probe_workload $(O)/tests/probe_workload_static
+# extra libraries of one test program: TEST_LIBS_<name without test_>
+TEST_LIBS_usdt := $(LIBBPF_LIBS)
 EXAMPLE_SRCS := $(wildcard docs/examples/*.c)
 EXAMPLE_BINS := $(patsubst docs/examples/%.c,$(O)/examples/%,$(EXAMPLE_SRCS))
 
@@ -72,16 +89,22 @@ ALL_OBJS := $(LIB_OBJS) $(patsubst %,$(O)/tools/%.o,$(TOOLS)) $(O)/tools/tool_he
 
 RPATH = -Wl,-rpath,$(abspath $(O))
 
-.PHONY: all lib tools tests examples check test format format-check install uninstall deps \
+.PHONY: all lib bpf tools tests examples check test format format-check install uninstall deps \
 	demo clean stress fuzz FORCE
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: lib tools tests examples
+all: lib bpf tools tests examples
 
 lib: $(O)/libmmsb.so $(O)/libmmsb.a
 tools: $(TOOL_BINS)
-tests: $(TEST_BINS)
+ifeq ($(HAVE_BPF),1)
+bpf: $(BPF_SKELS)
+else
+bpf:
+	$(call msg,SKIP,bpf: no $(VMLINUX_BTF), bpftool or clang: BPF skeletons not built)
+endif
+tests: $(TEST_BINS) $(HELPER_BINS)
 examples: $(EXAMPLE_BINS)
 
 $(O)/lib/%.o: lib/%.c $(O)/gen/mmsb_probes.h | $(O)/lib
@@ -146,13 +169,23 @@ $(O)/tools/mmsb-bench.o: $(O)/tools/bench_build.h
 
 FORCE:
 
-$(O)/tests/%.o: tests/%.c | $(O)/tests
+$(O)/tests/%.o: tests/%.c | $(O)/tests $(if $(HAVE_BPF),$(BPF_SKELS))
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Itests $(DEPFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) -Itests -Ibpf -I$(O)/bpf $(DEPFLAGS) -c $< -o $@
 
 $(O)/tests/test_%: $(O)/tests/test_%.o $(O)/tests/harness.o $(O)/libmmsb.so
 	$(call msg,BINARY,$@)
-	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) -lpthread -lm
+	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) -lpthread -lm \
+		$(TEST_LIBS_$*)
+
+$(O)/tests/probe_workload: tests/helpers/probe_workload.c $(O)/libmmsb.so | $(O)/tests
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@ -L$(O) -lmmsb $(RPATH)
+
+# the same linked with libmmsb.a: its probes live in the executable itself
+$(O)/tests/probe_workload_static: tests/helpers/probe_workload.c $(O)/libmmsb.a | $(O)/tests
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(O)/libmmsb.a -o $@ -lpthread -lm
 
 $(O)/examples/%.o: docs/examples/%.c | $(O)/examples
 	$(call msg,CC,$@)
@@ -162,10 +195,23 @@ $(O)/examples/%: $(O)/examples/%.o $(O)/libmmsb.so
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH)
 
-$(O)/lib $(O)/tools $(O)/tests $(O)/examples:
+$(O)/vmlinux.h: $(VMLINUX_BTF) | $(O)/bpf
+	$(call msg,GEN,$@)
+	$(Q)$(BPFTOOL) btf dump file $< format c > $@
+
+$(O)/bpf/%.bpf.o: bpf/%.bpf.c $(O)/vmlinux.h | $(O)/bpf
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(O) -Ibpf \
+		$(CLANG_BPF_SYS_INCLUDES) -MD -MP -c $< -o $@
+
+$(O)/bpf/%.skel.h: $(O)/bpf/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< > $@
+
+$(O)/lib $(O)/tools $(O)/tests $(O)/examples $(O)/bpf:
 	$(Q)mkdir -p $@
 
--include $(ALL_OBJS:.o=.d)
+-include $(ALL_OBJS:.o=.d) $(patsubst bpf/%.bpf.c,$(O)/bpf/%.bpf.d,$(BPF_SRCS))
 
 # ---- tests ----
 

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# Unprivileged: every probe of lib/probes.d is in the built libmmsb.so with its declared argument
+# count, a span's two ends share one semaphore, api__entry/exit sit in every public function,
+# mmsb-trace list finds them in a running process, and `make PROBES=0` leaves no probe at all.
+set -u
+O=${O:-.output}
+T="$O/mmsb-trace"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"; [ -n "${wpid:-}" ] && kill "$wpid" 2>/dev/null' EXIT
+n=0 fail=0
+ok() { n=$((n + 1)); echo "ok $n $1"; }
+bad() { n=$((n + 1)); fail=1; echo "not ok $n $1"; }
+
+echo "TAP version 13"
+echo "1..5"
+"$T" -j list "$O/libmmsb.so" >"$tmp/list.json" || bad "mmsb-trace list"
+if python3 - lib/probes.d "$tmp/list.json" lib/include/mmsb/mmsb.h <<'PY'
+import json, re, sys
+manifest = open(sys.argv[1]).read()
+declared = {}
+for name, args in re.findall(r"^\s*probe\s+([a-z0-9_]+)\((.*)\);", manifest, re.M):
+    declared[name] = 0 if not args.strip() else len(args.split(","))
+got = {p["name"]: p for o in json.load(open(sys.argv[2])) for p in o["probes"]}
+bad = 0
+for name, argc in declared.items():
+    if name not in got:
+        print(f"# {name}: declared, not in the library"); bad = 1
+    elif got[name]["args"] != argc:
+        print(f"# {name}: {got[name]['args']} arguments in the library, {argc} declared"); bad = 1
+for name in got:
+    if name not in declared:
+        print(f"# {name}: in the library, not in the manifest"); bad = 1
+# a span's ends share the begin's semaphore, and every probe has one
+for name, p in got.items():
+    if not p["semaphore"]:
+        print(f"# {name}: no semaphore"); bad = 1
+    peer = name[:-5] + "__begin" if name.endswith("__end") else "api__entry" if name == "api__exit" else None
+    if peer and peer in got and got[peer]["semaphore"] != p["semaphore"]:
+        print(f"# {name} and {peer} have different semaphores"); bad = 1
+# api__entry and api__exit at every public function
+api = len(set(re.findall(r"MMSB_API [^(]*?\b(mmsb_[a-z0-9_]+)\(", open(sys.argv[3]).read())))
+ids = len(re.findall(r"^ \* api +\d+ mmsb_", manifest, re.M))
+for name in ("api__entry", "api__exit"):
+    if got.get(name, {}).get("sites") != api:
+        print(f"# {name}: {got.get(name, {}).get('sites')} call sites, {api} public functions"); bad = 1
+if ids != api:
+    print(f"# the manifest lists {ids} API ids for {api} public functions"); bad = 1
+print(f"# {len(declared)} probes, {api} public functions")
+sys.exit(bad)
+PY
+then
+	ok "every probe of lib/probes.d is in libmmsb.so with its argument count and semaphore"
+else
+	bad "the library does not match the manifest"
+fi
+# a running process: the workload, held at its start (libmmsb mapped) until the FIFO is written
+mkfifo "$tmp/hold"
+MMSB_WORKLOAD_HOLD="$tmp/hold" "$O/tests/probe_workload" "$tmp" >/dev/null &
+wpid=$!
+for _ in $(seq 50); do grep -q libmmsb "/proc/$wpid/maps" 2>/dev/null && break; sleep 0.02; done
+if "$T" list -p "$wpid" >"$tmp/plist" 2>&1 && grep -q "libmmsb.so" "$tmp/plist" &&
+	grep -q "mmsb:update__begin" "$tmp/plist"; then
+	ok "mmsb-trace list -p finds the probes in a running process"
+else
+	sed 's/^/# /' "$tmp/plist" | head; bad "mmsb-trace list -p"
+fi
+echo go >"$tmp/hold"
+wait "$wpid" 2>/dev/null
+wpid=
+if "$T" list -p 4194303 >/dev/null 2>"$tmp/err"; then
+	bad "a missing PID is an error"
+elif [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "no such process" "$tmp/err"; then
+	ok "a missing PID is one line and exit 1"
+else
+	bad "missing PID message: $(cat "$tmp/err")"
+fi
+# compiled out: no note, no semaphore
+if make --no-print-directory -s lib O="$O-noprobes" PROBES=0 SAN="${SAN:-}" >"$tmp/log" 2>&1; then
+	if ! readelf -n "$O-noprobes/libmmsb.so" | grep -q stapsdt &&
+		! nm "$O-noprobes/libmmsb.so" | grep -q _semaphore &&
+		"$T" list "$O-noprobes/libmmsb.so" | grep -q "no USDT probes"; then
+		ok "PROBES=0 leaves no probe and no semaphore"
+	else
+		bad "PROBES=0 still has probes"
+	fi
+else
+	sed 's/^/# /' "$tmp/log" | tail; bad "make PROBES=0"
+fi
+if readelf -n "$O/libmmsb.so" | grep -q stapsdt; then
+	ok "the default build has its probes (readelf -n)"
+else
+	bad "the default build has no probes"
+fi
+exit $fail
