@@ -29,13 +29,6 @@ struct mmsb_delta *mmsb__delta_alloc(uint64_t page_id, size_t mask_len, size_t p
 	return d;
 }
 
-int mmsb__delta_validate(const struct mmsb_delta *d)
-{
-	if (d->sparse)
-		return d->mask_count == d->payload_len ? 0 : -MMSB_ERR_DELTA_SCHEMA;
-	return d->mask_len == d->payload_len ? 0 : -MMSB_ERR_DELTA_SCHEMA;
-}
-
 size_t mmsb__delta_diff(struct mmsb_delta *d, const uint8_t *old, const uint8_t *new, size_t len,
 			uint8_t *mask, uint8_t *pay)
 {

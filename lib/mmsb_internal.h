@@ -129,7 +129,13 @@ struct mmsb_delta {
 /* A delta whose mask and payload live in the same allocation as the struct. */
 struct mmsb_delta *mmsb__delta_alloc(uint64_t page_id, size_t mask_len, size_t payload_len,
 				     bool sparse) MMSB_HIDDEN;
-int mmsb__delta_validate(const struct mmsb_delta *d) MMSB_HIDDEN;
+/* The original's structural rule (every hot path runs it: inline). */
+static inline int mmsb__delta_validate(const struct mmsb_delta *d)
+{
+	if (d->sparse)
+		return d->mask_count == d->payload_len ? 0 : -MMSB_ERR_DELTA_SCHEMA;
+	return d->mask_len == d->payload_len ? 0 : -MMSB_ERR_DELTA_SCHEMA;
+}
 /*
  * Describe the change from old to new (len bytes each) as d's mask and payload: mask gets the
  * diff; the payload is new itself (dense) or, when fewer than half the bytes changed, those bytes
@@ -219,7 +225,24 @@ struct mmsb_page_map {
 	size_t cap, n; /* cap is a power of two */
 };
 
-struct mmsb_page *mmsb__map_get(const struct mmsb_page_map *m, uint64_t id) MMSB_HIDDEN;
+static inline size_t mmsb__slot_of(const struct mmsb_page_map *m, uint64_t id)
+{
+	/* Fibonacci hashing spreads sequential ids over the table */
+	return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 17) & (m->cap - 1);
+}
+
+/* The page with this id, or NULL (every lookup of the library: inline). */
+static inline struct mmsb_page *mmsb__map_get(const struct mmsb_page_map *m, uint64_t id)
+{
+	if (!m->cap)
+		return NULL;
+	for (size_t i = mmsb__slot_of(m, id);; i = (i + 1) & (m->cap - 1)) {
+		const struct mmsb_slot *sl = &m->slots[i];
+
+		if (!sl->p || sl->id == id)
+			return sl->p;
+	}
+}
 int mmsb__map_put(struct mmsb_page_map *m, struct mmsb_page *p) MMSB_HIDDEN;
 void mmsb__map_del(struct mmsb_page_map *m, uint64_t id) MMSB_HIDDEN;
 void mmsb__map_free(struct mmsb_page_map *m) MMSB_HIDDEN;

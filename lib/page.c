@@ -7,28 +7,10 @@
 
 /* ---- the id map: open addressing, linear probing, backward-shift deletion ---- */
 
-static inline size_t slot_of(const struct mmsb_page_map *m, uint64_t id)
-{
-	/* Fibonacci hashing spreads sequential ids over the table */
-	return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 17) & (m->cap - 1);
-}
-
-struct mmsb_page *mmsb__map_get(const struct mmsb_page_map *m, uint64_t id)
-{
-	if (!m->cap)
-		return NULL;
-	for (size_t i = slot_of(m, id);; i = (i + 1) & (m->cap - 1)) {
-		const struct mmsb_slot *sl = &m->slots[i];
-
-		if (!sl->p || sl->id == id)
-			return sl->p;
-	}
-}
-
 static void map_place(struct mmsb_slot *slots, size_t cap, struct mmsb_page *p)
 {
 	struct mmsb_page_map tmp = { .slots = slots, .cap = cap };
-	size_t i = slot_of(&tmp, p->id);
+	size_t i = mmsb__slot_of(&tmp, p->id);
 
 	while (slots[i].p)
 		i = (i + 1) & (cap - 1);
@@ -62,7 +44,7 @@ void mmsb__map_del(struct mmsb_page_map *m, uint64_t id)
 
 	if (!m->cap)
 		return;
-	for (i = slot_of(m, id); m->slots[i].p; i = (i + 1) & mask)
+	for (i = mmsb__slot_of(m, id); m->slots[i].p; i = (i + 1) & mask)
 		if (m->slots[i].id == id)
 			break;
 	if (!m->slots[i].p)
@@ -71,7 +53,7 @@ void mmsb__map_del(struct mmsb_page_map *m, uint64_t id)
 	m->n--;
 	/* shift later members of the probe run back so lookups never stop at the hole */
 	for (j = (i + 1) & mask; m->slots[j].p; j = (j + 1) & mask) {
-		size_t home = slot_of(m, m->slots[j].id);
+		size_t home = mmsb__slot_of(m, m->slots[j].id);
 
 		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
 			m->slots[i] = m->slots[j];

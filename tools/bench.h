@@ -64,6 +64,7 @@ struct bench_result {
 	int err;
 	/* timing (ns per evaluation) */
 	uint64_t samples;
+	uint64_t evals; /* every run() call, the untimed warm-up and calibration included */
 	double median, mean, min, max, p99;
 	double allocs, bytes; /* per evaluation, counted by the malloc interposer */
 	/* a stress key's own samples (ns each), summarised by the runner; malloc'ed */

@@ -132,7 +132,7 @@ enum { OPT_COMPARE = 1000, OPT_VALIDATE, OPT_VALIDATION_JSON, OPT_FULL_1M, OPT_D
 static struct {
 	bool compat, quick, list;
 	const char *json, *compare, *validation_json;
-	char *categories;
+	char *categories, *keys;
 	int validate; /* 0 no, 1 the original's, 2 strict too */
 } opt;
 
@@ -143,6 +143,7 @@ static const struct argp_option options[] = {
 	{ "json", 'j', "FILE", 0, "Write results in the original baseline.json schema + machine",
 	  0 },
 	{ "categories", 'c', "LIST", 0, "Only these categories (comma-separated)", 0 },
+	{ "keys", 'k', "LIST", 0, "Only these keys (comma-separated CATEGORY/NAME)", 0 },
 	{ "list", 'l', NULL, 0, "List every key and exit", 0 },
 	{ "compare", OPT_COMPARE, "BASELINE", 0, "Ratio to a baseline per key, +-10 % bands", 0 },
 	{ "validate", OPT_VALIDATE, "strict", OPTION_ARG_OPTIONAL,
@@ -173,6 +174,9 @@ static error_t parse_opt(int key, char *arg, struct argp_state *st)
 		break;
 	case 'c':
 		opt.categories = arg;
+		break;
+	case 'k':
+		opt.keys = arg;
 		break;
 	case 'l':
 		opt.list = true;
@@ -221,6 +225,7 @@ static const struct argp argp = {
 	       "EXAMPLES:\n"
 	       "  mmsb-bench                                  # the whole suite, stats mode\n"
 	       "  mmsb-bench -c delta,propagation             # two categories\n"
+	       "  mmsb-bench -k delta/cpu_sparse              # one key\n"
 	       "  mmsb-bench --json out.json --compare ci/baselines/original-mmsb.json\n"
 	       "  mmsb-bench --validate                       # the original 10 checks\n"
 	       "  mmsb-bench --quick --json smoke.json        # a smoke run",
@@ -326,6 +331,8 @@ static int run_timed(const struct bench_key *k, struct bench_result *r, const st
 	}
 	if (k->teardown)
 		k->teardown(&c);
+	/* timed ones, the warm-up, and the calibration run when there was one */
+	r->evals = evals + 1 + (!opt.compat && !k->pre && !k->post);
 	if (!err) {
 		summarise(r, v, n);
 		r->allocs = evals ? (double)sum_allocs / (double)evals : 0;
@@ -335,18 +342,24 @@ static int run_timed(const struct bench_key *k, struct bench_result *r, const st
 	return err;
 }
 
-static bool category_selected(const char *cat)
+static bool in_list(const char *list, const char *item)
 {
-	char *list, *tok, *save;
+	char *copy = strdup(list), *tok, *save;
 	bool hit = false;
 
-	if (!opt.categories)
-		return true;
-	list = strdup(opt.categories);
-	for (tok = strtok_r(list, ",", &save); tok && !hit; tok = strtok_r(NULL, ",", &save))
-		hit = !strcmp(tok, cat);
-	free(list);
+	for (tok = strtok_r(copy, ",", &save); tok && !hit; tok = strtok_r(NULL, ",", &save))
+		hit = !strcmp(tok, item);
+	free(copy);
 	return hit;
+}
+
+static char *key_name(const struct bench_key *k);
+
+static bool selected(const struct bench_key *k)
+{
+	if (opt.categories && !in_list(opt.categories, k->category))
+		return false;
+	return !opt.keys || in_list(opt.keys, key_name(k));
 }
 
 static char *key_name(const struct bench_key *k)
@@ -467,6 +480,9 @@ static void add_result_json(struct json_object *benches, const char *cat, const 
 					       json_object_new_double(r->median));
 			json_object_object_add(o, "samples",
 					       json_object_new_int64((int64_t)r->samples));
+			if (r->evals)
+				json_object_object_add(o, "evals",
+						       json_object_new_int64((int64_t)r->evals));
 			json_object_object_add(o, "allocs",
 					       json_object_new_int64(llround(r->allocs)));
 			json_object_object_add(o, "memory_bytes",
@@ -872,7 +888,7 @@ int main(int argc, char **argv)
 		struct bench_result *r = &res[i];
 
 		r->key = k;
-		if (!category_selected(k->category) && !needed_by_validation(k))
+		if (!selected(k) && !needed_by_validation(k))
 			continue;
 		if (k->opt_in && !benv.full_1m)
 			continue;
