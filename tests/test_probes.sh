@@ -13,7 +13,7 @@ ok() { n=$((n + 1)); echo "ok $n $1"; }
 bad() { n=$((n + 1)); fail=1; echo "not ok $n $1"; }
 
 echo "TAP version 13"
-echo "1..5"
+echo "1..6"
 "$T" -j list "$O/libmmsb.so" >"$tmp/list.json" || bad "mmsb-trace list"
 if python3 - lib/probes.d "$tmp/list.json" lib/include/mmsb/mmsb.h <<'PY'
 import json, re, sys
@@ -91,5 +91,17 @@ if readelf -n "$O/libmmsb.so" | grep -q stapsdt; then
 	ok "the default build has its probes (readelf -n)"
 else
 	bad "the default build has no probes"
+fi
+# bpftrace lists the same probes (root, and only if bpftrace is installed)
+if [ "$(id -u)" -ne 0 ] || ! command -v bpftrace >/dev/null; then
+	ok "bpftrace -l lists every probe # SKIP needs root and bpftrace"
+else
+	want=$(grep -cE '^[[:space:]]*probe ' lib/probes.d)
+	got=$(bpftrace -l "usdt:$(realpath "$O/libmmsb.so"):*" 2>/dev/null | grep -c ':mmsb:')
+	if [ "$got" -eq "$want" ]; then
+		ok "bpftrace -l lists all $want probes"
+	else
+		bad "bpftrace -l lists $got probes, the manifest $want"
+	fi
 fi
 exit $fail

@@ -85,10 +85,11 @@ int main(int argc, char **argv)
 
 		if (!wanted(names[i], argv[2]))
 			continue;
-		links[i] = bpf_program__attach_usdt(skel->progs.count_hit, pid, lib, "mmsb", names[i],
-						    &uo);
+		links[i] = bpf_program__attach_usdt(skel->progs.count_hit, pid, lib, "mmsb",
+						    names[i], &uo);
 		if (!links[i]) {
-			fprintf(stderr, "usdt_count_run: attach %s: %s\n", names[i], strerror(errno));
+			fprintf(stderr, "usdt_count_run: attach %s: %s\n", names[i],
+				strerror(errno));
 			return 1;
 		}
 	}
@@ -99,7 +100,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < n; i++) {
 		if (!links[i])
 			continue;
-		fprintf(stderr, "hits %-28s %llu\n", names[i], (unsigned long long)skel->bss->hits[i]);
+		fprintf(stderr, "hits %-28s %llu\n", names[i],
+			(unsigned long long)skel->bss->hits[i]);
 		total += skel->bss->hits[i];
 		bpf_link__destroy(links[i]);
 	}
