@@ -84,7 +84,7 @@ EXAMPLE_SRCS := $(wildcard docs/examples/*.c)
 EXAMPLE_BINS := $(patsubst docs/examples/%.c,$(O)/examples/%,$(EXAMPLE_SRCS))
 
 ALL_OBJS := $(LIB_OBJS) $(patsubst %,$(O)/tools/%.o,$(TOOLS)) $(O)/tools/tool_helpers.o \
-	    $(O)/tools/bench_keys.o $(O)/tools/usdt_helpers.o \
+	    $(O)/tools/bench_keys.o $(TRACE_OBJS) \
 	    $(patsubst tests/%.c,$(O)/tests/%.o,$(TEST_SRCS)) $(O)/tests/harness.o \
 	    $(patsubst docs/examples/%.c,$(O)/examples/%.o,$(EXAMPLE_SRCS))
 
@@ -145,7 +145,8 @@ $(O)/libmmsb.a: $(LIB_OBJS)
 
 $(O)/tools/%.o: tools/%.c | $(O)/tools
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(JSONC_CFLAGS) -Itools -I$(O)/tools $(DEPFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(JSONC_CFLAGS) -Itools -I$(O)/tools -Ibpf -I$(O)/bpf $(DEPFLAGS) \
+		-c $< -o $@
 
 $(O)/mmsb-tlog: $(O)/tools/mmsb-tlog.o $(O)/tools/tool_helpers.o $(O)/libmmsb.so
 	$(call msg,BINARY,$@)
@@ -156,10 +157,15 @@ $(O)/mmsb-bench: $(O)/tools/mmsb-bench.o $(O)/tools/bench_keys.o $(O)/tools/tool
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) $(JSONC_LIBS) -lm
 
-$(O)/mmsb-trace: $(O)/tools/mmsb-trace.o $(O)/tools/usdt_helpers.o $(O)/tools/tool_helpers.o \
-		 $(O)/libmmsb.so
+TRACE_OBJS := $(addprefix $(O)/tools/,mmsb-trace.o trace_record.o trace_features.o syms_helpers.o \
+		usdt_helpers.o tool_helpers.o)
+
+$(O)/mmsb-trace: $(TRACE_OBJS) $(O)/libmmsb.so
 	$(call msg,BINARY,$@)
-	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) $(JSONC_LIBS) -lelf
+	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) $(JSONC_LIBS) \
+		$(LIBBPF_LIBS) -lelf
+
+$(O)/tools/trace_record.o $(O)/tools/trace_features.o: $(BPF_SKELS)
 
 # What the bench's machine block says about this build; rewritten only when it changes.
 BUILD_INFO = \#define MMSB_GIT_REV "$(shell git describe --always --dirty 2>/dev/null || echo unknown)"\n\#define MMSB_BUILD_FLAGS "$(strip $(CFLAGS))"
@@ -289,8 +295,8 @@ install: lib tools $(O)/libmmsb.pc
 		-o $(DESTDIR)$(PREFIX)/bin/mmsb-tlog -L$(O) -lmmsb -Wl,-rpath,$(LIBDIR) $(JSONC_LIBS)
 	$(Q)$(CC) $(LDFLAGS) $(O)/tools/mmsb-bench.o $(O)/tools/bench_keys.o $(O)/tools/tool_helpers.o \
 		-o $(DESTDIR)$(PREFIX)/bin/mmsb-bench -L$(O) -lmmsb -Wl,-rpath,$(LIBDIR) $(JSONC_LIBS) -lm
-	$(Q)$(CC) $(LDFLAGS) $(O)/tools/mmsb-trace.o $(O)/tools/usdt_helpers.o $(O)/tools/tool_helpers.o \
-		-o $(DESTDIR)$(PREFIX)/bin/mmsb-trace -L$(O) -lmmsb -Wl,-rpath,$(LIBDIR) $(JSONC_LIBS) -lelf
+	$(Q)$(CC) $(LDFLAGS) $(TRACE_OBJS) -o $(DESTDIR)$(PREFIX)/bin/mmsb-trace -L$(O) -lmmsb \
+		-Wl,-rpath,$(LIBDIR) $(JSONC_LIBS) $(LIBBPF_LIBS) -lelf
 
 uninstall:
 	$(Q)rm -f $(DESTDIR)$(LIBDIR)/libmmsb.so* $(DESTDIR)$(LIBDIR)/libmmsb.a \

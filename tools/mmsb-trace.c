@@ -2,8 +2,10 @@
 /*
  * mmsb-trace: where libmmsb's time goes, from its USDT probes.
  *
+ *   mmsb-trace record [OPTS] -- CMD | -p PID   where the time went, per span kind and stack
  *   mmsb-trace [-j] list [BINARY | -p PID]   the probes of an object, or of every object a
  *                                            process maps (no privileges needed)
+ *   mmsb-trace features [--calibrate]        what the kernel offers, the cost of one hit
  *   mmsb-trace help [COMMAND]
  *
  * Exit status: 0 ok, 1 failure, 2 usage. Commands match by unique prefix, as in bpftool.
@@ -19,9 +21,10 @@
 #include <string.h>
 
 #include "tool_helpers.h"
+#include "trace.h"
 #include "usdt_helpers.h"
 
-static bool json;
+bool json;
 
 /* One probe of one object: its call sites folded together. */
 struct probe_row {
@@ -133,7 +136,7 @@ static int list_object(const char *path, bool quiet_empty, struct json_object *a
 }
 
 /* The libmmsb.so this tool runs with: the default object for `list`. */
-static const char *own_libmmsb(void)
+const char *own_libmmsb(void)
 {
 	Dl_info info;
 
@@ -232,7 +235,9 @@ static int do_list(int argc, char **argv)
 static int do_help(int argc, char **argv);
 
 static const struct cmd cmds[] = {
+	{ "record", do_record, "attribute a command's or a process's time, per span and stack" },
 	{ "list", do_list, "the USDT probes of a binary or of a running process" },
+	{ "features", do_features, "what this kernel offers; --calibrate: the cost of a hit" },
 	{ "help", do_help, "this text, or 'help COMMAND'" },
 	{},
 };
@@ -241,6 +246,10 @@ static int do_help(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "list"))
 		return do_list_help();
+	if (argc > 1 && !strcmp(argv[1], "record"))
+		return record_help();
+	if (argc > 1 && !strcmp(argv[1], "features"))
+		return features_help();
 	if (argc > 1) {
 		p_err("no help for '%s'", argv[1]);
 		return EXIT_USAGE;

@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Span attribution for libmmsb's USDT probes. Each thread keeps a stack of its open spans; an end
+ * closes the innermost open span of its kind, so nesting (an api span around an update around a
+ * wave around recomputes) gives every span its inclusive time and its self time (inclusive minus
+ * the spans directly inside it). Aggregated per (kind, user stack at the begin): count, total,
+ * self, min, max and a log2 histogram. Optionally each closed span is also streamed through a ring
+ * buffer. Whatever cannot be attributed is counted in counters[], never silently lost.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/usdt.bpf.h>
+
+#include "mmsb_trace.h"
+
+/* set before load */
+const volatile __u32 targ_tgid = 0;    /* 0: every process */
+const volatile __u32 kinds_mask = ~0u; /* bit per span kind */
+const volatile bool with_stacks = true;
+const volatile bool with_events = false;
+
+struct open_span {
+	__u64 start_ns, child_ns;
+	__u32 kind;
+	__s32 stack_id;
+};
+
+struct span_stack {
+	__u32 depth;	/* entries used */
+	__u32 overflow; /* begins past MAX_SPAN_DEPTH still open */
+	struct open_span s[MAX_SPAN_DEPTH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32); /* tid */
+	__type(value, struct span_stack);
+} stacks_open SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct span_stack);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct span_key);
+	__type(value, struct span_stats);
+} span_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 16384);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, MAX_STACK_FRAMES * sizeof(__u64));
+} user_stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} events SEC(".maps");
+
+__u64 counters[CNT_MAX] = {};
+
+static __always_inline bool wanted(__u32 kind)
+{
+	if (targ_tgid && (bpf_get_current_pid_tgid() >> 32) != targ_tgid)
+		return false;
+	return kind < SPAN_KINDS && (kinds_mask & (1u << kind));
+}
+
+static __always_inline __u32 log2_slot(__u64 v)
+{
+	__u32 r = 0;
+
+	/* bounded for the verifier: 40 slots reach 2^39 ns, about 9 minutes */
+	for (int i = 0; i < HIST_SLOTS - 1; i++) {
+		if (v < 2)
+			break;
+		v >>= 1;
+		r++;
+	}
+	return r;
+}
+
+SEC("usdt")
+int span_begin(struct pt_regs *ctx)
+{
+	__u32 kind = (__u32)bpf_usdt_cookie(ctx), tid = (__u32)bpf_get_current_pid_tgid(), zero = 0;
+	struct span_stack *st;
+
+	if (!wanted(kind))
+		return 0;
+	__sync_fetch_and_add(&counters[CNT_HITS], 1);
+	st = bpf_map_lookup_elem(&stacks_open, &tid);
+	if (!st) {
+		/* a thread's first span: start from a zeroed stack */
+		struct span_stack *z = bpf_map_lookup_elem(&scratch, &zero);
+
+		if (!z)
+			return 0;
+		z->depth = 0;
+		z->overflow = 0;
+		bpf_map_update_elem(&stacks_open, &tid, z, BPF_ANY);
+		st = bpf_map_lookup_elem(&stacks_open, &tid);
+		if (!st)
+			return 0;
+	}
+	if (st->depth >= MAX_SPAN_DEPTH || st->overflow) {
+		st->overflow++;
+		__sync_fetch_and_add(&counters[CNT_OVERFLOW], 1);
+		return 0;
+	}
+	__u32 d = st->depth;
+
+	if (d >= MAX_SPAN_DEPTH)
+		return 0;
+	st->s[d].kind = kind;
+	st->s[d].child_ns = 0;
+	st->s[d].stack_id = -1;
+	if (with_stacks) {
+		long id = bpf_get_stackid(ctx, &user_stacks, BPF_F_USER_STACK);
+
+		if (id < 0)
+			__sync_fetch_and_add(&counters[CNT_STACK_ERR], 1);
+		st->s[d].stack_id = id < 0 ? -1 : (__s32)id;
+	}
+	st->depth = d + 1;
+	/* last, so the span does not include the stack walk */
+	st->s[d].start_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+static __always_inline void record(struct open_span *o, __u64 dur, __u64 self, __u32 depth,
+				   __u32 tid)
+{
+	struct span_key key = { .kind = o->kind, .stack_id = o->stack_id };
+	struct span_stats *v = bpf_map_lookup_elem(&span_stats, &key);
+
+	if (!v) {
+		struct span_stats init = {};
+
+		if (bpf_map_update_elem(&span_stats, &key, &init, BPF_NOEXIST) &&
+		    !bpf_map_lookup_elem(&span_stats, &key)) {
+			__sync_fetch_and_add(&counters[CNT_STATS_FULL], 1);
+			return;
+		}
+		v = bpf_map_lookup_elem(&span_stats, &key);
+		if (!v)
+			return;
+	}
+	__sync_fetch_and_add(&v->count, 1);
+	__sync_fetch_and_add(&v->total_ns, dur);
+	__sync_fetch_and_add(&v->self_ns, self);
+	/* min/max race only between threads of one key: good enough for a report */
+	if (!v->min_ns || dur < v->min_ns)
+		v->min_ns = dur;
+	if (dur > v->max_ns)
+		v->max_ns = dur;
+	__u32 slot = log2_slot(dur);
+
+	if (slot < HIST_SLOTS)
+		__sync_fetch_and_add(&v->hist[slot], 1);
+	if (with_events) {
+		struct span_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+		if (!e) {
+			__sync_fetch_and_add(&counters[CNT_EVENTS_DROPPED], 1);
+			return;
+		}
+		e->start_ns = o->start_ns;
+		e->dur_ns = dur;
+		e->self_ns = self;
+		e->tid = tid;
+		e->kind = o->kind;
+		e->depth = depth;
+		e->stack_id = o->stack_id;
+		bpf_ringbuf_submit(e, 0);
+	}
+}
+
+SEC("usdt")
+int span_end(struct pt_regs *ctx)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u32 kind = (__u32)bpf_usdt_cookie(ctx), tid = (__u32)bpf_get_current_pid_tgid();
+	struct span_stack *st;
+	int found = -1;
+
+	if (!wanted(kind))
+		return 0;
+	__sync_fetch_and_add(&counters[CNT_HITS], 1);
+	st = bpf_map_lookup_elem(&stacks_open, &tid);
+	if (!st) {
+		__sync_fetch_and_add(&counters[CNT_UNMATCHED], 1);
+		return 0;
+	}
+	if (st->overflow) {
+		st->overflow--;
+		return 0;
+	}
+	/* the innermost open span of this kind */
+	for (int i = MAX_SPAN_DEPTH - 1; i >= 0; i--) {
+		if ((__u32)i >= st->depth)
+			continue;
+		if (st->s[i].kind == kind) {
+			found = i;
+			break;
+		}
+	}
+	if (found < 0) {
+		__sync_fetch_and_add(&counters[CNT_UNMATCHED], 1);
+		return 0;
+	}
+	/* spans opened inside it and never closed are dropped, counted */
+	if ((__u32)found + 1 < st->depth)
+		__sync_fetch_and_add(&counters[CNT_ABANDONED], st->depth - (__u32)found - 1);
+	struct open_span *o = &st->s[found & (MAX_SPAN_DEPTH - 1)];
+	__u64 dur = now - o->start_ns;
+	__u64 self = dur > o->child_ns ? dur - o->child_ns : 0;
+
+	record(o, dur, self, (__u32)found, tid);
+	if (found > 0) {
+		struct open_span *parent = &st->s[(found - 1) & (MAX_SPAN_DEPTH - 1)];
+
+		parent->child_ns += dur;
+	}
+	st->depth = (__u32)found;
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

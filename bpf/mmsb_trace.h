@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* ABI between mmsb_trace.bpf.c and mmsb-trace: fixed-size types only, no includes. */
+#ifndef __MMSB_TRACE_H
+#define __MMSB_TRACE_H
+
+/* span kinds: one per begin/end pair of lib/probes.d (the attach cookie) */
+#define SPAN_API 0
+#define SPAN_STATE_OPEN 1
+#define SPAN_STATE_CLOSE 2
+#define SPAN_PAGE_ALLOC 3
+#define SPAN_PAGE_FREE 4
+#define SPAN_UPDATE 5
+#define SPAN_DELTA_APPLY 6
+#define SPAN_ROUTE_BATCH 7
+#define SPAN_PROPAGATE 8
+#define SPAN_RECOMPUTE 9
+#define SPAN_LOG_APPEND 10
+#define SPAN_LOG_SYNC 11
+#define SPAN_CHECKPOINT_WRITE 12
+#define SPAN_CHECKPOINT_LOAD 13
+#define SPAN_REPLAY 14
+#define SPAN_ENGINE_BATCH 15
+#define SPAN_TICK 16
+#define SPAN_KINDS 17
+
+#define MAX_SPAN_DEPTH 16 /* open spans per thread; deeper ones are counted, not timed */
+#define HIST_SLOTS 40	  /* log2 buckets of the inclusive duration in ns */
+#define MAX_STACK_FRAMES 64
+
+struct span_key {
+	__u32 kind;
+	__s32 stack_id; /* user stack at the begin, -1 without stacks */
+};
+
+struct span_stats {
+	__u64 count;
+	__u64 total_ns; /* inclusive */
+	__u64 self_ns;	/* exclusive: minus the spans nested inside */
+	__u64 min_ns, max_ns;
+	__u64 hist[HIST_SLOTS];
+};
+
+/* counters[]: what went wrong or was left out, never silently */
+#define CNT_OVERFLOW 0	     /* spans deeper than MAX_SPAN_DEPTH: not timed */
+#define CNT_UNMATCHED 1	     /* an end whose begin was not seen (attached mid-span) */
+#define CNT_ABANDONED 2	     /* begins closed by an outer end without their own end */
+#define CNT_STACK_ERR 3	     /* the user stack could not be taken */
+#define CNT_EVENTS_DROPPED 4 /* ring buffer full */
+#define CNT_HITS 5	     /* probe hits seen (begins + ends) */
+#define CNT_STATS_FULL 6     /* the stats map was full: a span not aggregated */
+#define CNT_MAX 8
+
+struct span_event {
+	__u64 start_ns, dur_ns, self_ns;
+	__u32 tid, kind;
+	__u32 depth;
+	__s32 stack_id;
+};
+
+#endif /* __MMSB_TRACE_H */

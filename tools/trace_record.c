@@ -1,0 +1,858 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * mmsb-trace record: attach bpf/mmsb_trace.bpf.c to every span probe of libmmsb in one process,
+ * run or follow it, then report where the time went: a table per span kind, folded stacks
+ * weighted by self time, JSON and a speedscope profile.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <mmsb/mmsb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
+#include <sys/ptrace.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "mmsb_trace.h"
+#include "mmsb_trace.skel.h"
+#include "syms_helpers.h"
+#include "tool_helpers.h"
+#include "trace.h"
+#include "usdt_helpers.h"
+
+/* Measured with `mmsb-trace features --calibrate` on the reference machine (docs/tracing.md). */
+#define DEFAULT_HIT_NS 600
+
+static const struct span_def {
+	const char *name, *begin, *end, *category;
+} spans[SPAN_KINDS] = {
+	[SPAN_API] = { "api", "api__entry", "api__exit", "ffi" },
+	[SPAN_STATE_OPEN] = { "state_open", "state__open__begin", "state__open__end",
+			      "allocation" },
+	[SPAN_STATE_CLOSE] = { "state_close", "state__close__begin", "state__close__end",
+			       "allocation" },
+	[SPAN_PAGE_ALLOC] = { "page_alloc", "page__alloc__begin", "page__alloc__end",
+			      "allocation" },
+	[SPAN_PAGE_FREE] = { "page_free", "page__free__begin", "page__free__end", "allocation" },
+	[SPAN_UPDATE] = { "update", "update__begin", "update__end", "routing" },
+	[SPAN_DELTA_APPLY] = { "delta_apply", "delta__apply__begin", "delta__apply__end",
+			       "delta apply" },
+	[SPAN_ROUTE_BATCH] = { "route_batch", "route__batch__begin", "route__batch__end",
+			       "routing" },
+	[SPAN_PROPAGATE] = { "propagate", "propagate__begin", "propagate__end", "propagation" },
+	[SPAN_RECOMPUTE] = { "recompute", "recompute__begin", "recompute__end", "recompute" },
+	[SPAN_LOG_APPEND] = { "log_append", "log__append__begin", "log__append__end", "log" },
+	[SPAN_LOG_SYNC] = { "log_sync", "log__sync__begin", "log__sync__end", "log" },
+	[SPAN_CHECKPOINT_WRITE] = { "checkpoint_write", "checkpoint__write__begin",
+				    "checkpoint__write__end", "checkpoint" },
+	[SPAN_CHECKPOINT_LOAD] = { "checkpoint_load", "checkpoint__load__begin",
+				   "checkpoint__load__end", "checkpoint" },
+	[SPAN_REPLAY] = { "replay", "replay__begin", "replay__end", "checkpoint" },
+	[SPAN_ENGINE_BATCH] = { "engine_batch", "engine__batch__begin", "engine__batch__end",
+				"routing" },
+	[SPAN_TICK] = { "tick", "tick__begin", "tick__end", "routing" },
+};
+
+static struct {
+	uint64_t pid;
+	double duration;
+	const char *folded, *json_out, *speedscope, *lib, *kinds;
+	bool no_stacks, events, as_root;
+	uint64_t hit_ns;
+} ro;
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+int record_help(void)
+{
+	printf("Usage: %s record [OPTIONS] -- CMD [ARGS...]\n"
+	       "       %s record [OPTIONS] -p PID\n\n"
+	       "Attach to every span probe of libmmsb in one process and report where its time went:\n"
+	       "per span kind the calls, the inclusive and self time, the share of the traced wall\n"
+	       "time, p50/p99, and the probe hits with their estimated cost.\n\n"
+	       "  -p, --pid PID          attach to a running process (detaches cleanly)\n"
+	       "  -d, --duration SECS    stop after SECS (default: Ctrl-C or the target's exit)\n"
+	       "  -l, --lib PATH         the libmmsb.so to attach to (default: found from the target)\n"
+	       "  -k, --kinds LIST       only these span kinds (comma-separated; see below)\n"
+	       "      --no-stacks        do not take user stacks\n"
+	       "  -f, --folded FILE      folded stacks weighted in ns of self time\n"
+	       "  -J, --json FILE        everything, as JSON\n"
+	       "  -s, --speedscope FILE  a speedscope profile\n"
+	       "      --hit-cost NS      cost of one probe hit for the overhead estimate (default %d)\n"
+	       "      --as-root          run CMD as root even under sudo\n\n"
+	       "Kinds: api state_open state_close page_alloc page_free update delta_apply route_batch\n"
+	       "       propagate recompute log_append log_sync checkpoint_write checkpoint_load\n"
+	       "       replay engine_batch tick\n\n"
+	       "Examples:\n"
+	       "  sudo %s record -- .output/mmsb-bench --quick\n"
+	       "  sudo %s record -p 4242 -d 10 -f out.folded   # flamegraph.pl out.folded\n",
+	       prog_name, prog_name, DEFAULT_HIT_NS, prog_name, prog_name);
+	return EXIT_OK;
+}
+
+/* Root, or CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON: what loading and attaching need. */
+bool have_bpf_caps(void)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2] = { 0 };
+	uint64_t eff;
+
+	if (!geteuid())
+		return true;
+	if (syscall(SYS_capget, &h, d))
+		return false;
+	eff = d[0].effective | ((uint64_t)d[1].effective << 32);
+	/* CAP_SYS_ADMIN 21, CAP_PERFMON 38, CAP_BPF 39 (not every libc header has the last two) */
+	return (eff >> 21 & 1) || ((eff >> 38 & 1) && (eff >> 39 & 1));
+}
+
+/* Where libmmsb lives for PID: a mapped libmmsb.so*, or the executable if it carries the probes. */
+static int target_lib_of_pid(int pid, char *out, size_t len)
+{
+	char **objs, exe[64];
+	int n = proc_mapped_objects(pid, &objs);
+
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n; i++)
+		if (strstr(objs[i], "libmmsb.so")) {
+			snprintf(out, len, "%s", objs[i]);
+			free_strv(objs, n);
+			return 0;
+		}
+	free_strv(objs, n);
+	snprintf(exe, sizeof(exe), "/proc/%d/exe", pid);
+	ssize_t k = readlink(exe, out, len - 1);
+
+	if (k > 0) {
+		struct usdt_note *v;
+		int nn;
+
+		out[k] = 0;
+		nn = usdt_notes_read(out, &v);
+		for (int i = 0; i < nn; i++)
+			if (!strcmp(v[i].provider, "mmsb")) {
+				free(v);
+				return 0; /* linked statically: the probes are in the executable */
+			}
+		if (nn >= 0)
+			free(v);
+	}
+	return -ENOENT;
+}
+
+/* The libmmsb CMD will load: what the dynamic linker resolves, else its own notes, else ours. */
+static int target_lib_of_cmd(char **argv, char *out, size_t len)
+{
+	char cmd[PATH_MAX + 64], line[PATH_MAX + 64];
+	struct usdt_note *v;
+	const char *mine;
+	FILE *p;
+	int n;
+
+	/* a statically linked program carries the probes itself */
+	if (strchr(argv[0], '/') && realpath(argv[0], out)) {
+		n = usdt_notes_read(out, &v);
+		for (int i = 0; i < n; i++)
+			if (!strcmp(v[i].provider, "mmsb")) {
+				free(v);
+				return 0;
+			}
+		if (n >= 0)
+			free(v);
+		/* ask the dynamic linker, as ldd does, without running the program */
+		snprintf(cmd, sizeof(cmd), "LD_TRACE_LOADED_OBJECTS=1 '%s' 2>/dev/null", out);
+		if ((p = popen(cmd, "r"))) {
+			while (fgets(line, sizeof(line), p)) {
+				char *arrow = strstr(line, "=> "), *path;
+
+				if (!strstr(line, "libmmsb.so") || !arrow)
+					continue;
+				path = arrow + 3;
+				path[strcspn(path, " \n")] = 0;
+				if (*path == '/' && realpath(path, out)) {
+					pclose(p);
+					return 0;
+				}
+			}
+			pclose(p);
+		}
+	}
+	mine = own_libmmsb();
+	if (mine && realpath(mine, out))
+		return 0;
+	(void)len;
+	return -ENOENT;
+}
+
+static int kinds_mask_of(const char *list, uint32_t *mask)
+{
+	char *copy, *tok, *save;
+
+	*mask = 0;
+	if (!list) {
+		*mask = ~0u;
+		return 0;
+	}
+	copy = strdup(list);
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		int k;
+
+		for (k = 0; k < SPAN_KINDS; k++)
+			if (!strcmp(spans[k].name, tok))
+				break;
+		if (k == SPAN_KINDS) {
+			p_err("unknown span kind '%s' (see '%s help record')", tok, prog_name);
+			free(copy);
+			return -EINVAL;
+		}
+		*mask |= 1u << k;
+	}
+	free(copy);
+	return 0;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+struct kind_total {
+	uint64_t count, total, self, min, max, hist[HIST_SLOTS];
+};
+
+static uint64_t hist_quantile(const uint64_t *hist, uint64_t count, double q)
+{
+	uint64_t want = (uint64_t)(q * (double)count), seen = 0;
+
+	if (!count)
+		return 0;
+	for (int i = 0; i < HIST_SLOTS; i++) {
+		seen += hist[i];
+		if (seen > want || (seen == count && seen))
+			return 2ull
+			       << i; /* the bucket's upper bound: slot i holds [2^i, 2^(i+1)) */
+	}
+	return 0;
+}
+
+static void fmt_dur(uint64_t ns, char *buf, size_t len)
+{
+	if (ns < 10000)
+		snprintf(buf, len, "%" PRIu64 " ns", ns);
+	else if (ns < 10000000)
+		snprintf(buf, len, "%.1f us", (double)ns / 1e3);
+	else if (ns < 10000000000ull)
+		snprintf(buf, len, "%.1f ms", (double)ns / 1e6);
+	else
+		snprintf(buf, len, "%.2f s", (double)ns / 1e9);
+}
+
+/* Frames of a stack id, root first, as names; returns the count. */
+static int frames_of(int stacks_fd, int32_t id, struct syms *sy, char names[][256], int max)
+{
+	uint64_t ips[MAX_STACK_FRAMES] = { 0 };
+	int n = 0, k = 0;
+
+	if (id < 0 || bpf_map_lookup_elem(stacks_fd, &id, ips))
+		return 0;
+	while (n < MAX_STACK_FRAMES && ips[n])
+		n++;
+	for (int i = n - 1; i >= 0 && k < max; i--)
+		syms_name(sy, ips[i], names[k++], 256);
+	return k;
+}
+
+struct report {
+	struct mmsb_trace_bpf *skel;
+	struct syms *syms;
+	uint64_t wall_ns;
+	int pid;
+	char **cmd;
+	const char *lib;
+	uint64_t counters[CNT_MAX];
+};
+
+static int write_outputs(struct report *rp)
+{
+	int stats_fd = bpf_map__fd(rp->skel->maps.span_stats);
+	int stacks_fd = bpf_map__fd(rp->skel->maps.user_stacks);
+	struct kind_total kt[SPAN_KINDS] = { 0 };
+	struct span_key key, next, *prev = NULL;
+	struct json_object *jstacks = json_object_new_array();
+	FILE *folded = NULL;
+	static char names[MAX_STACK_FRAMES][256];
+	struct json_object *frames_tab = json_object_new_array(),
+			   *samples = json_object_new_array(), *weights = json_object_new_array();
+	struct json_object *frame_index = json_object_new_object();
+	uint64_t hits = rp->counters[CNT_HITS], self_sum = 0;
+	int ret = EXIT_OK;
+
+	if (ro.folded && !(folded = fopen(ro.folded, "w"))) {
+		p_err("%s: %s", ro.folded, strerror(errno));
+		ret = EXIT_FAIL;
+	}
+	while (!bpf_map_get_next_key(stats_fd, prev, &next)) {
+		struct span_stats v;
+		int nf;
+
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(stats_fd, &key, &v) || key.kind >= SPAN_KINDS)
+			continue;
+		struct kind_total *t = &kt[key.kind];
+
+		t->count += v.count;
+		t->total += v.total_ns;
+		t->self += v.self_ns;
+		if (!t->min || (v.min_ns && v.min_ns < t->min))
+			t->min = v.min_ns;
+		if (v.max_ns > t->max)
+			t->max = v.max_ns;
+		for (int i = 0; i < HIST_SLOTS; i++)
+			t->hist[i] += v.hist[i];
+		self_sum += v.self_ns;
+
+		nf = frames_of(stacks_fd, key.stack_id, rp->syms, names, MAX_STACK_FRAMES);
+		struct json_object *js = json_object_new_object(), *jf = json_object_new_array();
+		struct json_object *sample = json_object_new_array();
+
+		for (int i = 0; i < nf; i++) {
+			struct json_object *idx;
+
+			json_object_array_add(jf, json_object_new_string(names[i]));
+			if (!json_object_object_get_ex(frame_index, names[i], &idx)) {
+				int at = (int)json_object_array_length(frames_tab);
+				struct json_object *fr = json_object_new_object();
+
+				json_object_object_add(fr, "name",
+						       json_object_new_string(names[i]));
+				json_object_array_add(frames_tab, fr);
+				idx = json_object_new_int(at);
+				json_object_object_add(frame_index, names[i], idx);
+			}
+			json_object_array_add(sample,
+					      json_object_new_int(json_object_get_int(idx)));
+		}
+		/* the span kind is the leaf frame */
+		char leaf[64];
+		struct json_object *idx;
+
+		snprintf(leaf, sizeof(leaf), "mmsb:%s", spans[key.kind].name);
+		if (!json_object_object_get_ex(frame_index, leaf, &idx)) {
+			int at = (int)json_object_array_length(frames_tab);
+			struct json_object *fr = json_object_new_object();
+
+			json_object_object_add(fr, "name", json_object_new_string(leaf));
+			json_object_array_add(frames_tab, fr);
+			idx = json_object_new_int(at);
+			json_object_object_add(frame_index, leaf, idx);
+		}
+		json_object_array_add(sample, json_object_new_int(json_object_get_int(idx)));
+		if (v.self_ns) {
+			json_object_array_add(samples, sample);
+			json_object_array_add(weights, json_object_new_uint64(v.self_ns));
+		} else {
+			json_object_put(sample);
+		}
+		if (folded && v.self_ns) {
+			if (!nf)
+				fputs("[no stack];", folded);
+			for (int i = 0; i < nf; i++)
+				fprintf(folded, "%s;", names[i]);
+			fprintf(folded, "%s %llu\n", leaf, (unsigned long long)v.self_ns);
+		}
+		json_object_object_add(js, "kind", json_object_new_string(spans[key.kind].name));
+		json_object_object_add(js, "stack_id", json_object_new_int(key.stack_id));
+		json_object_object_add(js, "frames", jf);
+		json_object_object_add(js, "calls", json_object_new_uint64(v.count));
+		json_object_object_add(js, "total_ns", json_object_new_uint64(v.total_ns));
+		json_object_object_add(js, "self_ns", json_object_new_uint64(v.self_ns));
+		json_object_array_add(jstacks, js);
+	}
+	if (folded && fclose(folded)) {
+		p_err("%s: %s", ro.folded, strerror(errno));
+		ret = EXIT_FAIL;
+	}
+
+	/* the table */
+	char w[32], ov[32];
+	uint64_t overhead = hits * ro.hit_ns;
+
+	fmt_dur(rp->wall_ns, w, sizeof(w));
+	fmt_dur(overhead, ov, sizeof(ov));
+	printf("mmsb-trace: %s traced in process %d, %" PRIu64
+	       " probe hits, estimated probe cost %s "
+	       "(%.1f%% of the wall time, at %" PRIu64 " ns a hit)\n\n",
+	       w, rp->pid, hits, ov,
+	       rp->wall_ns ? 100.0 * (double)overhead / (double)rp->wall_ns : 0, ro.hit_ns);
+	printf("%-16s %-12s %10s %11s %11s %7s %9s %9s\n", "SPAN", "CATEGORY", "CALLS", "TOTAL",
+	       "SELF", "SELF%", "P50<=", "P99<=");
+	struct json_object *jkinds = json_object_new_array();
+
+	for (int k = 0; k < SPAN_KINDS; k++) {
+		char tot[32], self[32], p50[32], p99[32];
+		struct kind_total *t = &kt[k];
+
+		if (!t->count)
+			continue;
+		fmt_dur(t->total, tot, sizeof(tot));
+		fmt_dur(t->self, self, sizeof(self));
+		fmt_dur(hist_quantile(t->hist, t->count, 0.5), p50, sizeof(p50));
+		fmt_dur(hist_quantile(t->hist, t->count, 0.99), p99, sizeof(p99));
+		printf("%-16s %-12s %10" PRIu64 " %11s %11s %6.1f%% %9s %9s\n", spans[k].name,
+		       spans[k].category, t->count, tot, self,
+		       rp->wall_ns ? 100.0 * (double)t->self / (double)rp->wall_ns : 0, p50, p99);
+		struct json_object *jk = json_object_new_object(), *jh = json_object_new_array();
+
+		json_object_object_add(jk, "kind", json_object_new_string(spans[k].name));
+		json_object_object_add(jk, "category", json_object_new_string(spans[k].category));
+		json_object_object_add(jk, "calls", json_object_new_uint64(t->count));
+		json_object_object_add(jk, "total_ns", json_object_new_uint64(t->total));
+		json_object_object_add(jk, "self_ns", json_object_new_uint64(t->self));
+		json_object_object_add(jk, "min_ns", json_object_new_uint64(t->min));
+		json_object_object_add(jk, "max_ns", json_object_new_uint64(t->max));
+		json_object_object_add(
+			jk, "p50_ns",
+			json_object_new_uint64(hist_quantile(t->hist, t->count, 0.5)));
+		json_object_object_add(
+			jk, "p99_ns",
+			json_object_new_uint64(hist_quantile(t->hist, t->count, 0.99)));
+		json_object_object_add(
+			jk, "self_share",
+			json_object_new_double(rp->wall_ns ? (double)t->self / (double)rp->wall_ns :
+							     0));
+		for (int i = 0; i < HIST_SLOTS; i++)
+			json_object_array_add(jh, json_object_new_uint64(t->hist[i]));
+		json_object_object_add(jk, "log2_hist", jh);
+		json_object_array_add(jkinds, jk);
+	}
+	static const char *const cnt_names[CNT_MAX] = {
+		"overflow",	  "unmatched", "abandoned",  "stack_errors",
+		"events_dropped", "hits",      "stats_full", "reserved",
+	};
+
+	printf("\nself time attributed: %.1f%% of the wall time; overflow %" PRIu64
+	       ", unmatched ends %" PRIu64 ", abandoned %" PRIu64 ", stack errors %" PRIu64
+	       ", dropped %" PRIu64 "\n",
+	       rp->wall_ns ? 100.0 * (double)self_sum / (double)rp->wall_ns : 0,
+	       rp->counters[CNT_OVERFLOW], rp->counters[CNT_UNMATCHED], rp->counters[CNT_ABANDONED],
+	       rp->counters[CNT_STACK_ERR], rp->counters[CNT_STATS_FULL]);
+
+	if (ro.json_out) {
+		struct json_object *o = json_object_new_object(), *c = json_object_new_object();
+		struct json_object *tgt = json_object_new_object(),
+				   *feat = json_object_new_object();
+		struct utsname u;
+
+		uname(&u);
+		json_object_object_add(o, "tool", json_object_new_string("mmsb-trace 0.1.0"));
+		json_object_object_add(o, "libmmsb", json_object_new_string(mmsb_version()));
+		json_object_object_add(tgt, "pid", json_object_new_int(rp->pid));
+		json_object_object_add(tgt, "library", json_object_new_string(rp->lib));
+		if (rp->cmd) {
+			struct json_object *a = json_object_new_array();
+
+			for (char **p = rp->cmd; *p; p++)
+				json_object_array_add(a, json_object_new_string(*p));
+			json_object_object_add(tgt, "command", a);
+		}
+		json_object_object_add(o, "target", tgt);
+		json_object_object_add(o, "wall_ns", json_object_new_uint64(rp->wall_ns));
+		json_object_object_add(o, "hits", json_object_new_uint64(hits));
+		json_object_object_add(o, "hit_cost_ns", json_object_new_uint64(ro.hit_ns));
+		json_object_object_add(o, "estimated_overhead_ns",
+				       json_object_new_uint64(overhead));
+		json_object_object_add(o, "self_ns_sum", json_object_new_uint64(self_sum));
+		for (int i = 0; i < CNT_MAX - 1; i++)
+			json_object_object_add(c, cnt_names[i],
+					       json_object_new_uint64(rp->counters[i]));
+		json_object_object_add(o, "counters", c);
+		json_object_object_add(feat, "kernel", json_object_new_string(u.release));
+		json_object_object_add(
+			feat, "btf",
+			json_object_new_boolean(!access("/sys/kernel/btf/vmlinux", R_OK)));
+		json_object_object_add(o, "features", feat);
+		json_object_object_add(o, "kinds", jkinds);
+		json_object_object_add(o, "stacks", jstacks);
+		jkinds = jstacks = NULL;
+		if (json_object_to_file_ext(ro.json_out, o,
+					    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED)) {
+			p_err("%s: %s", ro.json_out, json_util_get_last_err());
+			ret = EXIT_FAIL;
+		}
+		json_object_put(o);
+	}
+	if (ro.speedscope) {
+		struct json_object *o = json_object_new_object(),
+				   *shared = json_object_new_object();
+		struct json_object *prof = json_object_new_object(),
+				   *profs = json_object_new_array();
+		uint64_t end = 0;
+
+		for (size_t i = 0; i < json_object_array_length(weights); i++)
+			end += json_object_get_uint64(json_object_array_get_idx(weights, i));
+		json_object_object_add(
+			o, "$schema",
+			json_object_new_string(
+				"https://www.speedscope.app/file-format-schema.json"));
+		json_object_object_add(shared, "frames", frames_tab);
+		json_object_object_add(o, "shared", shared);
+		json_object_object_add(prof, "type", json_object_new_string("sampled"));
+		json_object_object_add(prof, "name", json_object_new_string("libmmsb self time"));
+		json_object_object_add(prof, "unit", json_object_new_string("nanoseconds"));
+		json_object_object_add(prof, "startValue", json_object_new_int(0));
+		json_object_object_add(prof, "endValue", json_object_new_uint64(end));
+		json_object_object_add(prof, "samples", samples);
+		json_object_object_add(prof, "weights", weights);
+		json_object_array_add(profs, prof);
+		json_object_object_add(o, "profiles", profs);
+		json_object_object_add(o, "name", json_object_new_string("mmsb-trace"));
+		json_object_object_add(o, "activeProfileIndex", json_object_new_int(0));
+		json_object_object_add(o, "exporter", json_object_new_string("mmsb-trace 0.1.0"));
+		frames_tab = samples = weights = NULL;
+		if (json_object_to_file_ext(ro.speedscope, o, JSON_C_TO_STRING_PLAIN)) {
+			p_err("%s: %s", ro.speedscope, json_util_get_last_err());
+			ret = EXIT_FAIL;
+		}
+		json_object_put(o);
+	}
+	json_object_put(jkinds);
+	json_object_put(jstacks);
+	json_object_put(frames_tab);
+	json_object_put(samples);
+	json_object_put(weights);
+	json_object_put(frame_index);
+	return ret;
+}
+
+/* Attach both ends of every wanted span kind. */
+static int attach_all(struct mmsb_trace_bpf *skel, int pid, const char *lib, uint32_t mask,
+		      struct bpf_link **links, int *n_links)
+{
+	struct usdt_note *notes;
+	int nn = usdt_notes_read(lib, &notes);
+
+	if (nn < 0) {
+		p_err("%s: %s", lib, strerror(-nn));
+		return -1;
+	}
+	*n_links = 0;
+	for (int k = 0; k < SPAN_KINDS; k++) {
+		if (!(mask & (1u << k)))
+			continue;
+		for (int end = 0; end < 2; end++) {
+			const char *name = end ? spans[k].end : spans[k].begin;
+			bool present = false;
+
+			for (int i = 0; i < nn && !present; i++)
+				present = !strcmp(notes[i].provider, "mmsb") &&
+					  !strcmp(notes[i].name, name);
+			if (!present)
+				continue; /* an older library without this probe */
+			LIBBPF_OPTS(bpf_usdt_opts, uo, .usdt_cookie = (uint64_t)k);
+			struct bpf_link *l = bpf_program__attach_usdt(end ? skel->progs.span_end :
+									    skel->progs.span_begin,
+								      pid, lib, "mmsb", name, &uo);
+
+			if (!l) {
+				p_err("attach mmsb:%s in %s: %s", name, lib, strerror(errno));
+				free(notes);
+				return -1;
+			}
+			links[(*n_links)++] = l;
+		}
+	}
+	free(notes);
+	if (!*n_links) {
+		p_err("%s: no mmsb probes (built with PROBES=0?)", lib);
+		return -1;
+	}
+	return 0;
+}
+
+static void drop_privileges(void)
+{
+	const char *uid = getenv("SUDO_UID"), *gid = getenv("SUDO_GID");
+	uint64_t u, g;
+
+	if (ro.as_root || geteuid() || !uid || !gid || parse_u64(uid, 0, UINT32_MAX, &u) ||
+	    parse_u64(gid, 0, UINT32_MAX, &g))
+		return;
+	if (setgroups(0, NULL) || setgid((gid_t)g) || setuid((uid_t)u)) {
+		fprintf(stderr, "%s: cannot run as the invoking user (uid %s): %s\n", prog_name,
+			uid, strerror(errno));
+		_exit(126);
+	}
+}
+
+int do_record(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "pid", required_argument, NULL, 'p' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "lib", required_argument, NULL, 'l' },
+		{ "kinds", required_argument, NULL, 'k' },
+		{ "folded", required_argument, NULL, 'f' },
+		{ "json", required_argument, NULL, 'J' },
+		{ "speedscope", required_argument, NULL, 's' },
+		{ "no-stacks", no_argument, NULL, 1 },
+		{ "hit-cost", required_argument, NULL, 2 },
+		{ "as-root", no_argument, NULL, 3 },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct bpf_link *links[2 * SPAN_KINDS] = { 0 };
+	char lib[PATH_MAX];
+	struct report rp = { 0 };
+	struct mmsb_trace_bpf *skel = NULL;
+	uint32_t mask;
+	int c, n_links = 0, ret = EXIT_FAIL, status = 0;
+	uint64_t t0, deadline = 0, last_maps = 0;
+	pid_t child = 0;
+	char **cmd = NULL;
+
+	memset(&ro, 0, sizeof(ro));
+	ro.hit_ns = DEFAULT_HIT_NS;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+p:d:l:k:f:J:s:h", opts, NULL)) != -1) {
+		uint64_t v;
+
+		switch (c) {
+		case 'p':
+			if (parse_u64(optarg, 1, 4194304, &ro.pid)) {
+				p_err("invalid PID '%s'", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'd':
+			if (parse_u64(optarg, 1, 86400 * 365, &v)) {
+				p_err("invalid duration '%s' (whole seconds)", optarg);
+				return EXIT_USAGE;
+			}
+			ro.duration = (double)v;
+			break;
+		case 'l':
+			ro.lib = optarg;
+			break;
+		case 'k':
+			ro.kinds = optarg;
+			break;
+		case 'f':
+			ro.folded = optarg;
+			break;
+		case 'J':
+			ro.json_out = optarg;
+			break;
+		case 's':
+			ro.speedscope = optarg;
+			break;
+		case 1:
+			ro.no_stacks = true;
+			break;
+		case 2:
+			if (parse_u64(optarg, 0, 1000000, &ro.hit_ns)) {
+				p_err("invalid hit cost '%s' (ns)", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 3:
+			ro.as_root = true;
+			break;
+		case 'h':
+			return record_help();
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc && !strcmp(argv[optind], "--"))
+		optind++;
+	if (optind < argc)
+		cmd = argv + optind;
+	if (!!cmd == !!ro.pid) {
+		p_err("record needs either -p PID or -- CMD [ARGS...]");
+		return EXIT_USAGE;
+	}
+	if (kinds_mask_of(ro.kinds, &mask))
+		return EXIT_USAGE;
+	if (!have_bpf_caps()) {
+		p_err("record needs CAP_BPF and CAP_PERFMON (or root); try: sudo %s record ...",
+		      prog_name);
+		return EXIT_FAIL;
+	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		p_err("the kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE programs cannot load");
+		return EXIT_FAIL;
+	}
+
+	/* find the library */
+	if (ro.lib) {
+		if (!realpath(ro.lib, lib)) {
+			p_err("%s: %s", ro.lib, strerror(errno));
+			return EXIT_FAIL;
+		}
+	} else if (ro.pid) {
+		int err = target_lib_of_pid((int)ro.pid, lib, sizeof(lib));
+
+		if (err == -ENOENT && kill((pid_t)ro.pid, 0) && errno == ESRCH) {
+			p_err("process %" PRIu64 ": no such process", ro.pid);
+			return EXIT_FAIL;
+		}
+		if (err) {
+			p_err("process %" PRIu64 " has no libmmsb mapped and no mmsb probes",
+			      ro.pid);
+			return EXIT_FAIL;
+		}
+	} else if (target_lib_of_cmd(cmd, lib, sizeof(lib))) {
+		p_err("cannot tell which libmmsb %s loads; name it with -l PATH", cmd[0]);
+		return EXIT_FAIL;
+	}
+
+	skel = mmsb_trace_bpf__open();
+	if (!skel) {
+		p_err("open BPF object: %s", strerror(errno));
+		return EXIT_FAIL;
+	}
+	skel->rodata->kinds_mask = mask;
+	skel->rodata->with_stacks = !ro.no_stacks;
+
+	if (cmd) {
+		/* the child stops at exec (traced), so the probes are attached before main runs */
+		child = fork();
+		if (child < 0) {
+			p_err("fork: %s", strerror(errno));
+			goto out;
+		}
+		if (!child) {
+			if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
+				_exit(126);
+			drop_privileges();
+			execvp(cmd[0], cmd);
+			fprintf(stderr, "%s: %s: %s\n", prog_name, cmd[0], strerror(errno));
+			_exit(127);
+		}
+		if (waitpid(child, &status, 0) != child || !WIFSTOPPED(status)) {
+			p_err("%s did not start", cmd[0]);
+			goto out;
+		}
+		ptrace(PTRACE_SETOPTIONS, child, NULL,
+		       (void *)(long)(PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL));
+		rp.pid = child;
+	} else {
+		rp.pid = (int)ro.pid;
+	}
+	skel->rodata->targ_tgid = (uint32_t)rp.pid;
+	if (mmsb_trace_bpf__load(skel)) {
+		p_err("load BPF programs: %s", strerror(errno));
+		goto out;
+	}
+	if (attach_all(skel, rp.pid, lib, mask, links, &n_links))
+		goto out;
+	rp.skel = skel;
+	rp.lib = lib;
+	rp.cmd = cmd;
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	t0 = now_ns();
+	if (ro.duration)
+		deadline = t0 + (uint64_t)(ro.duration * 1e9);
+	if (child)
+		ptrace(PTRACE_CONT, child, NULL, NULL);
+	else
+		rp.syms = syms_load_pid(rp.pid);
+
+	/* follow the target until it exits, the duration ends or we are told to stop */
+	for (;;) {
+		if (stop_requested || (deadline && now_ns() >= deadline))
+			break;
+		if (child) {
+			pid_t w = waitpid(child, &status, __WALL | WNOHANG);
+
+			if (w == child && WIFSTOPPED(status)) {
+				int sig = WSTOPSIG(status);
+
+				if (sig == SIGTRAP && (status >> 16) == PTRACE_EVENT_EXIT) {
+					/* about to exit, maps still intact: keep them for the symbols */
+					rp.wall_ns = now_ns() - t0;
+					syms_free(rp.syms);
+					rp.syms = syms_load_pid(child);
+					ptrace(PTRACE_DETACH, child, NULL, NULL);
+					waitpid(child, &status, 0);
+					child = -child;
+					break;
+				}
+				ptrace(PTRACE_CONT, child, NULL,
+				       (void *)(long)(sig == SIGTRAP ? 0 : sig));
+				continue;
+			}
+			if (w == child) {
+				child = -child; /* gone without an exit stop */
+				break;
+			}
+		} else if (kill(rp.pid, 0) && errno == ESRCH) {
+			break;
+		} else if (now_ns() - last_maps > 1000000000ull) {
+			/* keep recent maps: the target may exit before we report */
+			struct syms *s = syms_load_pid(rp.pid);
+
+			if (s) {
+				syms_free(rp.syms);
+				rp.syms = s;
+			}
+			last_maps = now_ns();
+		}
+		usleep(child ? 2000 : 50000);
+	}
+	if (!rp.wall_ns)
+		rp.wall_ns = now_ns() - t0;
+	if (child > 0 && !rp.syms)
+		rp.syms = syms_load_pid(child);
+	/* detach before reporting: the target runs on untraced */
+	for (int i = 0; i < n_links; i++)
+		bpf_link__destroy(links[i]);
+	n_links = 0;
+	if (child > 0) {
+		ptrace(PTRACE_DETACH, child, NULL, NULL);
+		kill(child, SIGCONT);
+	}
+	for (int i = 0; i < CNT_MAX; i++)
+		rp.counters[i] = skel->bss->counters[i];
+	ret = write_outputs(&rp);
+	if (child > 0) {
+		/* the command's own exit status is ours when it fails */
+		waitpid(child, &status, 0);
+	}
+	if (cmd && WIFEXITED(status) && WEXITSTATUS(status) && ret == EXIT_OK)
+		fprintf(stderr, "%s: %s exited with status %d\n", prog_name, cmd[0],
+			WEXITSTATUS(status));
+out:
+	for (int i = 0; i < n_links; i++)
+		bpf_link__destroy(links[i]);
+	if (child > 0)
+		kill(child, SIGKILL);
+	syms_free(rp.syms);
+	mmsb_trace_bpf__destroy(skel);
+	return ret;
+}
