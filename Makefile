@@ -76,7 +76,8 @@ TOOL_BINS := $(addprefix $(O)/,$(TOOLS))
 TEST_SRCS := $(filter-out tests/harness.c,$(wildcard tests/test_*.c))
 TEST_BINS := $(patsubst tests/%.c,$(O)/tests/%,$(TEST_SRCS))
 TEST_SCRIPTS := $(wildcard tests/test_*.sh)
-HELPER_BINS := $(O)/tests/probe_workload $(O)/tests/probe_workload_static \
+HELPER_BINS := $(O)/tests/probe_workload $(O)/tests/probe_workload_static $(O)/tests/trace_workload \
+	       $(O)/tests/trace_workload_static \
 	       $(if $(HAVE_BPF),$(O)/tests/usdt_count_run)
 # extra libraries of one test program: TEST_LIBS_<name without test_>
 TEST_LIBS_usdt := $(LIBBPF_LIBS)
@@ -192,6 +193,14 @@ $(O)/tests/probe_workload: tests/helpers/probe_workload.c $(O)/libmmsb.so | $(O)
 $(O)/tests/usdt_count_run: tests/helpers/usdt_count_run.c $(BPF_SKELS) | $(O)/tests
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) -Ibpf -I$(O)/bpf $(LDFLAGS) $< -o $@ $(LIBBPF_LIBS)
+
+$(O)/tests/trace_workload: tests/helpers/trace_workload.c $(O)/libmmsb.so | $(O)/tests
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@ -L$(O) -lmmsb $(RPATH)
+
+$(O)/tests/trace_workload_static: tests/helpers/trace_workload.c $(O)/libmmsb.a | $(O)/tests
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(O)/libmmsb.a -o $@ -lpthread -lm
 
 # the same linked with libmmsb.a: its probes live in the executable itself
 $(O)/tests/probe_workload_static: tests/helpers/probe_workload.c $(O)/libmmsb.a | $(O)/tests

@@ -3,8 +3,9 @@
  * Span attribution for libmmsb's USDT probes. Each thread keeps a stack of its open spans; an end
  * closes the innermost open span of its kind, so nesting (an api span around an update around a
  * wave around recomputes) gives every span its inclusive time and its self time (inclusive minus
- * the spans directly inside it). Aggregated per (kind, user stack at the begin): count, total,
- * self, min, max and a log2 histogram. Optionally each closed span is also streamed through a ring
+ * the spans directly inside it). Aggregated per (kind, the kinds of the spans around it, user
+ * stack): count, total, self, min, max and a log2 histogram. The user stack is taken at the
+ * outermost span's begin and inherited inside it, unless stack_mode asks for every begin. Optionally each closed span is also streamed through a ring
  * buffer. Whatever cannot be attributed is counted in counters[], never silently lost.
  */
 #include "vmlinux.h"
@@ -17,11 +18,11 @@
 /* set before load */
 const volatile __u32 targ_tgid = 0;    /* 0: every process */
 const volatile __u32 kinds_mask = ~0u; /* bit per span kind */
-const volatile bool with_stacks = true;
+const volatile __u32 stack_mode = STACKS_OUTER;
 const volatile bool with_events = false;
 
 struct open_span {
-	__u64 start_ns, child_ns;
+	__u64 start_ns, child_ns, chain;
 	__u32 kind;
 	__s32 stack_id;
 };
@@ -123,7 +124,15 @@ int span_begin(struct pt_regs *ctx)
 	st->s[d].kind = kind;
 	st->s[d].child_ns = 0;
 	st->s[d].stack_id = -1;
-	if (with_stacks) {
+	st->s[d].chain = 0;
+	if (d > 0) {
+		struct open_span *parent = &st->s[(d - 1) & (MAX_SPAN_DEPTH - 1)];
+
+		st->s[d].chain = (parent->chain << 5) | (parent->kind + 1);
+		st->s[d].stack_id = parent->stack_id;
+	}
+	/* a stack walk is most of a hit's cost: by default only the outermost span pays it */
+	if (stack_mode == STACKS_ALL || (stack_mode == STACKS_OUTER && d == 0)) {
 		long id = bpf_get_stackid(ctx, &user_stacks, BPF_F_USER_STACK);
 
 		if (id < 0)
@@ -139,7 +148,7 @@ int span_begin(struct pt_regs *ctx)
 static __always_inline void record(struct open_span *o, __u64 dur, __u64 self, __u32 depth,
 				   __u32 tid)
 {
-	struct span_key key = { .kind = o->kind, .stack_id = o->stack_id };
+	struct span_key key = { .kind = o->kind, .stack_id = o->stack_id, .chain = o->chain };
 	struct span_stats *v = bpf_map_lookup_elem(&span_stats, &key);
 
 	if (!v) {

@@ -29,8 +29,18 @@
 
 struct span_key {
 	__u32 kind;
-	__s32 stack_id; /* user stack at the begin, -1 without stacks */
+	__s32 stack_id; /* user stack (see stack_mode), -1 without */
+	/*
+	 * The kinds of the open spans around this one, 5 bits each (kind + 1), the parent in the
+	 * low bits; 0 at the outermost level. Twelve levels fit; deeper ones keep the inner twelve.
+	 */
+	__u64 chain;
 };
+
+/* stack_mode: which begins take a user stack */
+#define STACKS_NONE 0
+#define STACKS_OUTER 1 /* the outermost span's; nested spans inherit it (default) */
+#define STACKS_ALL 2   /* every span's: precise, a stack walk per begin */
 
 struct span_stats {
 	__u64 count;

@@ -70,7 +70,8 @@ static struct {
 	uint64_t pid;
 	double duration;
 	const char *folded, *json_out, *speedscope, *lib, *kinds;
-	bool no_stacks, events, as_root;
+	bool events, as_root;
+	int stack_mode;
 	uint64_t hit_ns;
 } ro;
 
@@ -93,7 +94,8 @@ int record_help(void)
 	       "  -d, --duration SECS    stop after SECS (default: Ctrl-C or the target's exit)\n"
 	       "  -l, --lib PATH         the libmmsb.so to attach to (default: found from the target)\n"
 	       "  -k, --kinds LIST       only these span kinds (comma-separated; see below)\n"
-	       "      --no-stacks        do not take user stacks\n"
+	       "      --stacks MODE      outer (default: the outermost span's, inherited inside it),\n"
+	       "                         all (every span's; a stack walk per begin) or none\n"
 	       "  -f, --folded FILE      folded stacks weighted in ns of self time\n"
 	       "  -J, --json FILE        everything, as JSON\n"
 	       "  -s, --speedscope FILE  a speedscope profile\n"
@@ -335,7 +337,16 @@ static int write_outputs(struct report *rp)
 			t->hist[i] += v.hist[i];
 		self_sum += v.self_ns;
 
-		nf = frames_of(stacks_fd, key.stack_id, rp->syms, names, MAX_STACK_FRAMES);
+		nf = frames_of(stacks_fd, key.stack_id, rp->syms, names, MAX_STACK_FRAMES - 13);
+		/* then the spans around this one, outermost first */
+		int kinds[13], nk = 0;
+
+		for (uint64_t ch = key.chain; ch && nk < 13; ch >>= 5)
+			kinds[nk++] = (int)(ch & 31) - 1;
+		for (int i = nk - 1; i >= 0; i--)
+			snprintf(names[nf++], 256, "mmsb:%s",
+				 kinds[i] >= 0 && kinds[i] < SPAN_KINDS ? spans[kinds[i]].name :
+									  "?");
 		struct json_object *js = json_object_new_object(), *jf = json_object_new_array();
 		struct json_object *sample = json_object_new_array();
 
@@ -386,6 +397,7 @@ static int write_outputs(struct report *rp)
 		}
 		json_object_object_add(js, "kind", json_object_new_string(spans[key.kind].name));
 		json_object_object_add(js, "stack_id", json_object_new_int(key.stack_id));
+		json_object_object_add(js, "depth", json_object_new_int(nk));
 		json_object_object_add(js, "frames", jf);
 		json_object_object_add(js, "calls", json_object_new_uint64(v.count));
 		json_object_object_add(js, "total_ns", json_object_new_uint64(v.total_ns));
@@ -618,7 +630,7 @@ int do_record(int argc, char **argv)
 		{ "folded", required_argument, NULL, 'f' },
 		{ "json", required_argument, NULL, 'J' },
 		{ "speedscope", required_argument, NULL, 's' },
-		{ "no-stacks", no_argument, NULL, 1 },
+		{ "stacks", required_argument, NULL, 1 },
 		{ "hit-cost", required_argument, NULL, 2 },
 		{ "as-root", no_argument, NULL, 3 },
 		{ "help", no_argument, NULL, 'h' },
@@ -636,6 +648,7 @@ int do_record(int argc, char **argv)
 
 	memset(&ro, 0, sizeof(ro));
 	ro.hit_ns = DEFAULT_HIT_NS;
+	ro.stack_mode = STACKS_OUTER;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+p:d:l:k:f:J:s:h", opts, NULL)) != -1) {
 		uint64_t v;
@@ -670,7 +683,16 @@ int do_record(int argc, char **argv)
 			ro.speedscope = optarg;
 			break;
 		case 1:
-			ro.no_stacks = true;
+			if (!strcmp(optarg, "outer"))
+				ro.stack_mode = STACKS_OUTER;
+			else if (!strcmp(optarg, "all"))
+				ro.stack_mode = STACKS_ALL;
+			else if (!strcmp(optarg, "none"))
+				ro.stack_mode = STACKS_NONE;
+			else {
+				p_err("--stacks takes outer, all or none, not '%s'", optarg);
+				return EXIT_USAGE;
+			}
 			break;
 		case 2:
 			if (parse_u64(optarg, 0, 1000000, &ro.hit_ns)) {
@@ -736,7 +758,7 @@ int do_record(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	skel->rodata->kinds_mask = mask;
-	skel->rodata->with_stacks = !ro.no_stacks;
+	skel->rodata->stack_mode = (uint32_t)ro.stack_mode;
 
 	if (cmd) {
 		/* the child stops at exec (traced), so the probes are attached before main runs */
@@ -773,6 +795,9 @@ int do_record(int argc, char **argv)
 	rp.skel = skel;
 	rp.lib = lib;
 	rp.cmd = cmd;
+	fprintf(stderr, "%s: attached to %d probes of %s in process %d; %s\n", prog_name, n_links,
+		lib, rp.pid,
+		ro.duration ? "tracing for the duration" : "Ctrl-C or the target's exit stops");
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	t0 = now_ns();

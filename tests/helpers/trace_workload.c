@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * A workload with known ground truth for tests/test_trace.sh:
+ *
+ *   trace_workload spin N US   N updates of a page whose child recomputes by spinning US
+ *                              microseconds of CPU; prints the library's own counters
+ *   trace_workload loop        keep updating pages until SIGUSR1, then print the rounds done and
+ *                              a checksum of every page
+ *   trace_workload rounds N    the same for exactly N rounds: what a traced `loop` of N rounds
+ *                              must have printed
+ *
+ * With MMSB_WORKLOAD_HOLD=FIFO it first reads a byte from FIFO (see probe_workload.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <mmsb/mmsb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Copy the parent, after spinning the configured time: a recompute of known cost. */
+static int spinning_copy(struct mmsb_state *s, uint64_t id, uint8_t *out, size_t size, void *ctx)
+{
+	uint64_t until = now_ns() + *(uint64_t *)ctx;
+
+	while (now_ns() < until)
+		;
+	return mmsb_page_read(s, id - 1, out, size, 0) < 0 ? -EIO : 0;
+}
+
+static void hold(void)
+{
+	const char *f = getenv("MMSB_WORKLOAD_HOLD");
+	char c;
+	int fd;
+
+	if (!f)
+		return;
+	fd = open(f, O_RDONLY);
+	if (fd < 0 || read(fd, &c, 1) < 0)
+		exit(1);
+	close(fd);
+}
+
+static int spin(long n, long us)
+{
+	struct mmsb_state *s = mmsb_state_open(NULL);
+	uint64_t spin_ns = (uint64_t)us * 1000, a, b;
+	uint8_t buf[256];
+	struct mmsb_stats st;
+
+	if (!s || mmsb_page_create(s, sizeof(buf), MMSB_LOC_CPU, &a) ||
+	    mmsb_page_create(s, sizeof(buf), MMSB_LOC_CPU, &b) ||
+	    mmsb_edge_add(s, a, b, MMSB_EDGE_DATA) ||
+	    mmsb_page_set_recompute(s, b, spinning_copy, &spin_ns))
+		return 1;
+	for (long i = 1; i <= n; i++) {
+		memset(buf, (int)i, sizeof(buf));
+		if (mmsb_page_update(s, a, buf, sizeof(buf)) != 1)
+			return 1;
+	}
+	mmsb_state_stats(s, &st);
+	/* the library's own measurements, the second opinion on the trace */
+	printf("updates %ld recomputes %" PRIu64 " wave_ns %" PRIu64 " waves %" PRIu64 "\n", n,
+	       st.recomputes, st.wave_ns, st.waves);
+	mmsb_state_close(s);
+	return 0;
+}
+
+static volatile sig_atomic_t stop;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+/* Update a chain's head round after round (until SIGUSR1, or n rounds); print a checksum. */
+static int loop(long n)
+{
+	struct mmsb_state *s = mmsb_state_open(NULL);
+	uint64_t sum = 0xcbf29ce484222325ull, ids[8];
+	uint8_t buf[512];
+	long rounds = 0;
+	uint64_t t0;
+
+	if (!s)
+		return 1;
+	for (int i = 0; i < 8; i++)
+		if (mmsb_page_create(s, sizeof(buf), MMSB_LOC_CPU, &ids[i]))
+			return 1;
+	for (int i = 1; i < 8; i++)
+		if (mmsb_edge_add(s, ids[i - 1], ids[i], MMSB_EDGE_DATA) ||
+		    mmsb_page_set_passthrough(s, ids[i], ids[i - 1], NULL, NULL))
+			return 1;
+	t0 = now_ns();
+	while (n ? rounds < n : !stop) {
+		for (size_t k = 0; k < sizeof(buf); k++)
+			buf[k] = (uint8_t)(rounds * 131 + (long)k);
+		if (mmsb_page_update(s, ids[0], buf, sizeof(buf)) < 0)
+			return 1;
+		rounds++;
+	}
+	t0 = now_ns() - t0;
+	/* FNV-1a over every page: the propagated state, not just the head */
+	for (int i = 0; i < 8; i++) {
+		mmsb_page_read(s, ids[i], buf, sizeof(buf), 0);
+		for (size_t k = 0; k < sizeof(buf); k++)
+			sum = (sum ^ buf[k]) * 0x100000001b3ull;
+	}
+	printf("rounds %ld checksum %016" PRIx64 " ns %" PRIu64 "\n", rounds, sum, t0);
+	mmsb_state_close(s);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 4 && !strcmp(argv[1], "spin")) {
+		hold();
+		return spin(atol(argv[2]), atol(argv[3]));
+	}
+	if (argc == 2 && !strcmp(argv[1], "loop")) {
+		signal(SIGUSR1, on_usr1);
+		hold();
+		return loop(0);
+	}
+	if (argc == 3 && !strcmp(argv[1], "rounds") && atol(argv[2]) > 0)
+		return loop(atol(argv[2]));
+	fprintf(stderr, "usage: trace_workload spin N US | loop | rounds N\n");
+	return 2;
+}
