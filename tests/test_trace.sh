@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#
+# mmsb-trace record against ground truth. Privileged parts SKIP without root or BTF.
+#  1. without privileges: one line naming what is missing, exit 1
+#  2. accuracy: recomputes that spin a known time; calls exact, times within 5 % (or 1 us a call),
+#     the library's own wave time agrees, self times add up to the wall time (no double count)
+#  3. the folded, speedscope and JSON outputs are well formed
+#  4. agreement: bpftrace measuring the same spans of the same run counts the same and times
+#     within 5 %; and the traced workload slows down no more than under that bpftrace script
+#  5. production attach: 50 attach/detach cycles on a process that keeps updating pages; it
+#     never crashes, every attach sees hits, its checksum equals an untraced run's
+set -u
+O=${O:-.output}
+T="$O/mmsb-trace"
+W="$O/tests/trace_workload"
+WS="$(realpath "$O/tests/trace_workload_static" 2>/dev/null)"
+tmp=$(mktemp -d)
+pids=()
+trap 'for p in ${pids[@]+"${pids[@]}"}; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
+n=0 fail=0
+ok() { n=$((n + 1)); echo "ok $n $1"; }
+bad() { n=$((n + 1)); fail=1; echo "not ok $n $1"; }
+skip() { n=$((n + 1)); echo "ok $n $1 # SKIP $2"; }
+
+echo "TAP version 13"
+echo "1..6"
+
+# 1. without privileges
+if command -v setpriv >/dev/null && [ "$(id -u)" -eq 0 ]; then
+	setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
+		"$T" record -- /bin/true >"$tmp/o" 2>"$tmp/e"
+	rc=$?
+	if [ $rc -eq 1 ] && [ "$(wc -l <"$tmp/e")" -eq 1 ] && grep -q "CAP_BPF and CAP_PERFMON" "$tmp/e"; then
+		ok "unprivileged record: one line naming CAP_BPF and CAP_PERFMON, exit 1"
+	else
+		bad "unprivileged record: exit $rc: $(cat "$tmp/e")"
+	fi
+elif [ "$(id -u)" -ne 0 ]; then
+	"$T" record -- /bin/true >"$tmp/o" 2>"$tmp/e"
+	if [ $? -eq 1 ] && [ "$(wc -l <"$tmp/e")" -eq 1 ]; then
+		ok "unprivileged record: one line, exit 1"
+	else
+		bad "unprivileged record"
+	fi
+else
+	skip "unprivileged record" "setpriv is not installed"
+fi
+
+if [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
+	for t in accuracy formats agreement slowdown production; do
+		skip "$t" "needs root (CAP_BPF, CAP_PERFMON) and a kernel with BTF"
+	done
+	exit 0
+fi
+
+# 2. accuracy: 200 updates, each recomputing a child that spins 500 us
+"$T" record -J "$tmp/a.json" -f "$tmp/a.folded" -s "$tmp/a.ss.json" -- "$W" spin 200 500 \
+	>"$tmp/a.out" 2>"$tmp/a.err"
+if python3 - "$tmp/a.json" "$tmp/a.out" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+lib = dict(zip(*[iter(open(sys.argv[2]).readline().split())] * 2))  # updates N recomputes N ...
+k = {x["kind"]: x for x in j["kinds"]}
+bad = 0
+def check(what, ok):
+    global bad
+    if not ok:
+        print("# FAILED:", what); bad = 1
+# calls are exact: 200 updates; each changes the parent (1 delta) and the child (1 delta)
+for kind, calls in (("update", 200), ("propagate", 200), ("recompute", 200), ("delta_apply", 400),
+                    ("state_open", 1), ("state_close", 1), ("page_alloc", 2)):
+    check(f"{kind} calls {k.get(kind, {}).get('calls')} == {calls}", k.get(kind, {}).get("calls") == calls)
+# 405 public calls by the program + 200 mmsb_page_read from inside the recompute callback
+check(f"api calls {k['api']['calls']} == 407", k["api"]["calls"] == 407)
+want = 200 * 500e3
+got = k["recompute"]["self_ns"]
+check(f"recompute self {got} within 5% of {want:.0f}", abs(got - want) <= max(0.05 * want, 200 * 1e3))
+# the library's own clock around its waves: a second measurement of the same thing
+wave = float(lib["wave_ns"])
+check(f"propagate total {k['propagate']['total_ns']} within 5% of the library's {wave:.0f}",
+      abs(k["propagate"]["total_ns"] - wave) <= 0.05 * wave)
+check(f"library recomputes {lib['recomputes']} == 200", lib["recomputes"] == "200")
+# nested spans are never counted twice: self times add up to (at most) the wall time
+s, w = j["self_ns_sum"], j["wall_ns"]
+check(f"self sum {s} within 5% of the wall {w}", 0.95 * w <= s <= 1.001 * w)
+c = j["counters"]
+check(f"nothing unmatched {c}", c["unmatched"] == 0 and c["abandoned"] == 0 and c["overflow"] == 0)
+print(f"# recompute self {got / 1e6:.2f} ms for {want / 1e6:.2f} ms spun; self/wall {s / w:.3f}")
+sys.exit(bad)
+PY
+then
+	ok "accuracy: exact calls, recompute time, the library's wave time, no double counting"
+else
+	cat "$tmp/a.err" | sed 's/^/# /' | tail -3
+	bad "accuracy"
+fi
+
+# 3. formats
+if python3 - "$tmp/a.folded" "$tmp/a.ss.json" "$tmp/a.json" tests/fixtures/speedscope-file-format-schema.json <<'PY'
+import json, re, sys
+bad = 0
+total = 0
+line_re = re.compile(r"^[^;\s][^;]*(;[^;]+)* (\d+)$")
+for n, line in enumerate(open(sys.argv[1]), 1):
+    line = line.rstrip("\n")
+    m = line_re.match(line)
+    if not m or not line.rsplit(" ", 1)[0].split(";")[-1].startswith("mmsb:"):
+        print(f"# folded line {n} malformed: {line!r}"); bad = 1
+    else:
+        total += int(m.group(2))
+j = json.load(open(sys.argv[3]))
+if total != j["self_ns_sum"]:
+    print(f"# folded weights {total} != self sum {j['self_ns_sum']}"); bad = 1
+for key in ("tool", "libmmsb", "target", "wall_ns", "hits", "estimated_overhead_ns", "counters",
+            "features", "kinds", "stacks"):
+    if key not in j:
+        print("# JSON lacks", key); bad = 1
+ss = json.load(open(sys.argv[2]))
+try:
+    import jsonschema
+    jsonschema.validate(ss, json.load(open(sys.argv[4])))
+except ImportError:
+    # without jsonschema: the parts of the schema a sampled profile needs
+    p = ss["profiles"][0]
+    if p["type"] != "sampled" or len(p["samples"]) != len(p["weights"]) or \
+       any(i >= len(ss["shared"]["frames"]) for s in p["samples"] for i in s):
+        print("# speedscope structure"); bad = 1
+except Exception as e:
+    print("# speedscope schema:", str(e).splitlines()[0]); bad = 1
+sys.exit(bad)
+PY
+then
+	ok "folded lines parse and add up to the self time; speedscope matches its schema; JSON complete"
+else
+	bad "formats"
+fi
+
+# 4. agreement with bpftrace on the same run, and the slowdown of each
+if ! command -v bpftrace >/dev/null; then
+	skip "agreement with bpftrace" "bpftrace is not installed"
+	skip "slowdown against bpftrace" "bpftrace is not installed"
+else
+	cat >"$tmp/spans.bt" <<BT
+usdt:$WS:mmsb:update__begin { @ub[tid] = nsecs; }
+usdt:$WS:mmsb:update__end /@ub[tid]/ { @update_n = count(); @update_ns = sum(nsecs - @ub[tid]); delete(@ub[tid]); }
+usdt:$WS:mmsb:recompute__begin { @rb[tid] = nsecs; }
+usdt:$WS:mmsb:recompute__end /@rb[tid]/ { @recompute_n = count(); @recompute_ns = sum(nsecs - @rb[tid]); delete(@rb[tid]); }
+BT
+	mkfifo "$tmp/hold"
+	MMSB_WORKLOAD_HOLD="$tmp/hold" "$WS" spin 100 300 >"$tmp/w.out" &
+	wpid=$!
+	pids+=("$wpid")
+	# attach once the workload itself runs (not the shell that is about to exec it)
+	for _ in $(seq 100); do [ "$(readlink "/proc/$wpid/exe")" = "$WS" ] && break; sleep 0.02; done
+	"$T" record -p "$wpid" -k update,recompute -J "$tmp/b.json" >"$tmp/t.out" 2>"$tmp/t.err" &
+	tpid=$!
+	bpftrace -p "$wpid" "$tmp/spans.bt" >"$tmp/bt.out" 2>&1 &
+	bpid=$!
+	pids+=("$tpid" "$bpid")
+	for _ in $(seq 300); do
+		grep -q attached "$tmp/t.err" && grep -q Attaching "$tmp/bt.out" && break
+		sleep 0.1
+	done
+	sleep 1
+	echo go >"$tmp/hold"
+	wait "$wpid"
+	wait "$tpid"
+	kill -INT "$bpid"
+	wait "$bpid"
+	if python3 - "$tmp/b.json" "$tmp/bt.out" <<'PY'
+import json, re, sys
+j = {k["kind"]: k for k in json.load(open(sys.argv[1]))["kinds"]}
+bt = dict(re.findall(r"@(\w+): (\d+)", open(sys.argv[2]).read()))
+bad = 0
+for kind in ("update", "recompute"):
+    n, t = int(bt.get(f"{kind}_n", -1)), int(bt.get(f"{kind}_ns", -1))
+    print(f"# {kind}: mmsb-trace {j[kind]['calls']} calls {j[kind]['total_ns']} ns, bpftrace {n} calls {t} ns")
+    if j[kind]["calls"] != n or abs(j[kind]["total_ns"] - t) > 0.05 * t:
+        bad = 1
+sys.exit(bad)
+PY
+	then
+		ok "agreement: bpftrace counts the same calls and totals within 5 % on the same run"
+	else
+		sed 's/^/# /' "$tmp/t.err" "$tmp/bt.out" | tail -8
+		bad "agreement with bpftrace"
+	fi
+	# slowdown: the same 100,000 rounds (1 update + 7 recomputes each) plain and under each
+	plain=$("$WS" rounds 100000 | awk '{ print $6 }')
+	ours=$("$T" record -k update,recompute -- "$WS" rounds 100000 2>/dev/null | awk '/^rounds/ { print $6 }')
+	theirs=$(bpftrace "$tmp/spans.bt" -c "$WS rounds 100000" 2>/dev/null | awk '/^rounds/ { print $6 }')
+	echo "# plain $plain ns, under mmsb-trace $ours ns, under the bpftrace script $theirs ns"
+	if [ -n "$plain" ] && [ -n "$ours" ] && [ -n "$theirs" ] &&
+		python3 -c "import sys; p, o, t = map(int, sys.argv[1:]); sys.exit(0 if o <= 1.10 * t else 1)" \
+			"$plain" "$ours" "$theirs"; then
+		ok "slowdown under mmsb-trace no worse than under the bpftrace script (10 % noise allowed)"
+	else
+		bad "slowdown under mmsb-trace worse than under bpftrace"
+	fi
+fi
+
+# 5. production attach: 50 cycles on a process that keeps going
+"$W" loop >"$tmp/loop.out" &
+lpid=$!
+pids+=("$lpid")
+for _ in $(seq 100); do grep -q libmmsb "/proc/$lpid/maps" 2>/dev/null && break; sleep 0.02; done
+cycles=0 zero=0
+for i in $(seq 50); do
+	"$T" record -p "$lpid" -k update,propagate -d 1 >"$tmp/p.out" 2>"$tmp/p.err" || break
+	hits=$(sed -n 's/.* \([0-9]*\) probe hits.*/\1/p' "$tmp/p.out")
+	[ "${hits:-0}" -gt 0 ] || zero=$((zero + 1))
+	kill -0 "$lpid" 2>/dev/null || break
+	cycles=$i
+done
+kill -USR1 "$lpid"
+wait "$lpid"
+rc=$?
+read -r _ rounds _ sum _ <"$tmp/loop.out"
+want=$("$W" rounds "$rounds" | awk '{ print $4 }')
+echo "# $cycles cycles, $zero without hits; $rounds rounds, checksum $sum (untraced: $want)"
+if [ "$cycles" -eq 50 ] && [ "$zero" -eq 0 ] && [ $rc -eq 0 ] && [ "$sum" = "$want" ]; then
+	ok "production attach: 50 attach/detach cycles, hits every time, the same checksum as untraced"
+else
+	sed 's/^/# /' "$tmp/p.err" | tail -3
+	bad "production attach"
+fi
+exit $fail
