@@ -92,7 +92,7 @@ ALL_OBJS := $(LIB_OBJS) $(patsubst %,$(O)/tools/%.o,$(TOOLS)) $(O)/tools/tool_he
 RPATH = -Wl,-rpath,$(abspath $(O))
 
 .PHONY: all lib bpf tools tests examples check test format format-check install uninstall deps \
-	demo clean stress fuzz FORCE
+	demo clean stress fuzz FORCE trace-bench
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -284,6 +284,18 @@ demo: $(O)/examples/pipeline $(O)/mmsb-tlog
 	$(Q)$(O)/examples/pipeline $(O)/demo
 	$(Q)$(O)/mmsb-tlog summary $(O)/demo/pipeline.tlog
 	$(Q)$(O)/mmsb-tlog ckpt-info $(O)/demo/pipeline.ckpt
+
+# ---- the bench under the tracer: where the suite's time goes ----
+# BENCH_ARGS defaults to a quick run; `make trace-bench BENCH_ARGS=` runs the whole suite.
+
+BENCH_ARGS ?= --quick
+trace-bench: all
+	$(Q)mkdir -p $(O)/perf
+	$(Q)$(O)/mmsb-trace record -J $(O)/perf/trace.json -f $(O)/perf/trace.folded \
+		-s $(O)/perf/trace.speedscope.json -- \
+		$(O)/mmsb-bench $(BENCH_ARGS) --json $(O)/perf/bench.json > $(O)/perf/trace.txt
+	$(Q)sed -n '/^mmsb-trace:/,$$p' $(O)/perf/trace.txt
+	$(Q)echo "outputs in $(O)/perf: bench.json trace.json trace.folded trace.speedscope.json"
 
 # ---- install ----
 

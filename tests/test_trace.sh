@@ -47,6 +47,12 @@ else
 	skip "unprivileged record" "setpriv is not installed"
 fi
 
+if [ -n "${SAN:-}" ]; then
+	for t in accuracy formats agreement slowdown production; do
+		skip "$t" "timing tests run in the plain build, not under sanitizers"
+	done
+	exit 0
+fi
 if [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
 	for t in accuracy formats agreement slowdown production; do
 		skip "$t" "needs root (CAP_BPF, CAP_PERFMON) and a kernel with BTF"

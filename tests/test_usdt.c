@@ -96,6 +96,8 @@ static const char *out_dir(void)
 
 static void need_privileges(void)
 {
+	if (getenv("SAN") && *getenv("SAN"))
+		SKIP("attach tests run in the plain build, not under sanitizers");
 	if (geteuid())
 		SKIP("needs root (CAP_BPF and CAP_PERFMON) to attach uprobes");
 	if (access("/sys/kernel/btf/vmlinux", R_OK))
