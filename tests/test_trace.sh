@@ -79,9 +79,14 @@ for kind, calls in (("update", 200), ("propagate", 200), ("recompute", 200), ("d
     check(f"{kind} calls {k.get(kind, {}).get('calls')} == {calls}", k.get(kind, {}).get("calls") == calls)
 # 405 public calls by the program + 200 mmsb_page_read from inside the recompute callback
 check(f"api calls {k['api']['calls']} == 407", k["api"]["calls"] == 407)
+# the callbacks timed themselves: the recompute spans hold them plus a diff and a commit each
+cb = float(lib["callback_ns"])
+got = k["recompute"]["total_ns"]
+check(f"recompute total {got} within 5% of the callbacks' own {cb:.0f}",
+      abs(got - cb) <= max(0.05 * cb, 200 * 1e3))
 want = 200 * 500e3
-got = k["recompute"]["self_ns"]
-check(f"recompute self {got} within 5% of {want:.0f}", abs(got - want) <= max(0.05 * want, 200 * 1e3))
+check(f"recompute self {k['recompute']['self_ns']} at least the {want:.0f} spun",
+      k["recompute"]["self_ns"] >= 0.99 * want)
 # the library's own clock around its waves: a second measurement of the same thing
 wave = float(lib["wave_ns"])
 check(f"propagate total {k['propagate']['total_ns']} within 5% of the library's {wave:.0f}",
@@ -92,7 +97,8 @@ s, w = j["self_ns_sum"], j["wall_ns"]
 check(f"self sum {s} within 5% of the wall {w}", 0.95 * w <= s <= 1.001 * w)
 c = j["counters"]
 check(f"nothing unmatched {c}", c["unmatched"] == 0 and c["abandoned"] == 0 and c["overflow"] == 0)
-print(f"# recompute self {got / 1e6:.2f} ms for {want / 1e6:.2f} ms spun; self/wall {s / w:.3f}")
+print(f"# recompute total {got / 1e6:.2f} ms, the callbacks' clock {cb / 1e6:.2f} ms, "
+      f"{want / 1e6:.2f} ms spun; self/wall {s / w:.3f}")
 sys.exit(bad)
 PY
 then
