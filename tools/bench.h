@@ -85,6 +85,4 @@ extern const size_t n_bench_keys;
 void alloc_count_start(void);
 void alloc_count_stop(uint64_t *allocs, uint64_t *bytes);
 
-uint64_t bench_now_ns(void);
-
 #endif /* __MMSB_BENCH_H */

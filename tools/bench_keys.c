@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "tool_helpers.h"
 
 #define KIB 1024
 #define SMALL_PAGE 1024
@@ -789,10 +790,10 @@ static int memory_gc(struct bench_result *r)
 		return -errno;
 	for (int i = 0; i < 3 && !err; i++)
 		err = mmsb_memory_report(s, 0, &m);
-	t0 = bench_now_ns();
+	t0 = mono_ns();
 	if (!err)
 		err = mmsb_memory_report(s, 0, &m);
-	ns = bench_now_ns() - t0;
+	ns = mono_ns() - t0;
 	if (!err) {
 		printf("METRIC:memory_gc duration_ms=%.3f reclaimed=0 pages=%llu\n",
 		       (double)ns / 1e6, (unsigned long long)m.pages);

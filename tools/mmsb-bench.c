@@ -96,14 +96,6 @@ void alloc_count_stop(uint64_t *allocs, uint64_t *bytes)
 #define ALLOCS_COUNTED false
 #endif
 
-uint64_t bench_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 void bench_value(struct bench_result *r, const char *name, double v)
 {
 	if (r->n_values < MAX_VALUES) {
@@ -283,26 +275,26 @@ static int run_timed(const struct bench_key *k, struct bench_result *r, const st
 		err = k->post(&c);
 	/* keys without per-evaluation setup are timed in groups long enough for the clock */
 	if (!err && !opt.compat && !k->pre && !k->post) {
-		uint64_t t0 = bench_now_ns();
+		uint64_t t0 = mono_ns();
 
 		err = k->run(&c);
-		uint64_t one = bench_now_ns() - t0;
+		uint64_t one = mono_ns() - t0;
 
 		inner = one >= 2000 ? 1 : 2000 / (one ? one : 1);
 		if (inner > 10000)
 			inner = 10000;
 	}
-	t_start = bench_now_ns();
+	t_start = mono_ns();
 	while (!err) {
 		uint64_t t0, t1, now;
 
 		if (k->pre && (err = k->pre(&c)))
 			break;
 		alloc_count_start();
-		t0 = bench_now_ns();
+		t0 = mono_ns();
 		for (uint64_t i = 0; i < inner && !err; i++)
 			err = k->run(&c);
-		t1 = bench_now_ns();
+		t1 = mono_ns();
 		alloc_count_stop(&allocs, &bytes);
 		if (err)
 			break;
@@ -324,7 +316,7 @@ static int run_timed(const struct bench_key *k, struct bench_result *r, const st
 		evals += inner;
 		if (opt.compat)
 			break;
-		now = bench_now_ns();
+		now = mono_ns();
 		if ((n >= sp->min_samples && now - t_start >= sp->min_ns) ||
 		    now - t_start >= sp->max_ns || evals >= sp->max_evals)
 			break;
@@ -724,17 +716,17 @@ static int validate(struct bench_result *res, size_t n)
 		struct mmsb_state *s = mmsb_state_open(NULL);
 		uint64_t ids[64];
 		bool cached;
-		uint64_t t0 = bench_now_ns();
+		uint64_t t0 = mono_ns();
 		ssize_t got = -1;
 
 		for (int i = 1; s && i <= 33; i++)
 			mmsb_page_create(s, 1, MMSB_LOC_CPU, NULL);
 		for (uint64_t i = 1; s && i < 33; i++)
 			mmsb_edge_add(s, i, i + 1, MMSB_EDGE_DATA);
-		t0 = bench_now_ns();
+		t0 = mono_ns();
 		if (s)
 			got = mmsb_provenance(s, 33, 31, ids, 64, &cached);
-		double ms = (double)(bench_now_ns() - t0) / 1e6;
+		double ms = (double)(mono_ns() - t0) / 1e6;
 
 		mmsb_state_close(s);
 		c = CHECK("strict_provenance", "provenance resolve < 50 ms; depth < 32",

@@ -23,6 +23,9 @@ void p_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
 
+/* CLOCK_MONOTONIC in nanoseconds: every tool times with this. */
+uint64_t mono_ns(void);
+
 /* RFC 3339 UTC with nanoseconds, or "0" for a zero timestamp. */
 void fmt_time_ns(uint64_t ns, char *buf, size_t len);
 

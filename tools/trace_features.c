@@ -30,14 +30,6 @@ int features_help(void)
 	return EXIT_OK;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * Time N calls of a libmmsb function with a span probe pair (mmsb_page_epoch: api__entry and
  * api__exit), untraced and then with the tracer attached to those two probes of our own process.
@@ -57,10 +49,10 @@ static int calibrate(double *per_hit_ns, uint64_t *hits)
 		goto out;
 	for (int i = 0; i < n / 10; i++) /* warm */
 		mmsb_page_epoch(s, id);
-	t0 = now_ns();
+	t0 = mono_ns();
 	for (int i = 0; i < n; i++)
 		mmsb_page_epoch(s, id);
-	plain = now_ns() - t0;
+	plain = mono_ns() - t0;
 	skel = mmsb_trace_bpf__open();
 	if (!skel)
 		goto out;
@@ -76,10 +68,10 @@ static int calibrate(double *per_hit_ns, uint64_t *hits)
 	if (!l[0] || !l[1])
 		goto out;
 	skel->bss->counters[CNT_HITS] = 0;
-	t0 = now_ns();
+	t0 = mono_ns();
 	for (int i = 0; i < n; i++)
 		mmsb_page_epoch(s, id);
-	traced = now_ns() - t0;
+	traced = mono_ns() - t0;
 	*hits = skel->bss->counters[CNT_HITS];
 	*per_hit_ns = *hits ? (double)(traced > plain ? traced - plain : 0) / (double)*hits : 0;
 	err = *hits ? 0 : -1;

@@ -70,7 +70,7 @@ static struct {
 	uint64_t pid;
 	double duration;
 	const char *folded, *json_out, *speedscope, *lib, *kinds;
-	bool events, as_root;
+	bool as_root;
 	int stack_mode;
 	uint64_t hit_ns;
 } ro;
@@ -231,14 +231,6 @@ static int kinds_mask_of(const char *list, uint32_t *mask)
 	}
 	free(copy);
 	return 0;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 struct kind_total {
@@ -800,7 +792,7 @@ int do_record(int argc, char **argv)
 		ro.duration ? "tracing for the duration" : "Ctrl-C or the target's exit stops");
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	t0 = now_ns();
+	t0 = mono_ns();
 	if (ro.duration)
 		deadline = t0 + (uint64_t)(ro.duration * 1e9);
 	if (child)
@@ -810,7 +802,7 @@ int do_record(int argc, char **argv)
 
 	/* follow the target until it exits, the duration ends or we are told to stop */
 	for (;;) {
-		if (stop_requested || (deadline && now_ns() >= deadline))
+		if (stop_requested || (deadline && mono_ns() >= deadline))
 			break;
 		if (child) {
 			pid_t w = waitpid(child, &status, __WALL | WNOHANG);
@@ -820,7 +812,7 @@ int do_record(int argc, char **argv)
 
 				if (sig == SIGTRAP && (status >> 16) == PTRACE_EVENT_EXIT) {
 					/* about to exit, maps still intact: keep them for the symbols */
-					rp.wall_ns = now_ns() - t0;
+					rp.wall_ns = mono_ns() - t0;
 					syms_free(rp.syms);
 					rp.syms = syms_load_pid(child);
 					ptrace(PTRACE_DETACH, child, NULL, NULL);
@@ -838,7 +830,7 @@ int do_record(int argc, char **argv)
 			}
 		} else if (kill(rp.pid, 0) && errno == ESRCH) {
 			break;
-		} else if (now_ns() - last_maps > 1000000000ull) {
+		} else if (mono_ns() - last_maps > 1000000000ull) {
 			/* keep recent maps: the target may exit before we report */
 			struct syms *s = syms_load_pid(rp.pid);
 
@@ -846,12 +838,12 @@ int do_record(int argc, char **argv)
 				syms_free(rp.syms);
 				rp.syms = s;
 			}
-			last_maps = now_ns();
+			last_maps = mono_ns();
 		}
 		usleep(child ? 2000 : 50000);
 	}
 	if (!rp.wall_ns)
-		rp.wall_ns = now_ns() - t0;
+		rp.wall_ns = mono_ns() - t0;
 	if (child > 0 && !rp.syms)
 		rp.syms = syms_load_pid(child);
 	/* detach before reporting: the target runs on untraced */
