@@ -61,7 +61,7 @@ if [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
 fi
 
 # 2. accuracy: 200 updates, each recomputing a child that spins 500 us
-"$T" record -J "$tmp/a.json" -f "$tmp/a.folded" -s "$tmp/a.ss.json" -- "$W" spin 200 500 \
+"$T" record -J "$tmp/a.json" -- "$W" spin 200 500 \
 	>"$tmp/a.out" 2>"$tmp/a.err"
 if python3 - "$tmp/a.json" "$tmp/a.out" <<'PY'
 import json, sys
@@ -108,8 +108,12 @@ else
 	bad "accuracy"
 fi
 
-# 3. formats
-if python3 - "$tmp/a.folded" "$tmp/a.ss.json" "$tmp/a.json" tests/fixtures/speedscope-file-format-schema.json <<'PY'
+# 3. formats, from a run that writes every output, the event stream included
+"$T" record -J "$tmp/f.json" -f "$tmp/f.folded" -s "$tmp/f.ss.json" -e "$tmp/f.ev" -- "$W" spin 50 200 \
+	>"$tmp/f.out" 2>"$tmp/f.err"
+"$T" record -k update,recompute -J "$tmp/h.json" -e "$tmp/h.ev" -- "$W" rounds 20000 >/dev/null 2>&1
+if python3 - "$tmp/f.folded" "$tmp/f.ss.json" "$tmp/f.json" tests/fixtures/speedscope-file-format-schema.json \
+	"$tmp/f.ev" "$tmp/h.json" "$tmp/h.ev" <<'PY'
 import json, re, sys
 bad = 0
 total = 0
@@ -125,9 +129,27 @@ j = json.load(open(sys.argv[3]))
 if total != j["self_ns_sum"]:
     print(f"# folded weights {total} != self sum {j['self_ns_sum']}"); bad = 1
 for key in ("tool", "libmmsb", "target", "wall_ns", "hits", "estimated_overhead_ns", "counters",
-            "features", "kinds", "stacks"):
+            "features", "kinds", "stacks", "events"):
     if key not in j:
         print("# JSON lacks", key); bad = 1
+for key in ("kernel", "btf", "uprobe_ref_ctr", "bpf_cookie", "ringbuf", "privileged", "libbpf"):
+    if key not in j.get("features", {}):
+        print("# features lack", key); bad = 1
+# every user frame carries its file and offset, and a build id where the file has one
+locs = [l for st in j["stacks"] for l in st["locations"]]
+if not locs or any("offset" not in l and "address" not in l for l in locs) or \
+   not any(l.get("build_id") and re.fullmatch(r"[0-9a-f]{40}", l["build_id"]) for l in locs):
+    print("# stack locations without file offsets or build ids"); bad = 1
+# the event stream: one line per closed span, exactly as many as the calls, none dropped
+evs = [json.loads(l) for l in open(sys.argv[5])]
+calls = sum(k["calls"] for k in j["kinds"])
+if len(evs) != calls or j["events"]["streamed"] != calls or j["events"]["dropped"] != 0:
+    print(f"# events {len(evs)} lines, {j['events']} for {calls} calls"); bad = 1
+by_kind = {}
+for e in evs:
+    by_kind[e["kind"]] = by_kind.get(e["kind"], 0) + e["self_ns"]
+if any(by_kind.get(k["kind"]) != k["self_ns"] for k in j["kinds"]):
+    print("# events' self time per kind differs from the aggregate"); bad = 1
 ss = json.load(open(sys.argv[2]))
 try:
     import jsonschema
@@ -140,10 +162,36 @@ except ImportError:
         print("# speedscope structure"); bad = 1
 except Exception as e:
     print("# speedscope schema:", str(e).splitlines()[0]); bad = 1
+# the timeline: an evented profile whose opens and closes nest, one open per event
+tl = [p for p in ss["profiles"] if p["type"] == "evented"]
+if not tl:
+    print("# no evented timeline"); bad = 1
+opens = 0
+for p in tl:
+    stack, at = [], 0
+    for e in p["events"]:
+        if e["at"] < at:
+            print("# timeline goes backwards"); bad = 1; break
+        at = e["at"]
+        if e["type"] == "O":
+            stack.append(e["frame"]); opens += 1
+        elif not stack or stack.pop() != e["frame"]:
+            print("# timeline close does not match its open"); bad = 1; break
+    if stack:
+        print("# timeline leaves frames open"); bad = 1
+if opens != len(evs):
+    print(f"# timeline opens {opens} != events {len(evs)}"); bad = 1
+# a heavier stream: whatever is not in the file is counted as dropped, nothing else goes missing
+h = json.load(open(sys.argv[6]))
+hcalls = sum(k["calls"] for k in h["kinds"])
+hlines = sum(1 for _ in open(sys.argv[7]))
+print(f"# heavy stream: {hcalls} spans, {hlines} streamed, {h['events']['dropped']} dropped")
+if hlines != h["events"]["streamed"] or hlines + h["events"]["dropped"] != hcalls:
+    print("# heavy stream does not add up"); bad = 1
 sys.exit(bad)
 PY
 then
-	ok "folded lines parse and add up to the self time; speedscope matches its schema; JSON complete"
+	ok "folded lines parse and add up to the self time; speedscope (sampled + timeline) matches its schema; JSON complete with build ids; events exact"
 else
 	bad "formats"
 fi

@@ -19,7 +19,8 @@ struct sym {
 
 struct module {
 	char *path;
-	const char *base; /* basename of path */
+	const char *base;  /* basename of path */
+	char build_id[41]; /* hex of NT_GNU_BUILD_ID, "" when the file has none */
 	struct sym *syms;
 	size_t n_syms;
 	bool loaded;
@@ -47,6 +48,24 @@ static int cmp_sym(const void *a, const void *b)
 	const struct sym *x = a, *y = b;
 
 	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+/* The GNU build id in a note section: what names this exact file later, wherever it moved. */
+static void read_build_id(struct module *m, Elf_Data *data)
+{
+	size_t off = 0, name_off, desc_off;
+	GElf_Nhdr nh;
+
+	while (data && (off = gelf_getnote(data, off, &nh, &name_off, &desc_off)) > 0) {
+		const unsigned char *d = (const unsigned char *)data->d_buf + desc_off;
+
+		if (nh.n_type != NT_GNU_BUILD_ID || nh.n_namesz != 4 ||
+		    memcmp((const char *)data->d_buf + name_off, "GNU", 4) || nh.n_descsz > 20)
+			continue;
+		for (size_t i = 0; i < nh.n_descsz; i++)
+			sprintf(m->build_id + 2 * i, "%02x", d[i]);
+		return;
+	}
 }
 
 static void load_module(struct module *m)
@@ -85,6 +104,8 @@ static void load_module(struct module *m)
 			tab = scn;
 		else if (sh.sh_type == SHT_DYNSYM)
 			dyn = scn;
+		else if (sh.sh_type == SHT_NOTE && !m->build_id[0])
+			read_build_id(m, elf_getdata(scn, NULL));
 	}
 	/* the full table when the file has one; the dynamic one (exports only) otherwise */
 	scn = tab ? tab : dyn;
@@ -206,14 +227,20 @@ static const struct map *find_map(struct syms *s, uint64_t addr)
 	return NULL;
 }
 
-const char *syms_module(struct syms *s, uint64_t addr, uint64_t *file_off)
+bool syms_locate(struct syms *s, uint64_t addr, struct frame_loc *loc)
 {
 	const struct map *m = find_map(s, addr);
+	struct module *mod;
 
 	if (!m)
-		return NULL;
-	*file_off = addr - m->start + m->off;
-	return s->mods[m->mod].base;
+		return false;
+	mod = &s->mods[m->mod];
+	if (!mod->loaded)
+		load_module(mod);
+	loc->module = mod->path;
+	loc->build_id = mod->build_id;
+	loc->offset = addr - m->start + m->off;
+	return true;
 }
 
 void syms_name(struct syms *s, uint64_t addr, char *buf, size_t len)

@@ -3,6 +3,7 @@
 #ifndef __MMSB_SYMS_HELPERS_H
 #define __MMSB_SYMS_HELPERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,7 +19,14 @@ void syms_free(struct syms *s);
  */
 void syms_name(struct syms *s, uint64_t addr, char *buf, size_t len);
 
-/* Module of addr (basename), or NULL: for build-id + offset records. */
-const char *syms_module(struct syms *s, uint64_t addr, uint64_t *file_off);
+/* Where addr lives, for records that outlive the process: the file, its build id, the offset. */
+struct frame_loc {
+	const char *module;   /* the mapped file's path */
+	const char *build_id; /* hex; "" when the file carries none */
+	uint64_t offset;      /* file offset */
+};
+
+/* false when no file mapping covers addr */
+bool syms_locate(struct syms *s, uint64_t addr, struct frame_loc *loc);
 
 #endif /* __MMSB_SYMS_HELPERS_H */

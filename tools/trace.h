@@ -14,6 +14,19 @@ int features_help(void);
 
 bool have_bpf_caps(void);
 
+/* What the kernel offers the tracer; ringbuf and cookie are -1 when unprivileged (unknown). */
+struct trace_features {
+	char kernel[65];
+	bool btf, refctr, priv;
+	int ringbuf, cookie;
+};
+
+struct json_object;
+
+void features_probe(struct trace_features *f);
+/* The same as a JSON object (unknown as null), for features --json and record's report */
+struct json_object *features_json(const struct trace_features *f);
+
 /* The libmmsb.so this tool runs with, or NULL. */
 const char *own_libmmsb(void);
 

@@ -83,13 +83,45 @@ out:
 	return err;
 }
 
+void features_probe(struct trace_features *f)
+{
+	struct utsname u;
+
+	memset(f, 0, sizeof(*f));
+	uname(&u);
+	snprintf(f->kernel, sizeof(f->kernel), "%s", u.release);
+	f->btf = !access("/sys/kernel/btf/vmlinux", R_OK);
+	f->refctr = !access("/sys/bus/event_source/devices/uprobe/format/ref_ctr_offset", R_OK);
+	f->priv = have_bpf_caps();
+	f->ringbuf = f->cookie = -1;
+	if (f->priv) {
+		/* probing loads tiny programs and maps: it needs the privileges itself */
+		f->ringbuf = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL) == 1;
+		f->cookie = libbpf_probe_bpf_helper(BPF_PROG_TYPE_KPROBE,
+						    BPF_FUNC_get_attach_cookie, NULL) == 1;
+	}
+}
+
+struct json_object *features_json(const struct trace_features *f)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "kernel", json_object_new_string(f->kernel));
+	json_object_object_add(o, "btf", json_object_new_boolean(f->btf));
+	json_object_object_add(o, "uprobe_ref_ctr", json_object_new_boolean(f->refctr));
+	json_object_object_add(o, "bpf_cookie",
+			       f->cookie < 0 ? NULL : json_object_new_boolean(f->cookie));
+	json_object_object_add(o, "ringbuf",
+			       f->ringbuf < 0 ? NULL : json_object_new_boolean(f->ringbuf));
+	json_object_object_add(o, "privileged", json_object_new_boolean(f->priv));
+	json_object_object_add(o, "libbpf", json_object_new_string(libbpf_version_string()));
+	return o;
+}
+
 int do_features(int argc, char **argv)
 {
-	bool cal = false, btf = !access("/sys/kernel/btf/vmlinux", R_OK);
-	bool refctr = !access("/sys/bus/event_source/devices/uprobe/format/ref_ctr_offset", R_OK);
-	bool priv = have_bpf_caps();
-	int ringbuf = -1, cookie = -1;
-	struct utsname u;
+	struct trace_features f;
+	bool cal = false;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--calibrate"))
@@ -101,37 +133,21 @@ int do_features(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	uname(&u);
-	if (priv) {
-		/* probing loads tiny programs and maps: it needs the privileges itself */
-		ringbuf = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL) == 1;
-		cookie = libbpf_probe_bpf_helper(BPF_PROG_TYPE_KPROBE, BPF_FUNC_get_attach_cookie,
-						 NULL) == 1;
-	}
+	features_probe(&f);
 	double per_hit = 0;
 	uint64_t hits = 0;
 	int cal_err = 0;
 
 	if (cal) {
-		if (!priv) {
+		if (!f.priv) {
 			p_err("--calibrate needs CAP_BPF and CAP_PERFMON (or root)");
 			return EXIT_FAIL;
 		}
 		cal_err = calibrate(&per_hit, &hits);
 	}
 	if (json) {
-		struct json_object *o = json_object_new_object();
+		struct json_object *o = features_json(&f);
 
-		json_object_object_add(o, "kernel", json_object_new_string(u.release));
-		json_object_object_add(o, "btf", json_object_new_boolean(btf));
-		json_object_object_add(o, "uprobe_ref_ctr", json_object_new_boolean(refctr));
-		json_object_object_add(o, "bpf_cookie",
-				       cookie < 0 ? NULL : json_object_new_boolean(cookie));
-		json_object_object_add(o, "ringbuf",
-				       ringbuf < 0 ? NULL : json_object_new_boolean(ringbuf));
-		json_object_object_add(o, "privileged", json_object_new_boolean(priv));
-		json_object_object_add(o, "libbpf",
-				       json_object_new_string(libbpf_version_string()));
 		if (cal && !cal_err) {
 			json_object_object_add(o, "hit_cost_ns", json_object_new_double(per_hit));
 			json_object_object_add(o, "calibration_hits", json_object_new_uint64(hits));
@@ -140,21 +156,21 @@ int do_features(int argc, char **argv)
 									 JSON_C_TO_STRING_SPACED));
 		json_object_put(o);
 	} else {
-		printf("kernel                  %s\n", u.release);
+		printf("kernel                  %s\n", f.kernel);
 		printf("BTF                     %s\n",
-		       btf ? "yes (/sys/kernel/btf/vmlinux)" : "no");
+		       f.btf ? "yes (/sys/kernel/btf/vmlinux)" : "no");
 		printf("uprobe semaphores       %s\n",
-		       refctr ? "kernel reference counts them (ref_ctr_offset)" : "no");
+		       f.refctr ? "kernel reference counts them (ref_ctr_offset)" : "no");
 		printf("BPF cookie              %s\n",
-		       cookie < 0 ? "unknown (needs privileges to probe)" :
-		       cookie	  ? "yes" :
-				    "no");
+		       f.cookie < 0 ? "unknown (needs privileges to probe)" :
+		       f.cookie	    ? "yes" :
+				      "no");
 		printf("BPF ring buffer         %s\n",
-		       ringbuf < 0 ? "unknown (needs privileges to probe)" :
-		       ringbuf	   ? "yes" :
-				     "no");
+		       f.ringbuf < 0 ? "unknown (needs privileges to probe)" :
+		       f.ringbuf     ? "yes" :
+				       "no");
 		printf("privileges              %s\n",
-		       priv ? "yes" : "no: record needs CAP_BPF and CAP_PERFMON, or root");
+		       f.priv ? "yes" : "no: record needs CAP_BPF and CAP_PERFMON, or root");
 		printf("libbpf                  %s\n", libbpf_version_string());
 		if (cal && !cal_err)
 			printf("cost of one probe hit   %.0f ns (%llu hits, api__entry/exit)\n",

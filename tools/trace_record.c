@@ -18,7 +18,6 @@
 #include <linux/capability.h>
 #include <sys/syscall.h>
 #include <sys/ptrace.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,7 +68,7 @@ static const struct span_def {
 static struct {
 	uint64_t pid;
 	double duration;
-	const char *folded, *json_out, *speedscope, *lib, *kinds;
+	const char *folded, *json_out, *speedscope, *events, *lib, *kinds;
 	bool as_root;
 	int stack_mode;
 	uint64_t hit_ns;
@@ -98,7 +97,9 @@ int record_help(void)
 	       "                         all (every span's; a stack walk per begin) or none\n"
 	       "  -f, --folded FILE      folded stacks weighted in ns of self time\n"
 	       "  -J, --json FILE        everything, as JSON\n"
-	       "  -s, --speedscope FILE  a speedscope profile\n"
+	       "  -s, --speedscope FILE  a speedscope profile (with -e, also a timeline per thread)\n"
+	       "  -e, --events FILE      stream every closed span through a ring buffer into FILE,\n"
+	       "                         one JSON object a line; drops are counted and reported\n"
 	       "      --hit-cost NS      cost of one probe hit for the overhead estimate (default %d)\n"
 	       "      --as-root          run CMD as root even under sudo\n\n"
 	       "Kinds: api state_open state_close page_alloc page_free update delta_apply route_batch\n"
@@ -264,8 +265,12 @@ static void fmt_dur(uint64_t ns, char *buf, size_t len)
 		snprintf(buf, len, "%.2f s", (double)ns / 1e9);
 }
 
-/* Frames of a stack id, root first, as names; returns the count. */
-static int frames_of(int stacks_fd, int32_t id, struct syms *sy, char names[][256], int max)
+/*
+ * Frames of a stack id, root first, as names; returns the count. Each frame's file, build id and
+ * offset go to locs, so the record can be symbolised again later, elsewhere.
+ */
+static int frames_of(int stacks_fd, int32_t id, struct syms *sy, char names[][256], int max,
+		     struct json_object *locs)
 {
 	uint64_t ips[MAX_STACK_FRAMES] = { 0 };
 	int n = 0, k = 0;
@@ -274,9 +279,164 @@ static int frames_of(int stacks_fd, int32_t id, struct syms *sy, char names[][25
 		return 0;
 	while (n < MAX_STACK_FRAMES && ips[n])
 		n++;
-	for (int i = n - 1; i >= 0 && k < max; i--)
+	for (int i = n - 1; i >= 0 && k < max; i--) {
+		struct json_object *l = json_object_new_object();
+		struct frame_loc fl;
+
 		syms_name(sy, ips[i], names[k++], 256);
+		if (syms_locate(sy, ips[i], &fl)) {
+			json_object_object_add(l, "module", json_object_new_string(fl.module));
+			json_object_object_add(
+				l, "build_id",
+				fl.build_id[0] ? json_object_new_string(fl.build_id) : NULL);
+			json_object_object_add(l, "offset", json_object_new_uint64(fl.offset));
+		} else {
+			json_object_object_add(l, "address", json_object_new_uint64(ips[i]));
+		}
+		json_object_array_add(locs, l);
+	}
 	return k;
+}
+
+/* Index of a speedscope frame by name, adding it to the shared table the first time. */
+static int intern_frame(struct json_object *tab, struct json_object *index, const char *name)
+{
+	struct json_object *idx, *fr;
+	int at;
+
+	if (json_object_object_get_ex(index, name, &idx))
+		return json_object_get_int(idx);
+	at = (int)json_object_array_length(tab);
+	fr = json_object_new_object();
+	json_object_object_add(fr, "name", json_object_new_string(name));
+	json_object_array_add(tab, fr);
+	json_object_object_add(index, name, json_object_new_int(at));
+	return at;
+}
+
+/*
+ * The event stream: each closed span as it happened. Written to the file as it arrives; the first
+ * TIMELINE_MAX are also kept for the speedscope timeline (the rest counted as not kept).
+ */
+#define TIMELINE_MAX (1u << 19)
+
+struct timeline {
+	FILE *f;
+	struct span_event *v;
+	size_t n, cap;
+	uint64_t streamed, not_kept;
+	bool write_err;
+};
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+	const struct span_event *e = data;
+	struct timeline *tl = ctx;
+
+	if (size < sizeof(*e))
+		return 0;
+	tl->streamed++;
+	if (fprintf(tl->f,
+		    "{\"start_ns\":%llu,\"dur_ns\":%llu,\"self_ns\":%llu,\"tid\":%u,"
+		    "\"kind\":\"%s\",\"depth\":%u,\"stack_id\":%d}\n",
+		    (unsigned long long)e->start_ns, (unsigned long long)e->dur_ns,
+		    (unsigned long long)e->self_ns, e->tid,
+		    e->kind < SPAN_KINDS ? spans[e->kind].name : "?", e->depth, e->stack_id) < 0)
+		tl->write_err = true;
+	if (tl->n == tl->cap) {
+		size_t cap = tl->cap ? 2 * tl->cap : 4096;
+		struct span_event *nv =
+			cap <= TIMELINE_MAX ? realloc(tl->v, cap * sizeof(*nv)) : NULL;
+
+		if (!nv) {
+			tl->not_kept++;
+			return 0;
+		}
+		tl->v = nv;
+		tl->cap = cap;
+	}
+	tl->v[tl->n++] = *e;
+	return 0;
+}
+
+static int cmp_event(const void *a, const void *b)
+{
+	const struct span_event *x = a, *y = b;
+
+	if (x->tid != y->tid)
+		return x->tid < y->tid ? -1 : 1;
+	if (x->start_ns != y->start_ns)
+		return x->start_ns < y->start_ns ? -1 : 1;
+	return x->depth < y->depth ? -1 : x->depth > y->depth; /* the outer span opens first */
+}
+
+static void add_event(struct json_object *evs, const char *type, int frame, uint64_t at)
+{
+	struct json_object *e = json_object_new_object();
+
+	json_object_object_add(e, "type", json_object_new_string(type));
+	json_object_object_add(e, "frame", json_object_new_int(frame));
+	json_object_object_add(e, "at", json_object_new_uint64(at));
+	json_object_array_add(evs, e);
+}
+
+/*
+ * One evented speedscope profile per thread: its spans as a timeline, opened and closed in
+ * order. A span that would outlive its parent (a lost event can make one look so) is clamped to
+ * the parent's end, so the opens and closes always nest as the format requires.
+ */
+static void timeline_profiles(struct timeline *tl, struct json_object *profs,
+			      struct json_object *tab, struct json_object *index)
+{
+	uint64_t t0 = UINT64_MAX, open_end[MAX_SPAN_DEPTH + 1];
+	int open_frame[MAX_SPAN_DEPTH + 1];
+
+	qsort(tl->v, tl->n, sizeof(*tl->v), cmp_event);
+	for (size_t i = 0; i < tl->n; i++)
+		if (tl->v[i].start_ns < t0)
+			t0 = tl->v[i].start_ns;
+	for (size_t i = 0; i < tl->n;) {
+		struct json_object *p = json_object_new_object(), *evs = json_object_new_array();
+		uint32_t tid = tl->v[i].tid;
+		uint64_t first = tl->v[i].start_ns - t0, last = first;
+		char name[64];
+		int depth = 0;
+
+		for (; i < tl->n && tl->v[i].tid == tid; i++) {
+			const struct span_event *e = &tl->v[i];
+			uint64_t start = e->start_ns - t0, end = start + e->dur_ns;
+			char leaf[64];
+
+			while (depth && open_end[depth - 1] <= start) {
+				depth--;
+				add_event(evs, "C", open_frame[depth], open_end[depth]);
+			}
+			if (depth == MAX_SPAN_DEPTH + 1)
+				continue; /* cannot happen with depth-bounded spans; never break nesting */
+			if (depth && end > open_end[depth - 1])
+				end = open_end[depth - 1];
+			snprintf(leaf, sizeof(leaf), "mmsb:%s",
+				 e->kind < SPAN_KINDS ? spans[e->kind].name : "?");
+			open_frame[depth] = intern_frame(tab, index, leaf);
+			open_end[depth] = end;
+			add_event(evs, "O", open_frame[depth], start);
+			depth++;
+			if (end > last)
+				last = end;
+		}
+		while (depth) {
+			depth--;
+			add_event(evs, "C", open_frame[depth], open_end[depth]);
+		}
+		snprintf(name, sizeof(name), "thread %u timeline", tid);
+		json_object_object_add(p, "type", json_object_new_string("evented"));
+		json_object_object_add(p, "name", json_object_new_string(name));
+		json_object_object_add(p, "unit", json_object_new_string("nanoseconds"));
+		json_object_object_add(p, "startValue", json_object_new_uint64(first));
+		json_object_object_add(p, "endValue", json_object_new_uint64(last));
+		json_object_object_add(p, "events", evs);
+		json_object_array_add(profs, p);
+	}
 }
 
 struct report {
@@ -287,6 +447,7 @@ struct report {
 	char **cmd;
 	const char *lib;
 	uint64_t counters[CNT_MAX];
+	struct timeline *tl; /* NULL without -e */
 };
 
 static int write_outputs(struct report *rp)
@@ -329,7 +490,10 @@ static int write_outputs(struct report *rp)
 			t->hist[i] += v.hist[i];
 		self_sum += v.self_ns;
 
-		nf = frames_of(stacks_fd, key.stack_id, rp->syms, names, MAX_STACK_FRAMES - 13);
+		struct json_object *jlocs = json_object_new_array();
+
+		nf = frames_of(stacks_fd, key.stack_id, rp->syms, names, MAX_STACK_FRAMES - 13,
+			       jlocs);
 		/* then the spans around this one, outermost first */
 		int kinds[13], nk = 0;
 
@@ -343,37 +507,16 @@ static int write_outputs(struct report *rp)
 		struct json_object *sample = json_object_new_array();
 
 		for (int i = 0; i < nf; i++) {
-			struct json_object *idx;
-
 			json_object_array_add(jf, json_object_new_string(names[i]));
-			if (!json_object_object_get_ex(frame_index, names[i], &idx)) {
-				int at = (int)json_object_array_length(frames_tab);
-				struct json_object *fr = json_object_new_object();
-
-				json_object_object_add(fr, "name",
-						       json_object_new_string(names[i]));
-				json_object_array_add(frames_tab, fr);
-				idx = json_object_new_int(at);
-				json_object_object_add(frame_index, names[i], idx);
-			}
-			json_object_array_add(sample,
-					      json_object_new_int(json_object_get_int(idx)));
+			json_object_array_add(sample, json_object_new_int(intern_frame(
+							      frames_tab, frame_index, names[i])));
 		}
 		/* the span kind is the leaf frame */
 		char leaf[64];
-		struct json_object *idx;
 
 		snprintf(leaf, sizeof(leaf), "mmsb:%s", spans[key.kind].name);
-		if (!json_object_object_get_ex(frame_index, leaf, &idx)) {
-			int at = (int)json_object_array_length(frames_tab);
-			struct json_object *fr = json_object_new_object();
-
-			json_object_object_add(fr, "name", json_object_new_string(leaf));
-			json_object_array_add(frames_tab, fr);
-			idx = json_object_new_int(at);
-			json_object_object_add(frame_index, leaf, idx);
-		}
-		json_object_array_add(sample, json_object_new_int(json_object_get_int(idx)));
+		json_object_array_add(
+			sample, json_object_new_int(intern_frame(frames_tab, frame_index, leaf)));
 		if (v.self_ns) {
 			json_object_array_add(samples, sample);
 			json_object_array_add(weights, json_object_new_uint64(v.self_ns));
@@ -391,6 +534,7 @@ static int write_outputs(struct report *rp)
 		json_object_object_add(js, "stack_id", json_object_new_int(key.stack_id));
 		json_object_object_add(js, "depth", json_object_new_int(nk));
 		json_object_object_add(js, "frames", jf);
+		json_object_object_add(js, "locations", jlocs);
 		json_object_object_add(js, "calls", json_object_new_uint64(v.count));
 		json_object_object_add(js, "total_ns", json_object_new_uint64(v.total_ns));
 		json_object_object_add(js, "self_ns", json_object_new_uint64(v.self_ns));
@@ -460,18 +604,21 @@ static int write_outputs(struct report *rp)
 
 	printf("\nself time attributed: %.1f%% of the wall time; overflow %" PRIu64
 	       ", unmatched ends %" PRIu64 ", abandoned %" PRIu64 ", stack errors %" PRIu64
-	       ", dropped %" PRIu64 "\n",
+	       ", not aggregated (map full) %" PRIu64 "\n",
 	       rp->wall_ns ? 100.0 * (double)self_sum / (double)rp->wall_ns : 0,
 	       rp->counters[CNT_OVERFLOW], rp->counters[CNT_UNMATCHED], rp->counters[CNT_ABANDONED],
 	       rp->counters[CNT_STACK_ERR], rp->counters[CNT_STATS_FULL]);
+	if (rp->tl)
+		printf("events: %" PRIu64 " streamed to %s, %" PRIu64
+		       " dropped (ring buffer full)%s\n",
+		       rp->tl->streamed, ro.events, rp->counters[CNT_EVENTS_DROPPED],
+		       rp->tl->not_kept ? "; the speedscope timeline holds the first 524288" : "");
 
 	if (ro.json_out) {
 		struct json_object *o = json_object_new_object(), *c = json_object_new_object();
-		struct json_object *tgt = json_object_new_object(),
-				   *feat = json_object_new_object();
-		struct utsname u;
+		struct json_object *tgt = json_object_new_object();
+		struct trace_features f;
 
-		uname(&u);
 		json_object_object_add(o, "tool", json_object_new_string("mmsb-trace 0.1.0"));
 		json_object_object_add(o, "libmmsb", json_object_new_string(mmsb_version()));
 		json_object_object_add(tgt, "pid", json_object_new_int(rp->pid));
@@ -494,11 +641,26 @@ static int write_outputs(struct report *rp)
 			json_object_object_add(c, cnt_names[i],
 					       json_object_new_uint64(rp->counters[i]));
 		json_object_object_add(o, "counters", c);
-		json_object_object_add(feat, "kernel", json_object_new_string(u.release));
+		features_probe(&f);
+		json_object_object_add(o, "features", features_json(&f));
+		if (rp->tl) {
+			struct json_object *ev = json_object_new_object();
+
+			json_object_object_add(ev, "file", json_object_new_string(ro.events));
+			json_object_object_add(ev, "streamed",
+					       json_object_new_uint64(rp->tl->streamed));
+			json_object_object_add(
+				ev, "dropped",
+				json_object_new_uint64(rp->counters[CNT_EVENTS_DROPPED]));
+			json_object_object_add(ev, "timeline_not_kept",
+					       json_object_new_uint64(rp->tl->not_kept));
+			json_object_object_add(o, "events", ev);
+		}
 		json_object_object_add(
-			feat, "btf",
-			json_object_new_boolean(!access("/sys/kernel/btf/vmlinux", R_OK)));
-		json_object_object_add(o, "features", feat);
+			o, "stack_mode",
+			json_object_new_string(ro.stack_mode == STACKS_ALL  ? "all" :
+					       ro.stack_mode == STACKS_NONE ? "none" :
+									      "outer"));
 		json_object_object_add(o, "kinds", jkinds);
 		json_object_object_add(o, "stacks", jstacks);
 		jkinds = jstacks = NULL;
@@ -532,6 +694,8 @@ static int write_outputs(struct report *rp)
 		json_object_object_add(prof, "samples", samples);
 		json_object_object_add(prof, "weights", weights);
 		json_object_array_add(profs, prof);
+		if (rp->tl)
+			timeline_profiles(rp->tl, profs, frames_tab, frame_index);
 		json_object_object_add(o, "profiles", profs);
 		json_object_object_add(o, "name", json_object_new_string("mmsb-trace"));
 		json_object_object_add(o, "activeProfileIndex", json_object_new_int(0));
@@ -622,6 +786,7 @@ int do_record(int argc, char **argv)
 		{ "folded", required_argument, NULL, 'f' },
 		{ "json", required_argument, NULL, 'J' },
 		{ "speedscope", required_argument, NULL, 's' },
+		{ "events", required_argument, NULL, 'e' },
 		{ "stacks", required_argument, NULL, 1 },
 		{ "hit-cost", required_argument, NULL, 2 },
 		{ "as-root", no_argument, NULL, 3 },
@@ -632,6 +797,8 @@ int do_record(int argc, char **argv)
 	char lib[PATH_MAX];
 	struct report rp = { 0 };
 	struct mmsb_trace_bpf *skel = NULL;
+	struct ring_buffer *rb = NULL;
+	struct timeline tl = { 0 };
 	uint32_t mask;
 	int c, n_links = 0, ret = EXIT_FAIL, status = 0;
 	uint64_t t0, deadline = 0, last_maps = 0;
@@ -642,7 +809,7 @@ int do_record(int argc, char **argv)
 	ro.hit_ns = DEFAULT_HIT_NS;
 	ro.stack_mode = STACKS_OUTER;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+p:d:l:k:f:J:s:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+p:d:l:k:f:J:s:e:h", opts, NULL)) != -1) {
 		uint64_t v;
 
 		switch (c) {
@@ -673,6 +840,9 @@ int do_record(int argc, char **argv)
 			break;
 		case 's':
 			ro.speedscope = optarg;
+			break;
+		case 'e':
+			ro.events = optarg;
 			break;
 		case 1:
 			if (!strcmp(optarg, "outer"))
@@ -751,6 +921,11 @@ int do_record(int argc, char **argv)
 	}
 	skel->rodata->kinds_mask = mask;
 	skel->rodata->stack_mode = (uint32_t)ro.stack_mode;
+	skel->rodata->with_events = !!ro.events;
+	if (ro.events && !(tl.f = fopen(ro.events, "w"))) {
+		p_err("%s: %s", ro.events, strerror(errno));
+		goto out;
+	}
 
 	if (cmd) {
 		/* the child stops at exec (traced), so the probes are attached before main runs */
@@ -781,6 +956,14 @@ int do_record(int argc, char **argv)
 	if (mmsb_trace_bpf__load(skel)) {
 		p_err("load BPF programs: %s", strerror(errno));
 		goto out;
+	}
+	if (ro.events) {
+		rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_event, &tl, NULL);
+		if (!rb) {
+			p_err("ring buffer: %s", strerror(errno));
+			goto out;
+		}
+		rp.tl = &tl;
 	}
 	if (attach_all(skel, rp.pid, lib, mask, links, &n_links))
 		goto out;
@@ -840,7 +1023,10 @@ int do_record(int argc, char **argv)
 			}
 			last_maps = mono_ns();
 		}
-		usleep(child ? 2000 : 50000);
+		if (rb)
+			ring_buffer__poll(rb, child ? 2 : 50);
+		else
+			usleep(child ? 2000 : 50000);
 	}
 	if (!rp.wall_ns)
 		rp.wall_ns = mono_ns() - t0;
@@ -854,9 +1040,16 @@ int do_record(int argc, char **argv)
 		ptrace(PTRACE_DETACH, child, NULL, NULL);
 		kill(child, SIGCONT);
 	}
+	if (rb)
+		ring_buffer__consume(rb); /* what the target wrote before we detached */
 	for (int i = 0; i < CNT_MAX; i++)
 		rp.counters[i] = skel->bss->counters[i];
 	ret = write_outputs(&rp);
+	if (tl.f && (tl.write_err | fclose(tl.f))) {
+		p_err("%s: %s", ro.events, strerror(errno));
+		ret = EXIT_FAIL;
+	}
+	tl.f = NULL;
 	if (child > 0) {
 		/* the command's own exit status is ours when it fails */
 		waitpid(child, &status, 0);
@@ -870,6 +1063,10 @@ out:
 	if (child > 0)
 		kill(child, SIGKILL);
 	syms_free(rp.syms);
+	ring_buffer__free(rb);
+	if (tl.f)
+		fclose(tl.f);
+	free(tl.v);
 	mmsb_trace_bpf__destroy(skel);
 	return ret;
 }
