@@ -92,6 +92,7 @@ ALL_OBJS := $(LIB_OBJS) $(patsubst %,$(O)/tools/%.o,$(TOOLS)) $(O)/tools/tool_he
 RPATH = -Wl,-rpath,$(abspath $(O))
 
 .PHONY: all lib bpf tools tests examples check test format format-check install uninstall deps \
+	perf-capture \
 	demo clean stress fuzz FORCE trace-bench
 .DELETE_ON_ERROR:
 .SECONDARY:
@@ -158,8 +159,8 @@ $(O)/mmsb-bench: $(O)/tools/mmsb-bench.o $(O)/tools/bench_keys.o $(O)/tools/tool
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) $(JSONC_LIBS) -lm
 
-TRACE_OBJS := $(addprefix $(O)/tools/,mmsb-trace.o trace_record.o trace_features.o syms_helpers.o \
-		usdt_helpers.o tool_helpers.o)
+TRACE_OBJS := $(addprefix $(O)/tools/,mmsb-trace.o trace_record.o trace_features.o \
+		trace_profile.o syms_helpers.o usdt_helpers.o tool_helpers.o)
 
 $(O)/mmsb-trace: $(TRACE_OBJS) $(O)/libmmsb.so
 	$(call msg,BINARY,$@)
@@ -297,6 +298,11 @@ trace-bench: all
 	$(Q)sed -n '/^mmsb-trace:/,$$p' $(O)/perf/trace.txt
 	$(Q)echo "outputs in $(O)/perf: bench.json trace.json trace.folded trace.speedscope.json"
 
+# ---- CI perf capture: figures, traces, the regression gate (docs/ci.md) ----
+
+perf-capture: all
+	$(Q)O=$(O) ci/perf-capture.sh $(O)/perf-capture
+
 # ---- install ----
 
 $(O)/libmmsb.pc: lib/libmmsb.pc.in | $(O)/lib
@@ -312,6 +318,8 @@ install: lib tools $(O)/libmmsb.pc
 	$(Q)install -m 0644 $(O)/libmmsb.a $(DESTDIR)$(LIBDIR)/libmmsb.a
 	$(Q)install -m 0644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/mmsb/
 	$(Q)install -m 0644 $(O)/libmmsb.pc $(DESTDIR)$(LIBDIR)/pkgconfig/libmmsb.pc
+	$(Q)install -d $(DESTDIR)$(PREFIX)/share/mmsb/profiles
+	$(Q)install -m 0644 profiles/*.profile $(DESTDIR)$(PREFIX)/share/mmsb/profiles/
 	$(Q)$(CC) $(LDFLAGS) $(O)/tools/mmsb-tlog.o $(O)/tools/tool_helpers.o \
 		-o $(DESTDIR)$(PREFIX)/bin/mmsb-tlog -L$(O) -lmmsb -Wl,-rpath,$(LIBDIR) $(JSONC_LIBS)
 	$(Q)$(CC) $(LDFLAGS) $(O)/tools/mmsb-bench.o $(O)/tools/bench_keys.o $(O)/tools/tool_helpers.o \
@@ -322,7 +330,7 @@ install: lib tools $(O)/libmmsb.pc
 uninstall:
 	$(Q)rm -f $(DESTDIR)$(LIBDIR)/libmmsb.so* $(DESTDIR)$(LIBDIR)/libmmsb.a \
 		$(DESTDIR)$(LIBDIR)/pkgconfig/libmmsb.pc $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(TOOLS))
-	$(Q)rm -rf $(DESTDIR)$(PREFIX)/include/mmsb
+	$(Q)rm -rf $(DESTDIR)$(PREFIX)/include/mmsb $(DESTDIR)$(PREFIX)/share/mmsb
 
 clean:
 	$(call msg,CLEAN,$(O))

@@ -119,12 +119,24 @@ double bench_get(const struct bench_result *r, const char *name, bool *found)
 
 /* ---- options ---- */
 
-enum { OPT_COMPARE = 1000, OPT_VALIDATE, OPT_VALIDATION_JSON, OPT_FULL_1M, OPT_DIR, OPT_SEED };
+enum {
+	OPT_COMPARE = 1000,
+	OPT_VALIDATE,
+	OPT_VALIDATION_JSON,
+	OPT_FULL_1M,
+	OPT_DIR,
+	OPT_SEED,
+	OPT_GATE,
+	OPT_COMPARE_JSON,
+	OPT_MACHINE,
+};
 
 static struct {
 	bool compat, quick, list;
-	const char *json, *compare, *validation_json;
+	const char *json, *compare, *validation_json, *compare_json;
 	char *categories, *keys;
+	bool gate, machine;
+	uint64_t gate_repeats;
 	int validate; /* 0 no, 1 the original's, 2 strict too */
 } opt;
 
@@ -137,7 +149,16 @@ static const struct argp_option options[] = {
 	{ "categories", 'c', "LIST", 0, "Only these categories (comma-separated)", 0 },
 	{ "keys", 'k', "LIST", 0, "Only these keys (comma-separated CATEGORY/NAME)", 0 },
 	{ "list", 'l', NULL, 0, "List every key and exit", 0 },
-	{ "compare", OPT_COMPARE, "BASELINE", 0, "Ratio to a baseline per key, +-10 % bands", 0 },
+	{ "compare", OPT_COMPARE, "BASELINE", 0,
+	  "Ratio to a baseline per key, judged against the key's noise band (docs/ci.md)", 0 },
+	{ "gate", OPT_GATE, "REPEATS", OPTION_ARG_OPTIONAL,
+	  "With --compare: re-measure a key beyond its band up to REPEATS more times (default 2), "
+	  "judge the best run, exit 1 naming every key that still regresses",
+	  0 },
+	{ "machine", OPT_MACHINE, NULL, 0,
+	  "Print this machine's block (what a baseline is matched by) as JSON and exit", 0 },
+	{ "compare-json", OPT_COMPARE_JSON, "FILE", 0,
+	  "Write the comparison per key (figures, ratio, band, runs, verdict) as JSON", 0 },
 	{ "validate", OPT_VALIDATE, "strict", OPTION_ARG_OPTIONAL,
 	  "The original's 10 checks (exit 1 on a failure); =strict adds the literal targets", 0 },
 	{ "validation-json", OPT_VALIDATION_JSON, "FILE", 0,
@@ -175,6 +196,18 @@ static error_t parse_opt(int key, char *arg, struct argp_state *st)
 		break;
 	case OPT_COMPARE:
 		opt.compare = arg;
+		break;
+	case OPT_GATE:
+		opt.gate = true;
+		opt.gate_repeats = 2;
+		if (arg && parse_u64(arg, 0, 20, &opt.gate_repeats))
+			argp_error(st, "--gate takes a repeat count from 0 to 20, not '%s'", arg);
+		break;
+	case OPT_COMPARE_JSON:
+		opt.compare_json = arg;
+		break;
+	case OPT_MACHINE:
+		opt.machine = true;
 		break;
 	case OPT_VALIDATE:
 		if (arg && strcmp(arg, "strict"))
@@ -220,6 +253,7 @@ static const struct argp argp = {
 	       "  mmsb-bench -k delta/cpu_sparse              # one key\n"
 	       "  mmsb-bench --json out.json --compare ci/baselines/original-mmsb.json\n"
 	       "  mmsb-bench --validate                       # the original 10 checks\n"
+	       "  mmsb-bench --compare ci/baselines/c-2cpu-amd-epyc.json --gate   # the CI gate\n"
 	       "  mmsb-bench --quick --json smoke.json        # a smoke run",
 };
 
@@ -488,58 +522,153 @@ static void add_result_json(struct json_object *benches, const char *cat, const 
 
 /* ---- compare ---- */
 
+/*
+ * How far a key may drift from its baseline before it counts as slower (or, inverted, faster).
+ * One table for the report and the gate (docs/ci.md): the first matching prefix wins.
+ */
+static const struct band {
+	const char *prefix;
+	double band;
+	const char *why;
+} bands[] = {
+	{ "persistence/", 1.50, "fsync: the disk's latency varies between runs" },
+	{ "delta/cpu_sparse_durable", 1.50, "an fdatasync per update" },
+	{ "system/", 1.50, "three fsyncs per pipeline" },
+	{ "stress/", 1.50, "a checkpoint with fsyncs per evaluation" },
+	{ "throughput/", 1.50, "threads on shared vCPUs" },
+	{ "phase6/", 1.50, "threads on shared vCPUs" },
+	{ "", 1.25, "CPU-bound: run-to-run spread on a shared VM is up to 12 %" },
+};
+
+/* Keys this short are a few cycles; the clock's and the grouping's noise is a large share. */
+#define TINY_KEY_NS 20.0
+#define TINY_KEY_BAND 1.50
+
+static double band_of(const char *full, double baseline_ns)
+{
+	if (baseline_ns < TINY_KEY_NS)
+		return TINY_KEY_BAND;
+	for (size_t i = 0; i < sizeof(bands) / sizeof(bands[0]); i++)
+		if (!strncmp(full, bands[i].prefix, strlen(bands[i].prefix)))
+			return bands[i].band;
+	return bands[sizeof(bands) / sizeof(bands[0]) - 1].band;
+}
+
 static double baseline_median(struct json_object *base, const char *cat, const char *name)
 {
 	struct json_object *b, *c, *k, *m;
 
 	if (!json_object_object_get_ex(base, "benchmarks", &b) ||
-	    !json_object_object_get_ex(b, cat, &c) || !json_object_object_get_ex(c, name, &k) ||
-	    !json_object_object_get_ex(k, "median_ns", &m))
+	    !json_object_object_get_ex(b, cat, &c) || !json_object_object_get_ex(c, name, &k))
 		return NAN;
-	return json_object_get_double(m);
+	/* the unrounded median when the baseline has it: integer ns are coarse for short keys */
+	if (json_object_object_get_ex(k, "median_ns_exact", &m) ||
+	    json_object_object_get_ex(k, "median_ns", &m))
+		return json_object_get_double(m);
+	return NAN;
 }
 
-static int compare(struct bench_result *res, size_t n, struct derived *dv, size_t nd)
+static void run_key(const struct bench_key *k, struct bench_result *r, const struct sampling *sp);
+
+static int compare(struct bench_result *res, size_t n, struct derived *dv, size_t nd,
+		   const struct sampling *sp)
 {
 	struct json_object *base = json_object_from_file(opt.compare), *note;
-	int faster = 0, slower = 0, similar = 0;
+	struct json_object *out = json_object_new_object(), *keys = json_object_new_array();
+	int faster = 0, slower = 0, similar = 0, regressed = 0, ret = EXIT_OK;
 
 	if (!base) {
 		p_err("%s: cannot read a baseline: %s", opt.compare, json_util_get_last_err());
+		json_object_put(out);
+		json_object_put(keys);
 		return EXIT_FAIL;
 	}
 	printf("\ncompared with %s", opt.compare);
 	if (json_object_object_get_ex(base, "note", &note))
 		printf(" (%s)", json_object_get_string(note));
-	printf("\n%-34s %14s %14s %9s  %s\n", "key", "baseline", "this run", "ratio", "verdict");
+	printf("\n%-34s %12s %12s %8s %6s %4s  %s\n", "key", "baseline", "this run", "ratio",
+	       "band", "runs", "verdict");
 	for (size_t i = 0; i < n + nd; i++) {
-		const struct bench_result *r = i < n ? &res[i] : &dv[i - n].r;
+		struct bench_result *r = i < n ? &res[i] : &dv[i - n].r;
 		const char *cat = i < n ? r->key->category : dv[i - n].category;
 		const char *name = i < n ? r->key->name : dv[i - n].name;
-		double b, ratio;
+		double b, ratio, band, best;
 		char bs[32], os[32], full[128];
 		const char *verdict;
+		int runs = 1;
 
 		if (!r->ran || r->err || r->skipped || !r->samples)
 			continue;
 		b = baseline_median(base, cat, name);
 		if (isnan(b) || b <= 0)
 			continue;
-		ratio = r->median / b;
-		/* the original's bands: under 0.9 faster, over 1.1 slower */
-		verdict = ratio < 0.9 ? "faster" : ratio > 1.1 ? "slower" : "similar";
-		faster += ratio < 0.9;
-		slower += ratio > 1.1;
-		similar += ratio >= 0.9 && ratio <= 1.1;
-		fmt_ns(b, bs, sizeof(bs));
-		fmt_ns(r->median, os, sizeof(os));
 		snprintf(full, sizeof(full), "%s/%s", cat, name);
-		printf("%-34s %14s %14s %9.4f  %s (%.1fx)\n", full, bs, os, ratio, verdict,
-		       ratio < 1 ? 1 / ratio : ratio);
+		band = band_of(full, b);
+		best = r->median;
+		/*
+		 * A key beyond its band may be noise: measure it again, alone, and judge its best
+		 * run. A real regression is slow every time. Derived keys follow their source key.
+		 */
+		for (uint64_t k = 0; opt.gate && i < n && best / b > band && k < opt.gate_repeats;
+		     k++) {
+			struct bench_result again = { .key = r->key, .ran = true };
+
+			run_key(r->key, &again, sp);
+			runs++;
+			if (!again.err && again.samples && again.median < best)
+				best = again.median;
+		}
+		ratio = best / b;
+		verdict = ratio * band < 1 ? "faster" : ratio > band ? "slower" : "similar";
+		faster += ratio * band < 1;
+		slower += ratio > band;
+		similar += ratio * band >= 1 && ratio <= band;
+		fmt_ns(b, bs, sizeof(bs));
+		fmt_ns(best, os, sizeof(os));
+		printf("%-34s %12s %12s %8.4f %6.2f %4d  %s (%.2fx)\n", full, bs, os, ratio, band,
+		       runs, verdict, ratio < 1 ? 1 / ratio : ratio);
+		if (opt.gate && ratio > band && i < n) {
+			regressed++;
+			fprintf(stderr,
+				"mmsb-bench: regression %s: baseline %s, this run %s (best of %d), "
+				"ratio %.2f beyond its %.2f band\n",
+				full, bs, os, runs, ratio, band);
+		}
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "key", json_object_new_string(full));
+		json_object_object_add(o, "baseline_ns", json_object_new_double(b));
+		json_object_object_add(o, "this_run_ns", json_object_new_double(best));
+		json_object_object_add(o, "ratio", json_object_new_double(ratio));
+		json_object_object_add(o, "band", json_object_new_double(band));
+		json_object_object_add(o, "runs", json_object_new_int(runs));
+		json_object_object_add(o, "gated", json_object_new_boolean(opt.gate && i < n));
+		json_object_object_add(o, "verdict", json_object_new_string(verdict));
+		json_object_array_add(keys, o);
 	}
-	printf("%d faster, %d similar, %d slower\n", faster, similar, slower);
+	printf("%d faster, %d similar, %d slower", faster, similar, slower);
+	if (opt.gate)
+		printf("; gate: %s", regressed ? "FAIL" : "pass");
+	printf("\n");
+	if (regressed)
+		ret = EXIT_FAIL;
+	json_object_object_add(out, "baseline", json_object_new_string(opt.compare));
+	json_object_object_add(out, "gate", json_object_new_boolean(opt.gate));
+	json_object_object_add(out, "repeats", json_object_new_int((int)opt.gate_repeats));
+	json_object_object_add(out, "regressions", json_object_new_int(regressed));
+	json_object_object_add(out, "faster", json_object_new_int(faster));
+	json_object_object_add(out, "similar", json_object_new_int(similar));
+	json_object_object_add(out, "slower", json_object_new_int(slower));
+	json_object_object_add(out, "keys", keys);
+	if (opt.compare_json &&
+	    json_object_to_file_ext(opt.compare_json, out,
+				    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED)) {
+		p_err("%s: %s", opt.compare_json, json_util_get_last_err());
+		ret = EXIT_FAIL;
+	}
+	json_object_put(out);
 	json_object_put(base);
-	return EXIT_OK;
+	return ret;
 }
 
 /* ---- the validator: the original's 10 checks, its thresholds, its order ---- */
@@ -795,6 +924,23 @@ static int validate(struct bench_result *res, size_t n)
 }
 
 /* the keys the validator reads */
+static void run_key(const struct bench_key *k, struct bench_result *r, const struct sampling *sp)
+{
+	if (k->skip) {
+		r->skipped = true;
+		r->skip_reason = k->skip;
+	} else if (k->stress) {
+		r->err = k->stress(r);
+		if (r->raw) {
+			summarise(r, r->raw, r->samples);
+			free(r->raw);
+			r->raw = NULL;
+		}
+	} else {
+		r->err = run_timed(k, r, sp);
+	}
+}
+
 static bool needed_by_validation(const struct bench_key *k)
 {
 	static const char *const need[] = {
@@ -836,14 +982,25 @@ int main(int argc, char **argv)
 	argp_err_exit_status = EXIT_USAGE;
 	if (argp_parse(&argp, argc, argv, 0, NULL, NULL))
 		return EXIT_USAGE;
+	if ((opt.gate || opt.compare_json) && !opt.compare) {
+		p_err("--gate and --compare-json need --compare BASELINE");
+		return EXIT_USAGE;
+	}
+	if (opt.machine) {
+		struct json_object *m = machine_json();
+
+		printf("%s\n", json_object_to_json_string_ext(m, JSON_C_TO_STRING_PRETTY |
+									 JSON_C_TO_STRING_SPACED));
+		json_object_put(m);
+		return finish_stdout(EXIT_OK);
+	}
 	if (opt.list) {
 		for (size_t i = 0; i < n_bench_keys; i++) {
 			const struct bench_key *k = &bench_keys[i];
 
-			printf("%-34s %s%s%s\n", key_name(k), k->desc, k->skip ? " [skipped: " : "",
-			       k->skip ? k->skip : "");
-			if (k->skip)
-				printf("%*s]\n", 0, "");
+			printf("%-34s %s%s%s%s\n", key_name(k), k->desc,
+			       k->skip ? " [skipped: " : "", k->skip ? k->skip : "",
+			       k->skip ? "]" : "");
 		}
 		for (size_t i = 0; i < n_bench_keys; i++)
 			if (bench_keys[i].applies && !strcmp(bench_keys[i].category, "propagation"))
@@ -885,19 +1042,7 @@ int main(int argc, char **argv)
 		if (k->opt_in && !benv.full_1m)
 			continue;
 		r->ran = true;
-		if (k->skip) {
-			r->skipped = true;
-			r->skip_reason = k->skip;
-		} else if (k->stress) {
-			r->err = k->stress(r);
-			if (r->raw) {
-				summarise(r, r->raw, r->samples);
-				free(r->raw);
-				r->raw = NULL;
-			}
-		} else {
-			r->err = run_timed(k, r, &sp);
-		}
+		run_key(k, r, &sp);
 		if (r->err)
 			ret = EXIT_FAIL;
 		print_result(r);
@@ -969,7 +1114,7 @@ int main(int argc, char **argv)
 		}
 		json_object_put(o);
 	}
-	if (opt.compare && compare(res, n_bench_keys, dv, nd))
+	if (opt.compare && compare(res, n_bench_keys, dv, nd, &sp))
 		ret = EXIT_FAIL;
 	if (opt.validate && validate(res, n_bench_keys))
 		ret = EXIT_FAIL;

@@ -6,6 +6,7 @@
  *   mmsb-trace [-j] list [BINARY | -p PID]   the probes of an object, or of every object a
  *                                            process maps (no privileges needed)
  *   mmsb-trace features [--calibrate]        what the kernel offers, the cost of one hit
+ *   mmsb-trace [-j] profiles [NAME|FILE...]  trace profiles: list them, or check some
  *   mmsb-trace help [COMMAND]
  *
  * Exit status: 0 ok, 1 failure, 2 usage. Commands match by unique prefix, as in bpftool.
@@ -238,6 +239,7 @@ static const struct cmd cmds[] = {
 	{ "record", do_record, "attribute a command's or a process's time, per span and stack" },
 	{ "list", do_list, "the USDT probes of a binary or of a running process" },
 	{ "features", do_features, "what this kernel offers; --calibrate: the cost of a hit" },
+	{ "profiles", do_profiles, "the trace profiles record -P can use, or check some" },
 	{ "help", do_help, "this text, or 'help COMMAND'" },
 	{},
 };
@@ -250,6 +252,8 @@ static int do_help(int argc, char **argv)
 		return record_help();
 	if (argc > 1 && !strcmp(argv[1], "features"))
 		return features_help();
+	if (argc > 1 && !strcmp(argv[1], "profiles"))
+		return profiles_help();
 	if (argc > 1) {
 		p_err("no help for '%s'", argv[1]);
 		return EXIT_USAGE;

@@ -3,7 +3,9 @@
 #ifndef __MMSB_TRACE_TOOL_H
 #define __MMSB_TRACE_TOOL_H
 
+#include <limits.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 extern bool json;
 
@@ -26,6 +28,29 @@ struct json_object;
 void features_probe(struct trace_features *f);
 /* The same as a JSON object (unknown as null), for features --json and record's report */
 struct json_object *features_json(const struct trace_features *f);
+
+/* Span kinds by name (the -k list, profiles): the index, or -1. */
+int span_kind_of(const char *name);
+const char *span_name(int kind);
+
+/* A trace profile (tools/trace_profile.c, docs/profiles.md): record's settings by name. */
+enum { PROFILE_OUT_TABLE, PROFILE_OUT_JSON, PROFILE_OUT_FOLDED, PROFILE_OUT_SPEEDSCOPE };
+
+struct trace_profile {
+	char name[64], path[PATH_MAX], description[256];
+	uint32_t kinds_mask;
+	int stack_mode;
+	bool events;
+	unsigned int outputs; /* 1 << PROFILE_OUT_* */
+	uint64_t duration;    /* seconds, 0: until the target exits */
+};
+
+/* Parse FILE strictly; errors are printed as FILE:LINE: reason. 0 or -errno. */
+int profile_parse(const char *path, struct trace_profile *p);
+/* A path, or a name looked up in the profile directories. */
+int profile_load(const char *name_or_path, struct trace_profile *p);
+int do_profiles(int argc, char **argv);
+int profiles_help(void);
 
 /* The libmmsb.so this tool runs with, or NULL. */
 const char *own_libmmsb(void);

@@ -12,12 +12,14 @@
 #include <limits.h>
 #include <mmsb/mmsb.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/capability.h>
 #include <sys/syscall.h>
 #include <sys/ptrace.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,13 +67,27 @@ static const struct span_def {
 	[SPAN_TICK] = { "tick", "tick__begin", "tick__end", "routing" },
 };
 
+int span_kind_of(const char *name)
+{
+	for (int k = 0; k < SPAN_KINDS; k++)
+		if (!strcmp(spans[k].name, name))
+			return k;
+	return -1;
+}
+
+const char *span_name(int kind)
+{
+	return kind >= 0 && kind < SPAN_KINDS ? spans[kind].name : "?";
+}
+
 static struct {
 	uint64_t pid;
 	double duration;
-	const char *folded, *json_out, *speedscope, *events, *lib, *kinds;
-	bool as_root;
+	const char *folded, *json_out, *speedscope, *events, *lib, *kinds, *profile, *out_dir;
+	bool as_root, no_table, stacks_set;
 	int stack_mode;
 	uint64_t hit_ns;
+	char paths[4][PATH_MAX]; /* the profile's output files in out_dir */
 } ro;
 
 static volatile sig_atomic_t stop_requested;
@@ -93,6 +109,10 @@ int record_help(void)
 	       "  -d, --duration SECS    stop after SECS (default: Ctrl-C or the target's exit)\n"
 	       "  -l, --lib PATH         the libmmsb.so to attach to (default: found from the target)\n"
 	       "  -k, --kinds LIST       only these span kinds (comma-separated; see below)\n"
+	       "  -P, --profile NAME|FILE  settings from a trace profile ('%s profiles' lists\n"
+	       "                         them); options given here override it\n"
+	       "  -o, --output-dir DIR   where a profile's outputs go (default: .): trace.json,\n"
+	       "                         trace.folded, trace.speedscope.json, trace.events.ndjson\n"
 	       "      --stacks MODE      outer (default: the outermost span's, inherited inside it),\n"
 	       "                         all (every span's; a stack walk per begin) or none\n"
 	       "  -f, --folded FILE      folded stacks weighted in ns of self time\n"
@@ -107,8 +127,9 @@ int record_help(void)
 	       "       replay engine_batch tick\n\n"
 	       "Examples:\n"
 	       "  sudo %s record -- .output/mmsb-bench --quick\n"
-	       "  sudo %s record -p 4242 -d 10 -f out.folded   # flamegraph.pl out.folded\n",
-	       prog_name, prog_name, DEFAULT_HIT_NS, prog_name, prog_name);
+	       "  sudo %s record -p 4242 -d 10 -f out.folded   # flamegraph.pl out.folded\n"
+	       "  sudo %s record -P ci -o artifacts -- .output/mmsb-bench\n",
+	       prog_name, prog_name, prog_name, DEFAULT_HIT_NS, prog_name, prog_name, prog_name);
 	return EXIT_OK;
 }
 
@@ -218,12 +239,9 @@ static int kinds_mask_of(const char *list, uint32_t *mask)
 	}
 	copy = strdup(list);
 	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		int k;
+		int k = span_kind_of(tok);
 
-		for (k = 0; k < SPAN_KINDS; k++)
-			if (!strcmp(spans[k].name, tok))
-				break;
-		if (k == SPAN_KINDS) {
+		if (k < 0) {
 			p_err("unknown span kind '%s' (see '%s help record')", tok, prog_name);
 			free(copy);
 			return -EINVAL;
@@ -439,6 +457,19 @@ static void timeline_profiles(struct timeline *tl, struct json_object *profs,
 	}
 }
 
+/* The table on stdout, unless a profile leaves it out (its files are still written). */
+static void tprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void tprintf(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ro.no_table)
+		return;
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+}
+
 struct report {
 	struct mmsb_trace_bpf *skel;
 	struct syms *syms;
@@ -551,13 +582,13 @@ static int write_outputs(struct report *rp)
 
 	fmt_dur(rp->wall_ns, w, sizeof(w));
 	fmt_dur(overhead, ov, sizeof(ov));
-	printf("mmsb-trace: %s traced in process %d, %" PRIu64
-	       " probe hits, estimated probe cost %s "
-	       "(%.1f%% of the wall time, at %" PRIu64 " ns a hit)\n\n",
-	       w, rp->pid, hits, ov,
-	       rp->wall_ns ? 100.0 * (double)overhead / (double)rp->wall_ns : 0, ro.hit_ns);
-	printf("%-16s %-12s %10s %11s %11s %7s %9s %9s\n", "SPAN", "CATEGORY", "CALLS", "TOTAL",
-	       "SELF", "SELF%", "P50<=", "P99<=");
+	tprintf("mmsb-trace: %s traced in process %d, %" PRIu64
+		" probe hits, estimated probe cost %s "
+		"(%.1f%% of the wall time, at %" PRIu64 " ns a hit)\n\n",
+		w, rp->pid, hits, ov,
+		rp->wall_ns ? 100.0 * (double)overhead / (double)rp->wall_ns : 0, ro.hit_ns);
+	tprintf("%-16s %-12s %10s %11s %11s %7s %9s %9s\n", "SPAN", "CATEGORY", "CALLS", "TOTAL",
+		"SELF", "SELF%", "P50<=", "P99<=");
 	struct json_object *jkinds = json_object_new_array();
 
 	for (int k = 0; k < SPAN_KINDS; k++) {
@@ -570,9 +601,9 @@ static int write_outputs(struct report *rp)
 		fmt_dur(t->self, self, sizeof(self));
 		fmt_dur(hist_quantile(t->hist, t->count, 0.5), p50, sizeof(p50));
 		fmt_dur(hist_quantile(t->hist, t->count, 0.99), p99, sizeof(p99));
-		printf("%-16s %-12s %10" PRIu64 " %11s %11s %6.1f%% %9s %9s\n", spans[k].name,
-		       spans[k].category, t->count, tot, self,
-		       rp->wall_ns ? 100.0 * (double)t->self / (double)rp->wall_ns : 0, p50, p99);
+		tprintf("%-16s %-12s %10" PRIu64 " %11s %11s %6.1f%% %9s %9s\n", spans[k].name,
+			spans[k].category, t->count, tot, self,
+			rp->wall_ns ? 100.0 * (double)t->self / (double)rp->wall_ns : 0, p50, p99);
 		struct json_object *jk = json_object_new_object(), *jh = json_object_new_array();
 
 		json_object_object_add(jk, "kind", json_object_new_string(spans[k].name));
@@ -602,17 +633,18 @@ static int write_outputs(struct report *rp)
 		"events_dropped", "hits",      "stats_full", "reserved",
 	};
 
-	printf("\nself time attributed: %.1f%% of the wall time; overflow %" PRIu64
-	       ", unmatched ends %" PRIu64 ", abandoned %" PRIu64 ", stack errors %" PRIu64
-	       ", not aggregated (map full) %" PRIu64 "\n",
-	       rp->wall_ns ? 100.0 * (double)self_sum / (double)rp->wall_ns : 0,
-	       rp->counters[CNT_OVERFLOW], rp->counters[CNT_UNMATCHED], rp->counters[CNT_ABANDONED],
-	       rp->counters[CNT_STACK_ERR], rp->counters[CNT_STATS_FULL]);
+	tprintf("\nself time attributed: %.1f%% of the wall time; overflow %" PRIu64
+		", unmatched ends %" PRIu64 ", abandoned %" PRIu64 ", stack errors %" PRIu64
+		", not aggregated (map full) %" PRIu64 "\n",
+		rp->wall_ns ? 100.0 * (double)self_sum / (double)rp->wall_ns : 0,
+		rp->counters[CNT_OVERFLOW], rp->counters[CNT_UNMATCHED],
+		rp->counters[CNT_ABANDONED], rp->counters[CNT_STACK_ERR],
+		rp->counters[CNT_STATS_FULL]);
 	if (rp->tl)
-		printf("events: %" PRIu64 " streamed to %s, %" PRIu64
-		       " dropped (ring buffer full)%s\n",
-		       rp->tl->streamed, ro.events, rp->counters[CNT_EVENTS_DROPPED],
-		       rp->tl->not_kept ? "; the speedscope timeline holds the first 524288" : "");
+		tprintf("events: %" PRIu64 " streamed to %s, %" PRIu64
+			" dropped (ring buffer full)%s\n",
+			rp->tl->streamed, ro.events, rp->counters[CNT_EVENTS_DROPPED],
+			rp->tl->not_kept ? "; the speedscope timeline holds the first 524288" : "");
 
 	if (ro.json_out) {
 		struct json_object *o = json_object_new_object(), *c = json_object_new_object();
@@ -761,6 +793,45 @@ static int attach_all(struct mmsb_trace_bpf *skel, int pid, const char *lib, uin
 	return 0;
 }
 
+/* The profile's settings, where the command line did not say otherwise. */
+static int apply_profile(uint32_t *mask)
+{
+	static const char *const files[] = {
+		[PROFILE_OUT_JSON] = "trace.json",
+		[PROFILE_OUT_FOLDED] = "trace.folded",
+		[PROFILE_OUT_SPEEDSCOPE] = "trace.speedscope.json",
+		[PROFILE_OUT_TABLE] =
+			"trace.events.ndjson", /* the table has no file: events use it */
+	};
+	const char *dir = ro.out_dir ? ro.out_dir : ".";
+	struct trace_profile p;
+
+	if (profile_load(ro.profile, &p))
+		return -1;
+	if (ro.out_dir && mkdir(ro.out_dir, 0755) && errno != EEXIST) {
+		p_err("%s: %s", ro.out_dir, strerror(errno));
+		return -1;
+	}
+	if (!ro.kinds)
+		*mask = p.kinds_mask;
+	if (!ro.stacks_set)
+		ro.stack_mode = p.stack_mode;
+	if (!ro.duration && p.duration)
+		ro.duration = (double)p.duration;
+	ro.no_table = !(p.outputs & (1u << PROFILE_OUT_TABLE));
+	for (int i = 0; i < 4; i++)
+		snprintf(ro.paths[i], sizeof(ro.paths[i]), "%s/%s", dir, files[i]);
+	if (!ro.json_out && (p.outputs & (1u << PROFILE_OUT_JSON)))
+		ro.json_out = ro.paths[PROFILE_OUT_JSON];
+	if (!ro.folded && (p.outputs & (1u << PROFILE_OUT_FOLDED)))
+		ro.folded = ro.paths[PROFILE_OUT_FOLDED];
+	if (!ro.speedscope && (p.outputs & (1u << PROFILE_OUT_SPEEDSCOPE)))
+		ro.speedscope = ro.paths[PROFILE_OUT_SPEEDSCOPE];
+	if (!ro.events && p.events)
+		ro.events = ro.paths[PROFILE_OUT_TABLE];
+	return 0;
+}
+
 static void drop_privileges(void)
 {
 	const char *uid = getenv("SUDO_UID"), *gid = getenv("SUDO_GID");
@@ -787,6 +858,8 @@ int do_record(int argc, char **argv)
 		{ "json", required_argument, NULL, 'J' },
 		{ "speedscope", required_argument, NULL, 's' },
 		{ "events", required_argument, NULL, 'e' },
+		{ "profile", required_argument, NULL, 'P' },
+		{ "output-dir", required_argument, NULL, 'o' },
 		{ "stacks", required_argument, NULL, 1 },
 		{ "hit-cost", required_argument, NULL, 2 },
 		{ "as-root", no_argument, NULL, 3 },
@@ -809,7 +882,7 @@ int do_record(int argc, char **argv)
 	ro.hit_ns = DEFAULT_HIT_NS;
 	ro.stack_mode = STACKS_OUTER;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+p:d:l:k:f:J:s:e:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+p:d:l:k:f:J:s:e:P:o:h", opts, NULL)) != -1) {
 		uint64_t v;
 
 		switch (c) {
@@ -844,6 +917,12 @@ int do_record(int argc, char **argv)
 		case 'e':
 			ro.events = optarg;
 			break;
+		case 'P':
+			ro.profile = optarg;
+			break;
+		case 'o':
+			ro.out_dir = optarg;
+			break;
 		case 1:
 			if (!strcmp(optarg, "outer"))
 				ro.stack_mode = STACKS_OUTER;
@@ -855,6 +934,7 @@ int do_record(int argc, char **argv)
 				p_err("--stacks takes outer, all or none, not '%s'", optarg);
 				return EXIT_USAGE;
 			}
+			ro.stacks_set = true;
 			break;
 		case 2:
 			if (parse_u64(optarg, 0, 1000000, &ro.hit_ns)) {
@@ -881,6 +961,12 @@ int do_record(int argc, char **argv)
 	}
 	if (kinds_mask_of(ro.kinds, &mask))
 		return EXIT_USAGE;
+	if (ro.out_dir && !ro.profile) {
+		p_err("-o names where a profile's outputs go: use it with -P");
+		return EXIT_USAGE;
+	}
+	if (ro.profile && apply_profile(&mask))
+		return EXIT_FAIL;
 	if (!have_bpf_caps()) {
 		p_err("record needs CAP_BPF and CAP_PERFMON (or root); try: sudo %s record ...",
 		      prog_name);
