@@ -42,18 +42,22 @@ static char *trim(char *s)
 	return s;
 }
 
-/* Split a comma list, calling fn per item (trimmed); an empty item is an error. */
-static int each_item(char *list, int (*fn)(const char *item, void *ctx), void *ctx)
+/*
+ * Split a comma list, calling fn per item (trimmed). An empty item or one fn refuses is an error;
+ * *bad then points at it.
+ */
+static int each_item(char *list, int (*fn)(const char *item, void *ctx), void *ctx,
+		     const char **bad)
 {
-	char *save, *tok;
+	char *tok;
 
-	if (list[strlen(list) - 1] == ',')
-		return -EINVAL;
-	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+	while ((tok = strsep(&list, ","))) {
 		char *t = trim(tok);
 
-		if (!*t || fn(t, ctx))
+		if (!*t || fn(t, ctx)) {
+			*bad = t;
 			return -EINVAL;
+		}
 	}
 	return 0;
 }
@@ -81,6 +85,7 @@ static int add_output(const char *item, void *ctx)
 /* The value of one key into p; a one-line reason in why on error. */
 static int set_key(struct trace_profile *p, const char *key, char *val, char *why, size_t len)
 {
+	const char *bad = NULL;
 	uint64_t v;
 
 	if (!strcmp(key, "description")) {
@@ -89,11 +94,9 @@ static int set_key(struct trace_profile *p, const char *key, char *val, char *wh
 		p->kinds_mask = 0;
 		if (!strcmp(val, "all"))
 			p->kinds_mask = (1u << SPAN_KINDS) - 1;
-		else if (each_item(val, add_kind, &p->kinds_mask)) {
-			snprintf(
-				why, len,
-				"kinds: a comma list of span kinds or 'all' (see '%s help record')",
-				prog_name);
+		else if (each_item(val, add_kind, &p->kinds_mask, &bad)) {
+			snprintf(why, len, "kinds: %s '%s' (a comma list of span kinds, or 'all')",
+				 *bad ? "no span kind" : "an empty item", bad);
 			return -EINVAL;
 		}
 	} else if (!strcmp(key, "stacks")) {
@@ -116,10 +119,10 @@ static int set_key(struct trace_profile *p, const char *key, char *val, char *wh
 		}
 	} else if (!strcmp(key, "outputs")) {
 		p->outputs = 0;
-		if (strcmp(val, "none") && each_item(val, add_output, &p->outputs)) {
-			snprintf(
-				why, len,
-				"outputs: a comma list of table, json, folded, speedscope, or 'none'");
+		if (strcmp(val, "none") && each_item(val, add_output, &p->outputs, &bad)) {
+			snprintf(why, len,
+				 "outputs: %s '%s' (table, json, folded, speedscope, or 'none')",
+				 *bad ? "no output" : "an empty item", bad);
 			return -EINVAL;
 		}
 	} else if (!strcmp(key, "duration")) {
