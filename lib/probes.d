@@ -108,6 +108,7 @@
  * api  95 mmsb_boolean_fold_add
  * api  96 mmsb_boolean_fold_mul
  * api  97 mmsb_boolean_accumulate
+ * api  98 mmsb_page_update_batch
  */
 
 provider mmsb {

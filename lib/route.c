@@ -96,6 +96,84 @@ out:
 	return err;
 }
 
+int mmsb_page_update_batch(struct mmsb_state *s, const struct mmsb_page_write *w, size_t n)
+{
+	MMSB_API_SCOPE(mmsb_page_update_batch);
+	struct mmsb_page **pages, **changed;
+	size_t n_changed = 0, max = 0;
+	int err = 0, writes = 0;
+	uint64_t gen, t0;
+	uint8_t *scratch;
+
+	if (!s || (n && !w))
+		return -EINVAL;
+	if (!n)
+		return 0;
+	if (n > SIZE_MAX / (2 * sizeof(*pages)))
+		return -ENOMEM;
+	pages = malloc(2 * n * sizeof(*pages));
+	if (!pages)
+		return -ENOMEM;
+	changed = pages + n;
+	err = mmsb__lock_mut(s);
+	if (err) {
+		free(pages);
+		return err;
+	}
+	MMSB_TRACE(ROUTE_BATCH_BEGIN, n);
+	t0 = mmsb__now_ns(CLOCK_MONOTONIC);
+	/* check the whole batch before the first byte changes */
+	for (size_t i = 0; i < n; i++) {
+		pages[i] = mmsb__map_get(&s->pages, w[i].id);
+		if (!pages[i]) {
+			err = -MMSB_ERR_PAGE_NOT_FOUND;
+			goto out;
+		}
+		if (w[i].len != pages[i]->size || (w[i].len && !w[i].data)) {
+			err = w[i].len != pages[i]->size ? -MMSB_ERR_SIZE_MISMATCH : -EINVAL;
+			goto out;
+		}
+		if (w[i].len > max)
+			max = w[i].len;
+	}
+	scratch = max > SIZE_MAX / 2 ? NULL : mmsb__scratch(s, max + max / 2 + 1);
+	if (!scratch) {
+		err = -ENOMEM;
+		goto out;
+	}
+	gen = ++s->mark_gen;
+	for (size_t i = 0; i < n; i++) {
+		struct mmsb_delta d = { 0 };
+
+		/* against the page as the writes before this one left it */
+		if (!mmsb__delta_diff(&d, pages[i]->data, w[i].data, w[i].len, scratch,
+				      scratch + w[i].len))
+			continue;
+		d.page_id = w[i].id;
+		d.source = (char *)"api";
+		d.timestamp = mmsb__now_ns(CLOCK_REALTIME);
+		err = mmsb__commit_traced(s, pages[i], &d);
+		if (err)
+			break;
+		writes++;
+		if (pages[i]->mark != gen) {
+			pages[i]->mark = gen;
+			changed[n_changed++] = pages[i];
+		}
+	}
+	s->st.delta_ns += mmsb__now_ns(CLOCK_MONOTONIC) - t0;
+	if (!err)
+		err = mmsb__wave(s, changed, n_changed, NULL, 0);
+	for (size_t i = 0; i < n_changed; i++)
+		mmsb__emit(s, MMSB_EV_PAGE_CHANGED, changed[i]->id, 0, changed[i]->epoch);
+	err = mmsb__finish(s, err);
+out:
+	MMSB_TRACE(ROUTE_BATCH_END, n, n_changed, err);
+	mmsb__unlock(s);
+	free(pages);
+	return err ? err : writes;
+}
+
 int mmsb_route(struct mmsb_state *s, struct mmsb_delta *d)
 {
 	MMSB_API_SCOPE(mmsb_route);

@@ -273,6 +273,43 @@ TEST(diff_mask_and_update_noop)
 	mmsb_state_close(s);
 }
 
+TEST(update_batch_one_wave_and_checked_whole)
+{
+	struct mmsb_state *s = open_plain();
+	uint8_t x[8] = { 1, 2, 3 }, y[8] = { 9 }, z[8] = { 0 }, out[8];
+	struct mmsb_counters c0, c1;
+	uint64_t a, b, child;
+
+	ASSERT_EQ(mmsb_page_create(s, 8, MMSB_LOC_CPU, &a), 0);
+	ASSERT_EQ(mmsb_page_create(s, 8, MMSB_LOC_CPU, &b), 0);
+	ASSERT_EQ(mmsb_page_create(s, 8, MMSB_LOC_CPU, &child), 0);
+	ASSERT_EQ(mmsb_edge_add(s, a, child, MMSB_EDGE_DATA), 0);
+	ASSERT_EQ(mmsb_page_set_passthrough(s, child, a, NULL, NULL), 0);
+	/* a bad write anywhere changes nothing */
+	struct mmsb_page_write bad[] = { { a, x, 8 }, { b, y, 7 } };
+
+	ASSERT_EQ(mmsb_page_update_batch(s, bad, 2), -MMSB_ERR_SIZE_MISMATCH);
+	bad[1] = (struct mmsb_page_write){ 999, y, 8 };
+	ASSERT_EQ(mmsb_page_update_batch(s, bad, 2), -MMSB_ERR_PAGE_NOT_FOUND);
+	ASSERT_EQ(mmsb_page_epoch(s, a), 0);
+	/* a twice (in order), b once, an unchanged write to nothing: 3 deltas, one wave */
+	struct mmsb_page_write w[] = { { a, y, 8 }, { b, y, 8 }, { a, x, 8 }, { child, z, 8 } };
+
+	ASSERT_EQ(mmsb_state_counters(s, &c0), 0);
+	ASSERT_EQ(mmsb_page_update_batch(s, w, 3), 3);
+	ASSERT_EQ(mmsb_state_counters(s, &c1), 0);
+	ASSERT_EQ(c1.next_delta_id - c0.next_delta_id, 4); /* 3 writes + the child's recompute */
+	ASSERT_EQ(mmsb_page_epoch(s, child), 1);	   /* one wave: recomputed once */
+	ASSERT_EQ(mmsb_page_epoch(s, a), 2);
+	ASSERT_EQ(mmsb_page_epoch(s, b), 1);
+	ASSERT_EQ(mmsb_page_read(s, child, out, 8, 0), 8);
+	ASSERT_EQ(memcmp(out, x, 8), 0); /* the passthrough saw the last write of a */
+	ASSERT_EQ(mmsb_page_update_batch(s, w + 2, 1), 0);
+	ASSERT_EQ(mmsb_page_update_batch(s, w, 0), 0);
+	ASSERT_EQ(mmsb_page_update_batch(NULL, w, 1), -EINVAL);
+	mmsb_state_close(s);
+}
+
 TEST(batch_is_validated_whole)
 {
 	struct mmsb_state *s = open_plain();

@@ -363,6 +363,26 @@ MMSB_API size_t mmsb_diff_mask(const void *a, const void *b, size_t len, uint8_t
  */
 MMSB_API int mmsb_page_update(struct mmsb_state *s, uint64_t id, const void *data, size_t len);
 
+/** One whole-page write of a batch: data must be the page's size. */
+struct mmsb_page_write {
+	uint64_t id;
+	const void *data;
+	size_t len;
+};
+
+/**
+ * @brief Write many pages in one call: each write is diffed against its page as
+ * mmsb_page_update() does (an unchanged page makes no delta), all of them are logged and
+ * applied in order, then one propagation wave runs over the changed pages.
+ *
+ * Every write is checked (page exists, size matches) before the first byte changes; a bad one
+ * changes nothing. This is the entry point for hosts that pay per call (FFI): one crossing for n
+ * writes.
+ * @return the number of writes that changed their page, or a negative error
+ */
+MMSB_API int mmsb_page_update_batch(struct mmsb_state *s, const struct mmsb_page_write *w,
+				    size_t n);
+
 /**
  * @brief Apply one delta: logged first (so a failed log write leaves the page untouched), then
  * applied (epoch = old + 1), events, then one propagation wave. The delta receives its id,
