@@ -20,11 +20,17 @@ const volatile __u32 targ_tgid = 0;    /* 0: every process */
 const volatile __u32 kinds_mask = ~0u; /* bit per span kind */
 const volatile __u32 stack_mode = STACKS_OUTER;
 const volatile bool with_events = false;
+const volatile __u32 n_pmu = 0;	  /* counters per span, at most MAX_PMU */
+const volatile __u32 nr_cpus = 1; /* pmu_events index: event * nr_cpus + cpu */
 
 struct open_span {
 	__u64 start_ns, child_ns, chain;
 	__u32 kind;
 	__s32 stack_id;
+	/* counters at the begin (scaled), and the nested spans' deltas; cpu -1: none taken */
+	__u64 pmu_start[MAX_PMU], pmu_child[MAX_PMU];
+	__s32 cpu;
+	__u32 pad;
 };
 
 struct span_stack {
@@ -54,6 +60,14 @@ struct {
 	__type(value, struct span_stats);
 } span_stats SEC(".maps");
 
+/* a zeroed span_stats to insert new keys from: too big for the BPF stack */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct span_stats);
+} zero_stats SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
 	__uint(max_entries, 16384);
@@ -66,7 +80,30 @@ struct {
 	__uint(max_entries, 1 << 22);
 } events SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(max_entries, MAX_PMU * MAX_CPUS);
+	__type(key, __u32);
+	__type(value, __u32);
+} pmu_events SEC(".maps");
+
 __u64 counters[CNT_MAX] = {};
+
+/*
+ * Counter i on this CPU, scaled to the time it was enabled (multiplexing): false when the
+ * counter cannot be read here. Per-CPU counters count whatever runs on the CPU; a span's delta is
+ * its thread's as long as the thread stays on the CPU (a migration drops the span's counts).
+ */
+static __always_inline bool pmu_read(__u32 i, __u32 cpu, __u64 *val)
+{
+	struct bpf_perf_event_value v = {};
+	__u64 idx = (__u64)i * nr_cpus + cpu;
+
+	if (bpf_perf_event_read_value(&pmu_events, idx, &v, sizeof(v)))
+		return false;
+	*val = v.running && v.running < v.enabled ? v.counter * v.enabled / v.running : v.counter;
+	return true;
+}
 
 static __always_inline bool wanted(__u32 kind)
 {
@@ -125,6 +162,7 @@ int span_begin(struct pt_regs *ctx)
 	st->s[d].child_ns = 0;
 	st->s[d].stack_id = -1;
 	st->s[d].chain = 0;
+	st->s[d].cpu = -1;
 	if (d > 0) {
 		struct open_span *parent = &st->s[(d - 1) & (MAX_SPAN_DEPTH - 1)];
 
@@ -140,21 +178,35 @@ int span_begin(struct pt_regs *ctx)
 		st->s[d].stack_id = id < 0 ? -1 : (__s32)id;
 	}
 	st->depth = d + 1;
+	if (n_pmu) {
+		__u32 cpu = bpf_get_smp_processor_id();
+		bool ok = cpu < nr_cpus;
+
+		for (__u32 i = 0; i < MAX_PMU && ok; i++) {
+			st->s[d].pmu_child[i] = 0;
+			if (i < n_pmu)
+				ok = pmu_read(i, cpu, &st->s[d].pmu_start[i]);
+		}
+		st->s[d].cpu = ok ? (__s32)cpu : -1;
+	}
 	/* last, so the span does not include the stack walk */
 	st->s[d].start_ns = bpf_ktime_get_ns();
 	return 0;
 }
 
 static __always_inline void record(struct open_span *o, __u64 dur, __u64 self, __u32 depth,
-				   __u32 tid)
+				   __u32 tid, const __u64 *pmu_delta, bool pmu_ok)
 {
 	struct span_key key = { .kind = o->kind, .stack_id = o->stack_id, .chain = o->chain };
 	struct span_stats *v = bpf_map_lookup_elem(&span_stats, &key);
 
 	if (!v) {
-		struct span_stats init = {};
+		__u32 zero = 0;
+		struct span_stats *init = bpf_map_lookup_elem(&zero_stats, &zero);
 
-		if (bpf_map_update_elem(&span_stats, &key, &init, BPF_NOEXIST) &&
+		if (!init)
+			return;
+		if (bpf_map_update_elem(&span_stats, &key, init, BPF_NOEXIST) &&
 		    !bpf_map_lookup_elem(&span_stats, &key)) {
 			__sync_fetch_and_add(&counters[CNT_STATS_FULL], 1);
 			return;
@@ -175,6 +227,15 @@ static __always_inline void record(struct open_span *o, __u64 dur, __u64 self, _
 
 	if (slot < HIST_SLOTS)
 		__sync_fetch_and_add(&v->hist[slot], 1);
+	if (pmu_ok) {
+		for (__u32 i = 0; i < MAX_PMU; i++) {
+			__u64 self_c = pmu_delta[i] > o->pmu_child[i] ? pmu_delta[i] - o->pmu_child[i] : 0;
+
+			__sync_fetch_and_add(&v->pmu_total[i], pmu_delta[i]);
+			__sync_fetch_and_add(&v->pmu_self[i], self_c);
+		}
+		__sync_fetch_and_add(&v->pmu_count, 1);
+	}
 	if (with_events) {
 		struct span_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 
@@ -232,12 +293,32 @@ int span_end(struct pt_regs *ctx)
 	struct open_span *o = &st->s[found & (MAX_SPAN_DEPTH - 1)];
 	__u64 dur = now - o->start_ns;
 	__u64 self = dur > o->child_ns ? dur - o->child_ns : 0;
+	__u64 delta[MAX_PMU] = {};
+	bool pmu_ok = false;
 
-	record(o, dur, self, (__u32)found, tid);
+	if (n_pmu) {
+		__u32 cpu = bpf_get_smp_processor_id();
+
+		/* counts are only the span's own while it stayed on the CPU it began on */
+		pmu_ok = o->cpu >= 0 && (__u32)o->cpu == cpu;
+		for (__u32 i = 0; i < MAX_PMU && pmu_ok; i++) {
+			__u64 now_c = 0;
+
+			if (i >= n_pmu)
+				break;
+			pmu_ok = pmu_read(i, cpu, &now_c);
+			delta[i] = now_c > o->pmu_start[i] ? now_c - o->pmu_start[i] : 0;
+		}
+		if (!pmu_ok)
+			__sync_fetch_and_add(&counters[CNT_PMU_SKIPPED], 1);
+	}
+	record(o, dur, self, (__u32)found, tid, delta, pmu_ok);
 	if (found > 0) {
 		struct open_span *parent = &st->s[(found - 1) & (MAX_SPAN_DEPTH - 1)];
 
 		parent->child_ns += dur;
+		for (__u32 i = 0; i < MAX_PMU && pmu_ok; i++)
+			parent->pmu_child[i] += delta[i];
 	}
 	st->depth = (__u32)found;
 	return 0;

@@ -26,6 +26,8 @@
 #define MAX_SPAN_DEPTH 16 /* open spans per thread; deeper ones are counted, not timed */
 #define HIST_SLOTS 40	  /* log2 buckets of the inclusive duration in ns */
 #define MAX_STACK_FRAMES 64
+#define MAX_PMU 4	 /* counters read at every begin and end (--pmu) */
+#define MAX_CPUS 256	 /* pmu_events holds MAX_PMU * MAX_CPUS per-CPU counters */
 
 struct span_key {
 	__u32 kind;
@@ -48,6 +50,9 @@ struct span_stats {
 	__u64 self_ns;	/* exclusive: minus the spans nested inside */
 	__u64 min_ns, max_ns;
 	__u64 hist[HIST_SLOTS];
+	/* counter deltas, scaled for multiplexing: inclusive, and minus the nested spans' */
+	__u64 pmu_total[MAX_PMU], pmu_self[MAX_PMU];
+	__u64 pmu_count; /* spans whose counters were read at both ends on one CPU */
 };
 
 /* counters[]: what went wrong or was left out, never silently */
@@ -58,6 +63,7 @@ struct span_stats {
 #define CNT_EVENTS_DROPPED 4 /* ring buffer full */
 #define CNT_HITS 5	     /* probe hits seen (begins + ends) */
 #define CNT_STATS_FULL 6     /* the stats map was full: a span not aggregated */
+#define CNT_PMU_SKIPPED 7    /* spans without counters: migrated CPUs, or a read failed */
 #define CNT_MAX 8
 
 struct span_event {

@@ -5,3 +5,4 @@ kinds = state_open, state_close, page_alloc, page_free
 stacks = all
 mode = histogram
 outputs = table, json, folded
+pmu = perf::PAGE-FAULTS

@@ -7,6 +7,7 @@
  *                                            process maps (no privileges needed)
  *   mmsb-trace features [--calibrate]        what the kernel offers, the cost of one hit
  *   mmsb-trace [-j] profiles [NAME|FILE...]  trace profiles: list them, or check some
+ *   mmsb-trace [-j] pmu list [--all]         the counters record --pmu can read here
  *   mmsb-trace help [COMMAND]
  *
  * Exit status: 0 ok, 1 failure, 2 usage. Commands match by unique prefix, as in bpftool.
@@ -230,6 +231,7 @@ static const struct cmd cmds[] = {
 	{ "list", do_list, "the USDT probes of a binary or of a running process" },
 	{ "features", do_features, "what this kernel offers; --calibrate: the cost of a hit" },
 	{ "profiles", do_profiles, "the trace profiles record -P can use, or check some" },
+	{ "pmu", do_pmu, "'pmu list': the counters record --pmu can read here" },
 	{ "help", do_help, "this text, or 'help COMMAND'" },
 	{},
 };
@@ -244,6 +246,8 @@ static int do_help(int argc, char **argv)
 		return features_help();
 	if (argc > 1 && !strcmp(argv[1], "profiles"))
 		return profiles_help();
+	if (argc > 1 && !strcmp(argv[1], "pmu"))
+		return pmu_help();
 	if (argc > 1) {
 		p_err("no help for '%s'", argv[1]);
 		return EXIT_USAGE;

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <linux/perf_event.h>
 
 extern bool json;
 
@@ -33,6 +34,19 @@ struct json_object *features_json(const struct trace_features *f);
 int span_kind_of(const char *name);
 const char *span_name(int kind);
 
+/* A counter per span (tools/trace_pmu.c): the name asked for, libpfm4's full name, the attr. */
+struct pmu_event {
+	char name[64], canonical[256];
+	struct perf_event_attr attr;
+};
+
+/* Resolve a comma list of event names (libpfm4); the reason in why on failure. */
+int pmu_resolve(const char *list, struct pmu_event *ev, int *n, char *why, size_t len);
+/* Open each event on every CPU into the BPF map (index event * nr_cpus + cpu); fds receives them. */
+int pmu_open(struct pmu_event *ev, int n, int map_fd, int nr_cpus, int *fds);
+int do_pmu(int argc, char **argv);
+int pmu_help(void);
+
 /* A trace profile (tools/trace_profile.c, docs/profiles.md): record's settings by name. */
 enum { PROFILE_OUT_TABLE, PROFILE_OUT_JSON, PROFILE_OUT_FOLDED, PROFILE_OUT_SPEEDSCOPE };
 
@@ -42,6 +56,7 @@ struct trace_profile {
 	int stack_mode;
 	bool events;
 	unsigned int outputs; /* 1 << PROFILE_OUT_* */
+	char pmu[256];	      /* record --pmu, "" for none */
 	uint64_t duration;    /* seconds, 0: until the target exits */
 };
 

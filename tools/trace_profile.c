@@ -10,6 +10,7 @@
  *   mode = histogram | events
  *   outputs = table,json,folded,speedscope  (any of them, or: none)
  *   duration = 10                            (seconds; 0: until the target exits)
+ *   pmu = perf::PAGE-FAULTS,perf::TASK-CLOCK (counters per span, at most 4)
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -133,9 +134,21 @@ static int set_key(struct trace_profile *p, const char *key, char *val, char *wh
 			return -EINVAL;
 		}
 		p->duration = v;
+	} else if (!strcmp(key, "pmu")) {
+		struct pmu_event ev[MAX_PMU];
+		char reason[320];
+		int n;
+
+		/* resolved now, so a misspelt event is this file's error, with its line */
+		if (pmu_resolve(val, ev, &n, reason, sizeof(reason))) {
+			snprintf(why, len, "pmu: %.200s", reason);
+			return -EINVAL;
+		}
+		snprintf(p->pmu, sizeof(p->pmu), "%s", val);
 	} else {
 		snprintf(why, len,
-			 "unknown key '%s' (keys: description kinds stacks mode outputs duration)",
+			 "unknown key '%s' (keys: description kinds stacks mode outputs duration "
+			 "pmu)",
 			 key);
 		return -EINVAL;
 	}
@@ -295,6 +308,7 @@ static struct json_object *profile_json(const struct trace_profile *p)
 			json_object_array_add(out, json_object_new_string(output_names[i]));
 	json_object_object_add(o, "outputs", out);
 	json_object_object_add(o, "duration_s", json_object_new_uint64(p->duration));
+	json_object_object_add(o, "pmu", json_object_new_string(p->pmu));
 	return o;
 }
 
@@ -326,6 +340,8 @@ static void profile_print(const struct trace_profile *p)
 		printf("none");
 	if (p->duration)
 		printf("; duration %llu s", (unsigned long long)p->duration);
+	if (p->pmu[0])
+		printf("; pmu %s", p->pmu);
 	printf("\n");
 }
 

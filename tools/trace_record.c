@@ -83,11 +83,14 @@ const char *span_name(int kind)
 static struct {
 	uint64_t pid;
 	double duration;
-	const char *folded, *json_out, *speedscope, *events, *lib, *kinds, *profile, *out_dir;
+	const char *folded, *json_out, *speedscope, *events, *lib, *kinds, *profile, *out_dir, *pmu;
 	bool as_root, no_table, stacks_set;
 	int stack_mode;
 	uint64_t hit_ns;
 	char paths[4][PATH_MAX]; /* the profile's output files in out_dir */
+	char profile_pmu[256];
+	struct pmu_event ev[MAX_PMU];
+	int n_pmu;
 } ro;
 
 static volatile sig_atomic_t stop_requested;
@@ -120,6 +123,8 @@ int record_help(void)
 	       "  -s, --speedscope FILE  a speedscope profile (with -e, also a timeline per thread)\n"
 	       "  -e, --events FILE      stream every closed span through a ring buffer into FILE,\n"
 	       "                         one JSON object a line; drops are counted and reported\n"
+	       "      --pmu EVENTS       count these events per span (comma list, at most 4; see\n"
+	       "                         '%s pmu list'), e.g. perf::PAGE-FAULTS,perf::TASK-CLOCK\n"
 	       "      --hit-cost NS      cost of one probe hit for the overhead estimate (default %d)\n"
 	       "      --as-root          run CMD as root even under sudo\n\n"
 	       "Kinds: api state_open state_close page_alloc page_free update delta_apply route_batch\n"
@@ -129,7 +134,8 @@ int record_help(void)
 	       "  sudo %s record -- .output/mmsb-bench --quick\n"
 	       "  sudo %s record -p 4242 -d 10 -f out.folded   # flamegraph.pl out.folded\n"
 	       "  sudo %s record -P ci -o artifacts -- .output/mmsb-bench\n",
-	       prog_name, prog_name, prog_name, DEFAULT_HIT_NS, prog_name, prog_name, prog_name);
+	       prog_name, prog_name, prog_name, prog_name, DEFAULT_HIT_NS, prog_name, prog_name,
+	       prog_name);
 	return EXIT_OK;
 }
 
@@ -254,7 +260,37 @@ static int kinds_mask_of(const char *list, uint32_t *mask)
 
 struct kind_total {
 	uint64_t count, total, self, min, max, hist[HIST_SLOTS];
+	uint64_t pmu_total[MAX_PMU], pmu_self[MAX_PMU], pmu_count;
 };
+
+/* Counters of a span kind or stack as JSON: per event total, self, self per call; IPC if known. */
+static struct json_object *pmu_json(const uint64_t *total, const uint64_t *self, uint64_t count)
+{
+	struct json_object *o = json_object_new_object();
+	int cyc = -1, ins = -1;
+
+	json_object_object_add(o, "spans_counted", json_object_new_uint64(count));
+	for (int i = 0; i < ro.n_pmu; i++) {
+		struct json_object *e = json_object_new_object();
+		const char *c = ro.ev[i].canonical;
+
+		if (total)
+			json_object_object_add(e, "total", json_object_new_uint64(total[i]));
+		json_object_object_add(e, "self", json_object_new_uint64(self[i]));
+		json_object_object_add(
+			e, "self_per_call",
+			json_object_new_double(count ? (double)self[i] / (double)count : 0));
+		json_object_object_add(o, ro.ev[i].name, e);
+		if (strcasestr(c, "::CYCLES") || strcasestr(c, "CPU_CLK_UNHALTED"))
+			cyc = i;
+		if (strcasestr(c, "::INSTRUCTIONS") || strcasestr(c, "INST_RETIRED"))
+			ins = i;
+	}
+	if (cyc >= 0 && ins >= 0 && self[cyc])
+		json_object_object_add(o, "ipc",
+				       json_object_new_double((double)self[ins] / (double)self[cyc]));
+	return o;
+}
 
 static uint64_t hist_quantile(const uint64_t *hist, uint64_t count, double q)
 {
@@ -519,6 +555,11 @@ static int write_outputs(struct report *rp)
 			t->max = v.max_ns;
 		for (int i = 0; i < HIST_SLOTS; i++)
 			t->hist[i] += v.hist[i];
+		for (int i = 0; i < MAX_PMU; i++) {
+			t->pmu_total[i] += v.pmu_total[i];
+			t->pmu_self[i] += v.pmu_self[i];
+		}
+		t->pmu_count += v.pmu_count;
 		self_sum += v.self_ns;
 
 		struct json_object *jlocs = json_object_new_array();
@@ -569,6 +610,8 @@ static int write_outputs(struct report *rp)
 		json_object_object_add(js, "calls", json_object_new_uint64(v.count));
 		json_object_object_add(js, "total_ns", json_object_new_uint64(v.total_ns));
 		json_object_object_add(js, "self_ns", json_object_new_uint64(v.self_ns));
+		if (ro.n_pmu)
+			json_object_object_add(js, "pmu", pmu_json(NULL, (const uint64_t *)v.pmu_self, v.pmu_count));
 		json_object_array_add(jstacks, js);
 	}
 	if (folded && fclose(folded)) {
@@ -626,11 +669,33 @@ static int write_outputs(struct report *rp)
 		for (int i = 0; i < HIST_SLOTS; i++)
 			json_object_array_add(jh, json_object_new_uint64(t->hist[i]));
 		json_object_object_add(jk, "log2_hist", jh);
+		if (ro.n_pmu)
+			json_object_object_add(jk, "pmu",
+					       pmu_json(t->pmu_total, t->pmu_self, t->pmu_count));
 		json_object_array_add(jkinds, jk);
+	}
+	if (ro.n_pmu) {
+		/* the counters, per call of each kind (self: the nested spans' counts taken out) */
+		tprintf("\n%-16s", "SPAN (self/call)");
+		for (int i = 0; i < ro.n_pmu; i++)
+			tprintf(" %22.22s", ro.ev[i].name);
+		tprintf("\n");
+		for (int k = 0; k < SPAN_KINDS; k++) {
+			struct kind_total *t = &kt[k];
+
+			if (!t->count)
+				continue;
+			tprintf("%-16s", spans[k].name);
+			for (int i = 0; i < ro.n_pmu; i++)
+				tprintf(" %22.2f", t->pmu_count ? (double)t->pmu_self[i] /
+									  (double)t->pmu_count :
+								  0.0);
+			tprintf("\n");
+		}
 	}
 	static const char *const cnt_names[CNT_MAX] = {
 		"overflow",	  "unmatched", "abandoned",  "stack_errors",
-		"events_dropped", "hits",      "stats_full", "reserved",
+		"events_dropped", "hits",      "stats_full", "pmu_skipped",
 	};
 
 	tprintf("\nself time attributed: %.1f%% of the wall time; overflow %" PRIu64
@@ -669,7 +734,7 @@ static int write_outputs(struct report *rp)
 		json_object_object_add(o, "estimated_overhead_ns",
 				       json_object_new_uint64(overhead));
 		json_object_object_add(o, "self_ns_sum", json_object_new_uint64(self_sum));
-		for (int i = 0; i < CNT_MAX - 1; i++)
+		for (int i = 0; i < CNT_MAX; i++)
 			json_object_object_add(c, cnt_names[i],
 					       json_object_new_uint64(rp->counters[i]));
 		json_object_object_add(o, "counters", c);
@@ -829,6 +894,10 @@ static int apply_profile(uint32_t *mask)
 		ro.speedscope = ro.paths[PROFILE_OUT_SPEEDSCOPE];
 	if (!ro.events && p.events)
 		ro.events = ro.paths[PROFILE_OUT_TABLE];
+	if (!ro.pmu && p.pmu[0]) {
+		snprintf(ro.profile_pmu, sizeof(ro.profile_pmu), "%s", p.pmu);
+		ro.pmu = ro.profile_pmu;
+	}
 	return 0;
 }
 
@@ -863,6 +932,7 @@ int do_record(int argc, char **argv)
 		{ "stacks", required_argument, NULL, 1 },
 		{ "hit-cost", required_argument, NULL, 2 },
 		{ "as-root", no_argument, NULL, 3 },
+		{ "pmu", required_argument, NULL, 4 },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -872,6 +942,7 @@ int do_record(int argc, char **argv)
 	struct mmsb_trace_bpf *skel = NULL;
 	struct ring_buffer *rb = NULL;
 	struct timeline tl = { 0 };
+	int nr_cpus = 1, *pmu_fds = NULL;
 	uint32_t mask;
 	int c, n_links = 0, ret = EXIT_FAIL, status = 0;
 	uint64_t t0, deadline = 0, last_maps = 0;
@@ -945,6 +1016,9 @@ int do_record(int argc, char **argv)
 		case 3:
 			ro.as_root = true;
 			break;
+		case 4:
+			ro.pmu = optarg;
+			break;
 		case 'h':
 			return record_help();
 		default:
@@ -967,6 +1041,14 @@ int do_record(int argc, char **argv)
 	}
 	if (ro.profile && apply_profile(&mask))
 		return EXIT_FAIL;
+	if (ro.pmu) {
+		char why[320];
+
+		if (pmu_resolve(ro.pmu, ro.ev, &ro.n_pmu, why, sizeof(why))) {
+			p_err("--pmu: %s", why);
+			return EXIT_USAGE;
+		}
+	}
 	if (!have_bpf_caps()) {
 		p_err("record needs CAP_BPF and CAP_PERFMON (or root); try: sudo %s record ...",
 		      prog_name);
@@ -1008,6 +1090,13 @@ int do_record(int argc, char **argv)
 	skel->rodata->kinds_mask = mask;
 	skel->rodata->stack_mode = (uint32_t)ro.stack_mode;
 	skel->rodata->with_events = !!ro.events;
+	skel->rodata->n_pmu = (uint32_t)ro.n_pmu;
+	nr_cpus = libbpf_num_possible_cpus();
+	if (ro.n_pmu && (nr_cpus <= 0 || nr_cpus > MAX_CPUS)) {
+		p_err("--pmu supports up to %d CPUs, this machine has %d", MAX_CPUS, nr_cpus);
+		goto out;
+	}
+	skel->rodata->nr_cpus = (uint32_t)(nr_cpus > 0 ? nr_cpus : 1);
 	if (ro.events && !(tl.f = fopen(ro.events, "w"))) {
 		p_err("%s: %s", ro.events, strerror(errno));
 		goto out;
@@ -1042,6 +1131,16 @@ int do_record(int argc, char **argv)
 	if (mmsb_trace_bpf__load(skel)) {
 		p_err("load BPF programs: %s", strerror(errno));
 		goto out;
+	}
+	if (ro.n_pmu) {
+		pmu_fds = malloc((size_t)(ro.n_pmu * nr_cpus) * sizeof(*pmu_fds));
+		if (!pmu_fds)
+			goto out;
+		for (int i = 0; i < ro.n_pmu * nr_cpus; i++)
+			pmu_fds[i] = -1;
+		if (pmu_open(ro.ev, ro.n_pmu, bpf_map__fd(skel->maps.pmu_events), nr_cpus,
+			     pmu_fds))
+			goto out;
 	}
 	if (ro.events) {
 		rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_event, &tl, NULL);
@@ -1150,6 +1249,10 @@ out:
 		kill(child, SIGKILL);
 	syms_free(rp.syms);
 	ring_buffer__free(rb);
+	for (int i = 0; pmu_fds && i < ro.n_pmu * nr_cpus; i++)
+		if (pmu_fds[i] >= 0)
+			close(pmu_fds[i]);
+	free(pmu_fds);
 	if (tl.f)
 		fclose(tl.f);
 	free(tl.v);

@@ -8,6 +8,8 @@
  *                              a checksum of every page
  *   trace_workload rounds N    the same for exactly N rounds: what a traced `loop` of N rounds
  *                              must have printed
+ *   trace_workload fault N P   N updates whose child's recompute maps P fresh pages and writes
+ *                              one byte in each: N * P page faults inside recompute spans
  *
  * With MMSB_WORKLOAD_HOLD=FIFO it first reads a byte from FIFO (see probe_workload.c).
  */
@@ -21,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
 
 static uint64_t now_ns(void)
 {
@@ -44,6 +47,44 @@ static int spinning_copy(struct mmsb_state *s, uint64_t id, uint8_t *out, size_t
 	err = mmsb_page_read(s, id - 1, out, size, 0) < 0 ? -EIO : 0;
 	callback_ns += now_ns() - start;
 	return err;
+}
+
+/* Touch a known number of never-used pages: one minor fault each, and nothing else here. */
+static int faulting_copy(struct mmsb_state *s, uint64_t id, uint8_t *out, size_t size, void *ctx)
+{
+	long pages = *(long *)ctx, psz = sysconf(_SC_PAGESIZE);
+	volatile uint8_t *m = mmap(NULL, (size_t)(pages * psz), PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (m == MAP_FAILED)
+		return -errno;
+	/* 4 KiB pages, not one huge page: the count is the point */
+	madvise((void *)m, (size_t)(pages * psz), MADV_NOHUGEPAGE);
+	for (long i = 0; i < pages; i++)
+		m[i * psz] = 1;
+	munmap((void *)m, (size_t)(pages * psz));
+	return mmsb_page_read(s, id - 1, out, size, 0) < 0 ? -EIO : 0;
+}
+
+static int fault(long n, long pages)
+{
+	struct mmsb_state *s = mmsb_state_open(NULL);
+	uint8_t buf[256];
+	uint64_t a, b;
+
+	if (!s || mmsb_page_create(s, sizeof(buf), MMSB_LOC_CPU, &a) ||
+	    mmsb_page_create(s, sizeof(buf), MMSB_LOC_CPU, &b) ||
+	    mmsb_edge_add(s, a, b, MMSB_EDGE_DATA) ||
+	    mmsb_page_set_recompute(s, b, faulting_copy, &pages))
+		return 1;
+	for (long i = 1; i <= n; i++) {
+		memset(buf, (int)i, sizeof(buf));
+		if (mmsb_page_update(s, a, buf, sizeof(buf)) != 1)
+			return 1;
+	}
+	printf("updates %ld pages_touched %ld\n", n, n * pages);
+	mmsb_state_close(s);
+	return 0;
 }
 
 static void hold(void)
@@ -145,6 +186,8 @@ int main(int argc, char **argv)
 	}
 	if (argc == 3 && !strcmp(argv[1], "rounds") && atol(argv[2]) > 0)
 		return loop(atol(argv[2]));
-	fprintf(stderr, "usage: trace_workload spin N US | loop | rounds N\n");
+	if (argc == 4 && !strcmp(argv[1], "fault") && atol(argv[2]) > 0 && atol(argv[3]) > 0)
+		return fault(atol(argv[2]), atol(argv[3]));
+	fprintf(stderr, "usage: trace_workload spin N US | loop | rounds N | fault N PAGES\n");
 	return 2;
 }
