@@ -23,6 +23,7 @@ const volatile bool with_events = false;
 const volatile __u32 n_pmu = 0;	  /* counters per span, at most MAX_PMU */
 const volatile __u32 nr_cpus = 1; /* pmu_events index: event * nr_cpus + cpu */
 
+
 struct open_span {
 	__u64 start_ns, child_ns, chain;
 	__u32 kind;
@@ -126,10 +127,9 @@ static __always_inline __u32 log2_slot(__u64 v)
 	return r;
 }
 
-SEC("usdt")
-int span_begin(struct pt_regs *ctx)
+static __always_inline int begin(struct pt_regs *ctx, __u32 kind)
 {
-	__u32 kind = (__u32)bpf_usdt_cookie(ctx), tid = (__u32)bpf_get_current_pid_tgid(), zero = 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid(), zero = 0;
 	struct span_stack *st;
 
 	if (!wanted(kind))
@@ -254,11 +254,9 @@ static __always_inline void record(struct open_span *o, __u64 dur, __u64 self, _
 	}
 }
 
-SEC("usdt")
-int span_end(struct pt_regs *ctx)
+static __always_inline int end(struct pt_regs *ctx, __u32 kind, __u64 now)
 {
-	__u64 now = bpf_ktime_get_ns();
-	__u32 kind = (__u32)bpf_usdt_cookie(ctx), tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct span_stack *st;
 	int found = -1;
 
@@ -292,6 +290,13 @@ int span_end(struct pt_regs *ctx)
 		__sync_fetch_and_add(&counters[CNT_ABANDONED], st->depth - (__u32)found - 1);
 	struct open_span *o = &st->s[found & (MAX_SPAN_DEPTH - 1)];
 	__u64 dur = now - o->start_ns;
+
+	/* an FFI call that never entered libmmsb is someone else's: counted, not a span */
+	if (kind == SPAN_HOST && !o->child_ns) {
+		__sync_fetch_and_add(&counters[CNT_HOST_OTHER], 1);
+		st->depth = (__u32)found;
+		return 0;
+	}
 	__u64 self = dur > o->child_ns ? dur - o->child_ns : 0;
 	__u64 delta[MAX_PMU] = {};
 	bool pmu_ok = false;
@@ -322,6 +327,36 @@ int span_end(struct pt_regs *ctx)
 	}
 	st->depth = (__u32)found;
 	return 0;
+}
+
+SEC("usdt")
+int span_begin(struct pt_regs *ctx)
+{
+	return begin(ctx, (__u32)bpf_usdt_cookie(ctx));
+}
+
+SEC("usdt")
+int span_end(struct pt_regs *ctx)
+{
+	__u64 now = bpf_ktime_get_ns();
+
+	return end(ctx, (__u32)bpf_usdt_cookie(ctx), now);
+}
+
+/*
+ * The host side of the boundary: libffi's ffi_call, which a ctypes (or cffi) host calls for every
+ * foreign call. Only calls that reach libmmsb become spans (see end()); the rest are counted.
+ */
+SEC("uprobe")
+int ffi_begin(struct pt_regs *ctx)
+{
+	return begin(ctx, SPAN_HOST);
+}
+
+SEC("uretprobe")
+int ffi_end(struct pt_regs *ctx)
+{
+	return end(ctx, SPAN_HOST, bpf_ktime_get_ns());
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -21,7 +21,8 @@
 #define SPAN_REPLAY 14
 #define SPAN_ENGINE_BATCH 15
 #define SPAN_TICK 16
-#define SPAN_KINDS 17
+#define SPAN_HOST 17 /* the host's FFI call into libmmsb: libffi's ffi_call, entry to return */
+#define SPAN_KINDS 18
 
 #define MAX_SPAN_DEPTH 16 /* open spans per thread; deeper ones are counted, not timed */
 #define HIST_SLOTS 40	  /* log2 buckets of the inclusive duration in ns */
@@ -64,7 +65,8 @@ struct span_stats {
 #define CNT_HITS 5	     /* probe hits seen (begins + ends) */
 #define CNT_STATS_FULL 6     /* the stats map was full: a span not aggregated */
 #define CNT_PMU_SKIPPED 7    /* spans without counters: migrated CPUs, or a read failed */
-#define CNT_MAX 8
+#define CNT_HOST_OTHER 8     /* ffi_call into something else than libmmsb: a cost, not a span */
+#define CNT_MAX 10
 
 struct span_event {
 	__u64 start_ns, dur_ns, self_ns;

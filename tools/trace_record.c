@@ -4,6 +4,7 @@
  * run or follow it, then report where the time went: a table per span kind, folded stacks
  * weighted by self time, JSON and a speedscope profile.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
@@ -65,6 +66,8 @@ static const struct span_def {
 	[SPAN_ENGINE_BATCH] = { "engine_batch", "engine__batch__begin", "engine__batch__end",
 				"routing" },
 	[SPAN_TICK] = { "tick", "tick__begin", "tick__end", "routing" },
+	/* not libmmsb's: a host's libffi call into it (ctypes, cffi), entry to return */
+	[SPAN_HOST] = { "ffi_call", "ffi_call", "ffi_call", "ffi host" },
 };
 
 int span_kind_of(const char *name)
@@ -129,7 +132,7 @@ int record_help(void)
 	       "      --as-root          run CMD as root even under sudo\n\n"
 	       "Kinds: api state_open state_close page_alloc page_free update delta_apply route_batch\n"
 	       "       propagate recompute log_append log_sync checkpoint_write checkpoint_load\n"
-	       "       replay engine_batch tick\n\n"
+	       "       replay engine_batch tick ffi_call (a host's libffi calls into libmmsb)\n\n"
 	       "Examples:\n"
 	       "  sudo %s record -- .output/mmsb-bench --quick\n"
 	       "  sudo %s record -p 4242 -d 10 -f out.folded   # flamegraph.pl out.folded\n"
@@ -694,8 +697,8 @@ static int write_outputs(struct report *rp)
 		}
 	}
 	static const char *const cnt_names[CNT_MAX] = {
-		"overflow",	  "unmatched", "abandoned",  "stack_errors",
-		"events_dropped", "hits",      "stats_full", "pmu_skipped",
+		"overflow",   "unmatched",   "abandoned",  "stack_errors", "events_dropped",
+		"hits",	      "stats_full",  "pmu_skipped", "host_other",   "reserved",
 	};
 
 	tprintf("\nself time attributed: %.1f%% of the wall time; overflow %" PRIu64
@@ -734,7 +737,7 @@ static int write_outputs(struct report *rp)
 		json_object_object_add(o, "estimated_overhead_ns",
 				       json_object_new_uint64(overhead));
 		json_object_object_add(o, "self_ns_sum", json_object_new_uint64(self_sum));
-		for (int i = 0; i < CNT_MAX; i++)
+		for (int i = 0; i <= CNT_HOST_OTHER; i++)
 			json_object_object_add(c, cnt_names[i],
 					       json_object_new_uint64(rp->counters[i]));
 		json_object_object_add(o, "counters", c);
@@ -826,7 +829,7 @@ static int attach_all(struct mmsb_trace_bpf *skel, int pid, const char *lib, uin
 	}
 	*n_links = 0;
 	for (int k = 0; k < SPAN_KINDS; k++) {
-		if (!(mask & (1u << k)))
+		if (!(mask & (1u << k)) || k == SPAN_HOST)
 			continue;
 		for (int end = 0; end < 2; end++) {
 			const char *name = end ? spans[k].end : spans[k].begin;
@@ -901,6 +904,38 @@ static int apply_profile(uint32_t *mask)
 	return 0;
 }
 
+/*
+ * The libffi a host calls libmmsb through: the one the target maps, else the system's (a ctypes
+ * host loads it only when it imports ctypes; uprobes on its file catch it when it does).
+ */
+static bool libffi_of(int pid, char *out, size_t len)
+{
+	char **objs;
+	Dl_info info;
+	void *h, *sym;
+	int n = pid ? proc_mapped_objects(pid, &objs) : -1;
+
+	for (int i = 0; i < n; i++)
+		if (strstr(objs[i], "/libffi.so")) {
+			snprintf(out, len, "%s", objs[i]);
+			free_strv(objs, n);
+			return true;
+		}
+	if (n >= 0)
+		free_strv(objs, n);
+	h = dlopen("libffi.so.8", RTLD_LAZY | RTLD_LOCAL);
+	if (!h)
+		h = dlopen("libffi.so.7", RTLD_LAZY | RTLD_LOCAL);
+	sym = h ? dlsym(h, "ffi_call") : NULL;
+	if (!sym || !dladdr(sym, &info) || !info.dli_fname || !realpath(info.dli_fname, out)) {
+		if (h)
+			dlclose(h);
+		return false;
+	}
+	dlclose(h);
+	return true;
+}
+
 static void drop_privileges(void)
 {
 	const char *uid = getenv("SUDO_UID"), *gid = getenv("SUDO_GID");
@@ -937,7 +972,7 @@ int do_record(int argc, char **argv)
 		{},
 	};
 	struct bpf_link *links[2 * SPAN_KINDS] = { 0 };
-	char lib[PATH_MAX];
+	char lib[PATH_MAX], ffi_lib[PATH_MAX];
 	struct report rp = { 0 };
 	struct mmsb_trace_bpf *skel = NULL;
 	struct ring_buffer *rb = NULL;
@@ -1090,6 +1125,8 @@ int do_record(int argc, char **argv)
 	skel->rodata->kinds_mask = mask;
 	skel->rodata->stack_mode = (uint32_t)ro.stack_mode;
 	skel->rodata->with_events = !!ro.events;
+	if (!(mask & (1u << SPAN_HOST)) || !libffi_of((int)ro.pid, ffi_lib, sizeof(ffi_lib)))
+		ffi_lib[0] = 0;
 	skel->rodata->n_pmu = (uint32_t)ro.n_pmu;
 	nr_cpus = libbpf_num_possible_cpus();
 	if (ro.n_pmu && (nr_cpus <= 0 || nr_cpus > MAX_CPUS)) {
@@ -1152,6 +1189,24 @@ int do_record(int argc, char **argv)
 	}
 	if (attach_all(skel, rp.pid, lib, mask, links, &n_links))
 		goto out;
+	if (ffi_lib[0]) {
+		/* the host side of the boundary: libffi's call, entry and return */
+		LIBBPF_OPTS(bpf_uprobe_opts, bo, .func_name = "ffi_call");
+		LIBBPF_OPTS(bpf_uprobe_opts, eo, .func_name = "ffi_call", .retprobe = true);
+		struct bpf_link *b = bpf_program__attach_uprobe_opts(skel->progs.ffi_begin, rp.pid,
+								     ffi_lib, 0, &bo);
+		struct bpf_link *e = b ? bpf_program__attach_uprobe_opts(skel->progs.ffi_end, rp.pid,
+									 ffi_lib, 0, &eo) :
+					 NULL;
+
+		if (!b || !e) {
+			p_err("attach ffi_call in %s: %s", ffi_lib, strerror(errno));
+			bpf_link__destroy(b);
+			goto out;
+		}
+		links[n_links++] = b;
+		links[n_links++] = e;
+	}
 	rp.skel = skel;
 	rp.lib = lib;
 	rp.cmd = cmd;

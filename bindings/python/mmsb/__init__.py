@@ -310,8 +310,18 @@ class State:
 
     def update(self, pid, data):
         """Replace the page's bytes (len == page size): 1 if it changed, 0 if not."""
-        p, n = _buf(data)
-        return _check(_page_update(self.handle, pid, p, n), "page_update")
+        # the hot path calls no other Python function: each would cost a host-side frame
+        s = self._s
+        if not s:
+            raise Error(-22, "state is closed")
+        if type(data) is bytes:
+            rc = _page_update(s, pid, data, len(data))
+        else:
+            p, n = _buf(data)
+            rc = _page_update(s, pid, p, n)
+        if rc < 0:
+            raise Error(rc, "page_update")
+        return rc
 
     def update_batch(self, writes):
         """[(page_id, data), ...] in one crossing and one wave: the number of pages changed."""
@@ -324,14 +334,21 @@ class State:
         else:  # any buffer: lent in place through its address
             keep = [(pid, _buf(data)) for pid, data in writes]
             arr = (_PageWrite * max(n, 1))(*[(pid, _address(b), ln) for pid, (b, ln) in keep])
-        return _check(_page_update_batch(self.handle, arr, n), "page_update_batch")
+        rc = _page_update_batch(self._s or self.handle, arr, n)
+        if rc < 0:
+            raise Error(rc, "page_update_batch")
+        return rc
 
     def route(self, delta):
-        _check(_route(self.handle, delta._d), "route")
+        rc = _route(self._s or self.handle, delta._d)
+        if rc < 0:
+            raise Error(rc, "route")
 
     def route_batch(self, deltas):
         arr = (_vp * max(len(deltas), 1))(*[d._d for d in deltas])
-        _check(_route_batch(self.handle, arr, len(deltas)), "route_batch")
+        rc = _route_batch(self._s or self.handle, arr, len(deltas))
+        if rc < 0:
+            raise Error(rc, "route_batch")
 
     # graph
     def edge_add(self, parent, child, type=EDGE_DATA):
