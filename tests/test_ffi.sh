@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#
+# The FFI boundary from a Python host (docs/ffi.md), traced on both sides:
+#  1. mmsb-bench --host python puts the Python-driven figures beside the C ones
+#  2. record on a Python program: one ffi_call span (libffi, host side) per crossing into libmmsb,
+#     each holding exactly one api span (library side); ctypes calls into other libraries are
+#     counted, not attributed; the folded stacks carry mmsb:ffi_call;mmsb:api frames
+set -u
+O=${O:-.output}
+T="$O/mmsb-trace"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0 fail=0
+ok() { n=$((n + 1)); echo "ok $n $1"; }
+bad() { n=$((n + 1)); fail=1; echo "not ok $n $1"; }
+skip() { n=$((n + 1)); echo "ok $n $1 # SKIP $2"; }
+
+echo "TAP version 13"
+echo "1..2"
+
+if [ -n "${SAN:-}" ]; then
+	skip "host python bench" "a sanitizer build's library cannot load into an uninstrumented python3"
+	skip "ffi attribution" "attach tests run in the plain build, not under sanitizers"
+	exit 0
+fi
+
+"$O/mmsb-bench" --quick --host python --json "$tmp/h.json" >"$tmp/h.out" 2>"$tmp/h.err"
+rc=$?
+if [ $rc -eq 0 ] && python3 - "$tmp/h.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+want = {"delta/cpu_sparse", "delta/cpu_dense", "propagation/single_hop", "propagation/chain_10",
+        "propagation/batch_32x4", "delta/update_x64", "delta/update_batch_x64"}
+h = j.get("host_vs_c", {})
+bad = want - set(h)
+for k in want & set(h):
+    e = h[k]
+    if not (e["c_ns"] > 0 and e["host_ns"] > 0 and e["calls_per_eval"] >= 1):
+        bad.add(k)
+print(f"# crossing per call {h['delta/cpu_sparse']['crossing_ns_per_call']:.0f} ns, batch per write "
+      f"{h['delta/update_batch_x64']['host_cost_ns_per_write']:.0f} ns")
+sys.exit(1 if bad else 0)
+PY
+then
+	ok "mmsb-bench --host python: every key beside its C twin, crossing cost per call"
+else
+	sed 's/^/# /' "$tmp/h.err" | tail -3
+	bad "mmsb-bench --host python: exit $rc"
+fi
+
+if [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
+	skip "ffi attribution" "needs root (CAP_BPF, CAP_PERFMON) and a kernel with BTF"
+	exit $fail
+fi
+"$T" record -k api,ffi_call,update -J "$tmp/f.json" -f "$tmp/f.folded" -- \
+	python3 tests/helpers/ffi_workload.py 5000 300 >"$tmp/f.out" 2>"$tmp/f.err"
+rc=$?
+if [ $rc -eq 0 ] && python3 - "$tmp/f.json" "$tmp/f.out" "$tmp/f.folded" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+w = dict(zip(*[iter(open(sys.argv[2]).read().split())] * 2))
+k = {x["kind"]: x for x in j["kinds"]}
+crossings, other = int(w["crossings"]), int(w["other"])
+ffi, api = k.get("ffi_call", {}), k.get("api", {})
+folded = open(sys.argv[3]).read()
+checks = {
+    f"ffi_call spans {ffi.get('calls')} == crossings {crossings}": ffi.get("calls") == crossings,
+    f"api spans {api.get('calls')} == crossings": api.get("calls") == crossings,
+    f"other ffi calls counted {j['counters']['host_other']} >= {other}": j["counters"]["host_other"] >= other,
+    "folded has mmsb:ffi_call;mmsb:api": "mmsb:ffi_call;mmsb:api" in folded,
+    "no unmatched ends": j["counters"]["unmatched"] == 0,
+}
+for what, good in checks.items():
+    print(("# " if good else "# FAILED: ") + what)
+print(f"# host side (libffi) self {ffi['self_ns'] / ffi['calls']:.0f} ns a crossing, traced")
+sys.exit(0 if all(checks.values()) else 1)
+PY
+then
+	ok "ffi attribution: one ffi_call span per crossing around one api span; other ctypes calls counted, not attributed"
+else
+	sed 's/^/# /' "$tmp/f.err" | tail -3
+	bad "ffi attribution: exit $rc"
+fi
+exit $fail
