@@ -23,7 +23,6 @@ const volatile bool with_events = false;
 const volatile __u32 n_pmu = 0;	  /* counters per span, at most MAX_PMU */
 const volatile __u32 nr_cpus = 1; /* pmu_events index: event * nr_cpus + cpu */
 
-
 struct open_span {
 	__u64 start_ns, child_ns, chain;
 	__u32 kind;
@@ -83,7 +82,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
-	__uint(max_entries, MAX_PMU * MAX_CPUS);
+	__uint(max_entries, MAX_PMU *MAX_CPUS);
 	__type(key, __u32);
 	__type(value, __u32);
 } pmu_events SEC(".maps");
@@ -229,7 +228,8 @@ static __always_inline void record(struct open_span *o, __u64 dur, __u64 self, _
 		__sync_fetch_and_add(&v->hist[slot], 1);
 	if (pmu_ok) {
 		for (__u32 i = 0; i < MAX_PMU; i++) {
-			__u64 self_c = pmu_delta[i] > o->pmu_child[i] ? pmu_delta[i] - o->pmu_child[i] : 0;
+			__u64 self_c =
+				pmu_delta[i] > o->pmu_child[i] ? pmu_delta[i] - o->pmu_child[i] : 0;
 
 			__sync_fetch_and_add(&v->pmu_total[i], pmu_delta[i]);
 			__sync_fetch_and_add(&v->pmu_self[i], self_c);

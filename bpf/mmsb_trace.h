@@ -27,8 +27,8 @@
 #define MAX_SPAN_DEPTH 16 /* open spans per thread; deeper ones are counted, not timed */
 #define HIST_SLOTS 40	  /* log2 buckets of the inclusive duration in ns */
 #define MAX_STACK_FRAMES 64
-#define MAX_PMU 4	 /* counters read at every begin and end (--pmu) */
-#define MAX_CPUS 256	 /* pmu_events holds MAX_PMU * MAX_CPUS per-CPU counters */
+#define MAX_PMU 4    /* counters read at every begin and end (--pmu) */
+#define MAX_CPUS 256 /* pmu_events holds MAX_PMU * MAX_CPUS per-CPU counters */
 
 struct span_key {
 	__u32 kind;

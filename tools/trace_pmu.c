@@ -85,8 +85,8 @@ int pmu_resolve(const char *list, struct pmu_event *ev, int *n, char *why, size_
 		/* user and kernel: a page fault is counted in the kernel on the span's behalf */
 		r = pfm_get_os_event_encoding(tok, PFM_PLM0 | PFM_PLM3, PFM_OS_PERF_EVENT, &arg);
 		if (r != PFM_SUCCESS) {
-			snprintf(why, len, "event '%s': %s (see '%s pmu list')", tok, pfm_strerror(r),
-				 prog_name);
+			snprintf(why, len, "event '%s': %s (see '%s pmu list')", tok,
+				 pfm_strerror(r), prog_name);
 			err = -EINVAL;
 			free(fstr);
 			break;
@@ -97,7 +97,8 @@ int pmu_resolve(const char *list, struct pmu_event *ev, int *n, char *why, size_
 		e->attr.disabled = 0;
 		e->attr.inherit = 0;
 		/* read_value's enabled/running: what scaling for multiplexing needs */
-		e->attr.read_format = PERF_FORMAT_TOTAL_TIME_ENABLED | PERF_FORMAT_TOTAL_TIME_RUNNING;
+		e->attr.read_format =
+			PERF_FORMAT_TOTAL_TIME_ENABLED | PERF_FORMAT_TOTAL_TIME_RUNNING;
 		(*n)++;
 	}
 	free(copy);
@@ -128,7 +129,8 @@ int pmu_open(struct pmu_event *ev, int n, int map_fd, int nr_cpus, int *fds)
 				return -err;
 			}
 			if (bpf_map_update_elem(map_fd, &idx, &fd, BPF_ANY)) {
-				p_err("counter '%s' into the BPF map: %s", ev[i].name, strerror(errno));
+				p_err("counter '%s' into the BPF map: %s", ev[i].name,
+				      strerror(errno));
 				return -errno;
 			}
 			opened++;
@@ -159,7 +161,6 @@ static int probe_event(const char *name)
 	struct perf_event_attr attr = { .size = sizeof(attr) };
 	pfm_perf_encode_arg_t arg = { .attr = &attr, .size = sizeof(arg) };
 	int fd;
-
 
 	if (pfm_get_os_event_encoding(name, PFM_PLM3, PFM_OS_PERF_EVENT, &arg) != PFM_SUCCESS)
 		return EINVAL;
@@ -226,22 +227,23 @@ int do_pmu(int argc, char **argv)
 
 				json_object_object_add(o, "event", json_object_new_string(full));
 				json_object_object_add(o, "pmu_type", json_object_new_string(type));
-				json_object_object_add(o, "description",
-						       json_object_new_string(ei.desc ? ei.desc : ""));
-				json_object_object_add(o, "countable", json_object_new_boolean(!err));
+				json_object_object_add(
+					o, "description",
+					json_object_new_string(ei.desc ? ei.desc : ""));
+				json_object_object_add(o, "countable",
+						       json_object_new_boolean(!err));
 				if (err)
-					json_object_object_add(o, "reason",
-							       json_object_new_string(strerror(err)));
+					json_object_object_add(
+						o, "reason", json_object_new_string(strerror(err)));
 				json_object_array_add(arr, o);
 			} else {
-				printf("%-40s %-10s %s\n", full, type,
-				       err ? strerror(err) : "yes");
+				printf("%-40s %-10s %s\n", full, type, err ? strerror(err) : "yes");
 			}
 		}
 	}
 	if (json)
-		printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
-									   JSON_C_TO_STRING_SPACED));
+		printf("%s\n", json_object_to_json_string_ext(
+				       arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
 	else if (!have_hw_pmu())
 		printf("\n(no hardware PMU on this machine: hardware events cannot be counted)\n");
 	json_object_put(arr);

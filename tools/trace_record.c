@@ -290,8 +290,8 @@ static struct json_object *pmu_json(const uint64_t *total, const uint64_t *self,
 			ins = i;
 	}
 	if (cyc >= 0 && ins >= 0 && self[cyc])
-		json_object_object_add(o, "ipc",
-				       json_object_new_double((double)self[ins] / (double)self[cyc]));
+		json_object_object_add(
+			o, "ipc", json_object_new_double((double)self[ins] / (double)self[cyc]));
 	return o;
 }
 
@@ -614,7 +614,9 @@ static int write_outputs(struct report *rp)
 		json_object_object_add(js, "total_ns", json_object_new_uint64(v.total_ns));
 		json_object_object_add(js, "self_ns", json_object_new_uint64(v.self_ns));
 		if (ro.n_pmu)
-			json_object_object_add(js, "pmu", pmu_json(NULL, (const uint64_t *)v.pmu_self, v.pmu_count));
+			json_object_object_add(
+				js, "pmu",
+				pmu_json(NULL, (const uint64_t *)v.pmu_self, v.pmu_count));
 		json_object_array_add(jstacks, js);
 	}
 	if (folded && fclose(folded)) {
@@ -697,8 +699,8 @@ static int write_outputs(struct report *rp)
 		}
 	}
 	static const char *const cnt_names[CNT_MAX] = {
-		"overflow",   "unmatched",   "abandoned",  "stack_errors", "events_dropped",
-		"hits",	      "stats_full",  "pmu_skipped", "host_other",   "reserved",
+		"overflow", "unmatched",  "abandoned",	 "stack_errors", "events_dropped",
+		"hits",	    "stats_full", "pmu_skipped", "host_other",	 "reserved",
 	};
 
 	tprintf("\nself time attributed: %.1f%% of the wall time; overflow %" PRIu64
@@ -1175,8 +1177,7 @@ int do_record(int argc, char **argv)
 			goto out;
 		for (int i = 0; i < ro.n_pmu * nr_cpus; i++)
 			pmu_fds[i] = -1;
-		if (pmu_open(ro.ev, ro.n_pmu, bpf_map__fd(skel->maps.pmu_events), nr_cpus,
-			     pmu_fds))
+		if (pmu_open(ro.ev, ro.n_pmu, bpf_map__fd(skel->maps.pmu_events), nr_cpus, pmu_fds))
 			goto out;
 	}
 	if (ro.events) {
@@ -1195,8 +1196,8 @@ int do_record(int argc, char **argv)
 		LIBBPF_OPTS(bpf_uprobe_opts, eo, .func_name = "ffi_call", .retprobe = true);
 		struct bpf_link *b = bpf_program__attach_uprobe_opts(skel->progs.ffi_begin, rp.pid,
 								     ffi_lib, 0, &bo);
-		struct bpf_link *e = b ? bpf_program__attach_uprobe_opts(skel->progs.ffi_end, rp.pid,
-									 ffi_lib, 0, &eo) :
+		struct bpf_link *e = b ? bpf_program__attach_uprobe_opts(skel->progs.ffi_end,
+									 rp.pid, ffi_lib, 0, &eo) :
 					 NULL;
 
 		if (!b || !e) {
