@@ -62,6 +62,23 @@ LIBBPF_LIBS := $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf -le
 JSONC_CFLAGS := $(shell $(PKG_CONFIG) --cflags json-c 2>/dev/null)
 JSONC_LIBS := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c)
 
+# CUDA: the GPU backend, its own shared object loaded at run time (libmmsb never links CUDA).
+# CUDA=auto builds it when nvcc is found, CUDA=1 requires it, CUDA=0 skips it. sm_90 code plus
+# PTX, the runtime linked statically: it builds on a machine without a GPU and loads only on one.
+CUDA ?= auto
+CUDA_PATH ?= /usr/local/cuda
+NVCC ?= $(CUDA_PATH)/bin/nvcc
+NVCC_FLAGS := -O2 -Ilib -Xcompiler -fPIC,-fvisibility=hidden -shared -cudart static \
+	-gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+HAVE_NVCC := $(shell test -x $(NVCC) && echo 1)
+ifeq ($(CUDA),1)
+ifneq ($(HAVE_NVCC),1)
+$(error CUDA=1 but $(NVCC) is not there (set CUDA_PATH or NVCC))
+endif
+endif
+BUILD_CUDA := $(if $(filter 0,$(CUDA)),,$(HAVE_NVCC))
+GPU_SO := $(if $(BUILD_CUDA),$(O)/libmmsb-cuda.so)
+
 LIB_SRCS := $(wildcard lib/*.c)
 LIB_OBJS := $(patsubst lib/%.c,$(O)/lib/%.o,$(LIB_SRCS))
 ifeq ($(PROBES),1)
@@ -77,7 +94,7 @@ TEST_SRCS := $(filter-out tests/harness.c,$(wildcard tests/test_*.c))
 TEST_BINS := $(patsubst tests/%.c,$(O)/tests/%,$(TEST_SRCS))
 TEST_SCRIPTS := $(wildcard tests/test_*.sh)
 HELPER_BINS := $(O)/tests/probe_workload $(O)/tests/probe_workload_static $(O)/tests/trace_workload \
-	       $(O)/tests/trace_workload_static \
+	       $(O)/tests/trace_workload_static $(O)/tests/libmmsb-fakegpu.so \
 	       $(if $(HAVE_BPF),$(O)/tests/usdt_count_run)
 # extra libraries of one test program: TEST_LIBS_<name without test_>
 TEST_LIBS_usdt := $(LIBBPF_LIBS)
@@ -99,7 +116,16 @@ RPATH = -Wl,-rpath,$(abspath $(O))
 
 all: lib bpf tools tests examples
 
-lib: $(O)/libmmsb.so $(O)/libmmsb.a
+lib: $(O)/libmmsb.so $(O)/libmmsb.a $(GPU_SO)
+
+$(O)/libmmsb-cuda.so: gpu/cuda_backend.cu lib/gpu_backend.h | $(O)/lib
+	$(call msg,NVCC,$@)
+	$(Q)$(NVCC) $(NVCC_FLAGS) -o $@ $<
+
+# the test backend: device memory is host memory, costs are chosen (tests/test_gpu.c)
+$(O)/tests/libmmsb-fakegpu.so: tests/helpers/fake_gpu.c lib/gpu_backend.h | $(O)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -fPIC -shared $< -o $@
 tools: $(TOOL_BINS)
 ifeq ($(HAVE_BPF),1)
 bpf: $(BPF_SKELS)
@@ -314,6 +340,7 @@ install: lib tools $(O)/libmmsb.pc
 	$(Q)install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include/mmsb \
 		$(DESTDIR)$(PREFIX)/bin
 	$(Q)install -m 0755 $(O)/libmmsb.so.0 $(DESTDIR)$(LIBDIR)/libmmsb.so.0
+	$(Q)$(if $(GPU_SO),install -m 0755 $(GPU_SO) $(DESTDIR)$(LIBDIR)/libmmsb-cuda.so,true)
 	$(Q)ln -sf libmmsb.so.0 $(DESTDIR)$(LIBDIR)/libmmsb.so
 	$(Q)install -m 0644 $(O)/libmmsb.a $(DESTDIR)$(LIBDIR)/libmmsb.a
 	$(Q)install -m 0644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/mmsb/
@@ -329,6 +356,7 @@ install: lib tools $(O)/libmmsb.pc
 
 uninstall:
 	$(Q)rm -f $(DESTDIR)$(LIBDIR)/libmmsb.so* $(DESTDIR)$(LIBDIR)/libmmsb.a \
+		$(DESTDIR)$(LIBDIR)/libmmsb-cuda.so \
 		$(DESTDIR)$(LIBDIR)/pkgconfig/libmmsb.pc $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(TOOLS))
 	$(Q)rm -rf $(DESTDIR)$(PREFIX)/include/mmsb $(DESTDIR)$(PREFIX)/share/mmsb
 

@@ -102,6 +102,10 @@ static int checkpoint_write(struct mmsb_state *s, const char *path, uint64_t *by
 		crc = 0;
 		put_crc(&w, &crc, &r, sizeof(r));
 		put_crc(&w, &crc, meta.p, meta.len);
+		/* a GPU page's device bytes, through its host mirror */
+		err = mmsb__page_host(p);
+		if (err)
+			break;
 		put_crc(&w, &crc, p->data, p->size);
 		MMSB__WPUT(&w, crc);
 	}
@@ -160,8 +164,8 @@ static int add_page(struct mmsb_state *t, uint64_t id, uint64_t size, uint32_t e
 	old = mmsb__map_get(&t->pages, id);
 	if (old && !replace)
 		return -MMSB_ERR_CORRUPT;
-	if (loc == MMSB_LOC_GPU) {
-		/* no GPU tier in this build: the bytes are kept, in host memory */
+	if (loc == MMSB_LOC_GPU && !mmsb__gpu()) {
+		/* no GPU tier in this process: the bytes are kept, in host memory */
 		pr_warn("checkpoint page %llu is a GPU page; loading it on the CPU\n",
 			(unsigned long long)id);
 		loc = MMSB_LOC_CPU;
@@ -169,6 +173,10 @@ static int add_page(struct mmsb_state *t, uint64_t id, uint64_t size, uint32_t e
 	p = mmsb__page_new(id, (size_t)size, loc);
 	if (!p)
 		return -ENOMEM;
+	if (loc == MMSB_LOC_GPU && (err = mmsb__gpu_page_alloc(p))) {
+		mmsb__page_destroy(p);
+		return err;
+	}
 	err = mmsb__meta_decode(meta, meta_len, &p->meta, &p->n_meta);
 	if (err) {
 		mmsb__page_destroy(p);
@@ -176,6 +184,7 @@ static int add_page(struct mmsb_state *t, uint64_t id, uint64_t size, uint32_t e
 	}
 	p->cap_meta = p->n_meta;
 	memcpy(p->data, data, (size_t)size);
+	mmsb__gpu_host_written(p);
 	p->epoch = epoch;
 	p->flags = (uint8_t)flags;
 	if (old) {

@@ -201,6 +201,8 @@ struct mmsb_page {
 	bool has_sig;
 
 	bool queued;	    /* in the deferred queue */
+	uint8_t coh;	    /* GPU pages: MMSB_COH_* copies that are current */
+	void *dev;	    /* GPU pages: the device copy (data is its host mirror) */
 	uint32_t inv_epoch; /* epoch at the last invariant check */
 	bool inv_seen;
 	uint32_t integ_epoch; /* last epoch seen by mmsb_check_deltas() */
@@ -264,6 +266,22 @@ int mmsb__meta_decode(const uint8_t *blob, size_t len, struct mmsb_meta_ent **ou
 void mmsb__meta_free(struct mmsb_meta_ent *m, size_t n) MMSB_HIDDEN;
 /* Apply a validated delta: bytes, then epoch = old + 1. Returns bytes written. */
 size_t mmsb__apply(struct mmsb_page *p, const struct mmsb_delta *d) MMSB_HIDDEN;
+
+/* The GPU tier (gpu.c): p->data is a GPU page's host mirror, current when coh has HOST. */
+#define MMSB_COH_HOST 1
+#define MMSB_COH_DEV 2
+struct mmsb_gpu_ops;
+const struct mmsb_gpu_ops *mmsb__gpu(void) MMSB_HIDDEN;
+int mmsb__gpu_table_load(const char *path) MMSB_HIDDEN;
+bool mmsb__gpu_prefer(size_t size, size_t changed, size_t batch) MMSB_HIDDEN;
+int mmsb__gpu_page_alloc(struct mmsb_page *p) MMSB_HIDDEN;
+void mmsb__gpu_page_free(struct mmsb_page *p) MMSB_HIDDEN;
+void mmsb__gpu_host_written(struct mmsb_page *p) MMSB_HIDDEN;
+/* true when applied on the device; false: the caller applies on the (current) host mirror */
+bool mmsb__gpu_apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t n,
+		     size_t changed) MMSB_HIDDEN;
+/* Bring a GPU page's host mirror up to date before the host reads it (a no-op for CPU pages). */
+int mmsb__page_host(struct mmsb_page *p) MMSB_HIDDEN;
 /* The bytes only; the caller moves the epoch. */
 size_t mmsb__apply_bytes(struct mmsb_page *p, const struct mmsb_delta *d) MMSB_HIDDEN;
 

@@ -126,6 +126,7 @@ void mmsb__page_destroy(struct mmsb_page *p)
 	mmsb__meta_free(p->meta, p->n_meta);
 	free(p->children.v);
 	free(p->parents.v);
+	mmsb__gpu_page_free(p);
 	free(p->data);
 	free(p);
 }
@@ -138,10 +139,27 @@ size_t mmsb__apply(struct mmsb_page *p, const struct mmsb_delta *d)
 	return w;
 }
 
+static size_t cpu_apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t n);
+
 size_t mmsb__apply_bytes(struct mmsb_page *p, const struct mmsb_delta *d)
 {
-	size_t n = min_t(size_t, d->mask_len, p->size);
+	size_t n = min_t(size_t, d->mask_len, p->size), w;
 
+	if (!p->dev)
+		return cpu_apply(p, d, n);
+	/* a GPU page: the router's side; the host side needs a current mirror */
+	w = n == d->mask_len ? d->mask_count : mmsb__popcount_bytes(d->mask, n);
+	if (mmsb__gpu_apply(p, d, n, w))
+		return w;
+	if (mmsb__page_host(p))
+		return 0; /* the mirror could not be fetched: counted in mmsb_gpu_info().errors */
+	w = cpu_apply(p, d, n);
+	p->coh = MMSB_COH_HOST;
+	return w;
+}
+
+static size_t cpu_apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t n)
+{
 	if (d->sparse)
 		return mmsb__scatter(p->data, d->payload, d->mask, n);
 	if (d->mask_count == d->mask_len) {
@@ -233,15 +251,19 @@ static int page_insert(struct mmsb_state *s, uint64_t id, size_t size, int loc, 
 
 	if (loc == MMSB_LOC_DEFAULT)
 		loc = s->default_location;
-	if (loc == MMSB_LOC_GPU)
+	if (loc == MMSB_LOC_GPU && !mmsb__gpu())
 		return -MMSB_ERR_NO_GPU;
-	if (loc != MMSB_LOC_CPU && loc != MMSB_LOC_UNIFIED)
+	if (loc != MMSB_LOC_CPU && loc != MMSB_LOC_UNIFIED && loc != MMSB_LOC_GPU)
 		return -MMSB_ERR_BAD_LOCATION;
 	if (mmsb__map_get(&s->pages, id))
 		return -EEXIST;
 	p = mmsb__page_new(id, size, loc);
 	if (!p)
 		return -ENOMEM;
+	if (loc == MMSB_LOC_GPU && (err = mmsb__gpu_page_alloc(p))) {
+		mmsb__page_destroy(p);
+		return err;
+	}
 	if (logged && s->log) {
 		err = mmsb__log_page(s->log, MMSB_REC_PAGE_CREATE, id, size, loc);
 		if (!err)
@@ -378,6 +400,12 @@ ssize_t mmsb_page_read(struct mmsb_state *s, uint64_t id, void *dst, size_t len,
 		return -EINVAL;
 	PAGE_GET_OR_RETURN(s, id, p);
 	if (off < p->size) {
+		int err = mmsb__page_host(p);
+
+		if (err) {
+			mmsb__unlock(s);
+			return err;
+		}
 		n = min_t(size_t, len, p->size - off);
 		memcpy(dst, p->data + off, n);
 	}

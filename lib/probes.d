@@ -109,6 +109,10 @@
  * api  96 mmsb_boolean_fold_mul
  * api  97 mmsb_boolean_accumulate
  * api  98 mmsb_page_update_batch
+ * api  99 mmsb_gpu_info
+ * api 100 mmsb_gpu_set_policy
+ * api 101 mmsb_gpu_crossover_load
+ * api 102 mmsb_gpu_route
  */
 
 provider mmsb {
@@ -172,4 +176,11 @@ provider mmsb {
 	/* a tick: engine batch, wave, graph validation, memory report */
 	probe tick__begin(uint64_t deltas);
 	probe tick__end(uint64_t total_ns, int within_budget);
+
+	/* an apply on the GPU: upload of the delta, the kernel, the synchronisation at its end */
+	probe gpu__launch__begin(uint64_t page, int sparse, uint64_t bytes);
+	probe gpu__launch__end(uint64_t page, uint64_t bytes, int err);
+	/* a whole GPU page copied: to_device 1 an upload, 0 a download (before a host read) */
+	probe gpu__copy__begin(uint64_t page, int to_device, uint64_t bytes);
+	probe gpu__copy__end(uint64_t page, int to_device, int err);
 };

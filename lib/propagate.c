@@ -52,6 +52,11 @@ static int recompute_one(struct mmsb_state *s, struct mmsb_page *p)
 		return -ENOMEM;
 	MMSB_TRACE(RECOMPUTE_BEGIN, p->id, p->size);
 	mask = buf + p->size;
+	err = mmsb__page_host(p);
+	if (err) {
+		MMSB_TRACE(RECOMPUTE_END, p->id, 0, err);
+		return err;
+	}
 	memcpy(buf, p->data, p->size);
 
 	s->in_callback++;
@@ -60,6 +65,8 @@ static int recompute_one(struct mmsb_state *s, struct mmsb_page *p)
 
 		if (!src)
 			err = -MMSB_ERR_PAGE_NOT_FOUND;
+		else if ((err = mmsb__page_host(src)))
+			;
 		else if (p->pt_fn)
 			err = p->pt_fn(src->data, src->size, buf, p->size, p->pt_ctx);
 		else if (src->size != p->size)

@@ -158,6 +158,10 @@ int mmsb__state_diverge(struct mmsb_state *a, struct mmsb_state *b, struct mmsb_
 		}
 		out->pages_compared++;
 		size_t n = min_t(size_t, p->size, q->size);
+		int err = mmsb__page_host(p);
+
+		if (err || (err = mmsb__page_host(q)))
+			return err;
 
 		for (size_t k = 0; k < n; k++) {
 			int d = (int)p->data[k] - (int)q->data[k];

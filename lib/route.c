@@ -76,6 +76,9 @@ int mmsb_page_update(struct mmsb_state *s, uint64_t id, const void *data, size_t
 		err = -ENOMEM;
 		goto out;
 	}
+	err = mmsb__page_host(p);
+	if (err)
+		goto out;
 	if (!mmsb__delta_diff(&d, p->data, data, len, scratch, scratch + len))
 		goto out; /* unchanged: no delta, no epoch */
 	d.page_id = id;
@@ -146,6 +149,9 @@ int mmsb_page_update_batch(struct mmsb_state *s, const struct mmsb_page_write *w
 		struct mmsb_delta d = { 0 };
 
 		/* against the page as the writes before this one left it */
+		err = mmsb__page_host(pages[i]);
+		if (err)
+			break;
 		if (!mmsb__delta_diff(&d, pages[i]->data, w[i].data, w[i].len, scratch,
 				      scratch + w[i].len))
 			continue;

@@ -852,6 +852,54 @@ MMSB_API uint8_t mmsb_boolean_fold_add(const uint8_t *v, size_t n); /* or; 0 whe
 MMSB_API uint8_t mmsb_boolean_fold_mul(const uint8_t *v, size_t n); /* and; 1 when empty */
 MMSB_API void mmsb_boolean_accumulate(uint8_t a, uint8_t b, uint8_t *add, uint8_t *mul);
 
+/* ------------------------------------------------------------------------------------------ */
+/* The GPU tier (docs/gpu.md)                                                                   */
+
+/*
+ * libmmsb loads a device backend at run time (libmmsb-cuda.so beside the library, or
+ * $MMSB_GPU_BACKEND; MMSB_GPU=0 disables it) and never links CUDA itself. Without a driver or a
+ * device, MMSB_LOC_GPU pages are refused with MMSB_ERR_NO_GPU and mmsb_gpu_info() says why.
+ */
+struct mmsb_gpu_info {
+	size_t sz;
+	bool available;
+	char backend[16]; /* "cuda", or the test backend's name */
+	char device[256]; /* name, memory, compute capability */
+	char reason[256]; /* why there is no GPU tier, when there is none */
+	uint64_t uploads, downloads, upload_bytes, download_bytes; /* counted host transfers */
+	uint64_t launches, syncs, pool_hits, pool_misses;
+	uint64_t routed_gpu, routed_cpu, errors; /* the router's choices; GPU applies that failed */
+	bool crossover_measured; /* a measured table is loaded (else the built-in) */
+	uint64_t crossover_points;
+	size_t : 0;
+};
+#define mmsb_gpu_info__last_field crossover_points
+
+/** @brief The GPU tier's state and counters. @return 0, or -MMSB_ERR_NO_GPU (reason filled) */
+MMSB_API int mmsb_gpu_info(struct mmsb_gpu_info *out);
+
+enum mmsb_gpu_policy {
+	MMSB_GPU_POLICY_AUTO = 0, /* the crossover table decides, per apply (default) */
+	MMSB_GPU_POLICY_CPU = 1,  /* GPU pages are applied on their host mirror */
+	MMSB_GPU_POLICY_GPU = 2,  /* GPU pages are applied on the device */
+};
+
+/** @brief Process-wide: who applies deltas to GPU pages (benchmarks force each side). */
+MMSB_API int mmsb_gpu_set_policy(int policy);
+
+/**
+ * @brief Load a crossover table ("apply SIZE DENSITY BATCH CPU_NS GPU_NS" lines, as
+ * `mmsb-bench --calibrate-gpu` writes); $MMSB_GPU_CROSSOVER is loaded at start. A bad file
+ * changes nothing. @return 0, or -errno / -MMSB_ERR_CORRUPT
+ */
+MMSB_API int mmsb_gpu_crossover_load(const char *path);
+
+/**
+ * @brief Where an apply of `changed` bytes to a GPU page of `page_size` bytes, in a batch of
+ * `batch`, would run: MMSB_LOC_GPU or MMSB_LOC_CPU (the router's choice, for tests and tools).
+ */
+MMSB_API int mmsb_gpu_route(size_t page_size, size_t changed, size_t batch);
+
 #ifdef __cplusplus
 }
 #endif

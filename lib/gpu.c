@@ -1,0 +1,372 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The GPU tier: the backend loaded at run time (gpu_backend.h), GPU-resident pages kept coherent
+ * with their host mirror, and the router that picks, per apply, the side a crossover table says is
+ * faster (docs/gpu.md).
+ *
+ * A GPU page has device memory (p->dev) and a host mirror (p->data); p->coh says which is
+ * current. An apply on the GPU makes the device copy the only current one; an apply on the CPU,
+ * or any read (page_read, diffs, recomputes, checkpoints, replay comparisons), first brings the
+ * mirror up to date with one counted download. So the host never reads stale bytes and the device
+ * never applies to stale ones.
+ */
+#include <dlfcn.h>
+#include <stddef.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu_backend.h"
+#include "mmsb_internal.h"
+#include "probes.h"
+
+#define MAX_POINTS 512
+
+struct xo_point {
+	double log2_size, density, log2_batch;
+	double cpu_ns, gpu_ns;
+};
+
+static struct {
+	pthread_once_t once;
+	void *dl;
+	const struct mmsb_gpu_ops *ops; /* NULL: no GPU tier in this process */
+	char reason[256], device[256];
+	_Atomic uint64_t routed_gpu, routed_cpu, errors;
+	_Atomic int policy;
+	pthread_rwlock_t lock; /* the table */
+	struct xo_point pts[MAX_POINTS];
+	size_t n_pts;
+	bool measured;
+} gpu = { .once = PTHREAD_ONCE_INIT, .lock = PTHREAD_RWLOCK_INITIALIZER };
+
+/*
+ * The built-in table, used until a measured one is loaded: the original's plan (CPU below 64 KiB,
+ * the GPU from 256 KiB), as relative costs. `mmsb-bench --calibrate-gpu` measures the real one.
+ */
+static void default_table(void)
+{
+	static const double sizes[] = { 10, 12, 14, 16, 18, 20, 22, 24, 26 };
+
+	gpu.n_pts = 0;
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		struct xo_point *p = &gpu.pts[gpu.n_pts++];
+
+		p->log2_size = sizes[i];
+		p->density = 0.5;
+		p->log2_batch = 0;
+		p->cpu_ns = sizes[i] <= 16 ? 1 : 2;
+		p->gpu_ns = sizes[i] <= 16 ? 2 : 1;
+	}
+	gpu.measured = false;
+}
+
+static void load_backend(void)
+{
+	const char *path = getenv("MMSB_GPU_BACKEND"), *off = getenv("MMSB_GPU");
+	char own[4096];
+	Dl_info info;
+	mmsb_gpu_backend_fn fn;
+	const struct mmsb_gpu_ops *ops;
+
+	default_table();
+	if (off && !strcmp(off, "0")) {
+		snprintf(gpu.reason, sizeof(gpu.reason), "disabled by MMSB_GPU=0");
+		return;
+	}
+	if (!path) {
+		/* beside libmmsb itself: .output/ in the tree, LIBDIR installed */
+		if (!dladdr((void *)load_backend, &info) || !info.dli_fname) {
+			snprintf(gpu.reason, sizeof(gpu.reason), "cannot locate libmmsb");
+			return;
+		}
+		snprintf(own, sizeof(own), "%s", info.dli_fname);
+		char *slash = strrchr(own, '/');
+
+		snprintf(slash ? slash + 1 : own,
+			 sizeof(own) - (size_t)(slash ? slash + 1 - own : 0), "libmmsb-cuda.so");
+		path = own;
+	}
+	gpu.dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!gpu.dl) {
+		snprintf(gpu.reason, sizeof(gpu.reason), "no GPU backend: %s", dlerror());
+		return;
+	}
+	fn = (mmsb_gpu_backend_fn)dlsym(gpu.dl, MMSB_GPU_BACKEND_SYMBOL);
+	ops = fn ? fn() : NULL;
+	if (!ops || ops->abi != MMSB_GPU_ABI) {
+		snprintf(gpu.reason, sizeof(gpu.reason), "%.200s: not an mmsb GPU backend (ABI %d)",
+			 path, ops ? ops->abi : -1);
+		dlclose(gpu.dl);
+		gpu.dl = NULL;
+		return;
+	}
+	if (ops->init(gpu.reason, sizeof(gpu.reason))) {
+		/* no driver, no device: everything stays on the CPU */
+		dlclose(gpu.dl);
+		gpu.dl = NULL;
+		return;
+	}
+	ops->describe(gpu.device, sizeof(gpu.device));
+	gpu.reason[0] = 0;
+	gpu.ops = ops;
+	if ((path = getenv("MMSB_GPU_CROSSOVER")) && mmsb__gpu_table_load(path))
+		pr_warn("MMSB_GPU_CROSSOVER=%s: not a crossover table; using the built-in one\n",
+			path);
+}
+
+const struct mmsb_gpu_ops *mmsb__gpu(void)
+{
+	pthread_once(&gpu.once, load_backend);
+	return gpu.ops;
+}
+
+/* ---- the router ---- */
+
+int mmsb__gpu_table_load(const char *path)
+{
+	struct xo_point pts[MAX_POINTS];
+	char line[256], op[16];
+	size_t n = 0;
+	int ln = 0, err = 0;
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		double size, density, batch, cpu, g;
+		int used = 0;
+
+		ln++;
+		if (line[0] == '#' || line[strspn(line, " \t\n")] == 0)
+			continue;
+		if (sscanf(line, "%15s %lf %lf %lf %lf %lf %n", op, &size, &density, &batch, &cpu,
+			   &g, &used) != 6 ||
+		    line[used] || strcmp(op, "apply") || size < 1 || density < 0 || density > 1 ||
+		    batch < 1 || cpu <= 0 || g <= 0 || n == MAX_POINTS) {
+			pr_warn("%s:%d: not 'apply SIZE DENSITY BATCH CPU_NS GPU_NS'\n", path, ln);
+			err = -MMSB_ERR_CORRUPT;
+			break;
+		}
+		pts[n++] = (struct xo_point){ log2(size), density, log2(batch), cpu, g };
+	}
+	fclose(f);
+	if (!err && !n)
+		err = -MMSB_ERR_CORRUPT;
+	if (err)
+		return err; /* the table in use is left as it was */
+	pthread_rwlock_wrlock(&gpu.lock);
+	memcpy(gpu.pts, pts, n * sizeof(*pts));
+	gpu.n_pts = n;
+	gpu.measured = true;
+	pthread_rwlock_unlock(&gpu.lock);
+	return 0;
+}
+
+/*
+ * GPU or CPU for an apply of `changed` bytes on a page of `size`, in a batch of `batch`: the side
+ * the nearest measured point found faster. Distances: one size doubling = one batch doubling =
+ * a quarter of density.
+ */
+bool mmsb__gpu_prefer(size_t size, size_t changed, size_t batch)
+{
+	double ls = log2((double)(size ? size : 1)), dn = size ? (double)changed / (double)size : 0;
+	double lb = log2((double)(batch ? batch : 1)), best = INFINITY;
+	int policy = atomic_load(&gpu.policy);
+	bool use_gpu = false;
+
+	if (policy == MMSB_GPU_POLICY_CPU)
+		return false;
+	if (policy == MMSB_GPU_POLICY_GPU)
+		return true;
+	pthread_rwlock_rdlock(&gpu.lock);
+	for (size_t i = 0; i < gpu.n_pts; i++) {
+		const struct xo_point *p = &gpu.pts[i];
+		double d = fabs(p->log2_size - ls) + 4 * fabs(p->density - dn) +
+			   fabs(p->log2_batch - lb);
+
+		if (d < best) {
+			best = d;
+			use_gpu = p->gpu_ns < p->cpu_ns;
+		}
+	}
+	pthread_rwlock_unlock(&gpu.lock);
+	return use_gpu;
+}
+
+/* ---- coherence ---- */
+
+int mmsb__page_host(struct mmsb_page *p)
+{
+	int err;
+
+	if (!p->dev || (p->coh & MMSB_COH_HOST))
+		return 0;
+	MMSB_TRACE(GPU_COPY_BEGIN, p->id, 0, p->size);
+	err = gpu.ops->download(p->data, p->dev, p->size);
+	MMSB_TRACE(GPU_COPY_END, p->id, 0, err);
+	if (err) {
+		atomic_fetch_add(&gpu.errors, 1);
+		return err;
+	}
+	p->coh |= MMSB_COH_HOST;
+	return 0;
+}
+
+static int page_dev(struct mmsb_page *p)
+{
+	int err;
+
+	if (p->coh & MMSB_COH_DEV)
+		return 0;
+	MMSB_TRACE(GPU_COPY_BEGIN, p->id, 1, p->size);
+	err = gpu.ops->upload(p->dev, p->data, p->size);
+	MMSB_TRACE(GPU_COPY_END, p->id, 1, err);
+	if (!err)
+		p->coh |= MMSB_COH_DEV;
+	return err;
+}
+
+int mmsb__gpu_page_alloc(struct mmsb_page *p)
+{
+	const struct mmsb_gpu_ops *ops = mmsb__gpu();
+	int err;
+
+	if (!ops)
+		return -MMSB_ERR_NO_GPU;
+	err = ops->alloc(p->size, &p->dev);
+	if (err)
+		return err;
+	p->coh = MMSB_COH_HOST | MMSB_COH_DEV; /* both zeroed */
+	return 0;
+}
+
+void mmsb__gpu_page_free(struct mmsb_page *p)
+{
+	if (p->dev && gpu.ops)
+		gpu.ops->free(p->dev, p->size);
+	p->dev = NULL;
+}
+
+/* The host mirror was written directly (a checkpoint load): the device copy is stale. */
+void mmsb__gpu_host_written(struct mmsb_page *p)
+{
+	if (p->dev)
+		p->coh = MMSB_COH_HOST;
+}
+
+/*
+ * Apply d on the side the router picks. The GPU side takes the delta as it is (a full mask is
+ * one upload; a sparse delta goes as indices and values; a dense mask as mask and payload); on a
+ * failure there, the CPU side applies it instead, so an apply never half-happens.
+ */
+bool mmsb__gpu_apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t n, size_t changed)
+{
+	const struct mmsb_gpu_ops *ops = gpu.ops;
+	uint32_t *idx = NULL;
+	int err;
+
+	if (!mmsb__gpu_prefer(p->size, changed, 1) || page_dev(p)) {
+		atomic_fetch_add(&gpu.routed_cpu, 1);
+		return false;
+	}
+	MMSB_TRACE(GPU_LAUNCH_BEGIN, p->id, d->sparse ? 1 : 0, changed);
+	if (d->sparse) {
+		size_t k = 0;
+
+		idx = malloc((changed ? changed : 1) * sizeof(*idx));
+		err = idx ? 0 : -ENOMEM;
+		for (size_t i = 0; !err && i < n; i++)
+			if (d->mask[i])
+				idx[k++] = (uint32_t)i;
+		if (!err)
+			err = ops->apply_sparse(p->dev, idx, d->payload, k);
+		free(idx);
+	} else if (d->mask_count == d->mask_len) {
+		err = ops->upload(p->dev, d->payload, n);
+	} else {
+		err = ops->apply_dense(p->dev, d->mask, d->payload, n);
+	}
+	MMSB_TRACE(GPU_LAUNCH_END, p->id, changed, err);
+	if (err) {
+		atomic_fetch_add(&gpu.errors, 1);
+		return false;
+	}
+	p->coh = MMSB_COH_DEV;
+	atomic_fetch_add(&gpu.routed_gpu, 1);
+	return true;
+}
+
+/* ---- public ---- */
+
+int mmsb_gpu_info(struct mmsb_gpu_info *out)
+{
+	MMSB_API_SCOPE(mmsb_gpu_info);
+	const struct mmsb_gpu_ops *ops = mmsb__gpu();
+	struct mmsb_gpu_counters c = { 0 };
+	struct mmsb_gpu_info info = { .sz = sizeof(info) }, *caller = out;
+
+	/* an output struct: a caller built against an older header gets the fields it knows */
+	if (!caller || caller->sz < offsetof(struct mmsb_gpu_info, crossover_points) +
+					    sizeof(caller->crossover_points))
+		return -EINVAL;
+	out = &info;
+	out->available = ops != NULL;
+	snprintf(out->backend, sizeof(out->backend), "%s", ops ? ops->name : "");
+	snprintf(out->device, sizeof(out->device), "%s", gpu.device);
+	snprintf(out->reason, sizeof(out->reason), "%s", gpu.reason);
+	if (ops)
+		ops->counters(&c);
+	out->uploads = c.uploads;
+	out->downloads = c.downloads;
+	out->upload_bytes = c.upload_bytes;
+	out->download_bytes = c.download_bytes;
+	out->launches = c.launches;
+	out->syncs = c.syncs;
+	out->pool_hits = c.pool_hits;
+	out->pool_misses = c.pool_misses;
+	out->routed_gpu = atomic_load(&gpu.routed_gpu);
+	out->routed_cpu = atomic_load(&gpu.routed_cpu);
+	out->errors = atomic_load(&gpu.errors);
+	pthread_rwlock_rdlock(&gpu.lock);
+	out->crossover_measured = gpu.measured;
+	out->crossover_points = gpu.n_pts;
+	pthread_rwlock_unlock(&gpu.lock);
+	info.sz = caller->sz < sizeof(info) ? caller->sz : sizeof(info);
+	memcpy(caller, &info, info.sz);
+	return ops ? 0 : -MMSB_ERR_NO_GPU;
+}
+
+int mmsb_gpu_set_policy(int policy)
+{
+	MMSB_API_SCOPE(mmsb_gpu_set_policy);
+
+	if (policy < MMSB_GPU_POLICY_AUTO || policy > MMSB_GPU_POLICY_GPU)
+		return -EINVAL;
+	atomic_store(&gpu.policy, policy);
+	return 0;
+}
+
+int mmsb_gpu_crossover_load(const char *path)
+{
+	MMSB_API_SCOPE(mmsb_gpu_crossover_load);
+
+	if (!path)
+		return -EINVAL;
+	mmsb__gpu();
+	return mmsb__gpu_table_load(path);
+}
+
+int mmsb_gpu_route(size_t page_size, size_t changed, size_t batch)
+{
+	MMSB_API_SCOPE(mmsb_gpu_route);
+
+	if (changed > page_size)
+		return -EINVAL;
+	mmsb__gpu();
+	return mmsb__gpu_prefer(page_size, changed, batch) ? MMSB_LOC_GPU : MMSB_LOC_CPU;
+}
