@@ -1,0 +1,331 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The GPU tier without a GPU: the clean refusal (no backend, a backend without a device, the
+ * CUDA backend without a driver), and GPU pages through the test backend (tests/helpers/fake_gpu.c,
+ * device memory in host memory): byte for byte the same as CPU pages under every policy, host
+ * transfers only when the host reads, checkpoints and replay, and the router's table. Each test
+ * runs in its own process, so each loads the backend afresh.
+ */
+#include <limits.h>
+#include <mmsb/mmsb.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+/* a backend beside this test program */
+static void use_backend(const char *name)
+{
+	char exe[PATH_MAX], path[PATH_MAX + 64];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
+
+	ASSERT_GT(n, 0);
+	exe[n] = 0;
+	slash = strrchr(exe, '/');
+	ASSERT_TRUE(slash);
+	*slash = 0;
+	snprintf(path, sizeof(path), "%s/%s", exe, name);
+	setenv("MMSB_GPU_BACKEND", path, 1);
+}
+
+static void fake(void)
+{
+	use_backend("libmmsb-fakegpu.so");
+}
+
+static struct mmsb_gpu_info info(void)
+{
+	struct mmsb_gpu_info gi = { .sz = sizeof(gi) };
+
+	mmsb_gpu_info(&gi);
+	return gi;
+}
+
+TEST(no_backend_refuses_cleanly)
+{
+	struct mmsb_gpu_info gi = { .sz = sizeof(gi) };
+	struct mmsb_state *s;
+	uint64_t id;
+
+	setenv("MMSB_GPU_BACKEND", "/nonexistent/libmmsb-cuda.so", 1);
+	ASSERT_EQ(mmsb_gpu_info(&gi), -MMSB_ERR_NO_GPU);
+	ASSERT_FALSE(gi.available);
+	ASSERT_TRUE(strstr(gi.reason, "no GPU backend") != NULL);
+	s = mmsb_state_open(NULL);
+	ASSERT_TRUE(s);
+	ASSERT_EQ(mmsb_page_create(s, 64, MMSB_LOC_GPU, &id), -MMSB_ERR_NO_GPU);
+	ASSERT_EQ(mmsb_page_create(s, 64, MMSB_LOC_CPU, &id), 0);
+	ASSERT_EQ(mmsb_page_count(s), 1);
+	ASSERT_EQ(mmsb_gpu_route(4096, 10, 1), MMSB_LOC_CPU); /* the built-in table */
+	mmsb_state_close(s);
+	/* an output struct from an older header that is too short is refused */
+	gi.sz = 8;
+	ASSERT_EQ(mmsb_gpu_info(&gi), -EINVAL);
+}
+
+TEST(backend_without_device_refuses_cleanly)
+{
+	struct mmsb_gpu_info gi;
+	struct mmsb_state *s;
+	uint64_t id;
+
+	fake();
+	setenv("FAKE_GPU_FAIL", "1", 1);
+	gi = info();
+	ASSERT_FALSE(gi.available);
+	ASSERT_STR_EQ(gi.reason, "fake: no device");
+	s = mmsb_state_open(NULL);
+	ASSERT_EQ(mmsb_page_create(s, 64, MMSB_LOC_GPU, &id), -MMSB_ERR_NO_GPU);
+	mmsb_state_close(s);
+}
+
+TEST(cuda_backend_without_driver_or_with_a_device)
+{
+	struct mmsb_gpu_info gi;
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	ASSERT_GT(n, 0);
+	exe[n] = 0;
+	*strrchr(exe, '/') = 0;
+	strncat(exe, "/../libmmsb-cuda.so", sizeof(exe) - strlen(exe) - 1);
+	if (access(exe, R_OK))
+		SKIP("libmmsb-cuda.so was not built (no nvcc, or CUDA=0)");
+	setenv("MMSB_GPU_BACKEND", exe, 1);
+	gi = info();
+	if (gi.available) {
+		/* a machine with a GPU: a page round trip is make gpu-check's job; it is there */
+		ASSERT_STR_EQ(gi.backend, "cuda");
+		return;
+	}
+	/* the runtime's own reason, one line: no driver, or no device */
+	ASSERT_TRUE(!strncmp(gi.reason, "CUDA: ", 6));
+	ASSERT_TRUE(strchr(gi.reason, '\n') == NULL);
+}
+
+#define NP 4
+static const size_t sizes[NP] = { 1, 100, 4096, 70000 };
+
+/* A random delta for a page of size sz: dense, sparse or full mask. */
+static struct mmsb_delta *random_delta(uint64_t page, size_t sz, uint8_t *mask, uint8_t *pay)
+{
+	int kind = rand() % 3;
+	size_t len = sz, cnt = 0;
+
+	for (size_t k = 0; k < len; k++) {
+		mask[k] = kind == 2 || rand() % 4 == 0;
+		if (kind != 1 || mask[k])
+			pay[cnt++] = (uint8_t)rand();
+	}
+	return mmsb_delta_new(page, mask, len, pay, kind == 1 ? cnt : len,
+			      kind == 1 ? MMSB_DELTA_SPARSE : 0);
+}
+
+/* GPU pages and CPU twins given the same deltas, updates and batches: the same bytes. */
+static void twins(int policy)
+{
+	static uint8_t mask[70000], pay[70000], a[70000], b[70000];
+	struct mmsb_state *s;
+	uint64_t g[NP], c[NP];
+
+	fake();
+	ASSERT_EQ(mmsb_gpu_set_policy(policy), 0);
+	s = mmsb_state_open(NULL);
+	ASSERT_TRUE(s);
+	for (int i = 0; i < NP; i++) {
+		ASSERT_EQ(mmsb_page_create(s, sizes[i], MMSB_LOC_GPU, &g[i]), 0);
+		ASSERT_EQ(mmsb_page_create(s, sizes[i], MMSB_LOC_CPU, &c[i]), 0);
+	}
+	srand(42 + (unsigned)policy);
+	for (int r = 0; r < 300; r++) {
+		int i = rand() % NP;
+		unsigned seed = (unsigned)rand();
+		struct mmsb_delta *dg, *dc;
+
+		srand(seed);
+		dg = random_delta(g[i], sizes[i], mask, pay);
+		srand(seed);
+		dc = random_delta(c[i], sizes[i], mask, pay);
+		ASSERT_TRUE(dg && dc);
+		if (r % 10 == 9) {
+			/* a batch: both twins of two pages */
+			int j = (i + 1) % NP;
+			struct mmsb_delta *bg[2], *bc[2];
+
+			srand(seed + 1);
+			bg[0] = dg;
+			bg[1] = random_delta(g[j], sizes[j], mask, pay);
+			srand(seed + 1);
+			bc[0] = dc;
+			bc[1] = random_delta(c[j], sizes[j], mask, pay);
+			ASSERT_EQ(mmsb_route_batch(s, bg, 2), 0);
+			ASSERT_EQ(mmsb_route_batch(s, bc, 2), 0);
+			mmsb_delta_free(bg[1]);
+			mmsb_delta_free(bc[1]);
+		} else if (r % 7 == 6) {
+			/* a whole-page update: diffed against the (fetched) mirror */
+			for (size_t k = 0; k < sizes[i]; k++)
+				a[k] = (uint8_t)rand();
+			ASSERT_EQ(mmsb_page_update(s, g[i], a, sizes[i]),
+				  mmsb_page_update(s, c[i], a, sizes[i]));
+		} else {
+			ASSERT_EQ(mmsb_route(s, dg), 0);
+			ASSERT_EQ(mmsb_route(s, dc), 0);
+		}
+		mmsb_delta_free(dg);
+		mmsb_delta_free(dc);
+		if (r % 25 == 0 || r == 299)
+			for (int k = 0; k < NP; k++) {
+				ASSERT_EQ(mmsb_page_read(s, g[k], a, sizes[k], 0), (ssize_t)sizes[k]);
+				ASSERT_EQ(mmsb_page_read(s, c[k], b, sizes[k], 0), (ssize_t)sizes[k]);
+				ASSERT_EQ(memcmp(a, b, sizes[k]), 0);
+				ASSERT_EQ(mmsb_page_epoch(s, g[k]), mmsb_page_epoch(s, c[k]));
+			}
+	}
+	struct mmsb_gpu_info gi = info();
+
+	if (policy == MMSB_GPU_POLICY_GPU)
+		ASSERT_GT(gi.routed_gpu, 0);
+	if (policy == MMSB_GPU_POLICY_CPU)
+		ASSERT_EQ(gi.routed_gpu, 0);
+	ASSERT_EQ(gi.errors, 0);
+	mmsb_state_close(s);
+}
+
+TEST(gpu_pages_equal_cpu_pages_on_the_gpu)
+{
+	twins(MMSB_GPU_POLICY_GPU);
+}
+
+TEST(gpu_pages_equal_cpu_pages_on_the_cpu)
+{
+	twins(MMSB_GPU_POLICY_CPU);
+}
+
+TEST(gpu_pages_equal_cpu_pages_routed)
+{
+	twins(MMSB_GPU_POLICY_AUTO);
+}
+
+TEST(host_transfers_only_when_the_host_reads)
+{
+	static uint8_t buf[65536], mask[65536];
+	struct mmsb_gpu_info g0, g1;
+	struct mmsb_state *s;
+	struct mmsb_delta *d;
+	uint64_t id;
+
+	fake();
+	mmsb_gpu_set_policy(MMSB_GPU_POLICY_GPU);
+	s = mmsb_state_open(NULL);
+	ASSERT_EQ(mmsb_page_create(s, sizeof(buf), MMSB_LOC_GPU, &id), 0);
+	memset(mask, 0, sizeof(mask));
+	memset(mask, 1, 100);
+	memset(buf, 9, sizeof(buf));
+	d = mmsb_delta_new(id, mask, sizeof(mask), buf, sizeof(buf), 0);
+	g0 = info();
+	ASSERT_EQ(mmsb_route(s, d), 0); /* applied on the device: no page copy */
+	g1 = info();
+	ASSERT_EQ(g1.downloads, g0.downloads);
+	ASSERT_EQ(g1.launches, g0.launches + 1);
+	ASSERT_EQ(mmsb_page_read(s, id, buf, 200, 0), 200); /* the host reads: one download */
+	ASSERT_EQ(buf[99], 9);
+	ASSERT_EQ(buf[100], 0);
+	g0 = info();
+	ASSERT_EQ(g0.downloads, g1.downloads + 1);
+	ASSERT_EQ(g0.download_bytes, g1.download_bytes + sizeof(buf));
+	ASSERT_EQ(mmsb_page_read(s, id, buf, 200, 0), 200); /* still current: no copy */
+	ASSERT_EQ(info().downloads, g0.downloads);
+	/* on the CPU the mirror is current and the device copy goes stale: one upload later */
+	mmsb_gpu_set_policy(MMSB_GPU_POLICY_CPU);
+	ASSERT_EQ(mmsb_route(s, d), 0);
+	mmsb_gpu_set_policy(MMSB_GPU_POLICY_GPU);
+	g0 = info();
+	ASSERT_EQ(mmsb_route(s, d), 0);
+	g1 = info();
+	/* the whole page went up once (a backend may also count the kernel's inputs) */
+	ASSERT_GE(g1.uploads, g0.uploads + 1);
+	ASSERT_GE(g1.upload_bytes - g0.upload_bytes, sizeof(buf));
+	mmsb_delta_free(d);
+	mmsb_state_close(s);
+}
+
+TEST(checkpoint_replay_and_propagation_through_gpu_pages)
+{
+	char dir[] = "/tmp/mmsb-gpu.XXXXXX", log[64], ck[64];
+	uint8_t x[512], y[512];
+	struct mmsb_divergence dv;
+	struct mmsb_state *s, *t;
+	uint64_t a, b, c;
+
+	fake();
+	mmsb_gpu_set_policy(MMSB_GPU_POLICY_GPU);
+	ASSERT_TRUE(mkdtemp(dir));
+	snprintf(log, sizeof(log), "%s/g.tlog", dir);
+	snprintf(ck, sizeof(ck), "%s/g.ckpt", dir);
+	MMSB_OPTS(mmsb_state_opts, o, .log_path = log);
+	s = mmsb_state_open(&o);
+	ASSERT_TRUE(s);
+	/* CPU head -> GPU middle -> CPU tail, passthrough all the way */
+	ASSERT_EQ(mmsb_page_create(s, sizeof(x), MMSB_LOC_CPU, &a), 0);
+	ASSERT_EQ(mmsb_page_create(s, sizeof(x), MMSB_LOC_GPU, &b), 0);
+	ASSERT_EQ(mmsb_page_create(s, sizeof(x), MMSB_LOC_CPU, &c), 0);
+	ASSERT_EQ(mmsb_edge_add(s, a, b, MMSB_EDGE_DATA), 0);
+	ASSERT_EQ(mmsb_edge_add(s, b, c, MMSB_EDGE_DATA), 0);
+	ASSERT_EQ(mmsb_page_set_passthrough(s, b, a, NULL, NULL), 0);
+	ASSERT_EQ(mmsb_page_set_passthrough(s, c, b, NULL, NULL), 0);
+	for (int i = 1; i <= 5; i++) {
+		memset(x, i, sizeof(x));
+		x[i] = 0xEE;
+		ASSERT_EQ(mmsb_page_update(s, a, x, sizeof(x)), 1);
+	}
+	ASSERT_EQ(mmsb_page_read(s, c, y, sizeof(y), 0), (ssize_t)sizeof(y));
+	ASSERT_EQ(memcmp(x, y, sizeof(x)), 0);
+	ASSERT_EQ(mmsb_checkpoint_write(s, ck), 0);
+	ASSERT_EQ(mmsb_state_verify(s, &dv), 0); /* the log replays to exactly these bytes */
+	t = mmsb_state_open(NULL);
+	ASSERT_EQ(mmsb_checkpoint_load(t, ck), 0);
+	ASSERT_EQ(mmsb_page_location(t, b), MMSB_LOC_GPU);
+	ASSERT_EQ(mmsb_state_diverge(s, t, &dv), 0);
+	ASSERT_EQ(dv.pages_differing, 0);
+	ASSERT_EQ(dv.pages_compared, 3);
+	ASSERT_EQ(info().errors, 0);
+	mmsb_state_close(t);
+	mmsb_state_close(s);
+	unlink(log);
+	unlink(ck);
+	rmdir(dir);
+}
+
+TEST(router_follows_its_table_and_keeps_it_on_a_bad_file)
+{
+	char path[] = "/tmp/mmsb-xo.XXXXXX";
+	int fd = mkstemp(path);
+	FILE *f;
+
+	ASSERT_GE(fd, 0);
+	f = fdopen(fd, "w");
+	/* small pages faster on the CPU, large ones on the GPU; a sparse large delta on the CPU */
+	fprintf(f, "# test table\n"
+		   "apply 1024 0.5 1 500 9000\n"
+		   "apply 1048576 0.5 1 90000 20000\n"
+		   "apply 1048576 0.001 1 900 20000\n");
+	fclose(f);
+	ASSERT_EQ(mmsb_gpu_crossover_load(path), 0);
+	ASSERT_EQ(mmsb_gpu_route(1024, 512, 1), MMSB_LOC_CPU);
+	ASSERT_EQ(mmsb_gpu_route(2048, 1024, 1), MMSB_LOC_CPU);
+	ASSERT_EQ(mmsb_gpu_route(1 << 20, 1 << 19, 1), MMSB_LOC_GPU);
+	ASSERT_EQ(mmsb_gpu_route(1 << 20, 1000, 1), MMSB_LOC_CPU);
+	ASSERT_EQ(mmsb_gpu_route(100, 200, 1), -EINVAL);
+	/* a bad table is refused whole: the loaded one stays */
+	f = fopen(path, "w");
+	fprintf(f, "apply 1024 0.5 1 9000 500\napply 1048576 half 1 1 2\n");
+	fclose(f);
+	ASSERT_EQ(mmsb_gpu_crossover_load(path), -MMSB_ERR_CORRUPT);
+	ASSERT_EQ(mmsb_gpu_route(1024, 512, 1), MMSB_LOC_CPU);
+	ASSERT_EQ(mmsb_gpu_crossover_load("/nonexistent/table"), -ENOENT);
+	ASSERT_EQ(mmsb_gpu_set_policy(7), -EINVAL);
+	unlink(path);
+}
+
+
