@@ -22,7 +22,9 @@
 #define SPAN_ENGINE_BATCH 15
 #define SPAN_TICK 16
 #define SPAN_HOST 17 /* the host's FFI call into libmmsb: libffi's ffi_call, entry to return */
-#define SPAN_KINDS 18
+#define SPAN_GPU_LAUNCH 18 /* an apply on the device: delta upload, kernel, synchronisation */
+#define SPAN_GPU_COPY 19   /* a whole GPU page copied to or from the host */
+#define SPAN_KINDS 20
 
 #define MAX_SPAN_DEPTH 16 /* open spans per thread; deeper ones are counted, not timed */
 #define HIST_SLOTS 40	  /* log2 buckets of the inclusive duration in ns */

@@ -301,6 +301,75 @@ bool mmsb__gpu_apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t n, 
 	return true;
 }
 
+/* the host-side apply of a GPU page's delta, after a failed launch */
+static void host_apply(struct mmsb_page *p, const struct mmsb_delta *d)
+{
+	if (mmsb__page_host(p))
+		return; /* counted in errors: the page keeps its device bytes */
+	if (d->sparse) {
+		mmsb__scatter(p->data, d->payload, d->mask, min_t(size_t, d->mask_len, p->size));
+	} else {
+		mmsb__blend(p->data, d->payload, d->mask, min_t(size_t, d->mask_len, p->size));
+	}
+	p->coh = MMSB_COH_HOST;
+}
+
+void mmsb__gpu_apply_batch(struct mmsb_page **pages, struct mmsb_delta *const *ds, size_t n)
+{
+	struct mmsb_gpu_delta *gd = calloc(n ? n : 1, sizeof(*gd));
+	uint32_t **idx = calloc(n ? n : 1, sizeof(*idx));
+	size_t k = 0, changed = 0;
+	int err = gd && idx ? 0 : -ENOMEM;
+
+	for (size_t i = 0; i < n && !err; i++) {
+		struct mmsb_page *p = pages[i];
+		const struct mmsb_delta *d = ds[i];
+		size_t len = min_t(size_t, d->mask_len, p->size);
+
+		if (!p->dev)
+			continue;
+		err = page_dev(p);
+		gd[k].dev = p->dev;
+		gd[k].n = len;
+		if (!err && d->sparse) {
+			size_t m = 0;
+
+			idx[k] = malloc((d->mask_count ? d->mask_count : 1) * sizeof(uint32_t));
+			err = idx[k] ? 0 : -ENOMEM;
+			for (size_t b = 0; !err && b < len; b++)
+				if (d->mask[b])
+					idx[k][m++] = (uint32_t)b;
+			gd[k].index = idx[k];
+			gd[k].n = m;
+		} else {
+			gd[k].mask = d->mask;
+		}
+		gd[k].payload = d->payload;
+		changed += d->mask_count;
+		k++;
+	}
+	MMSB_TRACE(GPU_LAUNCH_BEGIN, 0, 2, changed);
+	if (!err)
+		err = gpu.ops->apply_batch(gd, k);
+	MMSB_TRACE(GPU_LAUNCH_END, 0, changed, err);
+	for (size_t i = 0; i < n; i++) {
+		if (!pages[i]->dev)
+			continue;
+		if (err)
+			host_apply(pages[i], ds[i]);
+		else
+			pages[i]->coh = MMSB_COH_DEV;
+	}
+	if (err)
+		atomic_fetch_add(&gpu.errors, 1);
+	else
+		atomic_fetch_add(&gpu.routed_gpu, k);
+	for (size_t i = 0; idx && i < n; i++)
+		free(idx[i]);
+	free(idx);
+	free(gd);
+}
+
 /* ---- public ---- */
 
 int mmsb_gpu_info(struct mmsb_gpu_info *out)

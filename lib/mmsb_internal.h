@@ -280,6 +280,12 @@ void mmsb__gpu_host_written(struct mmsb_page *p) MMSB_HIDDEN;
 /* true when applied on the device; false: the caller applies on the (current) host mirror */
 bool mmsb__gpu_apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t n,
 		     size_t changed) MMSB_HIDDEN;
+/*
+ * The bytes of the deltas to GPU pages among pages[0..n) (already logged, epochs counted), in one
+ * launch; on a failure there, applied on the host instead. CPU pages are skipped.
+ */
+void mmsb__gpu_apply_batch(struct mmsb_page **pages, struct mmsb_delta *const *ds,
+			   size_t n) MMSB_HIDDEN;
 /* Bring a GPU page's host mirror up to date before the host reads it (a no-op for CPU pages). */
 int mmsb__page_host(struct mmsb_page *p) MMSB_HIDDEN;
 /* The bytes only; the caller moves the epoch. */

@@ -12,7 +12,11 @@ int mmsb__finish(struct mmsb_state *s, int err)
 	return err ? err : cerr;
 }
 
-int mmsb__commit_delta(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d)
+/*
+ * Log d and apply it. With apply_bytes false the bytes are left to the caller (a batched GPU
+ * apply): the epoch, the statistics and the event are this delta's all the same.
+ */
+static int commit(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d, bool apply_bytes)
 {
 	size_t bytes;
 	int err;
@@ -26,11 +30,23 @@ int mmsb__commit_delta(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_de
 			return err;
 	}
 	s->next_delta_id++;
-	bytes = mmsb__apply(p, d);
+	if (apply_bytes) {
+		bytes = mmsb__apply(p, d);
+	} else {
+		size_t n = min_t(size_t, d->mask_len, p->size);
+
+		bytes = n == d->mask_len ? d->mask_count : mmsb__popcount_bytes(d->mask, n);
+		p->epoch++;
+	}
 	s->st.delta_bytes += bytes;
 	s->st.deltas_applied++;
 	mmsb__emit(s, MMSB_EV_DELTA_APPLIED, p->id, d->id, p->epoch);
 	return 0;
+}
+
+int mmsb__commit_delta(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d)
+{
+	return commit(s, p, d, true);
 }
 
 /* One delta, as its own span: route, update and recompute (batches have a span of their own). */
@@ -213,6 +229,20 @@ out:
 	return err;
 }
 
+/* Does this batch's GPU work go to the device in one launch? The router, at the batch's size. */
+static bool batch_on_gpu(struct mmsb_page **pages, struct mmsb_delta *const *ds, size_t n)
+{
+	size_t gpu = 0, size = 0, changed = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (pages[i]->dev) {
+			gpu++;
+			size += pages[i]->size;
+			changed += ds[i]->mask_count;
+		}
+	return gpu && mmsb__gpu_prefer(size / gpu, changed / gpu, gpu);
+}
+
 int mmsb_route_batch(struct mmsb_state *s, struct mmsb_delta *const *ds, size_t n)
 {
 	MMSB_API_SCOPE(mmsb_route_batch);
@@ -256,15 +286,24 @@ int mmsb_route_batch(struct mmsb_state *s, struct mmsb_delta *const *ds, size_t 
 	 * same as grouping by page first.
 	 */
 	gen = ++s->mark_gen;
+	/* GPU pages in a batch the router sends to the device: their bytes in one launch below */
+	bool on_gpu = batch_on_gpu(pages, ds, n);
+	size_t n_gpu = 0;
+
 	for (size_t i = 0; i < n; i++) {
-		err = mmsb__commit_delta(s, pages[i], ds[i]);
+		bool deferred = on_gpu && pages[i]->dev;
+
+		err = commit(s, pages[i], ds[i], !deferred);
 		if (err)
 			break;
+		n_gpu += deferred;
 		if (pages[i]->mark != gen) {
 			pages[i]->mark = gen;
 			changed[n_changed++] = pages[i];
 		}
 	}
+	if (n_gpu)
+		mmsb__gpu_apply_batch(pages, ds, n);
 	s->st.delta_ns += mmsb__now_ns(CLOCK_MONOTONIC) - t0;
 	if (!err)
 		err = mmsb__wave(s, changed, n_changed, NULL, 0);

@@ -176,8 +176,10 @@ static void twins(int policy)
 		mmsb_delta_free(dc);
 		if (r % 25 == 0 || r == 299)
 			for (int k = 0; k < NP; k++) {
-				ASSERT_EQ(mmsb_page_read(s, g[k], a, sizes[k], 0), (ssize_t)sizes[k]);
-				ASSERT_EQ(mmsb_page_read(s, c[k], b, sizes[k], 0), (ssize_t)sizes[k]);
+				ASSERT_EQ(mmsb_page_read(s, g[k], a, sizes[k], 0),
+					  (ssize_t)sizes[k]);
+				ASSERT_EQ(mmsb_page_read(s, c[k], b, sizes[k], 0),
+					  (ssize_t)sizes[k]);
 				ASSERT_EQ(memcmp(a, b, sizes[k]), 0);
 				ASSERT_EQ(mmsb_page_epoch(s, g[k]), mmsb_page_epoch(s, c[k]));
 			}
@@ -327,5 +329,3 @@ TEST(router_follows_its_table_and_keeps_it_on_a_bad_file)
 	ASSERT_EQ(mmsb_gpu_set_policy(7), -EINVAL);
 	unlink(path);
 }
-
-

@@ -68,6 +68,8 @@ static const struct span_def {
 	[SPAN_TICK] = { "tick", "tick__begin", "tick__end", "routing" },
 	/* not libmmsb's: a host's libffi call into it (ctypes, cffi), entry to return */
 	[SPAN_HOST] = { "ffi_call", "ffi_call", "ffi_call", "ffi host" },
+	[SPAN_GPU_LAUNCH] = { "gpu_launch", "gpu__launch__begin", "gpu__launch__end", "gpu" },
+	[SPAN_GPU_COPY] = { "gpu_copy", "gpu__copy__begin", "gpu__copy__end", "gpu" },
 };
 
 int span_kind_of(const char *name)
@@ -132,7 +134,8 @@ int record_help(void)
 	       "      --as-root          run CMD as root even under sudo\n\n"
 	       "Kinds: api state_open state_close page_alloc page_free update delta_apply route_batch\n"
 	       "       propagate recompute log_append log_sync checkpoint_write checkpoint_load\n"
-	       "       replay engine_batch tick ffi_call (a host's libffi calls into libmmsb)\n\n"
+	       "       replay engine_batch tick gpu_launch gpu_copy\n"
+	       "       ffi_call (a host's libffi calls into libmmsb)\n\n"
 	       "Examples:\n"
 	       "  sudo %s record -- .output/mmsb-bench --quick\n"
 	       "  sudo %s record -p 4242 -d 10 -f out.folded   # flamegraph.pl out.folded\n"
