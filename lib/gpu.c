@@ -25,6 +25,13 @@
 #include "probes.h"
 
 #define MAX_POINTS 512
+/*
+ * The router's decision grid, filled from the table's nearest points when a table is loaded, so
+ * an apply asks one byte: page sizes, densities and batch sizes by powers of two.
+ */
+#define GRID_SIZES 48
+#define GRID_DENS 11 /* log2(density * 1024): 0.1 % ... 100 % */
+#define GRID_BATCH 17
 
 struct xo_point {
 	double log2_size, density, log2_batch;
@@ -42,12 +49,16 @@ static struct {
 	struct xo_point pts[MAX_POINTS];
 	size_t n_pts;
 	bool measured;
+	/* 1: the GPU; cells change one at a time as a table loads, each read whole */
+	_Atomic uint8_t grid[GRID_SIZES][GRID_DENS][GRID_BATCH];
 } gpu = { .once = PTHREAD_ONCE_INIT, .lock = PTHREAD_RWLOCK_INITIALIZER };
 
 /*
  * The built-in table, used until a measured one is loaded: the original's plan (CPU below 64 KiB,
  * the GPU from 256 KiB), as relative costs. `mmsb-bench --calibrate-gpu` measures the real one.
  */
+static void fill_grid(void);
+
 static void default_table(void)
 {
 	static const double sizes[] = { 10, 12, 14, 16, 18, 20, 22, 24, 26 };
@@ -63,6 +74,7 @@ static void default_table(void)
 		p->gpu_ns = sizes[i] <= 16 ? 2 : 1;
 	}
 	gpu.measured = false;
+	fill_grid();
 }
 
 static void load_backend(void)
@@ -163,39 +175,70 @@ int mmsb__gpu_table_load(const char *path)
 	memcpy(gpu.pts, pts, n * sizeof(*pts));
 	gpu.n_pts = n;
 	gpu.measured = true;
+	fill_grid();
 	pthread_rwlock_unlock(&gpu.lock);
 	return 0;
 }
 
+/* a density as the grid's axis: log2(density * 1024), 0 (0.1 % or less) to 10 (all bytes) */
+static double density_axis(double density)
+{
+	double v = log2(density * 1024);
+
+	return v > 0 ? v : 0;
+}
+
 /*
- * GPU or CPU for an apply of `changed` bytes on a page of `size`, in a batch of `batch`: the side
- * the nearest measured point found faster. Distances: one size doubling = one batch doubling =
- * a quarter of density.
+ * The side the nearest measured point found faster, for every grid cell. Distances: one size
+ * doubling = one batch doubling = two density doublings. Called with the table locked.
  */
+static void fill_grid(void)
+{
+	for (int sz = 0; sz < GRID_SIZES; sz++)
+		for (int dn = 0; dn < GRID_DENS; dn++)
+			for (int bt = 0; bt < GRID_BATCH; bt++) {
+				double best = INFINITY;
+				uint8_t side = 0;
+
+				for (size_t i = 0; i < gpu.n_pts; i++) {
+					const struct xo_point *p = &gpu.pts[i];
+					double d = fabs(p->log2_size - sz) +
+						   fabs(density_axis(p->density) - dn) / 2 +
+						   fabs(p->log2_batch - bt);
+
+					if (d < best) {
+						best = d;
+						side = p->gpu_ns < p->cpu_ns;
+					}
+				}
+				atomic_store_explicit(&gpu.grid[sz][dn][bt], side,
+						      memory_order_relaxed);
+			}
+}
+
+static int log2_bucket(size_t v, int max)
+{
+	int l = v > 1 ? 63 - __builtin_clzll((unsigned long long)v) : 0;
+
+	/* round to the nearer power of two */
+	if (l < 63 && v > 1 && (v - (1ull << l)) > (1ull << l) / 2)
+		l++;
+	return l < max ? l : max - 1;
+}
+
+/* GPU or CPU for an apply of `changed` bytes on a page of `size`, in a batch of `batch`. */
 bool mmsb__gpu_prefer(size_t size, size_t changed, size_t batch)
 {
-	double ls = log2((double)(size ? size : 1)), dn = size ? (double)changed / (double)size : 0;
-	double lb = log2((double)(batch ? batch : 1)), best = INFINITY;
-	int policy = atomic_load(&gpu.policy);
-	bool use_gpu = false;
+	int policy = atomic_load_explicit(&gpu.policy, memory_order_relaxed), dn;
 
 	if (policy == MMSB_GPU_POLICY_CPU)
 		return false;
 	if (policy == MMSB_GPU_POLICY_GPU)
 		return true;
-	pthread_rwlock_rdlock(&gpu.lock);
-	for (size_t i = 0; i < gpu.n_pts; i++) {
-		const struct xo_point *p = &gpu.pts[i];
-		double d = fabs(p->log2_size - ls) + 4 * fabs(p->density - dn) +
-			   fabs(p->log2_batch - lb);
-
-		if (d < best) {
-			best = d;
-			use_gpu = p->gpu_ns < p->cpu_ns;
-		}
-	}
-	pthread_rwlock_unlock(&gpu.lock);
-	return use_gpu;
+	dn = log2_bucket(size ? (size_t)((double)changed * 1024 / (double)size) : 0, GRID_DENS);
+	return atomic_load_explicit(
+		&gpu.grid[log2_bucket(size, GRID_SIZES)][dn][log2_bucket(batch, GRID_BATCH)],
+		memory_order_relaxed);
 }
 
 /* ---- coherence ---- */

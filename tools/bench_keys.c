@@ -110,6 +110,40 @@ static int alloc_1mb(struct bench_ctx *c)
 	return alloc_run(LARGE_PAGE);
 }
 
+/* The GPU twins: a GPU page; -MMSB_ERR_NO_GPU (the key is skipped, with the reason) without. */
+static int alloc_gpu_run(size_t size)
+{
+	struct mmsb_state *s = mmsb_state_open(NULL);
+	uint64_t id;
+	int err;
+
+	if (!s)
+		return -errno;
+	err = mmsb_page_create(s, size, MMSB_LOC_GPU, &id);
+	mmsb_state_close(s);
+	return err;
+}
+
+static int alloc_gpu_setup(struct bench_ctx *c)
+{
+	struct mmsb_gpu_info gi = { .sz = sizeof(gi) };
+
+	(void)c;
+	return mmsb_gpu_info(&gi);
+}
+
+static int alloc_gpu_1kb(struct bench_ctx *c)
+{
+	(void)c;
+	return alloc_gpu_run(SMALL_PAGE);
+}
+
+static int alloc_gpu_1mb(struct bench_ctx *c)
+{
+	(void)c;
+	return alloc_gpu_run(LARGE_PAGE);
+}
+
 /* ---- delta ---- */
 
 static int delta_setup(struct bench_ctx *c, size_t size, size_t first, size_t count, bool random)
@@ -129,6 +163,32 @@ static int delta_setup(struct bench_ctx *c, size_t size, size_t first, size_t co
 		memset(c->buf[0] + first, 0xff, count);
 	}
 	return mmsb_page_create(c->s, size, MMSB_LOC_CPU, &c->ids[0]);
+}
+
+/* the delta keys on a GPU page (update_page: diffed on the mirror, applied where routed) */
+static int delta_gpu_setup(struct bench_ctx *c, size_t first, size_t count, bool random)
+{
+	int err = delta_setup(c, LARGE_PAGE, first, count, random);
+
+	if (err)
+		return err;
+	err = mmsb_page_free(c->s, c->ids[0]);
+	return err ? err : mmsb_page_create(c->s, LARGE_PAGE, MMSB_LOC_GPU, &c->ids[0]);
+}
+
+static int delta_gpu_sparse_setup(struct bench_ctx *c)
+{
+	return delta_gpu_setup(c, 0, 256, false); /* the first 256 B, as the original */
+}
+
+static int delta_gpu_dense_setup(struct bench_ctx *c)
+{
+	return delta_gpu_setup(c, 0, 0, true);
+}
+
+static int delta_dense_256k_setup(struct bench_ctx *c)
+{
+	return delta_setup(c, LARGE_PAGE, 0, 0, true);
 }
 
 static int delta_sparse_setup(struct bench_ctx *c)
@@ -1130,24 +1190,23 @@ static int syscalls_per_delta(struct bench_result *r)
 	{                                                                                          \
 		.category = cat, .name = nm, .desc = d, .stress = fn                               \
 	}
-#define NOGPU(cat, nm, d)                                                                          \
-	{                                                                                          \
-		.category = cat, .name = nm, .desc = d, .skip = "no GPU tier in this build"        \
-	}
-
 const struct bench_key bench_keys[] = {
 	TIMED("allocation", "cpu_1kb", "state open + one 1 KiB CPU page + close (all timed)", NULL,
 	      NULL, alloc_1kb, NULL, NULL, 0),
 	TIMED("allocation", "cpu_1mb", "the same with a 256 KiB page (the original's \"1mb\")",
 	      NULL, NULL, alloc_1mb, NULL, NULL, 0),
-	NOGPU("allocation", "gpu_1kb", "GPU state and 1 KiB GPU page"),
-	NOGPU("allocation", "gpu_1mb", "GPU state and 256 KiB GPU page"),
+	TIMED("allocation", "gpu_1kb", "state open + one 1 KiB GPU page + close (all timed)",
+	      alloc_gpu_setup, NULL, alloc_gpu_1kb, NULL, NULL, 0),
+	TIMED("allocation", "gpu_1mb", "the same with a 256 KiB GPU page", alloc_gpu_setup, NULL,
+	      alloc_gpu_1mb, NULL, NULL, 0),
 	TIMED("delta", "cpu_sparse", "update_page on 1 KiB: bytes 1-10 flip 0x00/0xFF",
 	      delta_sparse_setup, NULL, delta_run, NULL, teardown_common, 1),
 	TIMED("delta", "cpu_dense", "update_page on 1 KiB with 1024 random bytes",
 	      delta_dense_setup, NULL, delta_run, NULL, teardown_common, 1),
-	NOGPU("delta", "gpu_sparse", "256 KiB GPU page, first 256 B"),
-	NOGPU("delta", "gpu_dense", "256 KiB GPU page, random"),
+	TIMED("delta", "gpu_sparse", "update_page on a 256 KiB GPU page: the first 256 B flip",
+	      delta_gpu_sparse_setup, NULL, delta_run, NULL, teardown_common, 1),
+	TIMED("delta", "gpu_dense", "update_page on a 256 KiB GPU page with random bytes",
+	      delta_gpu_dense_setup, NULL, delta_run, NULL, teardown_common, 1),
 	TIMED("semiring", "tropical_fold_add", "min over 1024 doubles", semiring_setup, NULL,
 	      trop_add, NULL, teardown_common, 0),
 	TIMED("semiring", "tropical_fold_mul", "sum over 1024 doubles", semiring_setup, NULL,
@@ -1212,6 +1271,8 @@ const struct bench_key bench_keys[] = {
 	/* ours, stricter */
 	TIMED("delta", "cpu_sparse_256k", "v2: the CPU twin of gpu_sparse (256 KiB page, 256 B)",
 	      delta_sparse_256k_setup, NULL, delta_run, NULL, teardown_common, 1),
+	TIMED("delta", "cpu_dense_256k", "v2: the CPU twin of gpu_dense (256 KiB page, random)",
+	      delta_dense_256k_setup, NULL, delta_run, NULL, teardown_common, 1),
 	TIMED("delta", "cpu_sparse_durable",
 	      "v2: cpu_sparse under batch durability (write + fdatasync)", delta_durable_setup,
 	      NULL, delta_run, NULL, teardown_common, 1),
