@@ -94,7 +94,7 @@ TEST_SRCS := $(filter-out tests/harness.c,$(wildcard tests/test_*.c))
 TEST_BINS := $(patsubst tests/%.c,$(O)/tests/%,$(TEST_SRCS))
 TEST_SCRIPTS := $(wildcard tests/test_*.sh)
 HELPER_BINS := $(O)/tests/probe_workload $(O)/tests/probe_workload_static $(O)/tests/trace_workload \
-	       $(O)/tests/trace_workload_static $(O)/tests/libmmsb-fakegpu.so \
+	       $(O)/tests/trace_workload_static $(O)/tests/libmmsb-fakegpu.so $(O)/tests/gpu_kernels \
 	       $(if $(HAVE_BPF),$(O)/tests/usdt_count_run)
 # extra libraries of one test program: TEST_LIBS_<name without test_>
 TEST_LIBS_usdt := $(LIBBPF_LIBS)
@@ -109,7 +109,7 @@ ALL_OBJS := $(LIB_OBJS) $(patsubst %,$(O)/tools/%.o,$(TOOLS)) $(O)/tools/tool_he
 RPATH = -Wl,-rpath,$(abspath $(O))
 
 .PHONY: all lib bpf tools tests examples check test format format-check install uninstall deps \
-	perf-capture \
+	perf-capture gpu-check \
 	demo clean stress fuzz FORCE trace-bench
 .DELETE_ON_ERROR:
 .SECONDARY:
@@ -121,6 +121,10 @@ lib: $(O)/libmmsb.so $(O)/libmmsb.a $(GPU_SO)
 $(O)/libmmsb-cuda.so: gpu/cuda_backend.cu lib/gpu_backend.h | $(O)/lib
 	$(call msg,NVCC,$@)
 	$(Q)$(NVCC) $(NVCC_FLAGS) -o $@ $<
+
+$(O)/tests/gpu_kernels: tests/helpers/gpu_kernels.c lib/gpu_backend.h | $(O)/tests
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@ -ldl
 
 # the test backend: device memory is host memory, costs are chosen (tests/test_gpu.c)
 $(O)/tests/libmmsb-fakegpu.so: tests/helpers/fake_gpu.c lib/gpu_backend.h | $(O)/tests
@@ -323,6 +327,11 @@ trace-bench: all
 		$(O)/mmsb-bench $(BENCH_ARGS) --json $(O)/perf/bench.json > $(O)/perf/trace.txt
 	$(Q)sed -n '/^mmsb-trace:/,$$p' $(O)/perf/trace.txt
 	$(Q)echo "outputs in $(O)/perf: bench.json trace.json trace.folded trace.speedscope.json"
+
+# ---- the GPU tier on a machine with a GPU (docs/gpu.md) ----
+
+gpu-check:
+	$(Q)O=$(O) ci/gpu-check.sh
 
 # ---- CI perf capture: figures, traces, the regression gate (docs/ci.md) ----
 

@@ -28,9 +28,15 @@ static void use_backend(const char *name)
 	setenv("MMSB_GPU_BACKEND", path, 1);
 }
 
+/* the test backend, or the one $MMSB_TEST_GPU_BACKEND names (make gpu-check: the CUDA one) */
 static void fake(void)
 {
-	use_backend("libmmsb-fakegpu.so");
+	const char *real = getenv("MMSB_TEST_GPU_BACKEND");
+
+	if (real)
+		setenv("MMSB_GPU_BACKEND", real, 1);
+	else
+		use_backend("libmmsb-fakegpu.so");
 }
 
 static struct mmsb_gpu_info info(void)

@@ -1071,8 +1071,8 @@ static int calibrate_gpu(void)
 		p_err("--calibrate-gpu: no GPU: %s", gi.reason);
 		return EXIT_FAIL;
 	}
-	printf("GPU crossover on %s (%s backend): ns per apply to a GPU page, medians\n",
-	       gi.device, gi.backend);
+	printf("GPU crossover on %s (%s backend): ns per apply to a GPU page, medians\n", gi.device,
+	       gi.backend);
 	printf("%10s %8s %12s %12s  %s\n", "page", "density", "cpu", "gpu", "faster");
 	for (size_t size = 1024; size <= max && n < 64; size *= 4)
 		for (size_t i = 0; i < sizeof(densities) / sizeof(densities[0]) && n < 64; i++) {
@@ -1101,8 +1101,9 @@ static int calibrate_gpu(void)
 		p_err("%s: %s", opt.calibrate_gpu, strerror(errno));
 		return EXIT_FAIL;
 	}
-	fprintf(f, "# mmsb GPU crossover: %s; mmsb-bench --calibrate-gpu\n"
-		   "# apply SIZE DENSITY BATCH CPU_NS GPU_NS\n",
+	fprintf(f,
+		"# mmsb GPU crossover: %s; mmsb-bench --calibrate-gpu\n"
+		"# apply SIZE DENSITY BATCH CPU_NS GPU_NS\n",
 		gi.device);
 	for (int i = 0; i < n; i++)
 		fprintf(f, "apply %zu %.4f 1 %.1f %.1f\n", pt[i].size, pt[i].density, pt[i].cpu,
@@ -1127,8 +1128,8 @@ static int calibrate_gpu(void)
 		struct xo_case x;
 		double best = fmin(pt[i].cpu, pt[i].gpu), chosen, got = NAN;
 		char cs[32], bs[32], rs[32] = "-";
-		int side = mmsb_gpu_route(pt[i].size, (size_t)(pt[i].density * (double)pt[i].size),
-					  1);
+		int side =
+			mmsb_gpu_route(pt[i].size, (size_t)(pt[i].density * (double)pt[i].size), 1);
 
 		chosen = side == MMSB_LOC_GPU ? pt[i].gpu : pt[i].cpu;
 		if (!xo_setup(&x, pt[i].size, pt[i].density))

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#
+# The GPU tier's tools without a GPU (docs/gpu.md):
+#  1. every backend operation against a CPU reference (tests/helpers/gpu_kernels.c), on the test
+#     backend; the CUDA backend's run SKIPs here with the runtime's reason
+#  2. mmsb-bench's GPU keys skip with the reason when there is no GPU, run on the test backend
+#  3. --calibrate-gpu on a test backend whose launch costs 20 us: the table has both sides, the
+#     router picks the faster one at every point, and a bad table is refused
+set -u
+O=${O:-.output}
+B="$O/mmsb-bench"
+FAKE="$(realpath "$O/tests/libmmsb-fakegpu.so")"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0 fail=0
+ok() { n=$((n + 1)); echo "ok $n $1"; }
+bad() { n=$((n + 1)); fail=1; echo "not ok $n $1"; }
+skip() { n=$((n + 1)); echo "ok $n $1 # SKIP $2"; }
+
+echo "TAP version 13"
+echo "1..4"
+
+if "$O/tests/gpu_kernels" "$FAKE" >"$tmp/k" 2>&1 && ! grep -q "^not ok" "$tmp/k"; then
+	ok "every backend operation matches the CPU byte for byte (test backend, $(grep -c '^ok' "$tmp/k") checks)"
+else
+	sed 's/^/# /' "$tmp/k" | grep -v "^# ok" | head
+	bad "backend operations"
+fi
+if [ -r "$O/libmmsb-cuda.so" ]; then
+	"$O/tests/gpu_kernels" "$O/libmmsb-cuda.so" >"$tmp/c" 2>&1
+	rc=$?
+	if [ $rc -eq 4 ]; then
+		skip "CUDA kernels against the CPU" "$(sed -n 's/.*# SKIP //p' "$tmp/c")"
+	elif [ $rc -eq 0 ]; then
+		ok "CUDA kernels match the CPU byte for byte"
+	else
+		sed 's/^/# /' "$tmp/c" | grep -v "^# ok" | head
+		bad "CUDA kernels"
+	fi
+else
+	skip "CUDA kernels against the CPU" "libmmsb-cuda.so not built (no nvcc, or CUDA=0)"
+fi
+
+# 2. the GPU keys
+MMSB_GPU_BACKEND=/nonexistent.so "$B" -k allocation/gpu_1kb,delta/gpu_sparse >"$tmp/s" 2>&1
+MMSB_GPU_BACKEND="$FAKE" "$B" --quick -k allocation/gpu_1kb,delta/gpu_sparse,delta/gpu_dense \
+	--json "$tmp/f.json" >"$tmp/f" 2>&1
+if grep -q "^delta/gpu_sparse *skipped: no GPU: no GPU backend" "$tmp/s" &&
+	python3 -c 'import json,sys; b=json.load(open(sys.argv[1]))["benchmarks"]; sys.exit(0 if all(b[c][k]["median_ns"] > 0 for c, k in (("allocation","gpu_1kb"),("delta","gpu_sparse"),("delta","gpu_dense"))) and json.load(open(sys.argv[1]))["cuda_available"] else 1)' "$tmp/f.json"; then
+	ok "GPU keys: skipped with the reason without a GPU, measured on the test backend"
+else
+	sed 's/^/# /' "$tmp/s" "$tmp/f" | tail -6
+	bad "GPU keys"
+fi
+
+# 3. the crossover and the router
+MMSB_GPU_BACKEND="$FAKE" FAKE_GPU_LAUNCH_NS=20000 "$B" --quick --calibrate-gpu "$tmp/xo" >"$tmp/x" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && grep -q "35 of 35 points within 10 % of the faster side" "$tmp/x" &&
+	awk '$1 == "apply" { if ($6 < $5) g++; else c++ } END { exit !(g > 0 && c > 0) }' "$tmp/xo"; then
+	ok "calibrate-gpu: a table with both sides, the router within 10 % of the faster side at all 35 points"
+else
+	sed 's/^/# /' "$tmp/x" | tail -8
+	bad "calibrate-gpu: exit $rc"
+fi
+exit $fail
