@@ -1312,7 +1312,7 @@ int main(int argc, char **argv)
 {
 	struct sampling sp = { 200, 200000, 300000000ull, 2000000000ull };
 	struct bench_result *res;
-	struct json_object *host = NULL, *host_out = json_object_new_object();
+	struct json_object *host = NULL, *host_out = NULL;
 	struct derived dv[8];
 	size_t nd = 0;
 	bool made_dir = false;
@@ -1369,6 +1369,7 @@ int main(int argc, char **argv)
 		p_err("%s: %s", benv.dir, strerror(errno));
 		return EXIT_FAIL;
 	}
+	host_out = json_object_new_object();
 	if (opt.host) {
 		/* the host first: its keys are the ones the C run times beside it */
 		static char keys[1024];

@@ -156,7 +156,7 @@ static int set_key(struct trace_profile *p, const char *key, char *val, char *wh
 }
 
 static const char *const keys[] = {
-	"description", "kinds", "stacks", "mode", "outputs", "duration"
+	"description", "kinds", "stacks", "mode", "outputs", "duration", "pmu",
 };
 
 int profile_parse(const char *path, struct trace_profile *p)
