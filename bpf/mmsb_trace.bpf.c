@@ -88,6 +88,8 @@ struct {
 } pmu_events SEC(".maps");
 
 __u64 counters[CNT_MAX] = {};
+/* the traced window: the first span's begin and the last end seen (ktime ns) */
+__u64 first_begin_ns = 0, last_end_ns = 0;
 
 /*
  * Counter i on this CPU, scaled to the time it was enabled (multiplexing): false when the
@@ -190,6 +192,8 @@ static __always_inline int begin(struct pt_regs *ctx, __u32 kind)
 	}
 	/* last, so the span does not include the stack walk */
 	st->s[d].start_ns = bpf_ktime_get_ns();
+	if (!first_begin_ns)
+		__sync_val_compare_and_swap(&first_begin_ns, 0, st->s[d].start_ns);
 	return 0;
 }
 
@@ -318,6 +322,9 @@ static __always_inline int end(struct pt_regs *ctx, __u32 kind, __u64 now)
 			__sync_fetch_and_add(&counters[CNT_PMU_SKIPPED], 1);
 	}
 	record(o, dur, self, (__u32)found, tid, delta, pmu_ok);
+	/* racy between threads by a few ns at most: a report's window, not a clock */
+	if (now > last_end_ns)
+		last_end_ns = now;
 	if (found > 0) {
 		struct open_span *parent = &st->s[(found - 1) & (MAX_SPAN_DEPTH - 1)];
 

@@ -520,6 +520,7 @@ struct report {
 	char **cmd;
 	const char *lib;
 	uint64_t counters[CNT_MAX];
+	uint64_t window_ns;  /* first span begin to last span end: the traced window */
 	struct timeline *tl; /* NULL without -e */
 };
 
@@ -706,10 +707,11 @@ static int write_outputs(struct report *rp)
 		"hits",	    "stats_full", "pmu_skipped", "host_other",	 "reserved",
 	};
 
-	tprintf("\nself time attributed: %.1f%% of the wall time; overflow %" PRIu64
-		", unmatched ends %" PRIu64 ", abandoned %" PRIu64 ", stack errors %" PRIu64
-		", not aggregated (map full) %" PRIu64 "\n",
+	tprintf("\nself time attributed: %.1f%% of the wall time, %.1f%% of the span window; "
+		"overflow %" PRIu64 ", unmatched ends %" PRIu64 ", abandoned %" PRIu64
+		", stack errors %" PRIu64 ", not aggregated (map full) %" PRIu64 "\n",
 		rp->wall_ns ? 100.0 * (double)self_sum / (double)rp->wall_ns : 0,
+		rp->window_ns ? 100.0 * (double)self_sum / (double)rp->window_ns : 0,
 		rp->counters[CNT_OVERFLOW], rp->counters[CNT_UNMATCHED],
 		rp->counters[CNT_ABANDONED], rp->counters[CNT_STACK_ERR],
 		rp->counters[CNT_STATS_FULL]);
@@ -737,6 +739,7 @@ static int write_outputs(struct report *rp)
 		}
 		json_object_object_add(o, "target", tgt);
 		json_object_object_add(o, "wall_ns", json_object_new_uint64(rp->wall_ns));
+		json_object_object_add(o, "span_window_ns", json_object_new_uint64(rp->window_ns));
 		json_object_object_add(o, "hits", json_object_new_uint64(hits));
 		json_object_object_add(o, "hit_cost_ns", json_object_new_uint64(ro.hit_ns));
 		json_object_object_add(o, "estimated_overhead_ns",
@@ -1288,6 +1291,8 @@ int do_record(int argc, char **argv)
 		ring_buffer__consume(rb); /* what the target wrote before we detached */
 	for (int i = 0; i < CNT_MAX; i++)
 		rp.counters[i] = skel->bss->counters[i];
+	if (skel->bss->last_end_ns > skel->bss->first_begin_ns)
+		rp.window_ns = skel->bss->last_end_ns - skel->bss->first_begin_ns;
 	ret = write_outputs(&rp);
 	if (tl.f && (tl.write_err | fclose(tl.f))) {
 		p_err("%s: %s", ro.events, strerror(errno));
