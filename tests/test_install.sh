@@ -4,11 +4,7 @@
 #   cc prog.c $(pkg-config --cflags --libs libmmsb)
 set -u
 O=${O:-.output}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-n=0 fail=0
-ok() { n=$((n + 1)); echo "ok $n $1"; }
-bad() { n=$((n + 1)); fail=1; echo "not ok $n $1"; }
+. "$(dirname "$0")/tap.sh"
 
 echo "TAP version 13"
 echo "1..4"

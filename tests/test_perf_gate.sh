@@ -10,12 +10,7 @@
 # Behaviour, not timing: the ratios are 2x by construction, the bands 1.25.
 set -u
 O=${O:-.output}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-n=0 fail=0
-ok() { n=$((n + 1)); echo "ok $n $1"; }
-bad() { n=$((n + 1)); fail=1; echo "not ok $n $1"; }
-skip() { n=$((n + 1)); echo "ok $n $1 # SKIP $2"; }
+. "$(dirname "$0")/tap.sh"
 keys=delta/cpu_sparse,propagation/single_hop,graph/topological_sort_1024
 
 echo "TAP version 13"

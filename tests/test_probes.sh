@@ -6,11 +6,8 @@
 set -u
 O=${O:-.output}
 T="$O/mmsb-trace"
-tmp=$(mktemp -d)
+. "$(dirname "$0")/tap.sh"
 trap 'rm -rf "$tmp"; [ -n "${wpid:-}" ] && kill "$wpid" 2>/dev/null' EXIT
-n=0 fail=0
-ok() { n=$((n + 1)); echo "ok $n $1"; }
-bad() { n=$((n + 1)); fail=1; echo "not ok $n $1"; }
 
 echo "TAP version 13"
 echo "1..6"

@@ -11,12 +11,7 @@ set -u
 O=${O:-.output}
 T="$O/mmsb-trace"
 W="$O/tests/trace_workload"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-n=0 fail=0
-ok() { n=$((n + 1)); echo "ok $n $1"; }
-bad() { n=$((n + 1)); fail=1; echo "not ok $n $1"; }
-skip() { n=$((n + 1)); echo "ok $n $1 # SKIP $2"; }
+. "$(dirname "$0")/tap.sh"
 shipped=(default propagation allocation ffi ci)
 
 echo "TAP version 13"

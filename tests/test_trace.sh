@@ -15,13 +15,9 @@ O=${O:-.output}
 T="$O/mmsb-trace"
 W="$O/tests/trace_workload"
 WS="$(realpath "$O/tests/trace_workload_static" 2>/dev/null)"
-tmp=$(mktemp -d)
+. "$(dirname "$0")/tap.sh"
 pids=()
 trap 'for p in ${pids[@]+"${pids[@]}"}; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
-n=0 fail=0
-ok() { n=$((n + 1)); echo "ok $n $1"; }
-bad() { n=$((n + 1)); fail=1; echo "not ok $n $1"; }
-skip() { n=$((n + 1)); echo "ok $n $1 # SKIP $2"; }
 
 echo "TAP version 13"
 echo "1..6"

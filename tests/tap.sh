@@ -1,0 +1,11 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# shellcheck shell=bash
+# What every tests/test_*.sh shares: source it, print "1..N", then report with ok/bad/skip.
+# $tmp is a scratch directory removed at exit (a script that sets its own EXIT trap removes it
+# there); the script ends with `exit $fail`.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0 fail=0
+ok() { n=$((n + 1)); echo "ok $n $1"; }
+bad() { n=$((n + 1)); fail=1; echo "not ok $n $1"; }
+skip() { n=$((n + 1)); echo "ok $n $1 # SKIP $2"; }
