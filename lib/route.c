@@ -115,6 +115,34 @@ out:
 	return err;
 }
 
+/* A batch's page arrays (its n pages, then the changed ones) and the state's lock. */
+static int batch_open(struct mmsb_state *s, size_t n, struct mmsb_page ***pages)
+{
+	int err;
+
+	if (n > SIZE_MAX / (2 * sizeof(**pages)))
+		return -ENOMEM;
+	*pages = malloc(2 * n * sizeof(**pages));
+	if (!*pages)
+		return -ENOMEM;
+	err = mmsb__lock_mut(s);
+	if (err) {
+		free(*pages);
+		*pages = NULL;
+	}
+	return err;
+}
+
+/* One wave over the pages a batch changed, their events, and the state's verdict on it all. */
+static int batch_wave(struct mmsb_state *s, struct mmsb_page **changed, size_t n_changed, int err)
+{
+	if (!err)
+		err = mmsb__wave(s, changed, n_changed, NULL, 0);
+	for (size_t i = 0; i < n_changed; i++)
+		mmsb__emit(s, MMSB_EV_PAGE_CHANGED, changed[i]->id, 0, changed[i]->epoch);
+	return mmsb__finish(s, err);
+}
+
 int mmsb_page_update_batch(struct mmsb_state *s, const struct mmsb_page_write *w, size_t n)
 {
 	MMSB_API_SCOPE(mmsb_page_update_batch);
@@ -128,17 +156,10 @@ int mmsb_page_update_batch(struct mmsb_state *s, const struct mmsb_page_write *w
 		return -EINVAL;
 	if (!n)
 		return 0;
-	if (n > SIZE_MAX / (2 * sizeof(*pages)))
-		return -ENOMEM;
-	pages = malloc(2 * n * sizeof(*pages));
-	if (!pages)
-		return -ENOMEM;
-	changed = pages + n;
-	err = mmsb__lock_mut(s);
-	if (err) {
-		free(pages);
+	err = batch_open(s, n, &pages);
+	if (err)
 		return err;
-	}
+	changed = pages + n;
 	MMSB_TRACE(ROUTE_BATCH_BEGIN, n);
 	t0 = mmsb__now_ns(CLOCK_MONOTONIC);
 	/* check the whole batch before the first byte changes */
@@ -184,11 +205,7 @@ int mmsb_page_update_batch(struct mmsb_state *s, const struct mmsb_page_write *w
 		}
 	}
 	s->st.delta_ns += mmsb__now_ns(CLOCK_MONOTONIC) - t0;
-	if (!err)
-		err = mmsb__wave(s, changed, n_changed, NULL, 0);
-	for (size_t i = 0; i < n_changed; i++)
-		mmsb__emit(s, MMSB_EV_PAGE_CHANGED, changed[i]->id, 0, changed[i]->epoch);
-	err = mmsb__finish(s, err);
+	err = batch_wave(s, changed, n_changed, err);
 out:
 	MMSB_TRACE(ROUTE_BATCH_END, n, n_changed, err);
 	mmsb__unlock(s);
@@ -255,15 +272,10 @@ int mmsb_route_batch(struct mmsb_state *s, struct mmsb_delta *const *ds, size_t 
 		return -EINVAL;
 	if (!n)
 		return 0;
-	pages = malloc(2 * n * sizeof(*pages));
-	if (!pages)
-		return -ENOMEM;
-	changed = pages + n;
-	err = mmsb__lock_mut(s);
-	if (err) {
-		free(pages);
+	err = batch_open(s, n, &pages);
+	if (err)
 		return err;
-	}
+	changed = pages + n;
 	MMSB_TRACE(ROUTE_BATCH_BEGIN, n);
 	t0 = mmsb__now_ns(CLOCK_MONOTONIC);
 	/* validate the whole batch before the first byte changes */
@@ -305,11 +317,7 @@ int mmsb_route_batch(struct mmsb_state *s, struct mmsb_delta *const *ds, size_t 
 	if (n_gpu)
 		mmsb__gpu_apply_batch(pages, ds, n);
 	s->st.delta_ns += mmsb__now_ns(CLOCK_MONOTONIC) - t0;
-	if (!err)
-		err = mmsb__wave(s, changed, n_changed, NULL, 0);
-	for (size_t i = 0; i < n_changed; i++)
-		mmsb__emit(s, MMSB_EV_PAGE_CHANGED, changed[i]->id, 0, changed[i]->epoch);
-	err = mmsb__finish(s, err);
+	err = batch_wave(s, changed, n_changed, err);
 out:
 	MMSB_TRACE(ROUTE_BATCH_END, n, n_changed, err);
 	mmsb__unlock(s);
