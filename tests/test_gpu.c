@@ -75,7 +75,7 @@ TEST(backend_without_device_refuses_cleanly)
 	struct mmsb_state *s;
 	uint64_t id;
 
-	fake();
+	use_backend("libmmsb-fakegpu.so"); /* always the test one: it is told to have no device */
 	setenv("FAKE_GPU_FAIL", "1", 1);
 	gi = info();
 	ASSERT_FALSE(gi.available);
