@@ -9,7 +9,8 @@
 #     router checked within 10 % of the faster side at every point
 #  4. the GPU keys beside their CPU twins, on that table
 # Outputs go to ci/baselines/gpu-<device>.{crossover,bench.json,check.txt}, ready to commit.
-# Without a GPU it stops after the build and says why (exit 4).
+# Without a GPU it stops after the build and says why (exit 4). GPU_CHECK_BACKEND=PATH runs it on
+# another backend (tests/helpers/fake_gpu.c: a rehearsal), writing to $O/gpu-check/ instead.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 O=${O:-.output}
@@ -17,7 +18,8 @@ log() { echo "gpu-check: $*" >&2; }
 t0=$(date +%s)
 
 make -s -j"$(nproc)" CUDA=1 O="$O" all || { log "build failed"; exit 1; }
-B="$(realpath "$O/libmmsb-cuda.so")"
+# GPU_CHECK_BACKEND: another backend (the test one rehearses this script on a machine without a GPU)
+B="$(realpath "${GPU_CHECK_BACKEND:-$O/libmmsb-cuda.so}")"
 export MMSB_GPU_BACKEND="$B"
 info=$("$O/tests/gpu_kernels" "$B" 1 2>&1 | sed -n 's/^1\.\.0 # SKIP //p')
 if [ -n "$info" ]; then
@@ -27,6 +29,11 @@ fi
 dev=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | tr -c 'A-Za-z0-9\n' - | tr 'A-Z' 'a-z' | sed 's/-*$//')
 dev=${dev:-cuda}
 out=ci/baselines/gpu-$dev
+if [ -n "${GPU_CHECK_BACKEND:-}" ]; then
+	# a rehearsal on another backend is not a device's baseline: it stays in the build directory
+	mkdir -p "$O/gpu-check"
+	out="$O/gpu-check/rehearsal"
+fi
 report="$out.check.txt"
 {
 	echo "# make gpu-check on $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -1)"
