@@ -302,6 +302,19 @@ void mmsb__gpu_host_written(struct mmsb_page *p)
 		p->coh = MMSB_COH_HOST;
 }
 
+/* A sparse delta's set positions among the first n, as the indices a sparse kernel takes. */
+static uint32_t *sparse_index(const struct mmsb_delta *d, size_t n, size_t *count)
+{
+	uint32_t *idx = malloc((d->mask_count ? d->mask_count : 1) * sizeof(*idx));
+	size_t k = 0;
+
+	for (size_t i = 0; idx && i < n; i++)
+		if (d->mask[i])
+			idx[k++] = (uint32_t)i;
+	*count = k;
+	return idx;
+}
+
 /*
  * Apply d on the side the router picks. The GPU side takes the delta as it is (a full mask is
  * one upload; a sparse delta goes as indices and values; a dense mask as mask and payload); on a
@@ -319,15 +332,10 @@ bool mmsb__gpu_apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t n, 
 	}
 	MMSB_TRACE(GPU_LAUNCH_BEGIN, p->id, d->sparse ? 1 : 0, changed);
 	if (d->sparse) {
-		size_t k = 0;
+		size_t k;
 
-		idx = malloc((changed ? changed : 1) * sizeof(*idx));
-		err = idx ? 0 : -ENOMEM;
-		for (size_t i = 0; !err && i < n; i++)
-			if (d->mask[i])
-				idx[k++] = (uint32_t)i;
-		if (!err)
-			err = ops->apply_sparse(p->dev, idx, d->payload, k);
+		idx = sparse_index(d, n, &k);
+		err = idx ? ops->apply_sparse(p->dev, idx, d->payload, k) : -ENOMEM;
 		free(idx);
 	} else if (d->mask_count == d->mask_len) {
 		err = ops->upload(p->dev, d->payload, n);
@@ -342,19 +350,6 @@ bool mmsb__gpu_apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t n, 
 	p->coh = MMSB_COH_DEV;
 	atomic_fetch_add(&gpu.routed_gpu, 1);
 	return true;
-}
-
-/* the host-side apply of a GPU page's delta, after a failed launch */
-static void host_apply(struct mmsb_page *p, const struct mmsb_delta *d)
-{
-	if (mmsb__page_host(p))
-		return; /* counted in errors: the page keeps its device bytes */
-	if (d->sparse) {
-		mmsb__scatter(p->data, d->payload, d->mask, min_t(size_t, d->mask_len, p->size));
-	} else {
-		mmsb__blend(p->data, d->payload, d->mask, min_t(size_t, d->mask_len, p->size));
-	}
-	p->coh = MMSB_COH_HOST;
 }
 
 void mmsb__gpu_apply_batch(struct mmsb_page **pages, struct mmsb_delta *const *ds, size_t n)
@@ -375,15 +370,9 @@ void mmsb__gpu_apply_batch(struct mmsb_page **pages, struct mmsb_delta *const *d
 		gd[k].dev = p->dev;
 		gd[k].n = len;
 		if (!err && d->sparse) {
-			size_t m = 0;
-
-			idx[k] = malloc((d->mask_count ? d->mask_count : 1) * sizeof(uint32_t));
+			idx[k] = sparse_index(d, len, &gd[k].n);
 			err = idx[k] ? 0 : -ENOMEM;
-			for (size_t b = 0; !err && b < len; b++)
-				if (d->mask[b])
-					idx[k][m++] = (uint32_t)b;
 			gd[k].index = idx[k];
-			gd[k].n = m;
 		} else {
 			gd[k].mask = d->mask;
 		}
@@ -399,7 +388,7 @@ void mmsb__gpu_apply_batch(struct mmsb_page **pages, struct mmsb_delta *const *d
 		if (!pages[i]->dev)
 			continue;
 		if (err)
-			host_apply(pages[i], ds[i]);
+			mmsb__apply_host(pages[i], ds[i]);
 		else
 			pages[i]->coh = MMSB_COH_DEV;
 	}

@@ -286,6 +286,8 @@ bool mmsb__gpu_apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t n,
  */
 void mmsb__gpu_apply_batch(struct mmsb_page **pages, struct mmsb_delta *const *ds,
 			   size_t n) MMSB_HIDDEN;
+/* Apply d to a GPU page's host mirror (fetched first when stale), which becomes the current copy. */
+size_t mmsb__apply_host(struct mmsb_page *p, const struct mmsb_delta *d) MMSB_HIDDEN;
 /* Bring a GPU page's host mirror up to date before the host reads it (a no-op for CPU pages). */
 int mmsb__page_host(struct mmsb_page *p) MMSB_HIDDEN;
 /* The bytes only; the caller moves the epoch. */

@@ -151,10 +151,18 @@ size_t mmsb__apply_bytes(struct mmsb_page *p, const struct mmsb_delta *d)
 	w = n == d->mask_len ? d->mask_count : mmsb__popcount_bytes(d->mask, n);
 	if (mmsb__gpu_apply(p, d, n, w))
 		return w;
+	return mmsb__apply_host(p, d);
+}
+
+size_t mmsb__apply_host(struct mmsb_page *p, const struct mmsb_delta *d)
+{
+	size_t w;
+
 	if (mmsb__page_host(p))
 		return 0; /* the mirror could not be fetched: counted in mmsb_gpu_info().errors */
-	w = cpu_apply(p, d, n);
-	p->coh = MMSB_COH_HOST;
+	w = cpu_apply(p, d, min_t(size_t, d->mask_len, p->size));
+	if (p->dev)
+		p->coh = MMSB_COH_HOST;
 	return w;
 }
 

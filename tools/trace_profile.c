@@ -361,6 +361,21 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Read one profile (a name or a path) and show it: into arr with -j, printed otherwise. */
+static int show(const char *name_or_path, struct json_object *arr)
+{
+	struct trace_profile p;
+	int err = profile_load(name_or_path, &p);
+
+	if (err)
+		return err;
+	if (json)
+		json_object_array_add(arr, profile_json(&p));
+	else
+		profile_print(&p);
+	return 0;
+}
+
 int do_profiles(int argc, char **argv)
 {
 	struct json_object *arr = json_object_new_array();
@@ -373,16 +388,8 @@ int do_profiles(int argc, char **argv)
 	}
 	if (argc > 1) {
 		for (int i = 1; i < argc; i++) {
-			struct trace_profile p;
-
-			if (profile_load(argv[i], &p)) {
+			if (show(argv[i], arr))
 				ret = EXIT_FAIL;
-				continue;
-			}
-			if (json)
-				json_object_array_add(arr, profile_json(&p));
-			else
-				profile_print(&p);
 		}
 	} else {
 		int nd = profile_dirs(dirs, 4);
@@ -405,7 +412,6 @@ int do_profiles(int argc, char **argv)
 			qsort(names, nn, sizeof(*names), cmp_str);
 			for (int i = 0; i < nn; i++) {
 				char path[PATH_MAX + 300];
-				struct trace_profile p;
 				bool dup = false;
 
 				/* a name found earlier on the path hides this one */
@@ -415,16 +421,8 @@ int do_profiles(int argc, char **argv)
 					snprintf(seen[nseen++], 64, "%s", names[i]);
 				snprintf(path, sizeof(path), "%.3900s/%s", dirs[d], names[i]);
 				free(names[i]);
-				if (dup)
-					continue;
-				if (profile_parse(path, &p)) {
+				if (!dup && show(path, arr))
 					ret = EXIT_FAIL;
-					continue;
-				}
-				if (json)
-					json_object_array_add(arr, profile_json(&p));
-				else
-					profile_print(&p);
 			}
 		}
 		if (!nseen && !json)
