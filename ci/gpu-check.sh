@@ -11,13 +11,20 @@
 # Outputs go to ci/baselines/gpu-<device>.{crossover,bench.json,check.txt}, ready to commit.
 # Without a GPU it stops after the build and says why (exit 4). GPU_CHECK_BACKEND=PATH runs it on
 # another backend (tests/helpers/fake_gpu.c: a rehearsal), writing to $O/gpu-check/ instead.
+# GPU_CHECK_BUILD=0 uses the build already in $O (made with CUDA=1 on a machine with the build
+# dependencies, and copied to a GPU machine that has only a driver and a runtime).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 O=${O:-.output}
 log() { echo "gpu-check: $*" >&2; }
 t0=$(date +%s)
 
-make -s -j"$(nproc)" CUDA=1 O="$O" all || { log "build failed"; exit 1; }
+if [ "${GPU_CHECK_BUILD:-1}" != 0 ]; then
+	make -s -j"$(nproc)" CUDA=1 O="$O" all || { log "build failed"; exit 1; }
+elif [ ! -x "$O/mmsb-bench" ] || [ ! -e "$O/libmmsb-cuda.so" ]; then
+	log "GPU_CHECK_BUILD=0, but $O has no CUDA=1 build (make CUDA=1 all first)"
+	exit 1
+fi
 # GPU_CHECK_BACKEND: another backend (the test one rehearses this script on a machine without a GPU)
 B="$(realpath "${GPU_CHECK_BACKEND:-$O/libmmsb-cuda.so}")"
 export MMSB_GPU_BACKEND="$B"
