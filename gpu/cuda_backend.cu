@@ -9,6 +9,11 @@
  *
  * One stream (the default), every call synchronous at its return: libmmsb reads a GPU page only
  * after a call has returned, so there is nothing to order beyond that.
+ *
+ * Host data goes up from where it is, with plain pageable copies, as few as its layout allows:
+ * each copy has a fixed cost (about 6 us on the H200 measured, docs/gpu.md), and a small
+ * pageable copy returns once the driver has it, where a copy from pinned memory waits for the
+ * DMA. Gathering the parts into a pinned buffer first was measured slower at every size there.
  */
 #include <cuda_runtime.h>
 #include <errno.h>
@@ -246,6 +251,31 @@ static int be_upload(void *dev, const void *host, size_t n)
 	return err;
 }
 
+struct part {
+	const void *host;
+	size_t n;
+};
+
+/*
+ * The parts of one operation, one after another from dev; parts that follow each other in host
+ * memory too go as one copy (a delta's mask and payload, a sparse delta's indices and values).
+ */
+static int send(void *dev, const struct part *pt, int n_parts)
+{
+	size_t off = 0;
+	int err = 0;
+
+	for (int i = 0; i < n_parts && !err; i++) {
+		size_t n = pt[i].n;
+
+		while (i + 1 < n_parts && (const uint8_t *)pt[i].host + pt[i].n == pt[i + 1].host)
+			n += pt[++i].n;
+		err = be_upload((uint8_t *)dev + off, (const uint8_t *)pt[i].host + pt[i].n - n, n);
+		off += n;
+	}
+	return err;
+}
+
 static int be_download(void *host, const void *dev, size_t n)
 {
 	int err = err_of(cudaMemcpy(host, dev, n, cudaMemcpyDeviceToHost));
@@ -285,12 +315,12 @@ static int be_apply_dense(void *dev, const uint8_t *mask, const uint8_t *pay, si
 	unsigned int t = threads_for(n);
 	int err;
 
+	struct part pt[] = { { mask, n }, { pay, n } };
+
 	pthread_mutex_lock(&g.lock);
 	err = stage_reserve(2 * n);
 	if (!err)
-		err = be_upload(g.stage, mask, n);
-	if (!err)
-		err = be_upload(g.stage + n, pay, n);
+		err = send(g.stage, pt, 2);
 	if (!err) {
 		k_apply_dense<<<blocks_for(n, t), t>>>((uint8_t *)dev, g.stage, g.stage + n, n);
 		err = launched();
@@ -304,14 +334,14 @@ static int be_apply_sparse(void *dev, const uint32_t *idx, const uint8_t *val, s
 	unsigned int t = threads_for(n);
 	int err;
 
+	struct part pt[] = { { idx, 4 * n }, { val, n } };
+
 	if (!n)
 		return 0;
 	pthread_mutex_lock(&g.lock);
 	err = stage_reserve(5 * n);
 	if (!err)
-		err = be_upload(g.stage, idx, 4 * n);
-	if (!err)
-		err = be_upload(g.stage + 4 * n, val, n);
+		err = send(g.stage, pt, 2);
 	if (!err) {
 		k_apply_sparse<<<blocks_for(n, t), t>>>((uint8_t *)dev, (const uint32_t *)g.stage,
 							g.stage + 4 * n, n);
@@ -391,8 +421,11 @@ static int be_apply_batch(const struct mmsb_gpu_delta *d, size_t n)
 	memcpy(gs + n_groups, glen, n_groups * sizeof(uint32_t));
 	pthread_mutex_lock(&g.lock);
 	err = stage_reserve(data + meta);
-	if (!err)
-		err = be_upload(g.stage, host, data + meta);
+	if (!err) {
+		struct part pt = { host, data + meta };
+
+		err = send(g.stage, &pt, 1);
+	}
 	if (!err) {
 		k_apply_batch<<<n_groups, THREADS>>>(
 			(const struct kdelta *)(g.stage + data),
@@ -416,8 +449,11 @@ static int be_diff(const void *dev, const void *host, size_t n, uint8_t *mask_ou
 
 	pthread_mutex_lock(&g.lock);
 	err = stage_reserve(2 * n);
-	if (!err)
-		err = be_upload(g.stage, host, n);
+	if (!err) {
+		struct part pt = { host, n };
+
+		err = send(g.stage, &pt, 1);
+	}
 	if (!err)
 		err = err_of(cudaMemset(g.changed, 0, sizeof(*g.changed)));
 	if (!err) {
@@ -438,15 +474,13 @@ static int be_merge(const uint8_t *ma, const uint8_t *pa, const uint8_t *mb, con
 		    size_t n, uint8_t *mo, uint8_t *po)
 {
 	unsigned int t = threads_for(n);
+	struct part pt[] = { { ma, n }, { pa, n }, { mb, n }, { pb, n } };
 	int err;
 
 	pthread_mutex_lock(&g.lock);
 	err = stage_reserve(6 * n);
-	for (int i = 0; i < 4 && !err; i++) {
-		const uint8_t *src[4] = { ma, pa, mb, pb };
-
-		err = be_upload(g.stage + i * n, src[i], n);
-	}
+	if (!err)
+		err = send(g.stage, pt, 4);
 	if (!err) {
 		k_merge<<<blocks_for(n, t), t>>>(g.stage, g.stage + n, g.stage + 2 * n,
 						 g.stage + 3 * n, n, g.stage + 4 * n,

@@ -131,6 +131,21 @@ size_t mmsb__scatter(uint8_t *dst, const uint8_t *src, const uint8_t *mask, size
 	return k;
 }
 
+size_t mmsb__mask_index(const uint8_t *mask, size_t n, uint32_t *idx)
+{
+	size_t k = 0, i = 0;
+
+	/* a word at a time; inside a nonzero word only its set bytes (little-endian: byte j is bits 8j..) */
+	for (; i + 8 <= n; i += 8) {
+		for (uint64_t h = nonzero_highs(load64(mask + i)); h; h &= h - 1)
+			idx[k++] = (uint32_t)(i + ((unsigned int)__builtin_ctzll(h) >> 3));
+	}
+	for (; i < n; i++)
+		if (mask[i])
+			idx[k++] = (uint32_t)i;
+	return k;
+}
+
 size_t mmsb__gather(uint8_t *dst, const uint8_t *src, const uint8_t *mask, size_t n)
 {
 	size_t k = 0, i = 0;

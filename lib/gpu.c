@@ -54,25 +54,30 @@ static struct {
 } gpu = { .once = PTHREAD_ONCE_INIT, .lock = PTHREAD_RWLOCK_INITIALIZER };
 
 /*
- * The built-in table, used until a measured one is loaded: the original's plan (CPU below 64 KiB,
- * the GPU from 256 KiB), as relative costs. `mmsb-bench --calibrate-gpu` measures the real one.
+ * The built-in table, used until a measured one is loaded: what `make gpu-check` found on an H200
+ * (ci/baselines/gpu-nvidia-h200.crossover, docs/gpu.md). Every apply pays a copy of its delta to
+ * the device and a launch and synchronisation (about 15 us together), and the CPU's apply runs
+ * at memory bandwidth, so the GPU wins only from 4 MiB pages with at least 1 % of the bytes set.
+ * The original's plan (the GPU from 256 KiB) was 2 to 15 times slower there at 256 KiB and 1 MiB.
  */
 static void fill_grid(void);
 
 static void default_table(void)
 {
-	static const double sizes[] = { 10, 12, 14, 16, 18, 20, 22, 24, 26 };
+	static const double densities[] = { 0.001, 0.01, 0.5 };
 
 	gpu.n_pts = 0;
-	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		struct xo_point *p = &gpu.pts[gpu.n_pts++];
+	for (int l = 10; l <= 26; l += 2)
+		for (size_t i = 0; i < sizeof(densities) / sizeof(densities[0]); i++) {
+			struct xo_point *p = &gpu.pts[gpu.n_pts++];
+			bool on_gpu = l >= 22 && densities[i] >= 0.01;
 
-		p->log2_size = sizes[i];
-		p->density = 0.5;
-		p->log2_batch = 0;
-		p->cpu_ns = sizes[i] <= 16 ? 1 : 2;
-		p->gpu_ns = sizes[i] <= 16 ? 2 : 1;
-	}
+			p->log2_size = l;
+			p->density = densities[i];
+			p->log2_batch = 0;
+			p->cpu_ns = on_gpu ? 2 : 1;
+			p->gpu_ns = on_gpu ? 1 : 2;
+		}
 	gpu.measured = false;
 	fill_grid();
 }
@@ -302,16 +307,19 @@ void mmsb__gpu_host_written(struct mmsb_page *p)
 		p->coh = MMSB_COH_HOST;
 }
 
-/* A sparse delta's set positions among the first n, as the indices a sparse kernel takes. */
+/*
+ * A sparse delta as a sparse kernel takes it: the set positions among the first n as indices,
+ * and the values right after them in the same buffer, so a backend can send both in one copy.
+ */
 static uint32_t *sparse_index(const struct mmsb_delta *d, size_t n, size_t *count)
 {
-	uint32_t *idx = malloc((d->mask_count ? d->mask_count : 1) * sizeof(*idx));
-	size_t k = 0;
+	size_t cap = d->mask_count ? d->mask_count : 1;
+	uint32_t *idx = malloc(cap * (sizeof(*idx) + 1));
 
-	for (size_t i = 0; idx && i < n; i++)
-		if (d->mask[i])
-			idx[k++] = (uint32_t)i;
-	*count = k;
+	if (!idx)
+		return NULL;
+	*count = mmsb__mask_index(d->mask, n, idx);
+	memcpy(idx + *count, d->payload, *count);
 	return idx;
 }
 
@@ -335,7 +343,7 @@ bool mmsb__gpu_apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t n, 
 		size_t k;
 
 		idx = sparse_index(d, n, &k);
-		err = idx ? ops->apply_sparse(p->dev, idx, d->payload, k) : -ENOMEM;
+		err = idx ? ops->apply_sparse(p->dev, idx, (uint8_t *)(idx + k), k) : -ENOMEM;
 		free(idx);
 	} else if (d->mask_count == d->mask_len) {
 		err = ops->upload(p->dev, d->payload, n);
@@ -373,10 +381,11 @@ void mmsb__gpu_apply_batch(struct mmsb_page **pages, struct mmsb_delta *const *d
 			idx[k] = sparse_index(d, len, &gd[k].n);
 			err = idx[k] ? 0 : -ENOMEM;
 			gd[k].index = idx[k];
+			gd[k].payload = idx[k] ? (uint8_t *)(idx[k] + gd[k].n) : NULL;
 		} else {
 			gd[k].mask = d->mask;
+			gd[k].payload = d->payload;
 		}
-		gd[k].payload = d->payload;
 		changed += d->mask_count;
 		k++;
 	}

@@ -153,6 +153,8 @@ void mmsb__blend(uint8_t *dst, const uint8_t *src, const uint8_t *mask, size_t n
 size_t mmsb__scatter(uint8_t *dst, const uint8_t *src, const uint8_t *mask, size_t n) MMSB_HIDDEN;
 /* the bytes of src where mask[i], packed into dst (which may be src); returns how many */
 size_t mmsb__gather(uint8_t *dst, const uint8_t *src, const uint8_t *mask, size_t n) MMSB_HIDDEN;
+/* the positions i < n where mask[i], in order, into idx; returns how many (< 2^32 per page) */
+size_t mmsb__mask_index(const uint8_t *mask, size_t n, uint32_t *idx) MMSB_HIDDEN;
 bool mmsb__utf8_valid(const uint8_t *s, size_t n) MMSB_HIDDEN;
 
 /* ---- pages ---- */

@@ -212,7 +212,20 @@ TEST(gpu_pages_equal_cpu_pages_on_the_cpu)
 
 TEST(gpu_pages_equal_cpu_pages_routed)
 {
+	char path[] = "/tmp/mmsb-xo.XXXXXX";
+	int fd = mkstemp(path);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+
+	/* the built-in table keeps pages this small on the CPU: one that mixes both sides */
+	ASSERT_TRUE(f);
+	fprintf(f, "apply 100 0.5 1 10 20\napply 4096 0.5 1 20 10\n");
+	fclose(f);
+	fake();
+	ASSERT_EQ(mmsb_gpu_crossover_load(path), 0);
+	unlink(path);
 	twins(MMSB_GPU_POLICY_AUTO);
+	ASSERT_GT(info().routed_gpu, 0);
+	ASSERT_GT(info().routed_cpu, 0);
 }
 
 TEST(host_transfers_only_when_the_host_reads)
@@ -312,6 +325,13 @@ TEST(router_follows_its_table_and_keeps_it_on_a_bad_file)
 	FILE *f;
 
 	ASSERT_GE(fd, 0);
+	fake();
+	/* the built-in table, measured on an H200: the GPU from 4 MiB pages with 1 % of bytes set */
+	ASSERT_EQ(mmsb_gpu_route(256 << 10, 128 << 10, 1), MMSB_LOC_CPU);
+	ASSERT_EQ(mmsb_gpu_route(1 << 20, 1 << 19, 1), MMSB_LOC_CPU);
+	ASSERT_EQ(mmsb_gpu_route(4 << 20, 2 << 20, 1), MMSB_LOC_GPU);
+	ASSERT_EQ(mmsb_gpu_route(64 << 20, 64 << 10, 1), MMSB_LOC_CPU);
+	ASSERT_EQ(mmsb_gpu_route(64 << 20, 8 << 20, 1), MMSB_LOC_GPU);
 	f = fdopen(fd, "w");
 	/* small pages faster on the CPU, large ones on the GPU; a sparse large delta on the CPU */
 	fprintf(f, "# test table\n"
