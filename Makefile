@@ -190,14 +190,16 @@ $(O)/mmsb-bench: $(O)/tools/mmsb-bench.o $(O)/tools/bench_keys.o $(O)/tools/tool
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) $(JSONC_LIBS) -lm
 
 TRACE_OBJS := $(addprefix $(O)/tools/,mmsb-trace.o trace_record.o trace_features.o \
-		trace_profile.o trace_pmu.o syms_helpers.o usdt_helpers.o tool_helpers.o)
+		trace_profile.o trace_pmu.o trace_host.o syms_helpers.o usdt_helpers.o \
+		tool_helpers.o)
 
 $(O)/mmsb-trace: $(TRACE_OBJS) $(O)/libmmsb.so
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) $(JSONC_LIBS) \
 		$(LIBBPF_LIBS) -lelf -lpfm
 
-$(O)/tools/trace_record.o $(O)/tools/trace_features.o $(O)/tools/trace_pmu.o: $(BPF_SKELS)
+$(O)/tools/trace_record.o $(O)/tools/trace_features.o $(O)/tools/trace_pmu.o \
+$(O)/tools/trace_host.o: $(BPF_SKELS)
 
 # What the bench's machine block says about this build; rewritten only when it changes.
 BUILD_INFO = \#define MMSB_GIT_REV "$(shell git describe --always --dirty 2>/dev/null || echo unknown)"\n\#define MMSB_BUILD_FLAGS "$(strip $(CFLAGS))"

@@ -87,6 +87,26 @@ struct {
 	__type(value, __u32);
 } pmu_events SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct host_key);
+	__type(value, __u64); /* samples */
+} host_samples SEC(".maps");
+
+/* per host thread: where its crossing record is, and its crossings at its previous sample */
+struct host_thread {
+	__u64 rec;
+	__u64 crossings;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32); /* tid */
+	__type(value, struct host_thread);
+} host_threads SEC(".maps");
+
 __u64 counters[CNT_MAX] = {};
 /* the traced window: the first span's begin and the last end seen (ktime ns) */
 __u64 first_begin_ns = 0, last_end_ns = 0;
@@ -126,6 +146,21 @@ static __always_inline __u32 log2_slot(__u64 v)
 		r++;
 	}
 	return r;
+}
+
+static __always_inline void host_add(__u64 ip, __u32 cls)
+{
+	struct host_key k = { .ip = ip, .cls = cls };
+	__u64 zero = 0, *v = bpf_map_lookup_elem(&host_samples, &k);
+
+	if (!v) {
+		bpf_map_update_elem(&host_samples, &k, &zero, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(&host_samples, &k);
+	}
+	if (v)
+		__sync_fetch_and_add(v, 1);
+	else
+		__sync_fetch_and_add(&counters[CNT_SMP_LOST], 1);
 }
 
 static __always_inline int begin(struct pt_regs *ctx, __u32 kind)
@@ -364,6 +399,70 @@ SEC("uretprobe")
 int ffi_end(struct pt_regs *ctx)
 {
 	return end(ctx, SPAN_HOST, bpf_ktime_get_ns());
+}
+
+/* A thread's crossing record (lib/probes.h), announced once per thread. */
+SEC("usdt")
+int host_register(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct host_thread t = {};
+	__u32 tid = (__u32)id;
+	long rec;
+
+	if (targ_tgid && (id >> 32) != targ_tgid)
+		return 0;
+	if (bpf_usdt_arg(ctx, 0, &rec))
+		return 0;
+	t.rec = (__u64)rec;
+	bpf_map_update_elem(&host_threads, &tid, &t, BPF_ANY);
+	return 0;
+}
+
+/*
+ * The host's side of the boundary, sampled (--host-sample): a CPU clock on every CPU. A sample
+ * of a target thread reads the thread's crossing record (it runs on the thread's CPU, in its
+ * context, so the record reads as the thread last wrote it): inside an API call it is the
+ * library's time; outside, in user mode, the host's, by address, counted as the boundary's
+ * (HOST_FFI) when the thread crossed since its previous sample and as its own work otherwise.
+ */
+SEC("perf_event")
+int host_sample(struct bpf_perf_event_data *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid(), ip, before;
+	__u32 tid = (__u32)id;
+	struct mmsb_host_rec_abi rec;
+	struct host_thread *t;
+
+	if ((id >> 32) != targ_tgid)
+		return 0;
+	t = bpf_map_lookup_elem(&host_threads, &tid);
+	if (!t) {
+		__sync_fetch_and_add(&counters[CNT_SMP_EARLY], 1);
+		return 0;
+	}
+	if (bpf_probe_read_user(&rec, sizeof(rec), (const void *)t->rec)) {
+		__sync_fetch_and_add(&counters[CNT_SMP_LOST], 1);
+		return 0;
+	}
+	/* crossings since this thread's previous sample; the last sample's count is the total's */
+	before = t->crossings;
+	t->crossings = rec.crossings;
+	if (rec.crossings > before)
+		__sync_fetch_and_add(&counters[CNT_CROSSINGS], rec.crossings - before);
+	if (rec.depth) {
+		__sync_fetch_and_add(&counters[CNT_SMP_SPAN], 1);
+		return 0;
+	}
+	/* kernel text is in the upper half: the host's system calls and faults */
+	ip = PT_REGS_IP(&ctx->regs);
+	if (ip >> 63) {
+		__sync_fetch_and_add(&counters[CNT_SMP_KERNEL], 1);
+		return 0;
+	}
+	__sync_fetch_and_add(&counters[CNT_SMP_HOST], 1);
+	host_add(ip, rec.crossings != before ? HOST_FFI : HOST_OTHER);
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -68,7 +68,35 @@ struct span_stats {
 #define CNT_STATS_FULL 6     /* the stats map was full: a span not aggregated */
 #define CNT_PMU_SKIPPED 7    /* spans without counters: migrated CPUs, or a read failed */
 #define CNT_HOST_OTHER 8     /* ffi_call into something else than libmmsb: a cost, not a span */
-#define CNT_MAX 10
+/* --host-sample */
+#define CNT_CROSSINGS 9	  /* crossings into libmmsb seen by the samples (their records' counts) */
+#define CNT_SMP_EARLY 10  /* a target thread before its first crossing (start-up, non-callers) */
+#define CNT_SMP_SPAN 11	  /* inside an API call: the library's time */
+#define CNT_SMP_KERNEL 12 /* kernel mode outside API calls: the host's system calls, faults */
+#define CNT_SMP_LOST 13	  /* a record unreadable, or the host_samples map full */
+#define CNT_SMP_HOST 14	  /* user mode outside API calls: the host's (host_samples) */
+#define CNT_MAX 16
+
+/*
+ * Host samples (--host-sample): a timer sample of a target thread in user mode outside every
+ * API call is the host's; the boundary's (HOST_FFI) when the thread crossed into libmmsb since
+ * its previous sample, its own work (HOST_OTHER) when it did not.
+ */
+#define HOST_FFI 0
+#define HOST_OTHER 1
+
+struct host_key {
+	__u64 ip;
+	__u32 cls; /* HOST_FFI, HOST_OTHER */
+	__u32 pad;
+};
+
+/* struct mmsb_host_rec of lib/probes.h: a thread's crossings, read from the target's memory */
+struct mmsb_host_rec_abi {
+	__u32 depth;
+	__u32 announced;
+	__u64 crossings;
+};
 
 struct span_event {
 	__u64 start_ns, dur_ns, self_ns;

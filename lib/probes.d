@@ -119,6 +119,11 @@ provider mmsb {
 	/* the FFI boundary: every public function, entered and left (fn: the id above) */
 	probe api__entry(uint32_t fn);
 	probe api__exit(uint32_t fn);
+	/*
+	 * a thread's crossing record (struct mmsb_host_rec in lib/probes.h), once per thread, at its
+	 * first API call while a tracer is attached here; that attachment also turns the records on
+	 */
+	probe host__register(void *rec);
 
 	/* mmsb_state_open(): opening the log included */
 	probe state__open__begin(const char *log_path);

@@ -12,6 +12,7 @@
 #ifndef __MMSB_PROBES_H
 #define __MMSB_PROBES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "mmsb_probes.h"
@@ -23,17 +24,56 @@
 			MMSB_##NAME(__VA_ARGS__);                                                  \
 	} while (0)
 
-static inline void mmsb__api_leave(const uint32_t *fn)
+/*
+ * The host side of the boundary, sampled (mmsb-trace record --host-sample, docs/ffi.md). While a
+ * tracer is attached to host__register, each thread keeps a record of its crossings into the
+ * library: how deep it is in API calls and how many outermost calls it has made. The tracer's
+ * timer samples read it, so no probe fires per call: a trap per crossing would cost the host as
+ * much as the marshalling measured. A thread hands over its record's address once, with
+ * host__register. The layout is an ABI shared with bpf/mmsb_trace.h (struct host_rec).
+ */
+struct mmsb_host_rec {
+	uint32_t depth;	    /* API calls open on this thread */
+	uint32_t announced; /* host__register fired for this record */
+	uint64_t crossings; /* outermost API calls begun */
+};
+
+/* initial-exec: a fixed offset from the thread pointer, no __tls_get_addr on the call path */
+extern __thread struct mmsb_host_rec mmsb__host __attribute__((tls_model("initial-exec")));
+
+static inline bool mmsb__host_enter(void)
 {
+	struct mmsb_host_rec *h = &mmsb__host;
+
+	if (!h->announced) {
+		h->announced = 1;
+		MMSB_HOST_REGISTER(h);
+	}
+	if (!h->depth++)
+		h->crossings++;
+	return true;
+}
+
+struct mmsb__api_scope {
+	uint32_t id; /* the API function's (lib/probes.d) */
+	bool host;   /* counted in mmsb__host: the leave undoes it, whatever the tracer did since */
+};
+
+static inline void mmsb__api_leave(const struct mmsb__api_scope *sc)
+{
+	if (sc->host)
+		mmsb__host.depth--;
 	if (MMSB_API_EXIT_ENABLED())
-		MMSB_API_EXIT(*fn);
+		MMSB_API_EXIT(sc->id);
 }
 
 /* The exit fires from the cleanup of a scoped variable: every return path is covered. */
 #define MMSB_API_SCOPE(fn)                                                                         \
-	const uint32_t mmsb__api_fn __attribute__((cleanup(mmsb__api_leave))) = MMSB_FN_##fn;      \
+	const struct mmsb__api_scope mmsb__api_scope __attribute__((cleanup(mmsb__api_leave))) = { \
+		MMSB_FN_##fn, MMSB_HOST_REGISTER_ENABLED() && mmsb__host_enter()                   \
+	};                                                                                         \
 	if (MMSB_API_ENTRY_ENABLED())                                                              \
-	MMSB_API_ENTRY(mmsb__api_fn)
+	MMSB_API_ENTRY(mmsb__api_scope.id)
 #else
 /* compiled out: the arguments still count as used, but are never evaluated */
 static inline void mmsb__probe_args(int unused, ...)

@@ -6,6 +6,11 @@
 #include "mmsb_internal.h"
 #include "probes.h"
 
+#if MMSB_PROBES
+/* every thread's crossing record (lib/probes.h); written only while a tracer asks for it */
+__thread struct mmsb_host_rec mmsb__host __attribute__((tls_model("initial-exec"))) MMSB_HIDDEN;
+#endif
+
 const char *mmsb_version(void)
 {
 	MMSB_API_SCOPE(mmsb_version);

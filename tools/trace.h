@@ -4,6 +4,7 @@
 #define __MMSB_TRACE_TOOL_H
 
 #include <limits.h>
+#include <sys/types.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <linux/perf_event.h>
@@ -45,6 +46,31 @@ int pmu_resolve(const char *list, struct pmu_event *ev, int *n, char *why, size_
 /* Open each event on every CPU into the BPF map (index event * nr_cpus + cpu); fds receives them. */
 int pmu_open(struct pmu_event *ev, int n, int map_fd, int nr_cpus, int *fds);
 int do_pmu(int argc, char **argv);
+int sys_perf_event_open(struct perf_event_attr *a, pid_t pid, int cpu);
+
+/* The host's side of the boundary, sampled (tools/trace_host.c): frames by module and function. */
+struct host_frame {
+	char module[64], symbol[192];
+	uint64_t samples[2]; /* HOST_FFI, HOST_OTHER */
+};
+
+struct host_report {
+	uint64_t samples[2];
+	struct host_frame *f; /* most samples first */
+	int n;
+};
+
+struct bpf_program;
+struct bpf_link;
+struct syms;
+
+/* 0, or -EINVAL with the reason: a rate the kernel allows */
+int host_sample_check(uint64_t hz, char *why, size_t len);
+/* A CPU clock on every CPU at hz, each running prog; the links (one per CPU) into links. */
+int host_sample_open(struct bpf_program *prog, uint64_t hz, int nr_cpus, struct bpf_link **links,
+		     int *n_links);
+int host_collect(int samples_fd, struct syms *sy, struct host_report *hr);
+void host_report_free(struct host_report *hr);
 int pmu_help(void);
 
 /* A trace profile (tools/trace_profile.c, docs/profiles.md): record's settings by name. */
@@ -58,6 +84,7 @@ struct trace_profile {
 	unsigned int outputs; /* 1 << PROFILE_OUT_* */
 	char pmu[256];	      /* record --pmu, "" for none */
 	uint64_t duration;    /* seconds, 0: until the target exits */
+	uint64_t host_hz;     /* record --host-sample, 0: off */
 };
 
 /* Parse FILE strictly; errors are printed as FILE:LINE: reason. 0 or -errno. */

@@ -31,7 +31,7 @@ static int pfm_ready(void)
 	return err;
 }
 
-static int sys_perf_event_open(struct perf_event_attr *a, pid_t pid, int cpu)
+int sys_perf_event_open(struct perf_event_attr *a, pid_t pid, int cpu)
 {
 	return (int)syscall(SYS_perf_event_open, a, pid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
 }

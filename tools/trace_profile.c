@@ -5,12 +5,13 @@
  *
  *   # comment
  *   description = what this profile is for
- *   kinds = update,propagate,recompute      (or: all)
+ *   kinds = update,propagate,recompute      (or: all, or none: no span probe)
  *   stacks = outer | all | none
  *   mode = histogram | events
  *   outputs = table,json,folded,speedscope  (any of them, or: none)
  *   duration = 10                            (seconds; 0: until the target exits)
  *   pmu = perf::PAGE-FAULTS,perf::TASK-CLOCK (counters per span, at most 4)
+ *   host_sample = 1000                       (record --host-sample=HZ; 0: off)
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -95,8 +96,9 @@ static int set_key(struct trace_profile *p, const char *key, char *val, char *wh
 		p->kinds_mask = 0;
 		if (!strcmp(val, "all"))
 			p->kinds_mask = (1u << SPAN_KINDS) - 1;
-		else if (each_item(val, add_kind, &p->kinds_mask, &bad)) {
-			snprintf(why, len, "kinds: %s '%s' (a comma list of span kinds, or 'all')",
+		else if (strcmp(val, "none") && each_item(val, add_kind, &p->kinds_mask, &bad)) {
+			snprintf(why, len,
+				 "kinds: %s '%s' (a comma list of span kinds, 'all' or 'none')",
 				 *bad ? "no span kind" : "an empty item", bad);
 			return -EINVAL;
 		}
@@ -145,10 +147,21 @@ static int set_key(struct trace_profile *p, const char *key, char *val, char *wh
 			return -EINVAL;
 		}
 		snprintf(p->pmu, sizeof(p->pmu), "%s", val);
+	} else if (!strcmp(key, "host_sample")) {
+		char reason[256];
+
+		if (parse_u64(val, 0, 1000000, &v) ||
+		    (v && host_sample_check(v, reason, sizeof(reason)))) {
+			snprintf(why, len,
+				 "host_sample: a rate in Hz (0: off), not '%.40s'%s%.150s", val,
+				 v ? ": " : "", v ? reason : "");
+			return -EINVAL;
+		}
+		p->host_hz = v;
 	} else {
 		snprintf(why, len,
 			 "unknown key '%s' (keys: description kinds stacks mode outputs duration "
-			 "pmu)",
+			 "pmu host_sample)",
 			 key);
 		return -EINVAL;
 	}
@@ -156,7 +169,7 @@ static int set_key(struct trace_profile *p, const char *key, char *val, char *wh
 }
 
 static const char *const keys[] = {
-	"description", "kinds", "stacks", "mode", "outputs", "duration", "pmu",
+	"description", "kinds", "stacks", "mode", "outputs", "duration", "pmu", "host_sample",
 };
 
 int profile_parse(const char *path, struct trace_profile *p)
@@ -309,6 +322,7 @@ static struct json_object *profile_json(const struct trace_profile *p)
 	json_object_object_add(o, "outputs", out);
 	json_object_object_add(o, "duration_s", json_object_new_uint64(p->duration));
 	json_object_object_add(o, "pmu", json_object_new_string(p->pmu));
+	json_object_object_add(o, "host_sample_hz", json_object_new_uint64(p->host_hz));
 	return o;
 }
 
@@ -324,6 +338,8 @@ static void profile_print(const struct trace_profile *p)
 			nk++;
 	if (nk == SPAN_KINDS)
 		printf("all");
+	else if (!nk)
+		printf("none");
 	else
 		for (int i = 0, c = 0; i < SPAN_KINDS; i++)
 			if (p->kinds_mask & (1u << i))
@@ -342,6 +358,8 @@ static void profile_print(const struct trace_profile *p)
 		printf("; duration %llu s", (unsigned long long)p->duration);
 	if (p->pmu[0])
 		printf("; pmu %s", p->pmu);
+	if (p->host_hz)
+		printf("; host sampled at %llu Hz", (unsigned long long)p->host_hz);
 	printf("\n");
 }
 

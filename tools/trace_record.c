@@ -37,6 +37,11 @@
 
 /* Measured with `mmsb-trace features --calibrate` on the reference machine (docs/tracing.md). */
 #define DEFAULT_HIT_NS 600
+/*
+ * --host-sample: every sample interrupts the target, about 15 us each on the VM measured
+ * (docs/ffi.md): 1 kHz slows it by about 1 %, 10 kHz by 16 %.
+ */
+#define DEFAULT_HOST_HZ 1000
 
 static const struct span_def {
 	const char *name, *begin, *end, *category;
@@ -96,6 +101,7 @@ static struct {
 	char profile_pmu[256];
 	struct pmu_event ev[MAX_PMU];
 	int n_pmu;
+	uint64_t host_hz; /* --host-sample: 0, off */
 } ro;
 
 static volatile sig_atomic_t stop_requested;
@@ -116,7 +122,7 @@ int record_help(void)
 	       "  -p, --pid PID          attach to a running process (detaches cleanly)\n"
 	       "  -d, --duration SECS    stop after SECS (default: Ctrl-C or the target's exit)\n"
 	       "  -l, --lib PATH         the libmmsb.so to attach to (default: found from the target)\n"
-	       "  -k, --kinds LIST       only these span kinds (comma-separated; see below)\n"
+	       "  -k, --kinds LIST       only these span kinds (comma-separated; see below), or none\n"
 	       "  -P, --profile NAME|FILE  settings from a trace profile ('%s profiles' lists\n"
 	       "                         them); options given here override it\n"
 	       "  -o, --output-dir DIR   where a profile's outputs go (default: .): trace.json,\n"
@@ -130,18 +136,24 @@ int record_help(void)
 	       "                         one JSON object a line; drops are counted and reported\n"
 	       "      --pmu EVENTS       count these events per span (comma list, at most 4; see\n"
 	       "                         '%s pmu list'), e.g. perf::PAGE-FAULTS,perf::TASK-CLOCK\n"
+	       "      --host-sample[=HZ] sample the host's side of the crossings into libmmsb (its\n"
+	       "                         marshalling and call loop) with a CPU clock on every CPU,\n"
+	       "                         HZ a second (default %d): kind ffi_host. Alone it attaches\n"
+	       "                         no span probe (their traps would slow the host); with -k\n"
+	       "                         or -P, both\n"
 	       "      --hit-cost NS      cost of one probe hit for the overhead estimate (default %d)\n"
 	       "      --as-root          run CMD as root even under sudo\n\n"
 	       "Kinds: api state_open state_close page_alloc page_free update delta_apply route_batch\n"
 	       "       propagate recompute log_append log_sync checkpoint_write checkpoint_load\n"
 	       "       replay engine_batch tick gpu_launch gpu_copy\n"
-	       "       ffi_call (a host's libffi calls into libmmsb)\n\n"
+	       "       ffi_call (a host's libffi calls into libmmsb, probed: costs what it measures)\n"
+	       "       ffi_host (--host-sample: the host's side, sampled)\n\n"
 	       "Examples:\n"
 	       "  sudo %s record -- .output/mmsb-bench --quick\n"
 	       "  sudo %s record -p 4242 -d 10 -f out.folded   # flamegraph.pl out.folded\n"
 	       "  sudo %s record -P ci -o artifacts -- .output/mmsb-bench\n",
-	       prog_name, prog_name, prog_name, prog_name, DEFAULT_HIT_NS, prog_name, prog_name,
-	       prog_name);
+	       prog_name, prog_name, prog_name, prog_name, DEFAULT_HOST_HZ, DEFAULT_HIT_NS,
+	       prog_name, prog_name, prog_name);
 	return EXIT_OK;
 }
 
@@ -249,6 +261,8 @@ static int kinds_mask_of(const char *list, uint32_t *mask)
 		*mask = ~0u;
 		return 0;
 	}
+	if (!strcmp(list, "none"))
+		return 0;
 	copy = strdup(list);
 	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		int k = span_kind_of(tok);
@@ -520,9 +534,61 @@ struct report {
 	char **cmd;
 	const char *lib;
 	uint64_t counters[CNT_MAX];
-	uint64_t window_ns;  /* first span begin to last span end: the traced window */
-	struct timeline *tl; /* NULL without -e */
+	uint64_t window_ns;	 /* first span begin to last span end: the traced window */
+	struct timeline *tl;	 /* NULL without -e */
+	struct host_report host; /* --host-sample */
 };
+
+/* --host-sample's figures and frames, for the JSON report */
+static struct json_object *host_json(const struct report *rp, uint64_t period)
+{
+	static const char *const cls[] = { [HOST_FFI] = "ffi_host", [HOST_OTHER] = "host_own" };
+	const uint64_t *c = rp->counters;
+	struct json_object *o = json_object_new_object(), *fr = json_object_new_array();
+
+	json_object_object_add(o, "hz", json_object_new_uint64(ro.host_hz));
+	json_object_object_add(o, "period_ns", json_object_new_uint64(period));
+	json_object_object_add(o, "crossings", json_object_new_uint64(c[CNT_CROSSINGS]));
+	json_object_object_add(o, "ffi_host_ns",
+			       json_object_new_uint64(rp->host.samples[HOST_FFI] * period));
+	json_object_object_add(
+		o, "ffi_host_ns_per_crossing",
+		json_object_new_double(c[CNT_CROSSINGS] ?
+					       (double)(rp->host.samples[HOST_FFI] * period) /
+						       (double)c[CNT_CROSSINGS] :
+					       0));
+	for (int k = HOST_FFI; k <= HOST_OTHER; k++)
+		json_object_object_add(o, k == HOST_FFI ? "samples_ffi_host" : "samples_host_own",
+				       json_object_new_uint64(rp->host.samples[k]));
+	json_object_object_add(o, "samples_between_crossings",
+			       json_object_new_uint64(c[CNT_SMP_HOST]));
+	json_object_object_add(o, "samples_in_spans", json_object_new_uint64(c[CNT_SMP_SPAN]));
+	json_object_object_add(o, "samples_kernel", json_object_new_uint64(c[CNT_SMP_KERNEL]));
+	json_object_object_add(o, "samples_before_first_crossing",
+			       json_object_new_uint64(c[CNT_SMP_EARLY]));
+	json_object_object_add(o, "samples_lost", json_object_new_uint64(c[CNT_SMP_LOST]));
+	for (int i = 0; i < rp->host.n; i++) {
+		for (int k = HOST_FFI; k <= HOST_OTHER; k++) {
+			struct json_object *f;
+
+			if (!rp->host.f[i].samples[k])
+				continue;
+			f = json_object_new_object();
+			json_object_object_add(f, "class", json_object_new_string(cls[k]));
+			json_object_object_add(f, "module",
+					       json_object_new_string(rp->host.f[i].module));
+			json_object_object_add(f, "function",
+					       json_object_new_string(rp->host.f[i].symbol));
+			json_object_object_add(f, "samples",
+					       json_object_new_uint64(rp->host.f[i].samples[k]));
+			json_object_object_add(
+				f, "ns", json_object_new_uint64(rp->host.f[i].samples[k] * period));
+			json_object_array_add(fr, f);
+		}
+	}
+	json_object_object_add(o, "frames", fr);
+	return o;
+}
 
 static int write_outputs(struct report *rp)
 {
@@ -623,6 +689,31 @@ static int write_outputs(struct report *rp)
 				pmu_json(NULL, (const uint64_t *)v.pmu_self, v.pmu_count));
 		json_object_array_add(jstacks, js);
 	}
+	/* the host's side, sampled: ffi_host, then the module, then the function */
+	uint64_t period = ro.host_hz ? 1000000000ull / ro.host_hz : 0;
+	uint64_t host_ns = rp->host.samples[HOST_FFI] * period;
+
+	for (int i = 0; i < rp->host.n; i++) {
+		const struct host_frame *hf = &rp->host.f[i];
+		uint64_t ns = hf->samples[HOST_FFI] * period;
+		struct json_object *sample;
+
+		if (!ns)
+			continue;
+		sample = json_object_new_array();
+		json_object_array_add(sample, json_object_new_int(intern_frame(
+						      frames_tab, frame_index, "mmsb:ffi_host")));
+		json_object_array_add(sample, json_object_new_int(intern_frame(
+						      frames_tab, frame_index, hf->module)));
+		json_object_array_add(sample, json_object_new_int(intern_frame(
+						      frames_tab, frame_index, hf->symbol)));
+		json_object_array_add(samples, sample);
+		json_object_array_add(weights, json_object_new_uint64(ns));
+		if (folded)
+			fprintf(folded, "mmsb:ffi_host;%s;%s %" PRIu64 "\n", hf->module, hf->symbol,
+				ns);
+	}
+	self_sum += host_ns;
 	if (folded && fclose(folded)) {
 		p_err("%s: %s", ro.folded, strerror(errno));
 		ret = EXIT_FAIL;
@@ -683,6 +774,27 @@ static int write_outputs(struct report *rp)
 					       pmu_json(t->pmu_total, t->pmu_self, t->pmu_count));
 		json_object_array_add(jkinds, jk);
 	}
+	if (ro.host_hz) {
+		char self[32];
+		struct json_object *jk = json_object_new_object();
+
+		fmt_dur(host_ns, self, sizeof(self));
+		tprintf("%-16s %-12s %10" PRIu64 " %11s %11s %6.1f%% %9s %9s\n", "ffi_host",
+			"ffi host", rp->counters[CNT_CROSSINGS], self, self,
+			rp->wall_ns ? 100.0 * (double)host_ns / (double)rp->wall_ns : 0, "-", "-");
+		json_object_object_add(jk, "kind", json_object_new_string("ffi_host"));
+		json_object_object_add(jk, "category", json_object_new_string("ffi host"));
+		json_object_object_add(jk, "sampled", json_object_new_boolean(true));
+		json_object_object_add(jk, "calls",
+				       json_object_new_uint64(rp->counters[CNT_CROSSINGS]));
+		json_object_object_add(jk, "total_ns", json_object_new_uint64(host_ns));
+		json_object_object_add(jk, "self_ns", json_object_new_uint64(host_ns));
+		json_object_object_add(
+			jk, "self_share",
+			json_object_new_double(rp->wall_ns ? (double)host_ns / (double)rp->wall_ns :
+							     0));
+		json_object_array_add(jkinds, jk);
+	}
 	if (ro.n_pmu) {
 		/* the counters, per call of each kind (self: the nested spans' counts taken out) */
 		tprintf("\n%-16s", "SPAN (self/call)");
@@ -707,14 +819,34 @@ static int write_outputs(struct report *rp)
 		"hits",	    "stats_full", "pmu_skipped", "host_other",	 "reserved",
 	};
 
-	tprintf("\nself time attributed: %.1f%% of the wall time, %.1f%% of the span window; "
-		"overflow %" PRIu64 ", unmatched ends %" PRIu64 ", abandoned %" PRIu64
-		", stack errors %" PRIu64 ", not aggregated (map full) %" PRIu64 "\n",
-		rp->wall_ns ? 100.0 * (double)self_sum / (double)rp->wall_ns : 0,
-		rp->window_ns ? 100.0 * (double)self_sum / (double)rp->window_ns : 0,
-		rp->counters[CNT_OVERFLOW], rp->counters[CNT_UNMATCHED],
-		rp->counters[CNT_ABANDONED], rp->counters[CNT_STACK_ERR],
-		rp->counters[CNT_STATS_FULL]);
+	if (rp->window_ns)
+		tprintf("\nself time attributed: %.1f%% of the wall time, %.1f%% of the span window; "
+			"overflow %" PRIu64 ", unmatched ends %" PRIu64 ", abandoned %" PRIu64
+			", stack errors %" PRIu64 ", not aggregated (map full) %" PRIu64 "\n",
+			rp->wall_ns ? 100.0 * (double)self_sum / (double)rp->wall_ns : 0,
+			rp->window_ns ? 100.0 * (double)self_sum / (double)rp->window_ns : 0,
+			rp->counters[CNT_OVERFLOW], rp->counters[CNT_UNMATCHED],
+			rp->counters[CNT_ABANDONED], rp->counters[CNT_STACK_ERR],
+			rp->counters[CNT_STATS_FULL]);
+	else
+		tprintf("\nself time attributed: %.1f%% of the wall time (no span probes)\n",
+			rp->wall_ns ? 100.0 * (double)self_sum / (double)rp->wall_ns : 0);
+	if (ro.host_hz) {
+		const uint64_t *c = rp->counters;
+		uint64_t classified = rp->host.samples[HOST_FFI] + rp->host.samples[HOST_OTHER];
+		uint64_t unclassified =
+			c[CNT_SMP_HOST] > classified ? c[CNT_SMP_HOST] - classified : 0;
+
+		tprintf("host samples every %" PRIu64 " ns on each CPU: %" PRIu64
+			" host with a crossing since the thread's previous sample (ffi_host, %.0f ns a "
+			"crossing), %" PRIu64 " host without (its own work), %" PRIu64
+			" in API calls, %" PRIu64 " kernel mode outside them, %" PRIu64
+			" before the thread's first crossing, %" PRIu64 " unattributed\n",
+			period, rp->host.samples[HOST_FFI],
+			c[CNT_CROSSINGS] ? (double)host_ns / (double)c[CNT_CROSSINGS] : 0,
+			rp->host.samples[HOST_OTHER], c[CNT_SMP_SPAN], c[CNT_SMP_KERNEL],
+			c[CNT_SMP_EARLY], c[CNT_SMP_LOST] + unclassified);
+	}
 	if (rp->tl)
 		tprintf("events: %" PRIu64 " streamed to %s, %" PRIu64
 			" dropped (ring buffer full)%s\n",
@@ -748,7 +880,11 @@ static int write_outputs(struct report *rp)
 		for (int i = 0; i <= CNT_HOST_OTHER; i++)
 			json_object_object_add(c, cnt_names[i],
 					       json_object_new_uint64(rp->counters[i]));
+		json_object_object_add(c, "crossings",
+				       json_object_new_uint64(rp->counters[CNT_CROSSINGS]));
 		json_object_object_add(o, "counters", c);
+		if (ro.host_hz)
+			json_object_object_add(o, "host_sampling", host_json(rp, period));
 		features_probe(&f);
 		json_object_object_add(o, "features", features_json(&f));
 		if (rp->tl) {
@@ -862,7 +998,7 @@ static int attach_all(struct mmsb_trace_bpf *skel, int pid, const char *lib, uin
 		}
 	}
 	free(notes);
-	if (!*n_links) {
+	if (!*n_links && mask) {
 		p_err("%s: no mmsb probes (built with PROBES=0?)", lib);
 		return -1;
 	}
@@ -905,6 +1041,8 @@ static int apply_profile(uint32_t *mask)
 		ro.speedscope = ro.paths[PROFILE_OUT_SPEEDSCOPE];
 	if (!ro.events && p.events)
 		ro.events = ro.paths[PROFILE_OUT_TABLE];
+	if (!ro.host_hz)
+		ro.host_hz = p.host_hz;
 	if (!ro.pmu && p.pmu[0]) {
 		snprintf(ro.profile_pmu, sizeof(ro.profile_pmu), "%s", p.pmu);
 		ro.pmu = ro.profile_pmu;
@@ -976,16 +1114,18 @@ int do_record(int argc, char **argv)
 		{ "hit-cost", required_argument, NULL, 2 },
 		{ "as-root", no_argument, NULL, 3 },
 		{ "pmu", required_argument, NULL, 4 },
+		{ "host-sample", optional_argument, NULL, 5 },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	struct bpf_link *links[2 * SPAN_KINDS] = { 0 };
+	struct bpf_link *links[2 * SPAN_KINDS + 1] = { 0 };
 	char lib[PATH_MAX], ffi_lib[PATH_MAX];
 	struct report rp = { 0 };
 	struct mmsb_trace_bpf *skel = NULL;
 	struct ring_buffer *rb = NULL;
 	struct timeline tl = { 0 };
-	int nr_cpus = 1, *pmu_fds = NULL;
+	int nr_cpus = 1, *pmu_fds = NULL, n_host_links = 0;
+	struct bpf_link **host_links = NULL;
 	uint32_t mask;
 	int c, n_links = 0, ret = EXIT_FAIL, status = 0;
 	uint64_t t0, deadline = 0, last_maps = 0;
@@ -1062,6 +1202,13 @@ int do_record(int argc, char **argv)
 		case 4:
 			ro.pmu = optarg;
 			break;
+		case 5:
+			ro.host_hz = DEFAULT_HOST_HZ;
+			if (optarg && parse_u64(optarg, 1, 1000000, &ro.host_hz)) {
+				p_err("invalid --host-sample rate '%s' (Hz)", optarg);
+				return EXIT_USAGE;
+			}
+			break;
 		case 'h':
 			return record_help();
 		default:
@@ -1084,11 +1231,26 @@ int do_record(int argc, char **argv)
 	}
 	if (ro.profile && apply_profile(&mask))
 		return EXIT_FAIL;
+	/* sampling the host alone: span probes would trap on every crossing and slow the host */
+	if (ro.host_hz && !ro.kinds && !ro.profile)
+		mask = 0;
+	if (!mask && !ro.host_hz) {
+		p_err("nothing to trace: no span kind (-k none) and no --host-sample");
+		return EXIT_USAGE;
+	}
 	if (ro.pmu) {
 		char why[320];
 
 		if (pmu_resolve(ro.pmu, ro.ev, &ro.n_pmu, why, sizeof(why))) {
 			p_err("--pmu: %s", why);
+			return EXIT_USAGE;
+		}
+	}
+	if (ro.host_hz) {
+		char why[256];
+
+		if (host_sample_check(ro.host_hz, why, sizeof(why))) {
+			p_err("--host-sample: %s", why);
 			return EXIT_USAGE;
 		}
 	}
@@ -1142,6 +1304,11 @@ int do_record(int argc, char **argv)
 		goto out;
 	}
 	skel->rodata->nr_cpus = (uint32_t)(nr_cpus > 0 ? nr_cpus : 1);
+	if (ro.host_hz &&
+	    !(host_links = calloc((size_t)(nr_cpus > 0 ? nr_cpus : 1), sizeof(*host_links)))) {
+		p_err("--host-sample: %s", strerror(ENOMEM));
+		goto out;
+	}
 	if (ro.events && !(tl.f = fopen(ro.events, "w"))) {
 		p_err("%s: %s", ro.events, strerror(errno));
 		goto out;
@@ -1214,11 +1381,26 @@ int do_record(int argc, char **argv)
 		links[n_links++] = b;
 		links[n_links++] = e;
 	}
+	if (ro.host_hz) {
+		/* attaching here turns the threads' crossing records on (lib/probes.h) */
+		struct bpf_link *l = bpf_program__attach_usdt(skel->progs.host_register, rp.pid,
+							      lib, "mmsb", "host__register", NULL);
+
+		if (!l) {
+			p_err("--host-sample: %s has no mmsb:host__register probe (%s)", lib,
+			      strerror(errno));
+			goto out;
+		}
+		links[n_links++] = l;
+		if (host_sample_open(skel->progs.host_sample, ro.host_hz, nr_cpus, host_links,
+				     &n_host_links))
+			goto out;
+	}
 	rp.skel = skel;
 	rp.lib = lib;
 	rp.cmd = cmd;
-	fprintf(stderr, "%s: attached to %d probes of %s in process %d; %s\n", prog_name, n_links,
-		lib, rp.pid,
+	fprintf(stderr, "%s: attached to %d probes of %s in process %d%s; %s\n", prog_name, n_links,
+		lib, rp.pid, n_host_links ? ", sampling its host side" : "",
 		ro.duration ? "tracing for the duration" : "Ctrl-C or the target's exit stops");
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -1283,6 +1465,9 @@ int do_record(int argc, char **argv)
 	for (int i = 0; i < n_links; i++)
 		bpf_link__destroy(links[i]);
 	n_links = 0;
+	for (int i = 0; i < n_host_links; i++)
+		bpf_link__destroy(host_links[i]);
+	n_host_links = 0;
 	if (child > 0) {
 		ptrace(PTRACE_DETACH, child, NULL, NULL);
 		kill(child, SIGCONT);
@@ -1293,6 +1478,8 @@ int do_record(int argc, char **argv)
 		rp.counters[i] = skel->bss->counters[i];
 	if (skel->bss->last_end_ns > skel->bss->first_begin_ns)
 		rp.window_ns = skel->bss->last_end_ns - skel->bss->first_begin_ns;
+	if (ro.host_hz && host_collect(bpf_map__fd(skel->maps.host_samples), rp.syms, &rp.host))
+		p_err("--host-sample: %s", strerror(ENOMEM));
 	ret = write_outputs(&rp);
 	if (tl.f && (tl.write_err | fclose(tl.f))) {
 		p_err("%s: %s", ro.events, strerror(errno));
@@ -1309,6 +1496,10 @@ int do_record(int argc, char **argv)
 out:
 	for (int i = 0; i < n_links; i++)
 		bpf_link__destroy(links[i]);
+	for (int i = 0; i < n_host_links; i++)
+		bpf_link__destroy(host_links[i]);
+	free(host_links);
+	host_report_free(&rp.host);
 	if (child > 0)
 		kill(child, SIGKILL);
 	syms_free(rp.syms);

@@ -10,6 +10,8 @@
  *                              must have printed
  *   trace_workload fault N P   N updates whose child's recompute maps P fresh pages and writes
  *                              one byte in each: N * P page faults inside recompute spans
+ *   trace_workload updates N   N updates of a 1 KiB page alternating two buffers, no log: the C
+ *                              twin of tests/helpers/ffi_workload.py; prints ns_per_update
  *
  * With MMSB_WORKLOAD_HOLD=FIFO it first reads a byte from FIFO (see probe_workload.c).
  */
@@ -173,6 +175,25 @@ static int loop(long n)
 	return 0;
 }
 
+/* What ffi_workload.py does through the Python binding, called from C. */
+static int updates(long n)
+{
+	static uint8_t bufs[2][1024];
+	struct mmsb_state *s = mmsb_state_open(NULL);
+	uint64_t page, t0;
+
+	if (!s || mmsb_page_create(s, sizeof(bufs[0]), MMSB_LOC_CPU, &page))
+		return 1;
+	memset(bufs[1], 1, sizeof(bufs[1]));
+	t0 = now_ns();
+	for (long i = 0; i < n; i++)
+		if (mmsb_page_update(s, page, bufs[i & 1], sizeof(bufs[0])) < 0)
+			return 1;
+	printf("updates %ld ns_per_update %.0f\n", n, (double)(now_ns() - t0) / (double)n);
+	mmsb_state_close(s);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && !strcmp(argv[1], "spin")) {
@@ -188,6 +209,9 @@ int main(int argc, char **argv)
 		return loop(atol(argv[2]));
 	if (argc == 4 && !strcmp(argv[1], "fault") && atol(argv[2]) > 0 && atol(argv[3]) > 0)
 		return fault(atol(argv[2]), atol(argv[3]));
-	fprintf(stderr, "usage: trace_workload spin N US | loop | rounds N | fault N PAGES\n");
+	if (argc == 3 && !strcmp(argv[1], "updates") && atol(argv[2]) > 0)
+		return updates(atol(argv[2]));
+	fprintf(stderr,
+		"usage: trace_workload spin N US | loop | rounds N | fault N PAGES | updates N\n");
 	return 2;
 }
