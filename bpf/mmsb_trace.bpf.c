@@ -401,20 +401,30 @@ int ffi_end(struct pt_regs *ctx)
 	return end(ctx, SPAN_HOST, bpf_ktime_get_ns());
 }
 
-/* A thread's crossing record (lib/probes.h), announced once per thread. */
+/*
+ * A thread's crossing record (lib/probes.h), announced at its first crossing and every 4096th:
+ * the first announcement this tracer sees starts the thread's count from the crossing that made
+ * it (the ones before it are a time before this trace); a later one of the same record is
+ * nothing new.
+ */
 SEC("usdt")
 int host_register(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct host_thread t = {};
+	struct mmsb_host_rec_abi rec;
+	struct host_thread t = {}, *old;
 	__u32 tid = (__u32)id;
-	long rec;
+	long addr;
 
 	if (targ_tgid && (id >> 32) != targ_tgid)
 		return 0;
-	if (bpf_usdt_arg(ctx, 0, &rec))
+	if (bpf_usdt_arg(ctx, 0, &addr) || bpf_probe_read_user(&rec, sizeof(rec), (void *)addr))
 		return 0;
-	t.rec = (__u64)rec;
+	old = bpf_map_lookup_elem(&host_threads, &tid);
+	if (old && old->rec == (__u64)addr)
+		return 0;
+	t.rec = (__u64)addr;
+	t.crossings = rec.crossings ? rec.crossings - 1 : 0;
 	bpf_map_update_elem(&host_threads, &tid, &t, BPF_ANY);
 	return 0;
 }

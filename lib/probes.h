@@ -34,7 +34,7 @@
  */
 struct mmsb_host_rec {
 	uint32_t depth;	    /* API calls open on this thread */
-	uint32_t announced; /* host__register fired for this record */
+	uint32_t announced; /* host__register has fired for this record */
 	uint64_t crossings; /* outermost API calls begun */
 };
 
@@ -45,12 +45,14 @@ static inline bool mmsb__host_enter(void)
 {
 	struct mmsb_host_rec *h = &mmsb__host;
 
-	if (!h->announced) {
+	/*
+	 * Announced at the first crossing, and again every 4096: a tracer attached later (or the
+	 * next one) learns of the record within 4096 crossings, for a trap every 4096 calls.
+	 */
+	if (!h->depth++ && !(h->crossings++ & 4095)) {
 		h->announced = 1;
 		MMSB_HOST_REGISTER(h);
 	}
-	if (!h->depth++)
-		h->crossings++;
 	return true;
 }
 

@@ -9,18 +9,21 @@
 #  3. record --host-sample on the same program: the host side's time per crossing, sampled with
 #     no probe on the call path, within 10 % of the Python-driven minus the C-driven time of the
 #     same updates (tests/helpers/trace_workload.c `updates`, its C twin)
+#  4. record --host-sample -p on a Python host already calling: its records are announced again
+#     (every 4096 crossings), so a tracer that comes late counts it, at the same cost a crossing
 set -u
 O=${O:-.output}
 T="$O/mmsb-trace"
 . "$(dirname "$0")/tap.sh"
 
 echo "TAP version 13"
-echo "1..3"
+echo "1..4"
 
 if [ -n "${SAN:-}" ]; then
 	skip "host python bench" "a sanitizer build's library cannot load into an uninstrumented python3"
 	skip "ffi attribution" "attach tests run in the plain build, not under sanitizers"
 	skip "sampled host side" "attach tests run in the plain build, not under sanitizers"
+	skip "sampled host side, attached late" "attach tests run in the plain build, not under sanitizers"
 	exit 0
 fi
 
@@ -51,6 +54,7 @@ fi
 if [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
 	skip "ffi attribution" "needs root (CAP_BPF, CAP_PERFMON) and a kernel with BTF"
 	skip "sampled host side" "needs root (CAP_BPF, CAP_PERFMON) and a kernel with BTF"
+	skip "sampled host side, attached late" "needs root (CAP_BPF, CAP_PERFMON) and a kernel with BTF"
 	exit $fail
 fi
 "$T" record -k api,ffi_call,update -J "$tmp/f.json" -f "$tmp/f.folded" -- \
@@ -128,5 +132,35 @@ if [ $host_ok -eq 0 ]; then
 	ok "sampled host side: ffi_host per crossing within 10 % of the Python-driven minus the C-driven time"
 else
 	bad "sampled host side: two attempts outside 10 % (or the trace failed: exit $rc)"
+fi
+
+# 4. Attached late, with -p, for 2 s, to a host that has made a million crossings already. Taking
+# the last probe out of a host busy in user space waits for the kernel (docs/ffi.md): seconds.
+python3 tests/helpers/ffi_workload.py 100000000 0 >/dev/null 2>&1 &
+host=$!
+sleep 1.5
+"$T" record --host-sample -p $host -d 2 -J "$tmp/p.json" >"$tmp/p.out" 2>"$tmp/p.err"
+rc=$?
+kill $host 2>/dev/null
+wait $host 2>/dev/null
+if [ $rc -eq 0 ] && python3 - "$tmp/p.json" "$tmp/s.json" <<'PY'
+import json, sys
+h, ref = json.load(open(sys.argv[1]))["host_sampling"], json.load(open(sys.argv[2]))["host_sampling"]
+per, want = h["ffi_host_ns_per_crossing"], ref["ffi_host_ns_per_crossing"]
+checks = {
+    f"crossings counted in 2 s: {h['crossings']}": 100000 < h["crossings"] < 10000000,
+    f"ffi_host {per:.0f} ns a crossing, {want:.0f} from the start (test 3)": abs(per - want) <= 0.25 * want,
+    f"samples before the first announcement seen: {h['samples_before_first_crossing']}":
+        h["samples_before_first_crossing"] < 50,
+}
+for what, good in checks.items():
+    print(("# " if good else "# FAILED: ") + what)
+sys.exit(0 if all(checks.values()) else 1)
+PY
+then
+	ok "sampled host side, attached late: the host's records announce themselves again"
+else
+	sed 's/^/# /' "$tmp/p.err" | tail -3
+	bad "sampled host side, attached late: exit $rc"
 fi
 exit $fail

@@ -34,12 +34,14 @@
  *    checkpoint (the log first) and the close = 18
  *  - engine batches: mmsb_engine_apply and the tick's = 2
  *  - api__entry/exit: the workload counts its own calls and prints the figure
+ *  - host__register: once per thread that calls the API while attached: the workload's one
  * arg0 is the first argument summed over the hits (-1: not checked).
  */
 static const struct expect {
 	const char *probe;
 	long hits, arg0;
 } expects[] = {
+	{ "host__register", 1, -1 },
 	{ "state__open__begin", 2, -1 },
 	{ "state__open__end", 2, -1 },
 	{ "state__close__begin", 3, -1 },

@@ -1125,7 +1125,7 @@ int do_record(int argc, char **argv)
 	struct ring_buffer *rb = NULL;
 	struct timeline tl = { 0 };
 	int nr_cpus = 1, *pmu_fds = NULL, n_host_links = 0;
-	struct bpf_link **host_links = NULL;
+	struct bpf_link **host_links = NULL, *host_reg = NULL;
 	uint32_t mask;
 	int c, n_links = 0, ret = EXIT_FAIL, status = 0;
 	uint64_t t0, deadline = 0, last_maps = 0;
@@ -1391,7 +1391,7 @@ int do_record(int argc, char **argv)
 			      strerror(errno));
 			goto out;
 		}
-		links[n_links++] = l;
+		host_reg = l;
 		if (host_sample_open(skel->progs.host_sample, ro.host_hz, nr_cpus, host_links,
 				     &n_host_links))
 			goto out;
@@ -1399,8 +1399,8 @@ int do_record(int argc, char **argv)
 	rp.skel = skel;
 	rp.lib = lib;
 	rp.cmd = cmd;
-	fprintf(stderr, "%s: attached to %d probes of %s in process %d%s; %s\n", prog_name, n_links,
-		lib, rp.pid, n_host_links ? ", sampling its host side" : "",
+	fprintf(stderr, "%s: attached to %d probes of %s in process %d%s; %s\n", prog_name,
+		n_links + !!host_reg, lib, rp.pid, n_host_links ? ", sampling its host side" : "",
 		ro.duration ? "tracing for the duration" : "Ctrl-C or the target's exit stops");
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -1461,13 +1461,16 @@ int do_record(int argc, char **argv)
 		rp.wall_ns = mono_ns() - t0;
 	if (child > 0 && !rp.syms)
 		rp.syms = syms_load_pid(child);
-	/* detach before reporting: the target runs on untraced */
-	for (int i = 0; i < n_links; i++)
-		bpf_link__destroy(links[i]);
-	n_links = 0;
+	/*
+	 * Detach before reporting: the target runs on untraced. The sampler first: taking probes
+	 * out of a running process can take seconds, and its samples must cover the traced time.
+	 */
 	for (int i = 0; i < n_host_links; i++)
 		bpf_link__destroy(host_links[i]);
 	n_host_links = 0;
+	for (int i = 0; i < n_links; i++)
+		bpf_link__destroy(links[i]);
+	n_links = 0;
 	if (child > 0) {
 		ptrace(PTRACE_DETACH, child, NULL, NULL);
 		kill(child, SIGCONT);
@@ -1481,6 +1484,14 @@ int do_record(int argc, char **argv)
 	if (ro.host_hz && host_collect(bpf_map__fd(skel->maps.host_samples), rp.syms, &rp.host))
 		p_err("--host-sample: %s", strerror(ENOMEM));
 	ret = write_outputs(&rp);
+	/*
+	 * The records' switch last, after the report: the kernel takes a probe out only once every
+	 * task has passed a quiescent point, and a host busy in user space (what this measures, with
+	 * nothing trapping) can hold that for seconds.
+	 */
+	fflush(stdout);
+	bpf_link__destroy(host_reg);
+	host_reg = NULL;
 	if (tl.f && (tl.write_err | fclose(tl.f))) {
 		p_err("%s: %s", ro.events, strerror(errno));
 		ret = EXIT_FAIL;
@@ -1499,6 +1510,7 @@ out:
 	for (int i = 0; i < n_host_links; i++)
 		bpf_link__destroy(host_links[i]);
 	free(host_links);
+	bpf_link__destroy(host_reg);
 	host_report_free(&rp.host);
 	if (child > 0)
 		kill(child, SIGKILL);

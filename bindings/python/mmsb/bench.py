@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 """The delta, propagation and batch keys of mmsb-bench, driven from Python through the binding.
 
-    python3 -m mmsb.bench [--quick] [--dir DIR] [--keys K1,K2]    JSON on stdout
+    python3 -m mmsb.bench [--quick] [--seconds S] [--dir DIR] [--keys K1,K2]    JSON on stdout
 
 Each key builds the same state as its C twin in tools/bench_keys.c (the same page sizes, chains,
 log with durability none, alternating buffers so every timed update changes bytes) and times the
@@ -140,9 +140,11 @@ class UpdateBatch64(Update64):
 KEYS = [DeltaSparse, DeltaDense, Chain, Chain10, Batch32x4, Update64, UpdateBatch64]
 
 
-def measure(run, quick):
+def measure(run, quick, seconds=None):
     """Median ns per evaluation over groups of evaluations long enough for the clock."""
     min_samples, min_ns, max_ns = (20, 20e6, 200e6) if quick else (200, 300e6, 2e9)
+    if seconds:  # a longer run, for a sampler watching it (docs/ffi.md)
+        min_ns = max_ns = seconds * 1e9
     for i in range(50):  # warm up
         run(i)
     group, i = 1, 0
@@ -171,6 +173,7 @@ def measure(run, quick):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python3 -m mmsb.bench", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="few samples (a smoke run)")
+    ap.add_argument("--seconds", type=float, help="time each key this long (default 0.3 to 2)")
     ap.add_argument("--dir", help="scratch directory for the logs (default: a new one)")
     ap.add_argument("--keys", help="only these keys (comma-separated)")
     ap.add_argument("--list", action="store_true", help="list the keys and exit")
@@ -198,7 +201,7 @@ def main(argv=None):
         k = cls(a.dir, rng)
         try:
             run = k.setup()
-            median, evals = measure(run, a.quick)
+            median, evals = measure(run, a.quick, a.seconds)
         except mmsb.Error as e:
             print(f"mmsb.bench: {cls.name}: {e}", file=sys.stderr)
             return 1
