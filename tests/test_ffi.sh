@@ -87,39 +87,51 @@ else
 	bad "ffi attribution: exit $rc"
 fi
 
-# 3. The host side, sampled: 3,000,000 updates (about 3 s from Python, 3,000 samples at 1 kHz,
-# so the sampling error is about 2.5 %). The untraced figures drift by a few % between runs on a
-# shared VM: a disagreement is measured once more, all three again, and both attempts reported.
-N=3000000
+# 3. The host side, sampled. Python's speed moves by a few % from one run to the next (and the
+# VM's with it), so the figures are medians of five interleaved rounds, each 1,000,000 updates
+# from C, from Python, and from Python under the sampler (about 600 ffi_host samples a round at
+# 1 kHz); a disagreement is measured once more, and both attempts are reported.
+N=1000000
 host_ok=1
+num() { sed -n 's/.*ns_per_update \([0-9]*\).*/\1/p'; }
 for attempt in 1 2; do
-	c=$("$O/tests/trace_workload" updates $N | sed -n 's/.*ns_per_update \([0-9]*\).*/\1/p')
-	py=$(python3 tests/helpers/ffi_workload.py $N 0 | sed -n 's/.*ns_per_update \([0-9]*\).*/\1/p')
-	"$T" record --host-sample -J "$tmp/s.json" -f "$tmp/s.folded" -- \
-		python3 tests/helpers/ffi_workload.py $N 0 >"$tmp/s.out" 2>"$tmp/s.err"
-	rc=$?
-	if [ $rc -eq 0 ] && [ -n "$c" ] && [ -n "$py" ] &&
-		python3 - "$tmp/s.json" "$tmp/s.out" "$tmp/s.folded" "$c" "$py" $N <<'PY'
-import json, sys
-j = json.load(open(sys.argv[1]))
-w = dict(zip(*[iter(open(sys.argv[2]).read().split())] * 2))
-c, py, n = float(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])
-h = j["host_sampling"]
-per, diff = h["ffi_host_ns_per_crossing"], py - c
-folded = open(sys.argv[3]).read()
+	: >"$tmp/rounds"
+	rc=0
+	for round in 1 2 3 4 5; do
+		c=$("$O/tests/trace_workload" updates $N | num)
+		py=$(python3 tests/helpers/ffi_workload.py $N 0 | num)
+		"$T" record --host-sample -J "$tmp/s$round.json" -f "$tmp/s.folded" -- \
+			python3 tests/helpers/ffi_workload.py $N 0 >"$tmp/s.out" 2>"$tmp/s.err" || rc=$?
+		echo "$c $py $(num <"$tmp/s.out") $tmp/s$round.json" >>"$tmp/rounds"
+	done
+	if [ $rc -eq 0 ] && python3 - "$tmp/rounds" "$tmp/s.folded" $N <<'PY'
+import json, statistics, sys
+rounds = [l.split() for l in open(sys.argv[1])]
+n = int(sys.argv[3])
+hs = [json.load(open(r[3]))["host_sampling"] for r in rounds]
+c = statistics.median(float(r[0]) for r in rounds)
+py = statistics.median(float(r[1]) for r in rounds)
+traced = statistics.median(float(r[2]) for r in rounds)
+per = statistics.median(h["ffi_host_ns_per_crossing"] for h in hs)
+diff = py - c
+j = json.load(open(rounds[-1][3]))
+folded = open(sys.argv[2]).read()
+own, ffi = sum(h["samples_host_own"] for h in hs), sum(h["samples_ffi_host"] for h in hs)
 checks = {
-    f"crossings counted {h['crossings']}, made {n} + 3": n <= h["crossings"] <= n + 3,
+    f"crossings counted {[h['crossings'] for h in hs]}, made {n} + 3 each":
+        all(n <= h["crossings"] <= n + 3 for h in hs),
     f"no probe on the call path: hits {j['hits']}, kinds {[k['kind'] for k in j['kinds']]}":
         j["hits"] == 0 and [k["kind"] for k in j["kinds"]] == ["ffi_host"],
     f"ffi_host {per:.0f} ns a crossing against Python - C = {py:.0f} - {c:.0f} = {diff:.0f} ns"
-    f" ({100 * (per - diff) / diff:+.1f} %)": abs(per - diff) <= 0.10 * diff,
+    f" ({100 * (per - diff) / diff:+.1f} %; medians of 5)": abs(per - diff) <= 0.10 * diff,
     "folded has mmsb:ffi_host;<module>;<function> frames": "\nmmsb:ffi_host;" in "\n" + folded,
-    f"host samples {h['samples_ffi_host']} with crossings, {h['samples_host_own']} without":
-        h["samples_host_own"] < 0.05 * h["samples_ffi_host"],
+    f"host samples {ffi} with crossings, {own} without": own < 0.05 * ffi,
 }
 for what, good in checks.items():
     print(("# " if good else "# FAILED: ") + what)
-print(f"# traced run {w['ns_per_update']} ns an update, untraced {py:.0f}")
+print(f"# rounds (C, Python, Python traced, ffi_host): " + "; ".join(
+    f"{r[0]} {r[1]} {r[2]} {h['ffi_host_ns_per_crossing']:.0f}" for r, h in zip(rounds, hs)))
+print(f"# traced {traced:.0f} ns an update, untraced {py:.0f}")
 sys.exit(0 if all(checks.values()) else 1)
 PY
 	then
@@ -143,10 +155,12 @@ sleep 1.5
 rc=$?
 kill $host 2>/dev/null
 wait $host 2>/dev/null
-if [ $rc -eq 0 ] && python3 - "$tmp/p.json" "$tmp/s.json" <<'PY'
-import json, sys
-h, ref = json.load(open(sys.argv[1]))["host_sampling"], json.load(open(sys.argv[2]))["host_sampling"]
-per, want = h["ffi_host_ns_per_crossing"], ref["ffi_host_ns_per_crossing"]
+if [ $rc -eq 0 ] && python3 - "$tmp/p.json" "$tmp/rounds" <<'PY'
+import json, statistics, sys
+h = json.load(open(sys.argv[1]))["host_sampling"]
+per = h["ffi_host_ns_per_crossing"]
+want = statistics.median(json.load(open(l.split()[3]))["host_sampling"]["ffi_host_ns_per_crossing"]
+                         for l in open(sys.argv[2]))
 checks = {
     f"crossings counted in 2 s: {h['crossings']}": 100000 < h["crossings"] < 10000000,
     f"ffi_host {per:.0f} ns a crossing, {want:.0f} from the start (test 3)": abs(per - want) <= 0.25 * want,
