@@ -147,7 +147,7 @@ int record_help(void)
 	       "       propagate recompute log_append log_sync checkpoint_write checkpoint_load\n"
 	       "       replay engine_batch tick gpu_launch gpu_copy\n"
 	       "       ffi_call (a host's libffi calls into libmmsb, probed: costs what it measures)\n"
-	       "       ffi_host (--host-sample: the host's side, sampled)\n\n"
+	       "       (ffi_host, the host's side sampled, comes with --host-sample, not -k)\n\n"
 	       "Examples:\n"
 	       "  sudo %s record -- .output/mmsb-bench --quick\n"
 	       "  sudo %s record -p 4242 -d 10 -f out.folded   # flamegraph.pl out.folded\n"
@@ -267,6 +267,11 @@ static int kinds_mask_of(const char *list, uint32_t *mask)
 	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		int k = span_kind_of(tok);
 
+		if (k < 0 && !strcmp(tok, "ffi_host")) {
+			p_err("ffi_host is sampled, not a probed kind: use --host-sample");
+			free(copy);
+			return -EINVAL;
+		}
 		if (k < 0) {
 			p_err("unknown span kind '%s' (see '%s help record')", tok, prog_name);
 			free(copy);
