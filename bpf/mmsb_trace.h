@@ -94,7 +94,7 @@ struct host_key {
 /* struct mmsb_host_rec of lib/probes.h: a thread's crossings, read from the target's memory */
 struct mmsb_host_rec_abi {
 	__u32 depth;
-	__u32 announced;
+	__u32 reserved;
 	__u64 crossings;
 };
 

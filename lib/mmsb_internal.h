@@ -155,6 +155,13 @@ size_t mmsb__scatter(uint8_t *dst, const uint8_t *src, const uint8_t *mask, size
 size_t mmsb__gather(uint8_t *dst, const uint8_t *src, const uint8_t *mask, size_t n) MMSB_HIDDEN;
 /* the positions i < n where mask[i], in order, into idx; returns how many (< 2^32 per page) */
 size_t mmsb__mask_index(const uint8_t *mask, size_t n, uint32_t *idx) MMSB_HIDDEN;
+
+/* The bytes d writes among a page's first n (n <= d->mask_len): its set mask positions there. */
+static inline size_t mmsb__delta_written(const struct mmsb_delta *d, size_t n)
+{
+	return n == d->mask_len ? d->mask_count : mmsb__popcount_bytes(d->mask, n);
+}
+
 bool mmsb__utf8_valid(const uint8_t *s, size_t n) MMSB_HIDDEN;
 
 /* ---- pages ---- */

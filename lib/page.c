@@ -148,7 +148,7 @@ size_t mmsb__apply_bytes(struct mmsb_page *p, const struct mmsb_delta *d)
 	if (!p->dev)
 		return cpu_apply(p, d, n);
 	/* a GPU page: the router's side; the host side needs a current mirror */
-	w = n == d->mask_len ? d->mask_count : mmsb__popcount_bytes(d->mask, n);
+	w = mmsb__delta_written(d, n);
 	if (mmsb__gpu_apply(p, d, n, w))
 		return w;
 	return mmsb__apply_host(p, d);
@@ -177,7 +177,7 @@ static size_t cpu_apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t 
 	}
 	mmsb__blend(p->data, d->payload, d->mask, n);
 	/* bytes written: the set positions inside the page */
-	return n == d->mask_len ? d->mask_count : mmsb__popcount_bytes(d->mask, n);
+	return mmsb__delta_written(d, n);
 }
 
 /* ---- metadata blob: u32 count, then (u32 klen, key, u32 vlen, value) ---- */

@@ -29,12 +29,13 @@
  * tracer is attached to host__register, each thread keeps a record of its crossings into the
  * library: how deep it is in API calls and how many outermost calls it has made. The tracer's
  * timer samples read it, so no probe fires per call: a trap per crossing would cost the host as
- * much as the marshalling measured. A thread hands over its record's address once, with
- * host__register. The layout is an ABI shared with bpf/mmsb_trace.h (struct host_rec).
+ * much as the marshalling measured. A thread hands over its record's address with
+ * host__register (see mmsb__host_enter). The layout is an ABI shared with bpf/mmsb_trace.h
+ * (struct mmsb_host_rec_abi).
  */
 struct mmsb_host_rec {
 	uint32_t depth;	    /* API calls open on this thread */
-	uint32_t announced; /* host__register has fired for this record */
+	uint32_t reserved;  /* zero */
 	uint64_t crossings; /* outermost API calls begun */
 };
 
@@ -49,10 +50,8 @@ static inline bool mmsb__host_enter(void)
 	 * Announced at the first crossing, and again every 4096: a tracer attached later (or the
 	 * next one) learns of the record within 4096 crossings, for a trap every 4096 calls.
 	 */
-	if (!h->depth++ && !(h->crossings++ & 4095)) {
-		h->announced = 1;
+	if (!h->depth++ && !(h->crossings++ & 4095))
 		MMSB_HOST_REGISTER(h);
-	}
 	return true;
 }
 

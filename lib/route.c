@@ -33,9 +33,7 @@ static int commit(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *
 	if (apply_bytes) {
 		bytes = mmsb__apply(p, d);
 	} else {
-		size_t n = min_t(size_t, d->mask_len, p->size);
-
-		bytes = n == d->mask_len ? d->mask_count : mmsb__popcount_bytes(d->mask, n);
+		bytes = mmsb__delta_written(d, min_t(size_t, d->mask_len, p->size));
 		p->epoch++;
 	}
 	s->st.delta_bytes += bytes;

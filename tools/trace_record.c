@@ -829,7 +829,7 @@ static int write_outputs(struct report *rp)
 			"overflow %" PRIu64 ", unmatched ends %" PRIu64 ", abandoned %" PRIu64
 			", stack errors %" PRIu64 ", not aggregated (map full) %" PRIu64 "\n",
 			rp->wall_ns ? 100.0 * (double)self_sum / (double)rp->wall_ns : 0,
-			rp->window_ns ? 100.0 * (double)self_sum / (double)rp->window_ns : 0,
+			100.0 * (double)self_sum / (double)rp->window_ns,
 			rp->counters[CNT_OVERFLOW], rp->counters[CNT_UNMATCHED],
 			rp->counters[CNT_ABANDONED], rp->counters[CNT_STACK_ERR],
 			rp->counters[CNT_STATS_FULL]);
