@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Atomic file replacement and read-only mappings: what the log, checkpoints and convert share. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,24 +52,82 @@ int mmsb__write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * Leftovers of writers that died between open and rename: NAME.tmp.PID.RANDOM (NAME.tmp.PID from
+ * older versions) whose PID no longer runs here. Only regular files owned by us are removed, looked
+ * at without following links; anything else with such a name is left alone and never matters, as a
+ * new temporary file never reuses a name.
+ */
+static void wfile_clean_stale(const char *final)
+{
+	char *dcopy = strdup(final), *bcopy = strdup(final);
+	const char *base;
+	struct dirent *de;
+	size_t blen;
+	DIR *dir;
+
+	if (!dcopy || !bcopy)
+		goto out;
+	base = basename(bcopy);
+	blen = strlen(base);
+	dir = opendir(dirname(dcopy));
+	if (!dir)
+		goto out;
+	while ((de = readdir(dir))) {
+		const char *tail = de->d_name + blen;
+		struct stat st;
+		char *end;
+		long pid;
+
+		if (strncmp(de->d_name, base, blen) || strncmp(tail, ".tmp.", 5))
+			continue;
+		errno = 0;
+		pid = strtol(tail + 5, &end, 10);
+		if (errno || end == tail + 5 || (*end && *end != '.') || pid <= 0 || pid > INT_MAX)
+			continue;
+		if (pid == getpid() || !kill((pid_t)pid, 0) || errno != ESRCH)
+			continue; /* its writer may still be running */
+		if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) ||
+		    !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+			continue;
+		unlinkat(dirfd(dir), de->d_name, 0);
+	}
+	closedir(dir);
+out:
+	free(dcopy);
+	free(bcopy);
+}
+
 int mmsb__wfile_open(struct mmsb_wfile *w, const char *final)
 {
+	int err = -EEXIST;
+
 	memset(w, 0, sizeof(*w));
 	w->fd = -1;
-	if (asprintf(&w->tmp, "%s.tmp.%d", final, (int)getpid()) < 0) {
-		w->tmp = NULL;
-		return -ENOMEM;
-	}
 	w->final = final;
-	w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (w->fd < 0) {
-		int err = -errno;
+	wfile_clean_stale(final);
+	/*
+	 * An unpredictable name, created exclusively and never through a link: nobody can plant a
+	 * file or a symlink there for us to write through, even when we run as root in their dir.
+	 */
+	for (int tries = 0; tries < 16 && err == -EEXIST; tries++) {
+		uint64_t r;
 
+		if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+			r = mmsb__now_ns(CLOCK_MONOTONIC) * 0x9E3779B97F4A7C15ull ^ (uint64_t)tries;
+		if (asprintf(&w->tmp, "%s.tmp.%d.%016llx", final, (int)getpid(),
+			     (unsigned long long)r) < 0) {
+			w->tmp = NULL;
+			return -ENOMEM;
+		}
+		w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (w->fd >= 0)
+			return 0;
+		err = -errno;
 		free(w->tmp);
 		w->tmp = NULL;
-		return err;
 	}
-	return 0;
+	return err;
 }
 
 static int wfile_flush(struct mmsb_wfile *w)

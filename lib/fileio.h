@@ -5,7 +5,11 @@
 
 #include "mmsb_internal.h"
 
-/* A file written under a temporary name and renamed into place only when complete and synced. */
+/*
+ * A file written under a temporary name and renamed into place only when complete and synced. The
+ * name is FINAL.tmp.PID.RANDOM, created O_EXCL|O_NOFOLLOW; opening one first removes the leftovers
+ * of dead writers (docs/formats.md).
+ */
 struct mmsb_wfile {
 	int fd;
 	char *tmp;

@@ -2,6 +2,8 @@
 /* Checkpoints: v3 round trips, the original's v2, corruption, atomic load. */
 #include <mmsb/mmsb.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "fixtures.h"
 #include "harness.h"
@@ -181,5 +183,70 @@ TEST(recompute_bindings_survive_load)
 	ASSERT_EQ(mmsb_page_update(s, 1, b, 4), 1);
 	ASSERT_EQ(mmsb_page_read(s, 2, out, 4, 0), 4);
 	ASSERT_MEM_EQ(out, b, 4);
+	mmsb_state_close(s);
+}
+
+/* A pid that no longer runs: a child that has exited and been reaped. */
+static pid_t dead_pid(void)
+{
+	pid_t pid = fork();
+
+	ASSERT_GE(pid, 0);
+	if (!pid)
+		_exit(0);
+	ASSERT_EQ(waitpid(pid, NULL, 0), pid);
+	return pid;
+}
+
+static bool exists_nofollow(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
+}
+
+TEST(temp_files_never_follow_links_and_stale_ones_go)
+{
+	const char *path = th_path("t.ckpt"), *victim = th_path("victim");
+	char old_name[4096], stale[4096], stale_link[4096], foreign[4096];
+	struct mmsb_state *s = build();
+	struct stat st;
+	size_t n;
+	uint8_t *v;
+	pid_t dead = dead_pid();
+
+	ASSERT_EQ(fx_write(victim, "precious", 8), 0);
+	/* the name the writer used to pick, planted as a symlink to somebody's file */
+	snprintf(old_name, sizeof(old_name), "%s.tmp.%d", path, (int)getpid());
+	ASSERT_EQ(symlink(victim, old_name), 0);
+	/* a killed writer's full-size leftover, and a link with a leftover's name */
+	snprintf(stale, sizeof(stale), "%s.tmp.%d.00000000deadbeef", path, (int)dead);
+	ASSERT_EQ(fx_write(stale, "leftover", 8), 0);
+	snprintf(stale_link, sizeof(stale_link), "%s.tmp.%d", path, (int)dead);
+	ASSERT_EQ(symlink(victim, stale_link), 0);
+	/* a leftover of a writer that still runs (our parent) is its business */
+	snprintf(foreign, sizeof(foreign), "%s.tmp.%d.0000000000000001", path, (int)getppid());
+	ASSERT_EQ(fx_write(foreign, "running", 7), 0);
+
+	ASSERT_EQ(mmsb_checkpoint_write(s, path), 0);
+	ASSERT_EQ(mmsb_checkpoint_verify(path, NULL), 0);
+	ASSERT_TRUE(v = fx_read(victim, &n));
+	ASSERT_EQ(n, 8);
+	ASSERT_MEM_EQ(v, "precious", 8);
+	free(v);
+	ASSERT_TRUE(exists_nofollow(old_name)); /* untouched, not written through */
+	ASSERT_FALSE(exists_nofollow(stale));
+	ASSERT_TRUE(exists_nofollow(stale_link)); /* only regular files are cleaned */
+	ASSERT_TRUE(exists_nofollow(foreign));
+
+	/* a symlink at the destination is replaced by the file, its target untouched */
+	ASSERT_EQ(unlink(path), 0);
+	ASSERT_EQ(symlink(victim, path), 0);
+	ASSERT_EQ(mmsb_checkpoint_write(s, path), 0);
+	ASSERT_EQ(lstat(path, &st), 0);
+	ASSERT_TRUE(S_ISREG(st.st_mode));
+	ASSERT_TRUE(v = fx_read(victim, &n));
+	ASSERT_MEM_EQ(v, "precious", 8);
+	free(v);
 	mmsb_state_close(s);
 }
