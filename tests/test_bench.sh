@@ -2,14 +2,15 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # mmsb-bench as a smoke test: behaviour only, never a timing. The quick run completes, its JSON
 # parses and holds every listed key, compat mode and the validator print what they should, a
-# comparison reads a baseline, and bad flags are usage errors.
+# comparison reads a baseline, bad flags and unknown keys are usage errors, and the perf gate's
+# fixed-work mode executes the same instructions twice.
 set -u
 O=${O:-.output}
 B="$O/mmsb-bench"
 . "$(dirname "$0")/tap.sh"
 
 echo "TAP version 13"
-echo "1..6"
+echo "1..8"
 if "$B" --quick --json "$tmp/q.json" >"$tmp/out" 2>&1; then
 	ok "mmsb-bench --quick completes ($(grep -c . "$tmp/out") lines)"
 else
@@ -64,5 +65,50 @@ if [ $r1 -eq 2 ] && [ $r2 -eq 2 ]; then
 	ok "bad flags are usage errors (exit 2)"
 else
 	bad "bad flags exit $r1 and $r2"
+fi
+
+# a typo in a CI key list runs nothing: it must not pass
+res=""
+for args in "-k nosuch/key" "-k ,,," "-k delta/cpu_sparse," "-c nosuch" "-k delta/cpu_sparse -c delta,x"; do
+	# shellcheck disable=SC2086
+	"$B" $args >"$tmp/o" 2>"$tmp/e"
+	rc=$?
+	[ $rc -eq 2 ] && [ "$(wc -l <"$tmp/e")" -eq 1 ] && ! grep -q evals "$tmp/o" ||
+		res="$res [$args: exit $rc, $(head -c 100 "$tmp/e")]"
+done
+touch "$tmp/file"
+"$B" --dir="$tmp/file" -k semiring/boolean_accumulate >"$tmp/o" 2>"$tmp/e"
+rc=$?
+[ $rc -eq 1 ] && grep -q "not a directory" "$tmp/e" || res="$res [--dir=FILE: exit $rc, $(cat "$tmp/e")]"
+"$B" -k propagation/single_hop_per_apply --quick >"$tmp/o" 2>&1 &&
+	grep -q "^single_hop_per_apply " "$tmp/o" || res="$res [a derived key by its name]"
+if [ -z "$res" ]; then
+	ok "unknown or empty keys and categories: one line, exit 2, nothing run; --dir=FILE: not a directory"
+else
+	bad "key lists:$res"
+fi
+
+# the perf gate's counts: a fixed number of evaluations executes the same instructions every time
+if [ -n "${SAN:-}" ]; then
+	skip "fixed-work instruction counts" "valgrind does not run sanitizer builds"
+elif ! command -v valgrind >/dev/null; then
+	skip "fixed-work instruction counts" "valgrind is not installed"
+else
+	irefs() {
+		valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
+			"$B" -k "$1" --evals "$2" 2>&1 >"$tmp/ev" | sed -n 's/.*I *refs: *//p' | tr -d ,
+	}
+	a=$(irefs propagation/single_hop 50) b=$(irefs propagation/single_hop 50)
+	c=$(irefs propagation/single_hop 100)
+	"$B" --gate-plan >"$tmp/plan"
+	echo "# single_hop: 50 evals $a and $b instructions, 100 evals $c"
+	if [ -n "$a" ] && [ "$a" = "$b" ] && [ "$c" -gt "$a" ] &&
+		grep -qx "propagation/single_hop evals 100" "$tmp/ev" && [ "$(grep -c . "$tmp/ev")" -eq 2 ] &&
+		grep -qx "insn delta/cpu_sparse" "$tmp/plan" && grep -qx "paired system/full_pipeline" "$tmp/plan" &&
+		! grep -q gpu "$tmp/plan"; then
+		ok "--evals: the same instruction count twice, more for more evaluations; --gate-plan"
+	else
+		bad "--evals: $a, $b, $c instructions; $(head -3 "$tmp/ev" | tr '\n' ' ')"
+	fi
 fi
 exit $fail

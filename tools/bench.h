@@ -39,6 +39,18 @@ struct bench_ctx {
 /* A stress key reports values rather than a timing distribution. */
 struct bench_result;
 
+/*
+ * How the perf gate (ci/perf-gate.sh, docs/ci.md) judges a key: by the instructions one
+ * evaluation executes (CPU-bound keys: deterministic under cachegrind), by paired timed runs of
+ * BASE and HEAD (keys bound by fsync or by threads, whose instruction counts say nothing about
+ * their speed), or not at all (device-bound GPU keys, memory and correctness figures).
+ */
+enum bench_gate {
+	GATE_NONE,
+	GATE_INSN,
+	GATE_PAIRED,
+};
+
 struct bench_key {
 	const char *category, *name;
 	const char *desc;
@@ -51,6 +63,7 @@ struct bench_key {
 	int (*stress)(struct bench_result *r);
 	/* deltas applied per evaluation (for the derived per-apply keys), 0 if not meaningful */
 	unsigned int applies;
+	enum bench_gate gate;
 	const char *skip; /* non-NULL: not run on this build, and why */
 	bool opt_in;	  /* only with its own flag (memory/full_1m) */
 };

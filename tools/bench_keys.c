@@ -1181,32 +1181,38 @@ static int syscalls_per_delta(struct bench_result *r)
 
 /* ---- the registry, in the original suite's order, then ours ---- */
 
-#define TIMED(cat, nm, d, su, pr, ru, po, td, ap)                                                  \
+/* TIMED_G and STRESS_G name how the perf gate judges the key (enum bench_gate) */
+#define TIMED_G(g, cat, nm, d, su, pr, ru, po, td, ap)                                             \
 	{                                                                                          \
 		.category = cat, .name = nm, .desc = d, .setup = su, .pre = pr, .run = ru,         \
-		.post = po, .teardown = td, .applies = ap                                          \
+		.post = po, .teardown = td, .applies = ap, .gate = g                               \
 	}
-#define STRESS(cat, nm, d, fn)                                                                     \
+#define TIMED(...) TIMED_G(GATE_INSN, __VA_ARGS__)
+#define STRESS_G(g, cat, nm, d, fn)                                                                \
 	{                                                                                          \
-		.category = cat, .name = nm, .desc = d, .stress = fn                               \
+		.category = cat, .name = nm, .desc = d, .stress = fn, .gate = g                    \
 	}
+#define STRESS(...) STRESS_G(GATE_NONE, __VA_ARGS__)
 const struct bench_key bench_keys[] = {
 	TIMED("allocation", "cpu_1kb", "state open + one 1 KiB CPU page + close (all timed)", NULL,
 	      NULL, alloc_1kb, NULL, NULL, 0),
 	TIMED("allocation", "cpu_1mb", "the same with a 256 KiB page (the original's \"1mb\")",
 	      NULL, NULL, alloc_1mb, NULL, NULL, 0),
-	TIMED("allocation", "gpu_1kb", "state open + one 1 KiB GPU page + close (all timed)",
-	      alloc_gpu_setup, NULL, alloc_gpu_1kb, NULL, NULL, 0),
-	TIMED("allocation", "gpu_1mb", "the same with a 256 KiB GPU page", alloc_gpu_setup, NULL,
-	      alloc_gpu_1mb, NULL, NULL, 0),
+	TIMED_G(GATE_NONE, "allocation", "gpu_1kb",
+		"state open + one 1 KiB GPU page + close (all timed)", alloc_gpu_setup, NULL,
+		alloc_gpu_1kb, NULL, NULL, 0),
+	TIMED_G(GATE_NONE, "allocation", "gpu_1mb", "the same with a 256 KiB GPU page",
+		alloc_gpu_setup, NULL, alloc_gpu_1mb, NULL, NULL, 0),
 	TIMED("delta", "cpu_sparse", "update_page on 1 KiB: bytes 1-10 flip 0x00/0xFF",
 	      delta_sparse_setup, NULL, delta_run, NULL, teardown_common, 1),
 	TIMED("delta", "cpu_dense", "update_page on 1 KiB with 1024 random bytes",
 	      delta_dense_setup, NULL, delta_run, NULL, teardown_common, 1),
-	TIMED("delta", "gpu_sparse", "update_page on a 256 KiB GPU page: the first 256 B flip",
-	      delta_gpu_sparse_setup, NULL, delta_run, NULL, teardown_common, 1),
-	TIMED("delta", "gpu_dense", "update_page on a 256 KiB GPU page with random bytes",
-	      delta_gpu_dense_setup, NULL, delta_run, NULL, teardown_common, 1),
+	TIMED_G(GATE_NONE, "delta", "gpu_sparse",
+		"update_page on a 256 KiB GPU page: the first 256 B flip", delta_gpu_sparse_setup,
+		NULL, delta_run, NULL, teardown_common, 1),
+	TIMED_G(GATE_NONE, "delta", "gpu_dense",
+		"update_page on a 256 KiB GPU page with random bytes", delta_gpu_dense_setup, NULL,
+		delta_run, NULL, teardown_common, 1),
 	TIMED("semiring", "tropical_fold_add", "min over 1024 doubles", semiring_setup, NULL,
 	      trop_add, NULL, teardown_common, 0),
 	TIMED("semiring", "tropical_fold_mul", "sum over 1024 doubles", semiring_setup, NULL,
@@ -1234,25 +1240,25 @@ const struct bench_key bench_keys[] = {
 	      graph_1024_setup, NULL, toposort_run, NULL, teardown_common, 0),
 	TIMED("graph", "bfs_1024", "BFS from roots 1-4 over the same fixture", graph_1024_setup,
 	      NULL, bfs_run, NULL, teardown_common, 0),
-	TIMED("persistence", "checkpoint_100pages",
-	      "checkpoint 16 x 1 KiB pages (atomic, fsync'ed)", persist_setup, NULL, checkpoint_run,
-	      NULL, teardown_common, 0),
+	TIMED_G(GATE_PAIRED, "persistence", "checkpoint_100pages",
+		"checkpoint 16 x 1 KiB pages (atomic, fsync'ed)", persist_setup, NULL,
+		checkpoint_run, NULL, teardown_common, 0),
 	TIMED("persistence", "restore_100pages", "new state + load that checkpoint", persist_setup,
 	      NULL, restore_run, close_s2, teardown_common, 0),
 	TIMED("replay", "100_epochs", "replay a 1-page log of 5 updates to epoch 5", replay_setup,
 	      NULL, replay_run, close_s2, teardown_common, 0),
-	TIMED("stress", "typical_workload",
-	      "open, 20 pages, 6 edges, 40 updates, checkpoint, close (all timed)", typical_setup,
-	      NULL, typical_run, NULL, teardown_common, 0),
-	TIMED("system", "full_pipeline",
-	      "24-chain, 5 head updates (120 applies), checkpoint, load, replay to epoch 5 (all timed)",
-	      typical_setup, NULL, pipeline_run, NULL, teardown_common, 120),
-	STRESS("throughput", "single_1w", "10 M no-op deltas on 4,096 1 B pages, 1 worker",
-	       throughput_1w),
-	STRESS("throughput", "multi_8w", "the same with 8 workers (the original's count)",
-	       throughput_8w),
-	STRESS("phase6", "throughput", "64 x 4 KiB pages, 20,000 x 128 B deltas, 1 and all workers",
-	       phase6_throughput),
+	TIMED_G(GATE_PAIRED, "stress", "typical_workload",
+		"open, 20 pages, 6 edges, 40 updates, checkpoint, close (all timed)", typical_setup,
+		NULL, typical_run, NULL, teardown_common, 0),
+	TIMED_G(GATE_PAIRED, "system", "full_pipeline",
+		"24-chain, 5 head updates (120 applies), checkpoint, load, replay to epoch 5 (all timed)",
+		typical_setup, NULL, pipeline_run, NULL, teardown_common, 120),
+	STRESS_G(GATE_PAIRED, "throughput", "single_1w",
+		 "10 M no-op deltas on 4,096 1 B pages, 1 worker", throughput_1w),
+	STRESS_G(GATE_PAIRED, "throughput", "multi_8w",
+		 "the same with 8 workers (the original's count)", throughput_8w),
+	STRESS_G(GATE_PAIRED, "phase6", "throughput",
+		 "64 x 4 KiB pages, 20,000 x 128 B deltas, 1 and all workers", phase6_throughput),
 	STRESS("phase6", "tick", "one tick over the phase6 deltas: apply, wave, Tarjan, memory",
 	       phase6_tick),
 	STRESS("memory", "snapshot", "2,048 x 1 KiB pages: average and projection to 1 M",
@@ -1273,9 +1279,9 @@ const struct bench_key bench_keys[] = {
 	      delta_sparse_256k_setup, NULL, delta_run, NULL, teardown_common, 1),
 	TIMED("delta", "cpu_dense_256k", "v2: the CPU twin of gpu_dense (256 KiB page, random)",
 	      delta_dense_256k_setup, NULL, delta_run, NULL, teardown_common, 1),
-	TIMED("delta", "cpu_sparse_durable",
-	      "v2: cpu_sparse under batch durability (write + fdatasync)", delta_durable_setup,
-	      NULL, delta_run, NULL, teardown_common, 1),
+	TIMED_G(GATE_PAIRED, "delta", "cpu_sparse_durable",
+		"v2: cpu_sparse under batch durability (write + fdatasync)", delta_durable_setup,
+		NULL, delta_run, NULL, teardown_common, 1),
 	TIMED("delta", "update_x64", "v2: 64 x 1 KiB pages, one update_page call each",
 	      update64_setup, NULL, update64_run, NULL, teardown_common, 64),
 	TIMED("delta", "update_batch_x64", "v2: the same 64 writes in one update_batch call",
@@ -1285,8 +1291,8 @@ const struct bench_key bench_keys[] = {
 	      cached_run, NULL, teardown_common, 0),
 	TIMED("graph", "cycle_detect_10k", "v2: Tarjan over 10,000 pages", graph_10k_setup, NULL,
 	      cycle_run, NULL, teardown_common, 0),
-	STRESS("throughput", "multi_ncpu", "v2: the same with one worker per online CPU",
-	       throughput_ncpu),
+	STRESS_G(GATE_PAIRED, "throughput", "multi_ncpu",
+		 "v2: the same with one worker per online CPU", throughput_ncpu),
 	STRESS("replay", "divergence_1000", "v2: 1000 updates, replay vs live every 100: L2",
 	       divergence_1000),
 	STRESS("syscalls", "per_delta",

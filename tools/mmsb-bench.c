@@ -131,15 +131,18 @@ enum {
 	OPT_MACHINE,
 	OPT_HOST,
 	OPT_CALIBRATE_GPU,
+	OPT_EVALS,
+	OPT_GATE_PLAN,
 };
 
 static struct {
 	bool compat, quick, list;
 	const char *json, *compare, *validation_json, *compare_json, *host, *calibrate_gpu;
 	char *categories, *keys;
-	bool gate, machine;
+	bool gate, machine, gate_plan;
 	uint64_t gate_repeats;
-	int validate; /* 0 no, 1 the original's, 2 strict too */
+	uint64_t evals; /* > 0: fixed work, for counting instructions (no timing, no output) */
+	int validate;	/* 0 no, 1 the original's, 2 strict too */
 } opt;
 
 static const struct argp_option options[] = {
@@ -178,6 +181,12 @@ static const struct argp_option options[] = {
 	{ "dir", OPT_DIR, "DIR", 0,
 	  "Scratch directory for logs and checkpoints (default: a new one in TMPDIR)", 0 },
 	{ "seed", OPT_SEED, "N", 0, "Seed for payloads and picks", 0 },
+	{ "evals", OPT_EVALS, "N", 0,
+	  "Fixed work for an instruction count (make perf-gate): each timed key runs its setup, "
+	  "one warm-up and exactly N evaluations, untimed, and prints only 'KEY evals N'",
+	  0 },
+	{ "gate-plan", OPT_GATE_PLAN, NULL, 0,
+	  "Print how the perf gate judges each key ('insn KEY', 'paired KEY') and exit", 0 },
 	{},
 };
 
@@ -247,6 +256,13 @@ static error_t parse_opt(int key, char *arg, struct argp_state *st)
 	case OPT_SEED:
 		if (parse_u64(arg, 0, UINT64_MAX, &benv.seed))
 			argp_error(st, "invalid seed '%s'", arg);
+		break;
+	case OPT_EVALS:
+		if (parse_u64(arg, 1, 100000000, &opt.evals))
+			argp_error(st, "--evals takes a count from 1 to 100000000, not '%s'", arg);
+		break;
+	case OPT_GATE_PLAN:
+		opt.gate_plan = true;
 		break;
 	case ARGP_KEY_ARG:
 		argp_error(st, "unexpected argument '%s'", arg);
@@ -326,6 +342,25 @@ static int run_timed(const struct bench_key *k, struct bench_result *r, const st
 		err = k->run(&c);
 	if (!err && k->post)
 		err = k->post(&c);
+	/*
+	 * Fixed work: exactly opt.evals evaluations and nothing that depends on a clock, so two
+	 * runs execute the same instructions (the perf gate subtracts a run of N from one of 2N).
+	 */
+	for (uint64_t i = 0; !err && i < opt.evals; i++) {
+		if (k->pre)
+			err = k->pre(&c);
+		if (!err)
+			err = k->run(&c);
+		if (!err && k->post)
+			err = k->post(&c);
+	}
+	if (opt.evals) {
+		if (k->teardown)
+			k->teardown(&c);
+		r->evals = opt.evals;
+		free(v);
+		return err;
+	}
 	/* keys without per-evaluation setup are timed in groups long enough for the clock */
 	if (!err && !opt.compat && !k->pre && !k->post) {
 		uint64_t t0 = mono_ns();
@@ -400,11 +435,55 @@ static bool in_list(const char *list, const char *item)
 
 static char *key_name(const struct bench_key *k);
 
+/* A derived key (propagation/X_per_apply) is selected by its own name too: it needs X. */
 static bool selected(const struct bench_key *k)
 {
+	char derived[160];
+
 	if (opt.categories && !in_list(opt.categories, k->category))
 		return false;
-	return !opt.keys || in_list(opt.keys, key_name(k));
+	if (!opt.keys || in_list(opt.keys, key_name(k)))
+		return true;
+	snprintf(derived, sizeof(derived), "%s_per_apply", key_name(k));
+	return k->applies && !strcmp(k->category, "propagation") && in_list(opt.keys, derived);
+}
+
+/*
+ * Every name in -k and -c must be one the suite knows: a typo in a CI key list runs nothing
+ * and would pass. Returns the first unknown (or empty) name, NULL when all are known.
+ */
+static const char *unknown_name(const char *list, bool categories)
+{
+	static char bad[128];
+	const char *p = list;
+
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		bool known = false;
+
+		for (size_t i = 0; len && !known && i < n_bench_keys; i++) {
+			const struct bench_key *k = &bench_keys[i];
+			char name[160];
+
+			if (categories) {
+				known = strlen(k->category) == len && !strncmp(p, k->category, len);
+				continue;
+			}
+			snprintf(name, sizeof(name), "%s", key_name(k));
+			known = strlen(name) == len && !strncmp(p, name, len);
+			if (!known && k->applies && !strcmp(k->category, "propagation")) {
+				snprintf(name, sizeof(name), "%s_per_apply", key_name(k));
+				known = strlen(name) == len && !strncmp(p, name, len);
+			}
+		}
+		if (!known) {
+			snprintf(bad, sizeof(bad), "%.*s", (int)(len < 100 ? len : 100), p);
+			return bad;
+		}
+		if (!p[len])
+			return NULL;
+		p += len + 1;
+	}
 }
 
 static char *key_name(const struct bench_key *k)
@@ -1326,8 +1405,31 @@ int main(int argc, char **argv)
 		p_err("--gate and --compare-json need --compare BASELINE");
 		return EXIT_USAGE;
 	}
+	if (opt.evals && (opt.compare || opt.validate || opt.host || opt.json || opt.compat)) {
+		p_err("--evals measures nothing: it goes with none of --compare, --validate, --host, "
+		      "--json, --mode compat");
+		return EXIT_USAGE;
+	}
+	for (int c = 0; c < 2; c++) {
+		const char *list = c ? opt.categories : opt.keys, *bad;
+
+		if (list && (bad = unknown_name(list, c))) {
+			p_err("%s: %s '%s' (mmsb-bench --list shows them)", c ? "-c" : "-k",
+			      *bad ? (c ? "no such category" : "no such key") : "an empty name in",
+			      *bad ? bad : list);
+			return EXIT_USAGE;
+		}
+	}
 	if (opt.calibrate_gpu)
 		return finish_stdout(calibrate_gpu());
+	if (opt.gate_plan) {
+		for (size_t i = 0; i < n_bench_keys; i++)
+			if (bench_keys[i].gate != GATE_NONE)
+				printf("%s %s\n",
+				       bench_keys[i].gate == GATE_INSN ? "insn" : "paired",
+				       key_name(&bench_keys[i]));
+		return finish_stdout(EXIT_OK);
+	}
 	if (opt.machine) {
 		struct json_object *m = machine_json();
 
@@ -1365,9 +1467,21 @@ int main(int argc, char **argv)
 			return EXIT_FAIL;
 		}
 		made_dir = true;
-	} else if (mkdir(benv.dir, 0755) && errno != EEXIST) {
-		p_err("%s: %s", benv.dir, strerror(errno));
-		return EXIT_FAIL;
+	} else {
+		struct stat st;
+
+		if (mkdir(benv.dir, 0755) && errno != EEXIST) {
+			p_err("--dir %s: %s", benv.dir, strerror(errno));
+			return EXIT_FAIL;
+		}
+		if (stat(benv.dir, &st)) {
+			p_err("--dir %s: %s", benv.dir, strerror(errno));
+			return EXIT_FAIL;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			p_err("--dir %s: not a directory", benv.dir);
+			return EXIT_FAIL;
+		}
 	}
 	host_out = json_object_new_object();
 	if (opt.host) {
@@ -1406,6 +1520,19 @@ int main(int argc, char **argv)
 		if (k->opt_in && !benv.full_1m)
 			continue;
 		r->ran = true;
+		if (opt.evals) {
+			/* instruction counting: timed keys only, and nothing printed that varies */
+			if (k->stress || k->skip)
+				continue;
+			r->err = run_timed(k, r, &sp);
+			if (r->err)
+				p_err("%s: %s", key_name(k), mmsb_strerror(r->err));
+			else
+				printf("%s evals %llu\n", key_name(k),
+				       (unsigned long long)opt.evals);
+			ret = r->err ? EXIT_FAIL : ret;
+			continue;
+		}
 		run_key(k, r, &sp);
 		if (r->err)
 			ret = EXIT_FAIL;
@@ -1428,6 +1555,8 @@ int main(int argc, char **argv)
 			bench_value(&d->r, "applies", k->applies);
 		}
 	}
+	if (opt.evals)
+		goto out;
 	for (size_t i = 0; i < nd; i++) {
 		char med[32];
 
@@ -1491,6 +1620,7 @@ int main(int argc, char **argv)
 		ret = EXIT_FAIL;
 	if (opt.validate && validate(res, n_bench_keys))
 		ret = EXIT_FAIL;
+out:
 	if (made_dir)
 		rm_scratch();
 	json_object_put(host);
