@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #
-# Install the Debian packages mmsb builds and tests with (shared/DESIGN.md, "Dependencies").
+# Install the Debian packages mmsb builds and tests with (README.md, "Dependencies").
 # Installs only what is missing, so a second run does nothing and needs no network.
 # Usage: ci/install-deps.sh [--check]   (--check lists what is missing and exits 1 if anything is)
 set -euo pipefail
 
 PKGS=(
 	gcc make clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
-	systemtap-sdt-dev libjson-c-dev libpfm4-dev bpftrace python3
+	systemtap-sdt-dev libjson-c-dev libpfm4-dev bpftrace python3 valgrind
 )
 
 missing=()

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-"""Helpers of ci/perf-capture.sh (standard library only).
+"""Helpers of ci/perf-capture.sh and ci/perf-gate.sh (standard library only).
 
   perf-report.py pick-baseline MACHINE_JSON DIR   the baseline in DIR measured on this machine
   perf-report.py summary OUTDIR                   OUTDIR/summary.md from the capture's files
+  perf-report.py gate OUTDIR BASE T_INSN T_PAIRED the gate's verdict from ci/perf-gate.sh's runs
 
 A baseline matches when its machine block has the same CPU model, core count and architecture:
 ratios against figures from other hardware say nothing about a change (docs/ci.md).
@@ -11,6 +12,7 @@ ratios against figures from other hardware say nothing about a change (docs/ci.m
 import glob
 import json
 import os
+import statistics
 import sys
 
 MATCH = ("cpu_model", "cores", "arch")
@@ -139,11 +141,120 @@ def summary(out):
         f.write("\n".join(w) + "\n")
 
 
+# The gate's bands (docs/ci.md). Instruction counts are deterministic (the same count run to run,
+# 5 of 5), so 1 % is a real change of 1 %, never noise; no key needs more. Paired timings carry the
+# machine's noise: BAND_PAIRED is above the spread measured on paired runs of one build (docs/ci.md).
+BAND_INSN = 1.01
+BAND_PAIRED = {"default": 1.15, "throughput/multi_8w": 1.25, "throughput/multi_ncpu": 1.25,
+               "phase6/throughput": 1.25}
+
+
+def paired_figures(bench):
+    """(name, value, lower_is_better) of every judged figure in one bench JSON."""
+    for cat, keys in bench.get("benchmarks", {}).items():
+        for name, r in keys.items():
+            key = f"{cat}/{name}"
+            if "median_ns_exact" in r and "throughput_per_sec" not in r:
+                yield key, r["median_ns_exact"], True
+            for f, v in r.items():
+                if f.startswith("throughput_per_sec"):
+                    yield key + ("" if f == "throughput_per_sec" else f":{f[19:]}"), v, False
+
+
+def gate(out, base, t_insn, t_paired):
+    rows, failed = [], []
+    counts = {}
+    for line in read_text(os.path.join(out, "insn.raw")).splitlines():
+        f = line.split()
+        if f[0] == "new":
+            rows.append({"key": f[1], "how": "insn", "verdict": "new in HEAD: not judged"})
+            continue
+        counts[(f[0], f[1], int(f[2]))] = None if f[3] == "fail" else int(f[3])
+    for key in sorted({k for _, k, _ in counts}):
+        n = min(e for _, k, e in counts if k == key)
+        per = {}
+        for side in ("base", "head"):
+            one, two = counts.get((side, key, n)), counts.get((side, key, 2 * n))
+            per[side] = None if one is None or two is None else (two - one) / n
+        row = {"key": key, "how": "insn", "base": per["base"], "head": per["head"], "band": BAND_INSN}
+        if per["base"] is None or per["head"] is None or per["base"] <= 0:
+            row["verdict"] = "FAILED to count"
+            failed.append(row)
+        else:
+            row["ratio"] = per["head"] / per["base"]
+            row["verdict"] = ("REGRESSION" if row["ratio"] > BAND_INSN else
+                              "fewer" if row["ratio"] < 1 / BAND_INSN else "same")
+            if row["verdict"] == "REGRESSION":
+                failed.append(row)
+        rows.append(row)
+    runs = {"base": [], "head": []}
+    for line in read_text(os.path.join(out, "paired.raw")).splitlines():
+        side, _, path = line.split()
+        runs[side].append(dict((k, (v, low)) for k, v, low in paired_figures(load(path) or {})))
+    for key in sorted(set().union(*runs["head"])) if runs["head"] else []:
+        b = [r[key][0] for r in runs["base"] if key in r]
+        h = [r[key][0] for r in runs["head"] if key in r]
+        low = runs["head"][0][key][1]
+        if not b or not h or min(b + h) <= 0:
+            continue
+        # the ratio is of slowness: above 1 is worse whichever way the figure reads
+        ratio = statistics.median(h) / statistics.median(b)
+        per_round = [x / y for x, y in zip(h, b)]
+        if not low:
+            ratio, per_round = 1 / ratio, [1 / x for x in per_round]
+        band = BAND_PAIRED.get(key.split(":")[0], BAND_PAIRED["default"])
+        row = {"key": key, "how": "paired", "base": statistics.median(b),
+               "head": statistics.median(h), "ratio": ratio, "band": band, "rounds": len(h),
+               "spread": [min(per_round), max(per_round)], "unit": "ns" if low else "/s",
+               "verdict": "REGRESSION" if ratio > band else
+                          "faster" if ratio < 1 / band else "same"}
+        if row["verdict"] == "REGRESSION":
+            failed.append(row)
+        rows.append(row)
+
+    def fig(row, side):
+        v = row.get(side)
+        if v is None:
+            return "-"
+        if row["how"] == "insn":
+            return f"{v:,.1f} insn"
+        return fmt_ns(v) if row["unit"] == "ns" else f"{v / 1e6:.2f} M/s"
+
+    w = [f"# Perf gate: {'FAIL' if failed else 'pass'} (BASE {base} against the work tree)", "",
+         f"- {sum(r['how'] == 'insn' for r in rows)} keys by instructions per evaluation "
+         f"(cachegrind, band {BAND_INSN:.2f}), {t_insn} s",
+         f"- {sum(r['how'] == 'paired' for r in rows)} figures by paired timed runs "
+         f"(BASE and HEAD interleaved, ratio of medians), {t_paired} s", "",
+         "| key | how | BASE | HEAD | ratio | band | spread | verdict |",
+         "|---|---|---:|---:|---:|---:|---|---|"]
+    for r in rows:
+        sp = f"{r['spread'][0]:.2f}-{r['spread'][1]:.2f}" if "spread" in r else ""
+        ratio = f"{r['ratio']:.4f}" if "ratio" in r else "-"
+        band = f"{r['band']:.2f}" if "band" in r else "-"
+        w.append(f"| {r['key']} | {r['how']} | {fig(r, 'base')} | {fig(r, 'head')} | {ratio} | "
+                 f"{band} | {sp} | {r['verdict']} |")
+    text = "\n".join(w) + "\n"
+    with open(os.path.join(out, "gate.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(out, "gate.json"), "w") as f:
+        json.dump({"base": base, "pass": not failed, "keys": rows}, f, indent=1)
+    print(text, end="")
+    for r in failed:
+        if "ratio" in r:
+            print(f"perf-gate: regression {r['key']}: BASE {fig(r, 'base')}, HEAD {fig(r, 'head')}, "
+                  f"ratio {r['ratio']:.4f} beyond its {r['band']:.2f} band", file=sys.stderr)
+        else:
+            print(f"perf-gate: {r['key']}: {r['verdict']}", file=sys.stderr)
+    sys.exit(1 if failed else 0)
+
+
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "pick-baseline":
         pick_baseline(sys.argv[2], sys.argv[3])
     elif len(sys.argv) == 3 and sys.argv[1] == "summary":
         summary(sys.argv[2])
+    elif len(sys.argv) == 6 and sys.argv[1] == "gate":
+        gate(*sys.argv[2:])
     else:
         sys.exit(__doc__.strip().splitlines()[2] + "\n" + __doc__.strip().splitlines()[3])
 
