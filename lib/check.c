@@ -101,6 +101,9 @@ ssize_t mmsb_check_deltas(struct mmsb_state *s, struct mmsb_delta *const *ds, si
 
 	if (!s || (n && !ds) || (max && !out))
 		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!ds[i])
+			return -EINVAL;
 	mmsb__lock(s);
 	for (size_t i = 0; i < n; i++) {
 		const struct mmsb_delta *d = ds[i];
@@ -129,12 +132,21 @@ ssize_t mmsb_check_deltas(struct mmsb_state *s, struct mmsb_delta *const *ds, si
 	return (ssize_t)nv;
 }
 
+/* A fold given n values at NULL: errno EINVAL and the caller's error value. */
+static double null_input(double ret)
+{
+	errno = EINVAL;
+	return ret;
+}
+
 double mmsb_tropical_fold_add(const double *v, size_t n)
 {
 	MMSB_API_SCOPE(mmsb_tropical_fold_add);
 	double a[4] = { INFINITY, INFINITY, INFINITY, INFINITY };
 	size_t i = 0;
 
+	if (n && !v)
+		return null_input(NAN);
 	/*
 	 * min is exact, associative and commutative, so four chains give the same answer as one
 	 * without waiting on each compare. `x < acc ? x : acc` keeps acc on a NaN, as fmin does.
@@ -154,6 +166,8 @@ double mmsb_tropical_fold_mul(const double *v, size_t n)
 	MMSB_API_SCOPE(mmsb_tropical_fold_mul);
 	double acc = 0.0;
 
+	if (n && !v)
+		return null_input(NAN);
 	for (size_t i = 0; i < n; i++)
 		acc += v[i];
 	return acc;
@@ -162,13 +176,17 @@ double mmsb_tropical_fold_mul(const double *v, size_t n)
 void mmsb_tropical_accumulate(double a, double b, double *add, double *mul)
 {
 	MMSB_API_SCOPE(mmsb_tropical_accumulate);
-	*add = fmin(a, b);
-	*mul = a + b;
+	if (add)
+		*add = fmin(a, b);
+	if (mul)
+		*mul = a + b;
 }
 
 uint8_t mmsb_boolean_fold_add(const uint8_t *v, size_t n)
 {
 	MMSB_API_SCOPE(mmsb_boolean_fold_add);
+	if (n && !v)
+		return (uint8_t)null_input(0);
 	for (size_t i = 0; i < n; i++)
 		if (v[i])
 			return 1;
@@ -178,6 +196,8 @@ uint8_t mmsb_boolean_fold_add(const uint8_t *v, size_t n)
 uint8_t mmsb_boolean_fold_mul(const uint8_t *v, size_t n)
 {
 	MMSB_API_SCOPE(mmsb_boolean_fold_mul);
+	if (n && !v)
+		return (uint8_t)null_input(0);
 	for (size_t i = 0; i < n; i++)
 		if (!v[i])
 			return 0;
@@ -187,6 +207,8 @@ uint8_t mmsb_boolean_fold_mul(const uint8_t *v, size_t n)
 void mmsb_boolean_accumulate(uint8_t a, uint8_t b, uint8_t *add, uint8_t *mul)
 {
 	MMSB_API_SCOPE(mmsb_boolean_accumulate);
-	*add = a || b;
-	*mul = a && b;
+	if (add)
+		*add = a || b;
+	if (mul)
+		*mul = a && b;
 }

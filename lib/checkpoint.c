@@ -157,7 +157,8 @@ static int add_page(struct mmsb_state *t, uint64_t id, uint64_t size, uint32_t e
 	struct mmsb_page *p, *old;
 	int err;
 
-	if (!id || !size || size > SIZE_MAX || loc < MMSB_LOC_CPU || loc > MMSB_LOC_UNIFIED ||
+	if (!id || id > MMSB_ID_MAX || !size || size > MMSB_PAGE_SIZE_MAX || loc < MMSB_LOC_CPU ||
+	    loc > MMSB_LOC_UNIFIED ||
 	    flags & ~(uint32_t)(MMSB_PAGE_STALE | MMSB_PAGE_GPU_SYNC_PENDING |
 				MMSB_PAGE_IR_INVALID))
 		return -MMSB_ERR_CORRUPT;
@@ -255,7 +256,9 @@ static int parse_v3(const struct mmsb_map *m, struct mmsb_state *t,
 	if (mmsb__crc32c(0, m->p, m->len - 4) != want)
 		return -MMSB_ERR_CHECKSUM;
 	mmsb__cur_get(&c, &h, sizeof(h));
-	if (h.header_len != CKPT_V3_HDR || !h.next_page_id || !h.next_delta_id)
+	/* counters past the last id would wrap on the next create or route */
+	if (h.header_len != CKPT_V3_HDR || !h.next_page_id || h.next_page_id > MMSB_ID_MAX + 1 ||
+	    !h.next_delta_id || h.next_delta_id > MMSB_ID_MAX + 1 || h.log_lsn > MMSB_ID_MAX)
 		return -MMSB_ERR_CORRUPT;
 	/* counts the file cannot hold are corrupt, before anything is sized from them */
 	if (h.pages > (c.len - c.off) / (CKPT_PAGE_FIXED + 5) ||
@@ -312,7 +315,10 @@ static int parse_v3(const struct mmsb_map *m, struct mmsb_state *t,
 	free(rep.cycle);
 	if (rep.has_cycle)
 		return -MMSB_ERR_CYCLE;
-	t->next_page_id = max_t(uint64_t, t->next_page_id, h.next_page_id);
+	/* the writer's counter is always past every id it holds */
+	if (t->next_page_id > h.next_page_id)
+		return -MMSB_ERR_CORRUPT;
+	t->next_page_id = h.next_page_id;
 	t->next_delta_id = h.next_delta_id;
 	info->version = 3;
 	info->log_lsn = h.log_lsn;

@@ -241,79 +241,90 @@ struct mmsb_delta *mmsb_delta_merge(const struct mmsb_delta *a, const struct mms
 	return m;
 }
 
+/* A getter given no delta: 0 (NULL for the pointers), and errno says why. */
+static uint64_t delta_null(void)
+{
+	errno = EINVAL;
+	return 0;
+}
+
 uint64_t mmsb_delta_id(const struct mmsb_delta *d)
 {
 	MMSB_API_SCOPE(mmsb_delta_id);
-	return d->id;
+	return d ? d->id : (uint64_t)delta_null();
 }
 
 uint64_t mmsb_delta_page_id(const struct mmsb_delta *d)
 {
 	MMSB_API_SCOPE(mmsb_delta_page_id);
-	return d->page_id;
+	return d ? d->page_id : (uint64_t)delta_null();
 }
 
 uint32_t mmsb_delta_epoch(const struct mmsb_delta *d)
 {
 	MMSB_API_SCOPE(mmsb_delta_epoch);
-	return d->epoch;
+	return d ? d->epoch : (uint32_t)delta_null();
 }
 
 uint64_t mmsb_delta_lsn(const struct mmsb_delta *d)
 {
 	MMSB_API_SCOPE(mmsb_delta_lsn);
-	return d->lsn;
+	return d ? d->lsn : (uint64_t)delta_null();
 }
 
 uint64_t mmsb_delta_timestamp(const struct mmsb_delta *d)
 {
 	MMSB_API_SCOPE(mmsb_delta_timestamp);
-	return d->timestamp;
+	return d ? d->timestamp : (uint64_t)delta_null();
 }
 
 bool mmsb_delta_is_sparse(const struct mmsb_delta *d)
 {
 	MMSB_API_SCOPE(mmsb_delta_is_sparse);
-	return d->sparse;
+	return d ? d->sparse : delta_null() != 0;
 }
 
 size_t mmsb_delta_mask_len(const struct mmsb_delta *d)
 {
 	MMSB_API_SCOPE(mmsb_delta_mask_len);
-	return d->mask_len;
+	return d ? d->mask_len : (size_t)delta_null();
 }
 
 size_t mmsb_delta_mask_count(const struct mmsb_delta *d)
 {
 	MMSB_API_SCOPE(mmsb_delta_mask_count);
-	return d->mask_count;
+	return d ? d->mask_count : (size_t)delta_null();
 }
 
 size_t mmsb_delta_copy_mask(const struct mmsb_delta *d, uint8_t *out, size_t len)
 {
 	MMSB_API_SCOPE(mmsb_delta_copy_mask);
-	size_t n = min_t(size_t, len, d->mask_len);
+	size_t n;
 
-	memcpy(out, d->mask, n);
+	if (!d || (len && !out))
+		return (size_t)delta_null();
+	n = min_t(size_t, len, d->mask_len);
+	if (n)
+		memcpy(out, d->mask, n);
 	return n;
 }
 
 size_t mmsb_delta_payload_len(const struct mmsb_delta *d)
 {
 	MMSB_API_SCOPE(mmsb_delta_payload_len);
-	return d->payload_len;
+	return d ? d->payload_len : (size_t)delta_null();
 }
 
 const uint8_t *mmsb_delta_payload(const struct mmsb_delta *d)
 {
 	MMSB_API_SCOPE(mmsb_delta_payload);
-	return d->payload;
+	return d ? d->payload : mmsb__err_ptr(-EINVAL);
 }
 
 const char *mmsb_delta_source(const struct mmsb_delta *d)
 {
 	MMSB_API_SCOPE(mmsb_delta_source);
-	return d->source;
+	return d ? d->source : mmsb__err_ptr(-EINVAL);
 }
 
 int mmsb_delta_set_source(struct mmsb_delta *d, const char *src)
@@ -365,5 +376,5 @@ int mmsb_delta_set_intent(struct mmsb_delta *d, const char *intent)
 const char *mmsb_delta_intent(const struct mmsb_delta *d)
 {
 	MMSB_API_SCOPE(mmsb_delta_intent);
-	return d->intent;
+	return d ? d->intent : mmsb__err_ptr(-EINVAL);
 }

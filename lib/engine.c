@@ -335,6 +335,9 @@ static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_
 	int err = 0;
 
 	e->pages = NULL;
+	/* the batch's ids are next_delta_id .. + n - 1: they never pass MMSB_ID_MAX */
+	if (s->next_delta_id > MMSB_ID_MAX || n > MMSB_ID_MAX + 1 - s->next_delta_id)
+		return -ERANGE;
 	if (s->log) {
 		if (n > e->cap_pages &&
 		    mmsb__grow((void **)&e->page_buf, &e->cap_pages, n, sizeof(*e->page_buf)))
@@ -467,14 +470,17 @@ int mmsb_tick(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_t n,
 	if (err)
 		goto out;
 	m->processed = n;
-	for (unsigned int k = 0; k < e->w; k++)
+	/* with no batch the workers' lists are the previous batch's: nothing changed this tick */
+	for (unsigned int k = 0; n && k < e->w; k++)
 		m->pages += e->wk[k].n_touched;
 	changed = malloc((m->pages ? m->pages : 1) * sizeof(*changed));
 	if (!changed) {
 		err = -ENOMEM;
 		goto out;
 	}
-	for (unsigned int k = 0; k < e->w; k++) {
+	for (unsigned int k = 0; n && k < e->w; k++) {
+		if (!e->wk[k].n_touched)
+			continue;
 		memcpy(changed + n_changed, e->wk[k].touched,
 		       e->wk[k].n_touched * sizeof(*changed));
 		n_changed += e->wk[k].n_touched;

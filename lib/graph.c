@@ -609,7 +609,8 @@ ssize_t mmsb_provenance(struct mmsb_state *s, uint64_t id, unsigned int depth, u
 	if (slot->ids && slot->id == id && slot->depth == depth &&
 	    slot->graph_gen == s->graph_gen) {
 		n = (ssize_t)slot->n;
-		memcpy(ids, slot->ids, min_t(size_t, max, slot->n) * sizeof(*ids));
+		if (max && slot->n)
+			memcpy(ids, slot->ids, min_t(size_t, max, slot->n) * sizeof(*ids));
 		if (from_cache)
 			*from_cache = true;
 		goto out;
@@ -617,7 +618,8 @@ ssize_t mmsb_provenance(struct mmsb_state *s, uint64_t id, unsigned int depth, u
 	n = lineage(s, p, depth, &v);
 	if (n < 0)
 		goto out;
-	memcpy(ids, v, min_t(size_t, max, (size_t)n) * sizeof(*ids));
+	if (max && n)
+		memcpy(ids, v, min_t(size_t, max, (size_t)n) * sizeof(*ids));
 	free(slot->ids);
 	*slot = (struct mmsb_prov_ent){ id, s->graph_gen, depth, (size_t)n, v };
 	if (from_cache)

@@ -263,6 +263,11 @@ static int page_insert(struct mmsb_state *s, uint64_t id, size_t size, int loc, 
 		return -MMSB_ERR_NO_GPU;
 	if (loc != MMSB_LOC_CPU && loc != MMSB_LOC_UNIFIED && loc != MMSB_LOC_GPU)
 		return -MMSB_ERR_BAD_LOCATION;
+	/* what every reader of logs and checkpoints accepts, and nothing else */
+	if (!id || id > MMSB_ID_MAX)
+		return -ERANGE;
+	if (!size || size > MMSB_PAGE_SIZE_MAX)
+		return -EINVAL;
 	if (mmsb__map_get(&s->pages, id))
 		return -EEXIST;
 	p = mmsb__page_new(id, size, loc);
@@ -308,16 +313,17 @@ int mmsb_page_create(struct mmsb_state *s, size_t size, int loc, uint64_t *id_ou
 	uint64_t id;
 	int err;
 
-	if (!s || !size)
+	if (!s || !size || size > MMSB_PAGE_SIZE_MAX)
 		return -EINVAL;
 	err = mmsb__lock_mut(s);
 	if (err)
 		return err;
 	id = s->next_page_id;
 	/* ids the caller chose may sit ahead of the counter */
-	while (mmsb__map_get(&s->pages, id))
+	while (id <= MMSB_ID_MAX && mmsb__map_get(&s->pages, id))
 		id++;
-	err = mmsb__page_insert(s, id, size, loc, true);
+	/* ids never wrap: past the last one there is no "next" */
+	err = id > MMSB_ID_MAX ? -ERANGE : mmsb__page_insert(s, id, size, loc, true);
 	mmsb__unlock(s);
 	if (!err && id_out)
 		*id_out = id;
@@ -329,8 +335,10 @@ int mmsb_page_create_id(struct mmsb_state *s, uint64_t id, size_t size, int loc)
 	MMSB_API_SCOPE(mmsb_page_create_id);
 	int err;
 
-	if (!s || !size || !id)
+	if (!s || !size || size > MMSB_PAGE_SIZE_MAX || !id)
 		return -EINVAL;
+	if (id > MMSB_ID_MAX)
+		return -ERANGE;
 	err = mmsb__lock_mut(s);
 	if (err)
 		return err;
@@ -415,7 +423,8 @@ ssize_t mmsb_page_read(struct mmsb_state *s, uint64_t id, void *dst, size_t len,
 			return err;
 		}
 		n = min_t(size_t, len, p->size - off);
-		memcpy(dst, p->data + off, n);
+		if (n)
+			memcpy(dst, p->data + off, n);
 	}
 	mmsb__unlock(s);
 	return (ssize_t)n;
@@ -624,7 +633,7 @@ ssize_t mmsb_page_meta_export(struct mmsb_state *s, uint64_t id, void *buf, size
 	if (err)
 		return err;
 	n = (ssize_t)b.len;
-	if (b.len)
+	if (len && b.len)
 		memcpy(buf, b.p, min_t(size_t, len, b.len));
 	mmsb__buf_free(&b);
 	return n;

@@ -31,7 +31,10 @@ static int replay_record(struct mmsb_state *t, const struct mmsb_log_record *rec
 
 	switch (rec->kind) {
 	case MMSB_REC_PAGE_CREATE: {
-		int err = mmsb__page_insert(t, rec->page_id, rec->page_size, rec->location, false);
+		/* a GPU page replays into host memory where there is no GPU tier, as checkpoints do */
+		int loc = rec->location == MMSB_LOC_GPU && !mmsb__gpu() ? MMSB_LOC_CPU :
+									  rec->location;
+		int err = mmsb__page_insert(t, rec->page_id, rec->page_size, loc, false);
 
 		return err == -EEXIST ? -MMSB_ERR_CORRUPT : err;
 	}
@@ -160,8 +163,12 @@ int mmsb__state_diverge(struct mmsb_state *a, struct mmsb_state *b, struct mmsb_
 		size_t n = min_t(size_t, p->size, q->size);
 		int err = mmsb__page_host(p);
 
-		if (err || (err = mmsb__page_host(q)))
+		if (err || (err = mmsb__page_host(q))) {
+			if (a != b)
+				mmsb__unlock(b);
+			mmsb__unlock(a);
 			return err;
+		}
 
 		for (size_t k = 0; k < n; k++) {
 			int d = (int)p->data[k] - (int)q->data[k];

@@ -21,6 +21,9 @@ static int commit(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *
 	size_t bytes;
 	int err;
 
+	/* neither counter wraps: a log holding a wrapped one would not replay */
+	if (s->next_delta_id > MMSB_ID_MAX || p->epoch == UINT32_MAX)
+		return -ERANGE;
 	d->id = s->next_delta_id;
 	d->epoch = p->epoch + 1;
 	/* framed (and under EVERY, written and synced) before the page changes */

@@ -55,8 +55,10 @@ static size_t mask_bytes(uint64_t n)
 /* Append a whole frame (length, CRC32C of length+body, body) for the body in rec + tail. */
 static int frame_begin(struct mmsb_buf *b, size_t body_len, size_t *at)
 {
-	if (body_len > MMSB_LOG_MAX_FRAME - MMSB_LOG_V3_FRAME_HDR ||
-	    mmsb__buf_reserve(b, MMSB_LOG_V3_FRAME_HDR + body_len))
+	/* a frame the reader would refuse is never written */
+	if (body_len > MMSB_LOG_MAX_FRAME - MMSB_LOG_V3_FRAME_HDR)
+		return -E2BIG;
+	if (mmsb__buf_reserve(b, MMSB_LOG_V3_FRAME_HDR + body_len))
 		return -ENOMEM;
 	*at = b->len;
 	MMSB__PUT(b, (uint32_t)body_len);
@@ -228,7 +230,7 @@ void mmsb_log_reader_close(struct mmsb_log_reader *r)
 
 int mmsb__log_reader_version(const struct mmsb_log_reader *r)
 {
-	return r->version;
+	return r ? r->version : -EINVAL;
 }
 
 int mmsb_log_reader_version(const struct mmsb_log_reader *r)
@@ -239,7 +241,7 @@ int mmsb_log_reader_version(const struct mmsb_log_reader *r)
 
 uint64_t mmsb__log_reader_log_id(const struct mmsb_log_reader *r)
 {
-	return r->log_id;
+	return r ? r->log_id : 0;
 }
 
 uint64_t mmsb_log_reader_log_id(const struct mmsb_log_reader *r)
@@ -251,13 +253,13 @@ uint64_t mmsb_log_reader_log_id(const struct mmsb_log_reader *r)
 uint64_t mmsb_log_reader_offset(const struct mmsb_log_reader *r)
 {
 	MMSB_API_SCOPE(mmsb_log_reader_offset);
-	return r->off;
+	return r ? r->off : 0;
 }
 
 uint64_t mmsb_log_reader_frame(const struct mmsb_log_reader *r)
 {
 	MMSB_API_SCOPE(mmsb_log_reader_frame);
-	return r->frame;
+	return r ? r->frame : 0;
 }
 
 /* Fill a fresh delta from decoded fields; NULL when allocation fails. */
@@ -310,10 +312,11 @@ static int decode_v3(struct mmsb_log_reader *r, const uint8_t *body, size_t len,
 	if (len < sizeof(h))
 		return -MMSB_ERR_CORRUPT;
 	memcpy(&h, body, sizeof(h));
-	if (h.kind > MMSB_REC_PAGE_FREE || (h.flags & ~REC_FLAG_SPARSE) || !h.page_id)
+	if (h.kind > MMSB_REC_PAGE_FREE || (h.flags & ~REC_FLAG_SPARSE) || !h.page_id ||
+	    h.page_id > MMSB_ID_MAX || h.delta_id > MMSB_ID_MAX)
 		return -MMSB_ERR_CORRUPT;
-	/* LSNs run without gaps: a frame out of sequence is not from this log's writer */
-	if (r->last_lsn && h.lsn != r->last_lsn + 1)
+	/* LSNs start at 1 and run without gaps: a frame out of sequence is not from this writer */
+	if (!h.lsn || h.lsn > MMSB_ID_MAX || (r->last_lsn && h.lsn != r->last_lsn + 1))
 		return -MMSB_ERR_CORRUPT;
 	rec->kind = h.kind;
 	rec->lsn = h.lsn;
@@ -326,7 +329,10 @@ static int decode_v3(struct mmsb_log_reader *r, const uint8_t *body, size_t len,
 		if (len != sizeof(h) || h.mask_len || h.payload_len || h.source_len || h.intent_len)
 			return -MMSB_ERR_CORRUPT;
 		if (h.kind == MMSB_REC_PAGE_CREATE &&
-		    (!h.page_size || h.location < MMSB_LOC_CPU || h.location > MMSB_LOC_UNIFIED))
+		    (!h.page_size || h.page_size > MMSB_PAGE_SIZE_MAX ||
+		     h.location < MMSB_LOC_CPU || h.location > MMSB_LOC_UNIFIED))
+			return -MMSB_ERR_CORRUPT;
+		if (h.kind == MMSB_REC_PAGE_FREE && (h.page_size || h.location))
 			return -MMSB_ERR_CORRUPT;
 		r->last_lsn = h.lsn;
 		return 0;
@@ -434,7 +440,8 @@ static int next_v12(struct mmsb_log_reader *r, struct mmsb_log_record *rec)
 	if (r->version == 2 &&
 	    (!mmsb__cur_get(&c, &meta_len, 4) || !(meta = mmsb__cur_take(&c, meta_len))))
 		return -MMSB_ERR_TORN;
-	if (sparse > 1)
+	/* the original's ids counted from 1; ids past ours could not be converted to v3 */
+	if (sparse > 1 || !page_id || page_id > MMSB_ID_MAX || delta_id > MMSB_ID_MAX)
 		return -MMSB_ERR_CORRUPT;
 	size_t pop = 0;
 
@@ -845,6 +852,8 @@ int mmsb__log_buffer(struct mmsb_log *l, struct mmsb_delta *d)
 
 	if (l->failed)
 		return -MMSB_ERR_LOG_FAILED;
+	if (l->next_lsn > MMSB_ID_MAX)
+		return -ERANGE;
 	d->lsn = l->next_lsn;
 	err = mmsb__log_encode_delta(&l->buf, d);
 	if (err) {
@@ -892,6 +901,8 @@ int mmsb__log_page(struct mmsb_log *l, enum mmsb_log_kind kind, uint64_t id, uin
 
 	if (l->failed)
 		return -MMSB_ERR_LOG_FAILED;
+	if (l->next_lsn > MMSB_ID_MAX)
+		return -ERANGE;
 	err = encode_page(&l->buf, kind, l->next_lsn, id, size, loc);
 	if (err) {
 		l->buf.len = before;

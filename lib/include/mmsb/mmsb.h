@@ -196,15 +196,28 @@ MMSB_API int mmsb_state_counters(struct mmsb_state *s, struct mmsb_counters *out
 /* ------------------------------------------------------------------------------------------ */
 /* Pages                                                                                       */
 
+/*
+ * Page ids run from 1 to MMSB_ID_MAX (2^63 - 1: every id fits a signed 64-bit integer, in any
+ * binding) and never wrap: once the id counter has passed MMSB_ID_MAX, mmsb_page_create() fails
+ * with -ERANGE. Delta ids and LSNs have the same bound. A page holds 1 to MMSB_PAGE_SIZE_MAX
+ * bytes; logs and checkpoints naming a larger page are corrupt, never an allocation.
+ */
+#define MMSB_ID_MAX 0x7fffffffffffffffull
+#define MMSB_PAGE_SIZE_MAX (1ull << 30)
+
 /**
  * @brief Create a zero-filled page with the next free id.
- * @param size bytes, > 0 (-EINVAL otherwise)
+ * @param size bytes, 1 to MMSB_PAGE_SIZE_MAX (-EINVAL otherwise)
  * @param loc MMSB_LOC_CPU, UNIFIED (host memory here), DEFAULT; GPU gives -MMSB_ERR_NO_GPU
  * @param id_out receives the id (may be NULL)
+ * @return 0, or -ERANGE when no id up to MMSB_ID_MAX is left
  */
 MMSB_API int mmsb_page_create(struct mmsb_state *s, size_t size, int loc, uint64_t *id_out);
 
-/** @brief Create a page with a caller-chosen id (> 0); -EEXIST when the id is taken. */
+/**
+ * @brief Create a page with a caller-chosen id, 1 to MMSB_ID_MAX (-ERANGE past it, -EINVAL for
+ * 0); -EEXIST when the id is taken.
+ */
 MMSB_API int mmsb_page_create_id(struct mmsb_state *s, uint64_t id, size_t size, int loc);
 
 /**
@@ -317,6 +330,10 @@ MMSB_API struct mmsb_delta *mmsb_delta_merge(const struct mmsb_delta *a,
 /** @brief A dense copy: a sparse payload expanded to mask_len bytes, zeros where unmasked. */
 MMSB_API struct mmsb_delta *mmsb_delta_to_dense(const struct mmsb_delta *d);
 
+/*
+ * The getters below accept NULL: they return 0 (false; NULL for the pointers) and set errno to
+ * EINVAL, so a binding's stale handle reads as empty rather than crashing.
+ */
 MMSB_API uint64_t mmsb_delta_id(const struct mmsb_delta *d);
 MMSB_API uint64_t mmsb_delta_page_id(const struct mmsb_delta *d);
 /** @brief The epoch the page reached when this delta was applied (0 before routing). */
@@ -330,7 +347,10 @@ MMSB_API bool mmsb_delta_is_sparse(const struct mmsb_delta *d);
 MMSB_API size_t mmsb_delta_mask_len(const struct mmsb_delta *d);
 /** @brief Number of set mask entries. */
 MMSB_API size_t mmsb_delta_mask_count(const struct mmsb_delta *d);
-/** @brief Copy min(len, mask_len) entries into out, one byte (0 or 1) per entry. */
+/**
+ * @brief Copy min(len, mask_len) entries into out, one byte (0 or 1) per entry. 0 with errno
+ * EINVAL when d is NULL, or out is NULL and len > 0.
+ */
 MMSB_API size_t mmsb_delta_copy_mask(const struct mmsb_delta *d, uint8_t *out, size_t len);
 MMSB_API size_t mmsb_delta_payload_len(const struct mmsb_delta *d);
 MMSB_API const uint8_t *mmsb_delta_payload(const struct mmsb_delta *d);
@@ -348,7 +368,7 @@ MMSB_API const char *mmsb_delta_intent(const struct mmsb_delta *d);
 
 /**
  * @brief Diff two buffers: out[i] = (a[i] != b[i]) for i < len, one byte per entry.
- * @return the number of differing bytes
+ * @return the number of differing bytes; 0 with errno EINVAL when len > 0 and a, b or out is NULL
  */
 MMSB_API size_t mmsb_diff_mask(const void *a, const void *b, size_t len, uint8_t *out);
 
@@ -683,7 +703,7 @@ struct mmsb_log_reader;
  */
 MMSB_API struct mmsb_log_reader *mmsb_log_reader_open(const char *path);
 MMSB_API void mmsb_log_reader_close(struct mmsb_log_reader *r);
-/** @brief 1, 2 or 3. */
+/** @brief 1, 2 or 3 (-EINVAL for NULL; the other getters return 0 for NULL). */
 MMSB_API int mmsb_log_reader_version(const struct mmsb_log_reader *r);
 /** @brief The v3 log id (0 for v1/v2). */
 MMSB_API uint64_t mmsb_log_reader_log_id(const struct mmsb_log_reader *r);
@@ -844,6 +864,11 @@ MMSB_API ssize_t mmsb_check_deltas(struct mmsb_state *s, struct mmsb_delta *cons
 
 /* ------------------------------------------------------------------------------------------ */
 /* Semirings: tropical (min, +) over double and boolean (or, and) over bytes                    */
+
+/*
+ * A fold given v == NULL with n > 0 sets errno to EINVAL and returns NaN (tropical) or 0
+ * (boolean); the accumulators skip a NULL output.
+ */
 
 MMSB_API double mmsb_tropical_fold_add(const double *v, size_t n); /* min; +inf when empty */
 MMSB_API double mmsb_tropical_fold_mul(const double *v, size_t n); /* sum; 0 when empty */
