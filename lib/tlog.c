@@ -157,17 +157,54 @@ struct mmsb_log_reader {
 	int err;
 };
 
+/* Is there a well-formed v3 frame (length and CRC) at off? */
+static bool frame_ok_at(const uint8_t *p, uint64_t len, uint64_t off)
+{
+	uint32_t n, crc;
+
+	if (off > len || len - off < MMSB_LOG_V3_FRAME_HDR + MMSB_LOG_V3_FIXED)
+		return false;
+	memcpy(&n, p + off, 4);
+	memcpy(&crc, p + off + 4, 4);
+	if (n < MMSB_LOG_V3_FIXED || n > len - off - MMSB_LOG_V3_FRAME_HDR)
+		return false;
+	return mmsb__crc32c(mmsb__crc32c(0, p + off, 4), p + off + MMSB_LOG_V3_FRAME_HDR, n) == crc;
+}
+
+/*
+ * A v3 header whose version field was damaged: its CRC holds once the version reads 3 again, or a
+ * well-formed v3 frame follows where the first one belongs. Either way it is damage, never the
+ * v1/v2 (or unknown) format its version byte now claims: acting on that byte before the CRC would
+ * have recover cut every intact frame of the log.
+ */
+static bool damaged_v3_header(const uint8_t *p, uint64_t len)
+{
+	uint8_t h[32];
+	uint32_t v = 3, crc;
+
+	if (len < MMSB_LOG_V3_HDR_LEN)
+		return false;
+	memcpy(h, p, 32);
+	memcpy(h + 8, &v, 4);
+	memcpy(&crc, p + 32, 4);
+	return crc == mmsb__crc32c(0, h, 32) || frame_ok_at(p, len, MMSB_LOG_V3_HDR_LEN);
+}
+
 static int parse_header(struct mmsb_log_reader *r)
 {
 	const uint8_t *p = r->map.p;
 	uint32_t v, hl, crc;
 
-	if (r->map.len < 12)
-		return r->map.len >= 8 && memcmp(p, MMSB_LOG_MAGIC, 8) ? -MMSB_ERR_BAD_MAGIC :
-									 -MMSB_ERR_TRUNCATED;
-	if (memcmp(p, MMSB_LOG_MAGIC, 8))
+	if (!r->map.len)
+		return -MMSB_ERR_TRUNCATED; /* an empty file is not a log */
+	/* a short file is a header torn at creation only when what is there is a header's start */
+	if (memcmp(p, MMSB_LOG_MAGIC, min_t(size_t, r->map.len, 8)))
 		return -MMSB_ERR_BAD_MAGIC;
+	if (r->map.len < 12)
+		return -MMSB_ERR_TRUNCATED;
 	memcpy(&v, p + 8, 4);
+	if (v != 3 && damaged_v3_header(p, r->map.len))
+		return -MMSB_ERR_CHECKSUM;
 	if (v == 1 || v == 2) {
 		r->version = (int)v;
 		r->off = 12;
@@ -514,8 +551,9 @@ int mmsb_log_summarize(const char *path, struct mmsb_log_summary *out)
 	if (stat(path, &st))
 		return -errno;
 	out->file_size = (uint64_t)st.st_size;
-	if (!st.st_size)
-		return 0; /* an empty log: nothing written yet */
+	/* never open a FIFO or a device: it may block, and it is not a log */
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
 	r = mmsb__log_reader_open(path);
 	if (!r)
 		return -errno;
@@ -594,8 +632,9 @@ static int save_torn(const char *path, int fd, uint64_t from, uint64_t end)
 	return err;
 }
 
-/* Scan a log: the first bad frame's offset and error (0 when clean). */
-static int scan(const char *path, uint64_t *good_end, uint64_t *next_lsn, uint64_t *log_id)
+/* Scan a log: the first bad frame's offset and error (0 when clean), and its version. */
+static int scan(const char *path, uint64_t *good_end, uint64_t *next_lsn, uint64_t *log_id,
+		int *version)
 {
 	struct mmsb_log_reader *r = mmsb__log_reader_open(path);
 	struct mmsb_log_record rec;
@@ -610,22 +649,31 @@ static int scan(const char *path, uint64_t *good_end, uint64_t *next_lsn, uint64
 		*next_lsn = r->last_lsn + 1;
 	if (log_id)
 		*log_id = r->log_id;
-	if (!err && r->version != 3)
-		err = -MMSB_ERR_BAD_VERSION;
+	*version = r->version;
 	mmsb__log_reader_close(r);
 	return err;
+}
+
+static uint64_t new_log_id(void)
+{
+	uint64_t id;
+
+	if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != sizeof(id))
+		id = mmsb__now_ns(CLOCK_REALTIME) ^ ((uint64_t)getpid() << 32);
+	return id | 1; /* never 0: 0 means "no log" in counters and checkpoints */
 }
 
 int mmsb_log_recover(const char *path, uint64_t *cut_bytes)
 {
 	MMSB_API_SCOPE(mmsb_log_recover);
 	uint64_t good = 0, cut = 0;
+	uint8_t hdr[MMSB_LOG_V3_HDR_LEN];
+	int fd, err, version = 0;
 	struct stat st;
-	int fd, err;
 
 	if (!path)
 		return -EINVAL;
-	fd = open(path, O_RDWR | O_CLOEXEC);
+	fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	/* a state appending to this log holds the lock: never cut under a live writer */
@@ -637,22 +685,34 @@ int mmsb_log_recover(const char *path, uint64_t *cut_bytes)
 		err = -errno;
 		goto out;
 	}
-	err = scan(path, &good, NULL, NULL);
-	if (err == -MMSB_ERR_TRUNCATED) {
-		/* a header torn at creation: keep its bytes aside, leave an empty log */
-		good = 0;
-		err = -MMSB_ERR_TORN;
-	}
-	if (err == -MMSB_ERR_BAD_VERSION || !err) {
-		err = 0; /* clean (a v1/v2 log has nothing to cut either) */
+	if (!S_ISREG(st.st_mode) || !st.st_size) {
+		/* not a log, and nothing to repair: say so rather than "clean" */
+		err = S_ISREG(st.st_mode) ? -MMSB_ERR_TRUNCATED : -EINVAL;
 		goto out;
 	}
+	/*
+	 * Only a torn tail is cut. Anything else the reader refuses (a bad magic, an unknown
+	 * version, a header failing its CRC, damage followed by good frames) is returned with the
+	 * file untouched: recovery would throw data away.
+	 */
+	err = scan(path, &good, NULL, NULL, &version);
+	if (err == -MMSB_ERR_TRUNCATED) {
+		/* a v3 header torn at creation: its bytes go aside, a fresh header takes its place */
+		good = 0;
+		err = -MMSB_ERR_TORN;
+		version = 0;
+	}
 	if (err != -MMSB_ERR_TORN)
-		goto out; /* damage inside the log: recovery would throw data away */
+		goto out;
 	cut = (uint64_t)st.st_size - good;
 	err = save_torn(path, fd, good, (uint64_t)st.st_size);
 	if (!err && ftruncate(fd, (off_t)good))
 		err = -errno;
+	if (!err && !version) {
+		encode_header(hdr, new_log_id(), mmsb__now_ns(CLOCK_REALTIME));
+		if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
+			err = errno ? -errno : -EIO;
+	}
 	if (!err && fsync(fd))
 		err = -errno;
 out:
@@ -670,7 +730,7 @@ int mmsb_log_convert(const char *in, const char *out)
 	struct mmsb_buf b = { 0 };
 	struct mmsb_wfile w;
 	uint8_t hdr[MMSB_LOG_V3_HDR_LEN];
-	uint64_t lsn = 1, id;
+	uint64_t lsn = 1;
 	int err;
 
 	if (!in || !out)
@@ -683,9 +743,7 @@ int mmsb_log_convert(const char *in, const char *out)
 		mmsb__log_reader_close(r);
 		return err;
 	}
-	if (getrandom(&id, sizeof(id), 0) != sizeof(id))
-		id = mmsb__now_ns(CLOCK_REALTIME) ^ ((uint64_t)getpid() << 32);
-	encode_header(hdr, id | 1, mmsb__now_ns(CLOCK_REALTIME));
+	encode_header(hdr, new_log_id(), mmsb__now_ns(CLOCK_REALTIME));
 	mmsb__wfile_put(&w, hdr, sizeof(hdr));
 	while ((err = mmsb__log_reader_next(r, &rec)) > 0) {
 		b.len = 0;
@@ -743,6 +801,10 @@ int mmsb__log_open(const char *path, enum mmsb_log_mode mode, enum mmsb_durabili
 		err = -errno;
 		goto fail;
 	}
+	if (!S_ISREG(st.st_mode)) {
+		err = -EINVAL;
+		goto fail;
+	}
 	if (st.st_size && mode == MMSB_LOG_CREATE) {
 		err = -EEXIST;
 		goto fail;
@@ -756,7 +818,11 @@ int mmsb__log_open(const char *path, enum mmsb_log_mode mode, enum mmsb_durabili
 	}
 	if (st.st_size) {
 		/* continue a log only when every frame in it is whole */
-		err = scan(path, &l->size, &l->next_lsn, &l->log_id);
+		int version = 0;
+
+		err = scan(path, &l->size, &l->next_lsn, &l->log_id, &version);
+		if (!err && version != 3)
+			err = -MMSB_ERR_BAD_VERSION;
 		if (err)
 			goto fail;
 		if (lseek(l->fd, (off_t)l->size, SEEK_SET) < 0) {
@@ -766,9 +832,7 @@ int mmsb__log_open(const char *path, enum mmsb_log_mode mode, enum mmsb_durabili
 		*out = l;
 		return 0;
 	}
-	if (getrandom(&l->log_id, sizeof(l->log_id), 0) != sizeof(l->log_id))
-		l->log_id = mmsb__now_ns(CLOCK_REALTIME) ^ ((uint64_t)getpid() << 32);
-	l->log_id |= 1; /* never 0: 0 means "no log" in counters and checkpoints */
+	l->log_id = new_log_id();
 	encode_header(hdr, l->log_id, mmsb__now_ns(CLOCK_REALTIME));
 	err = mmsb__write_all(l->fd, hdr, sizeof(hdr));
 	/* a new log is durable from its first byte, unless the policy says nothing is */

@@ -404,3 +404,96 @@ TEST(durability_policies_count_syscalls)
 		EXPECT_EQ(sum.deltas, 200);
 	}
 }
+
+TEST_TIMEOUT(header_bit_flips_are_damage, 120)
+{
+	const char *path = th_path("h.tlog"), *bad = th_path("hbad.tlog");
+	uint8_t *orig, *cur;
+	size_t n, m;
+	uint64_t cut;
+	char torn[4096];
+
+	workload(path);
+	ASSERT_TRUE(orig = fx_read(path, &n));
+	snprintf(torn, sizeof(torn), "%s.torn", bad);
+	for (size_t off = 0; off < 36; off++) {
+		for (int bit = 0; bit < 8; bit++) {
+			struct mmsb_log_summary sum;
+			struct mmsb_state *r;
+			int err;
+
+			orig[off] ^= (uint8_t)(1u << bit);
+			ASSERT_EQ(fx_write(bad, orig, n), 0);
+			/* verify rejects it, and never as another format with fewer frames */
+			err = mmsb_log_summarize(bad, &sum);
+			if (!err)
+				TH_LOG("flip at %zu bit %d verifies", off, bit);
+			ASSERT_LT(err, 0);
+			ASSERT_FALSE(r = mmsb_replay(bad, NULL));
+			/* recover refuses and leaves every byte where it was */
+			cut = 99;
+			err = mmsb_log_recover(bad, &cut);
+			if (!err)
+				TH_LOG("flip at %zu bit %d: recover cut %llu", off, bit,
+				       (unsigned long long)cut);
+			ASSERT_LT(err, 0);
+			ASSERT_NE(err, -MMSB_ERR_TORN);
+			ASSERT_TRUE(cur = fx_read(bad, &m));
+			ASSERT_EQ(m, n);
+			ASSERT_MEM_EQ(cur, orig, n);
+			free(cur);
+			ASSERT_NE(access(torn, F_OK), 0);
+			orig[off] ^= (uint8_t)(1u << bit);
+		}
+	}
+	/* a v3 header alone (no frames yet) with its version flipped is damage too */
+	for (int bit = 0; bit < 8; bit++) {
+		struct mmsb_log_summary sum;
+
+		orig[8] ^= (uint8_t)(1u << bit);
+		ASSERT_EQ(fx_write(bad, orig, 36), 0);
+		ASSERT_LT(mmsb_log_summarize(bad, &sum), 0);
+		ASSERT_LT(mmsb_log_recover(bad, &cut), 0);
+		orig[8] ^= (uint8_t)(1u << bit);
+	}
+	/* a header torn at creation: set aside, replaced by a fresh one that verifies */
+	for (size_t len = 1; len < 36; len++) {
+		struct mmsb_log_summary sum;
+
+		unlink(torn);
+		ASSERT_EQ(fx_write(bad, orig, len), 0);
+		ASSERT_LT(mmsb_log_summarize(bad, &sum), 0);
+		ASSERT_EQ(mmsb_log_recover(bad, &cut), 0);
+		ASSERT_EQ(cut, len);
+		ASSERT_EQ(mmsb_log_summarize(bad, &sum), 0);
+		ASSERT_EQ(sum.version, 3);
+		ASSERT_EQ(access(torn, F_OK), 0);
+	}
+	free(orig);
+}
+
+TEST(empty_and_special_files_are_not_logs)
+{
+	const char *path = th_path("empty.tlog"), *fifo = th_path("fifo.tlog");
+	const char *files[] = { path, "/dev/null", "/dev/zero", fifo };
+	struct mmsb_log_summary sum;
+	uint64_t cut;
+
+	ASSERT_EQ(fx_write(path, "", 0), 0);
+	ASSERT_EQ(mkfifo(fifo, 0600), 0);
+	for (size_t i = 0; i < 4; i++) {
+		/* refused without blocking on the FIFO (the test's timeout would tell) */
+		ASSERT_LT(mmsb_log_summarize(files[i], &sum), 0);
+		ASSERT_FALSE(mmsb_log_reader_open(files[i]));
+		ASSERT_FALSE(mmsb_replay(files[i], NULL));
+		ASSERT_LT(mmsb_log_recover(files[i], &cut), 0);
+		if (i)
+			ASSERT_FALSE(open_log(files[i], MMSB_LOG_APPEND, MMSB_DURABLE_BATCH));
+	}
+	/* an empty file is still where a new log may begin */
+	struct mmsb_state *s = open_log(path, MMSB_LOG_APPEND, MMSB_DURABLE_BATCH);
+
+	ASSERT_TRUE(s);
+	mmsb_state_close(s);
+	ASSERT_EQ(mmsb_log_summarize(path, &sum), 0);
+}

@@ -150,3 +150,43 @@ TEST(convert_and_checkpoints)
 	ASSERT_EQ(tlog(args), 1);
 	ASSERT_TRUE(strstr(out, "bad magic"));
 }
+
+TEST(not_logs_and_damaged_headers_exit_1)
+{
+	const char *empty = th_path("e.tlog"), *fifo = th_path("f.tlog"), *log = th_path("h.tlog");
+	const char *files[] = { empty, "/dev/null", "/dev/zero", fifo };
+	const char *verbs[] = { "verify", "summary", "recover", "dump" };
+	char args[1024];
+	uint8_t *p, *q;
+	size_t n, m;
+
+	ASSERT_EQ(fx_write(empty, "", 0), 0);
+	ASSERT_EQ(mkfifo(fifo, 0600), 0);
+	for (size_t i = 0; i < 4; i++)
+		for (size_t v = 0; v < 4; v++) {
+			snprintf(args, sizeof(args), "%s %s", verbs[v], files[i]);
+			ASSERT_EQ(tlog(args), 1);
+			/* one line saying what is wrong */
+			ASSERT_EQ(strchr(out, '\n'), out + strlen(out) - 1);
+			ASSERT_TRUE(strstr(out, i ? "not a regular file" : "empty file"));
+		}
+
+	/* a flipped version bit is damage: verify and recover exit 1, the file stays */
+	make_log(log);
+	ASSERT_TRUE(p = fx_read(log, &n));
+	for (int bit = 0; bit < 8; bit++) {
+		p[8] ^= (uint8_t)(1u << bit);
+		ASSERT_EQ(fx_write(log, p, n), 0);
+		snprintf(args, sizeof(args), "verify %s", log);
+		ASSERT_EQ(tlog(args), 1);
+		snprintf(args, sizeof(args), "recover %s", log);
+		ASSERT_EQ(tlog(args), 1);
+		ASSERT_TRUE(strstr(out, "nothing changed"));
+		ASSERT_TRUE(q = fx_read(log, &m));
+		ASSERT_EQ(m, n);
+		ASSERT_MEM_EQ(q, p, n);
+		free(q);
+		p[8] ^= (uint8_t)(1u << bit);
+	}
+	free(p);
+}

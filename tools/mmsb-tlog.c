@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "tool_helpers.h"
 
@@ -91,6 +92,21 @@ static const char *loc_name(int loc)
 }
 
 /* The one explanation of a bad frame, shared by summary, dump and verify. */
+/*
+ * Why a file is not a log, in words: the library says EINVAL for a FIFO or a device (it never opens
+ * one to wait on it) and TRUNCATED for an empty file, which are true but do not say what is wrong.
+ */
+static const char *file_error(const char *path, int err)
+{
+	struct stat st;
+
+	if (!stat(path, &st) && !S_ISREG(st.st_mode))
+		return "not a regular file (a log or checkpoint is one)";
+	if (!stat(path, &st) && !st.st_size)
+		return "empty file: not a log (it has no header)";
+	return mmsb_strerror(err);
+}
+
 static void report_bad(const char *path, int err, uint64_t frame, uint64_t off)
 {
 	p_err("%s: frame %" PRIu64 " at offset %" PRIu64 ": %s%s", path, frame, off,
@@ -121,7 +137,7 @@ static int do_summary(int argc, char **argv)
 		return EXIT_USAGE;
 	err = mmsb_log_summarize(a.files[0], &s);
 	if (err && !s.version) {
-		p_err("%s: %s", a.files[0], mmsb_strerror(err));
+		p_err("%s: %s", a.files[0], file_error(a.files[0], err));
 		return EXIT_FAIL;
 	}
 	if (a.json) {
@@ -316,7 +332,7 @@ static int do_dump(int argc, char **argv)
 		return EXIT_USAGE;
 	r = mmsb_log_reader_open(a.c.files[0]);
 	if (!r) {
-		p_err("%s: %s", a.c.files[0], mmsb_strerror(errno));
+		p_err("%s: %s", a.c.files[0], file_error(a.c.files[0], -errno));
 		return EXIT_FAIL;
 	}
 	if (a.c.json)
@@ -384,7 +400,7 @@ static int do_verify(int argc, char **argv)
 		if (s.version)
 			report_bad(a.files[0], err, s.bad_frame, s.bad_offset);
 		else
-			p_err("%s: %s", a.files[0], mmsb_strerror(err));
+			p_err("%s: %s", a.files[0], file_error(a.files[0], err));
 		return EXIT_FAIL;
 	}
 	if (!a.json)
@@ -400,8 +416,10 @@ static int do_recover(int argc, char **argv)
 		.args_doc = "FILE",
 		.doc = "Cut a torn tail left by a crash: the bytes from the first bad frame on are saved to "
 		       "FILE.torn (or FILE.torn.N) and synced, then the log is truncated to its last good "
-		       "frame. Damage followed by good frames is not a torn tail: nothing is changed and the "
-		       "exit status is 1.\v"
+		       "frame; a header torn at creation is set aside and replaced by a fresh one. Anything "
+		       "else verify rejects (damage followed by good frames, a header failing its CRC, a bad "
+		       "magic or version, an empty or non-regular file) is not a torn tail: nothing is "
+		       "changed and the exit status is 1.\v"
 		       "EXAMPLES:\n"
 		       "  mmsb-tlog recover app.tlog",
 	};
@@ -413,10 +431,14 @@ static int do_recover(int argc, char **argv)
 		return EXIT_USAGE;
 	err = mmsb_log_recover(a.files[0], &cut);
 	if (err) {
-		p_err("%s: %s%s", a.files[0], mmsb_strerror(err),
-		      err == -MMSB_ERR_CHECKSUM || err == -MMSB_ERR_CORRUPT ?
-			      " inside the log (not a torn tail); nothing changed" :
-			      "");
+		struct mmsb_log_summary s;
+		/* the reader could not get past the header: the damage is there */
+		bool header = mmsb_log_summarize(a.files[0], &s) && !s.version;
+
+		p_err("%s: %s%s", a.files[0], file_error(a.files[0], err),
+		      err != -MMSB_ERR_CHECKSUM && err != -MMSB_ERR_CORRUPT ? "; nothing changed" :
+		      header ? " in the log header (not a torn tail); nothing changed" :
+			       " inside the log (not a torn tail); nothing changed");
 		return EXIT_FAIL;
 	}
 	if (cut)
@@ -483,7 +505,7 @@ static int ckpt(int argc, char **argv, bool info_only)
 		return EXIT_USAGE;
 	err = mmsb_checkpoint_verify(a.files[0], &info);
 	if (err) {
-		p_err("%s: %s", a.files[0], mmsb_strerror(err));
+		p_err("%s: %s", a.files[0], file_error(a.files[0], err));
 		return EXIT_FAIL;
 	}
 	if (a.json) {

@@ -737,7 +737,9 @@ struct mmsb_log_summary {
 
 /**
  * @brief Read the whole log and summarise it; stops at the first bad frame (reported in
- * error/bad_offset/bad_frame, and returned). Never changes the file.
+ * error/bad_offset/bad_frame, and returned). Never changes the file. An empty file is
+ * -MMSB_ERR_TRUNCATED and a file that is not a regular one (FIFO, device) -EINVAL: neither is a
+ * log, and neither is opened to be waited on.
  */
 MMSB_API int mmsb_log_summarize(const char *path, struct mmsb_log_summary *out);
 
@@ -745,7 +747,10 @@ MMSB_API int mmsb_log_summarize(const char *path, struct mmsb_log_summary *out);
  * @brief Cut a torn tail: the bytes from the first bad frame on are copied to PATH.torn (synced)
  * and the log truncated to its last good frame. When the bad frame is followed by whole frames
  * the damage is inside the log, not a torn write: nothing changes and the frame's error
- * (MMSB_ERR_CHECKSUM, MMSB_ERR_CORRUPT) is returned.
+ * (MMSB_ERR_CHECKSUM, MMSB_ERR_CORRUPT) is returned. A file shorter than a header that starts
+ * like one (a header torn at creation) is set aside the same way and given a fresh header.
+ * Anything else the reader refuses (a v3 header failing its CRC: MMSB_ERR_CHECKSUM; a bad magic
+ * or version; an empty or non-regular file) is returned and the file left as it was.
  * @param cut_bytes receives the number of bytes moved (0 when the log was clean)
  */
 MMSB_API int mmsb_log_recover(const char *path, uint64_t *cut_bytes);
