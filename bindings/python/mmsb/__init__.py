@@ -23,9 +23,10 @@ import ctypes.util
 import os
 import platform
 import struct
+import threading
 
-__all__ = ["Error", "State", "Delta", "version", "LOC_CPU", "LOC_UNIFIED", "EDGE_DATA",
-           "EDGE_CONTROL", "EDGE_GPU", "EDGE_COMPILER", "EDGE_ANY", "DURABLE_BATCH",
+__all__ = ["Error", "ClosedError", "State", "Delta", "version", "LOC_CPU", "LOC_UNIFIED",
+           "EDGE_DATA", "EDGE_CONTROL", "EDGE_GPU", "EDGE_COMPILER", "EDGE_ANY", "DURABLE_BATCH",
            "DURABLE_NONE", "DURABLE_EVERY", "LOG_CREATE", "LOG_APPEND", "LOG_TRUNCATE",
            "DELTA_SPARSE"]
 
@@ -150,6 +151,14 @@ class Error(Exception):
         super().__init__(f"{what + ': ' if what else ''}{self.name}: {msg}")
 
 
+class ClosedError(Error, ValueError):
+    """A call on a closed (or closing) State or Delta: a ValueError, and an Error named EINVAL."""
+
+    def __init__(self, what):
+        self.code, self.name = -22, "EINVAL"
+        Exception.__init__(self, what)
+
+
 def _check(rc, what):
     if rc < 0:
         raise Error(rc, what)
@@ -205,52 +214,186 @@ def version():
     return _version().decode()
 
 
-class Delta:
+# ---- Lifetime of library handles -------------------------------------------------------------
+#
+# A State or a Delta owns a pointer into the library. Every method that passes it to the library
+# first registers the calling thread in the object's list of calls in flight (_calls) and takes it
+# out when the library returns. close() puts _CLOSED at the head of that list, so every later call
+# raises ClosedError before touching the pointer, and the pointer is freed only when no call is in
+# flight: at once when there is none; when the outermost call returns when close() comes from
+# inside one on the same thread (a recompute callback, a transform, a signal handler); otherwise
+# close() waits for the other threads' calls to return. list.append/remove and an index are each
+# atomic in CPython (under the GIL, and per list on a free-threaded build), and a thread reads the
+# head only after its own append, so a call either sees _CLOSED or is seen by whoever frees.
+# Cost: a get_ident(), an append, an index and a remove per call (docs/ffi.md).
+
+_CLOSED = object()
+_get_ident = threading.get_ident
+_swap = threading.Lock()  # held only to take the pointer away and to meet a waiting close()
+
+
+class _Handle:
+    _kind = "handle"
+    _h = None      # the library's pointer; None once freed
+    _calls = None  # thread ids of calls in flight, _CLOSED first once close() was called
+    _done = False  # the pointer was freed
+    _ev = None     # set when freed, made by a close() that has to wait
+
+    def _enter(self, what):
+        """Register a call in flight on this thread: its id, or ClosedError."""
+        me = _get_ident()
+        calls = self._calls
+        calls.append(me)
+        if calls[0] is _CLOSED:
+            self._leave(me)
+            raise ClosedError(f"{what}: {self._kind} is closed")
+        return me
+
+    def _leave(self, me):
+        calls = self._calls
+        calls.remove(me)
+        if calls:
+            self._after()
+
+    def _after(self):
+        """A call returned with others in flight or a close pending: free if it was the last.
+        _CLOSED never leaves the head once there; the list may empty under us, hence the slice."""
+        calls = self._calls
+        head = calls[:1]
+        if head and head[0] is _CLOSED and len(calls) == 1:
+            self._finish()
+
+    def _finish(self):
+        with _swap:
+            h, self._h = self._h, None
+        if not h:
+            return
+        try:
+            self._free(h)
+        finally:
+            with _swap:
+                self._done, ev = True, self._ev
+            if ev is not None:
+                ev.set()
+
+    def close(self):
+        """Free the library's object. Calls in flight on other threads are waited for; from
+        inside a call on this object (a callback), the outermost call frees it as it returns.
+        Every call after close() raises ClosedError. Closing twice does nothing."""
+        calls = self._calls
+        if calls is None:  # the constructor failed before any pointer
+            return
+        with _swap:
+            if self._done:
+                return
+            if not calls or calls[0] is not _CLOSED:
+                calls.insert(0, _CLOSED)
+        if len(calls) == 1:
+            self._finish()
+            return
+        if _get_ident() in calls:
+            return  # deferred: this thread is inside a call on this object
+        with _swap:
+            if self._done:
+                return
+            if self._ev is None:
+                self._ev = threading.Event()
+            ev = self._ev
+        ev.wait()
+
+    @property
+    def closed(self):
+        """True once close() was called (the library's object may still be in use by a call
+        in flight, and is freed when it returns)."""
+        calls = self._calls
+        return calls is None or calls[:1] == [_CLOSED]
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: the module's globals may be gone
+            pass
+
+
+def _cb_error(e):
+    """The negative code a callback that raised returns to the library."""
+    if isinstance(e, Error):
+        c = e.code
+        if type(c) is int and -(1 << 31) <= c < 0:
+            return c
+    if isinstance(e, KeyboardInterrupt):
+        return -4  # EINTR
+    return -5  # EIO: the host failed; the library counts it
+
+
+def _release(*mvs):
+    for mv in mvs:
+        try:
+            mv.release()
+        except BufferError:  # something exported from it: it only reaches our own copy
+            pass
+
+
+class Delta(_Handle):
     """A masked delta for page_id: mask (one byte per page byte, or packed) and payload."""
+    _kind = "delta"
 
     def __init__(self, page_id, mask, payload, flags=0):
+        self._calls = []
         m, ml = _buf(mask)
         p, pl = _buf(payload)
-        self._d = _delta_new(page_id, m, ml, p, pl, flags)
-        if not self._d:
+        d = _delta_new(page_id, m, ml, p, pl, flags)
+        if not d:
+            self._calls = None
             raise _errno_error("delta_new")
+        self._h = d
+
+    @staticmethod
+    def _free(h):
+        _delta_free(h)
+
+    def _get(self, fn, what):
+        me = self._enter(what)
+        try:
+            return fn(self._h)
+        finally:
+            self._leave(me)
 
     @property
     def id(self):
-        return _delta_id(self._d)
+        return self._get(_delta_id, "delta id")
 
     @property
     def epoch(self):
-        return _delta_epoch(self._d)
-
-    def close(self):
-        if self._d:
-            _delta_free(self._d)
-            self._d = None
-
-    def __del__(self):
-        self.close()
+        return self._get(_delta_epoch, "delta epoch")
 
 
-class State:
-    """A libmmsb state: pages, graph, propagation, log, checkpoints."""
+class State(_Handle):
+    """A libmmsb state: pages, graph, propagation, log, checkpoints.
+
+    Usable from several threads (the library serialises calls on the state's mutex). close()
+    waits for calls in flight on other threads; from inside a callback it takes effect when the
+    outermost call returns. Any call on a closed state raises ClosedError (a ValueError)."""
+    _kind = "state"
 
     def __init__(self, log_path=None, durability=DURABLE_BATCH, log_mode=LOG_CREATE,
                  deferred=False, _handle=None):
         self._callbacks = {}  # ctypes callbacks must outlive their registration
+        self._calls = []
         if _handle is not None:
-            self._s = _handle
+            self._h = _handle
             return
         o = _StateOpts(ctypes.sizeof(_StateOpts), os.fsencode(log_path) if log_path else None,
                        log_mode, durability, LOC_CPU, deferred)
-        self._s = _state_open(ctypes.byref(o))
-        if not self._s:
+        h = _state_open(ctypes.byref(o))
+        if not h:
+            self._calls = None
             raise _errno_error(f"state_open {log_path or ''}".strip())
+        self._h = h
 
-    def close(self):
-        if self._s:
-            _state_close(self._s)
-            self._s = None
+    def _free(self, h):
+        _state_close(h)
+        self._callbacks.clear()  # no call in flight: no callback can run any more
 
     def __enter__(self):
         return self
@@ -258,41 +401,51 @@ class State:
     def __exit__(self, *exc):
         self.close()
 
-    def __del__(self):
-        self.close()
-
     @property
     def handle(self):
-        if not self._s:
-            raise Error(-22, "state is closed")
-        return self._s
+        """The raw struct mmsb_state * (unguarded: keep the State open while using it)."""
+        h = self._h
+        if self.closed or not h:
+            raise ClosedError("state is closed")
+        return h
+
+    def _call(self, fn, what, *args):
+        """fn(state, *args) as a call in flight; a negative result raises Error."""
+        me = self._enter(what)
+        try:
+            rc = fn(self._h, *args)
+        finally:
+            self._leave(me)
+        if rc < 0:
+            raise Error(rc, what)
+        return rc
 
     def flush(self):
-        _check(_state_flush(self.handle), "flush")
+        self._call(_state_flush, "flush")
 
     # pages
     def page_create(self, size, loc=LOC_CPU):
         pid = _u64()
-        _check(_page_create(self.handle, size, loc, ctypes.byref(pid)), "page_create")
+        self._call(_page_create, "page_create", size, loc, ctypes.byref(pid))
         return pid.value
 
     def page_free(self, pid):
-        _check(_page_free(self.handle, pid), "page_free")
+        self._call(_page_free, "page_free", pid)
 
     def page_size(self, pid):
-        return _check(_page_size(self.handle, pid), "page_size")
+        return self._call(_page_size, "page_size", pid)
 
     def epoch(self, pid):
-        return _check(_page_epoch(self.handle, pid), "page_epoch")
+        return self._call(_page_epoch, "page_epoch", pid)
 
     def page_count(self):
-        return _page_count(self.handle)
+        return self._call(_page_count, "page_count")
 
     def pages(self):
         n = self.page_count()
         ids = (_u64 * max(n, 1))()
-        got = _check(_page_list(self.handle, ids, n), "page_list")
-        return list(ids[:got])
+        got = self._call(_page_list, "page_list", ids, n)
+        return list(ids[:min(got, n)])
 
     def read(self, pid):
         """The page's bytes, as a new bytearray (one copy: the library's into it)."""
@@ -306,61 +459,111 @@ class State:
         if mv.readonly or not mv.c_contiguous:
             raise ValueError("read_into needs a writable contiguous buffer")
         p, n = _buf(mv)
-        return _check(_page_read(self.handle, pid, p, n, offset), "page_read")
+        return self._call(_page_read, "page_read", pid, p, n, offset)
 
     def update(self, pid, data):
         """Replace the page's bytes (len == page size): 1 if it changed, 0 if not."""
         # the hot path calls no other Python function: each would cost a host-side frame
-        s = self._s
-        if not s:
-            raise Error(-22, "state is closed")
-        if type(data) is bytes:
-            rc = _page_update(s, pid, data, len(data))
-        else:
-            p, n = _buf(data)
-            rc = _page_update(s, pid, p, n)
+        me = _get_ident()
+        calls = self._calls
+        calls.append(me)
+        try:
+            if calls[0] is _CLOSED:
+                raise ClosedError("page_update: state is closed")
+            if type(data) is bytes:
+                rc = _page_update(self._h, pid, data, len(data))
+            else:
+                p, n = _buf(data)
+                rc = _page_update(self._h, pid, p, n)
+        finally:
+            calls.remove(me)
+            if calls:
+                self._after()
         if rc < 0:
             raise Error(rc, "page_update")
         return rc
 
     def update_batch(self, writes):
         """[(page_id, data), ...] in one crossing and one wave: the number of pages changed."""
-        n = len(writes)
-        if _BYTES_OFF is not None and all(type(d) is bytes for _, d in writes):
-            # every write is bytes (kept alive by `writes`): their addresses, packed in one go
+        ws = tuple(writes)  # a snapshot: the list may change under a callback or a thread
+        ds = [d for _, d in ws]  # each write's data, alive until the library returns
+        n = len(ws)
+        if _BYTES_OFF is not None and all(type(d) is bytes for d in ds):
+            # every write is bytes: their addresses, packed in one go
             off, pack = _BYTES_OFF, _PAGE_WRITE.pack
-            desc = b"".join([pack(pid, id(d) + off, len(d)) for pid, d in writes])
+            desc = b"".join([pack(w[0], id(d) + off, len(d)) for w, d in zip(ws, ds)])
             arr = ctypes.cast(desc, _PAGE_WRITE_P)
         else:  # any buffer: lent in place through its address
-            keep = [(pid, _buf(data)) for pid, data in writes]
-            arr = (_PageWrite * max(n, 1))(*[(pid, _address(b), ln) for pid, (b, ln) in keep])
-        rc = _page_update_batch(self._s or self.handle, arr, n)
+            keep = [_buf(d) for d in ds]
+            arr = (_PageWrite * max(n, 1))(*[(w[0], _address(b), ln)
+                                             for w, (b, ln) in zip(ws, keep)])
+        me = _get_ident()
+        calls = self._calls
+        calls.append(me)
+        try:
+            if calls[0] is _CLOSED:
+                raise ClosedError("page_update_batch: state is closed")
+            rc = _page_update_batch(self._h, arr, n)
+        finally:
+            calls.remove(me)
+            if calls:
+                self._after()
         if rc < 0:
             raise Error(rc, "page_update_batch")
         return rc
 
     def route(self, delta):
-        rc = _route(self._s or self.handle, delta._d)
+        me = _get_ident()
+        calls, dcalls = self._calls, delta._calls
+        calls.append(me)
+        try:
+            if calls[0] is _CLOSED:
+                raise ClosedError("route: state is closed")
+            dcalls.append(me)
+            try:
+                if dcalls[0] is _CLOSED:
+                    raise ClosedError("route: delta is closed")
+                rc = _route(self._h, delta._h)
+            finally:
+                dcalls.remove(me)
+                if dcalls:
+                    delta._after()
+        finally:
+            calls.remove(me)
+            if calls:
+                self._after()
         if rc < 0:
             raise Error(rc, "route")
 
     def route_batch(self, deltas):
-        arr = (_vp * max(len(deltas), 1))(*[d._d for d in deltas])
-        rc = _route_batch(self._s or self.handle, arr, len(deltas))
+        ds = list(deltas)  # a snapshot: the deltas stay alive and in flight until it returns
+        entered = []
+        try:
+            for d in ds:
+                entered.append((d, d._enter("route_batch")))
+            me = self._enter("route_batch")
+            try:
+                arr = (_vp * max(len(ds), 1))(*[d._h for d in ds])
+                rc = _route_batch(self._h, arr, len(ds))
+            finally:
+                self._leave(me)
+        finally:
+            for d, dme in entered:
+                d._leave(dme)
         if rc < 0:
             raise Error(rc, "route_batch")
 
     # graph
     def edge_add(self, parent, child, type=EDGE_DATA):
-        _check(_edge_add(self.handle, parent, child, type), "edge_add")
+        self._call(_edge_add, "edge_add", parent, child, type)
 
     def edge_remove(self, parent, child, type=EDGE_ANY):
-        _check(_edge_remove(self.handle, parent, child, type), "edge_remove")
+        self._call(_edge_remove, "edge_remove", parent, child, type)
 
     def _edges(self, fn, pid, what):
-        n = _check(fn(self.handle, pid, None, 0), what)
+        n = self._call(fn, what, pid, None, 0)
         out = (_Edge * max(n, 1))()
-        n = _check(fn(self.handle, pid, out, n), what)
+        n = min(self._call(fn, what, pid, out, n), n)
         return [(e.page, e.type) for e in out[:n]]
 
     def children(self, pid):
@@ -370,19 +573,24 @@ class State:
         return self._edges(_edge_parents, pid, "edge_parents")
 
     def edge_count(self):
-        return _edge_count(self.handle)
+        return self._call(_edge_count, "edge_count")
 
     def toposort(self):
         n = self.page_count()
         out = (_u64 * max(n, 1))()
-        return list(out[:_check(_toposort(self.handle, out, n), "graph_toposort")])
+        return list(out[:min(self._call(_toposort, "graph_toposort", out, n), n)])
 
     def bfs(self, root):
         n = self.page_count()
         out = (_u64 * max(n, 1))()
-        return list(out[:_check(_bfs(self.handle, root, out, n), "graph_bfs")])
+        return list(out[:min(self._call(_bfs, "graph_bfs", root, out, n), n)])
 
     # recompute
+    #
+    # A callback gets memoryviews of copies, released when it returns: a view it keeps raises
+    # ValueError when used, and one derived from it reaches only the copy, never the library's
+    # scratch memory. The source of a transform is read-only. The result is copied back only
+    # when the callback returns normally; an exception (any BaseException) fails the recompute.
     def set_passthrough(self, target, source, transform=None):
         """target follows source; transform(src: memoryview, dst: memoryview) may rewrite."""
         if transform is None:
@@ -390,49 +598,60 @@ class State:
         else:
             def tramp(src, src_len, dst, dst_len, ctx):
                 try:
-                    transform(memoryview((ctypes.c_uint8 * src_len).from_address(
-                        ctypes.addressof(src.contents))).cast("B"),
-                        memoryview((ctypes.c_uint8 * dst_len).from_address(
-                            ctypes.addressof(dst.contents))).cast("B"))
+                    copy = (ctypes.c_uint8 * dst_len)()
+                    if dst_len:
+                        ctypes.memmove(copy, dst, dst_len)
+                    sv = memoryview(ctypes.string_at(src, src_len) if src_len else b"")
+                    dv = memoryview(copy).cast("B")
+                    try:
+                        transform(sv, dv)
+                    finally:
+                        _release(sv, dv)
+                    if dst_len:
+                        ctypes.memmove(dst, copy, dst_len)
                     return 0
-                except Error as e:
-                    return e.code
-                except Exception:
-                    return -5  # EIO: the host failed; the library counts it
+                except BaseException as e:
+                    return _cb_error(e)
             cb = _TRANSFORM(tramp)
-        _check(_set_passthrough(self.handle, target, source, cb, None), "page_set_passthrough")
+        self._call(_set_passthrough, "page_set_passthrough", target, source, cb, None)
         self._callbacks[("pass", target)] = cb
 
     def set_recompute(self, pid, fn):
         """fn(state, page_id, out: memoryview) fills out; raising makes the recompute fail."""
         def tramp(s, page, out, size, ctx):
             try:
-                fn(self, page, memoryview((ctypes.c_uint8 * size).from_address(
-                    ctypes.addressof(out.contents))).cast("B"))
+                copy = (ctypes.c_uint8 * size)()
+                if size:
+                    ctypes.memmove(copy, out, size)
+                ov = memoryview(copy).cast("B")
+                try:
+                    fn(self, page, ov)
+                finally:
+                    _release(ov)
+                if size:
+                    ctypes.memmove(out, copy, size)
                 return 0
-            except Error as e:
-                return e.code
-            except Exception:
-                return -5
+            except BaseException as e:
+                return _cb_error(e)
         cb = _RECOMPUTE(tramp) if fn else _RECOMPUTE()
-        _check(_set_recompute(self.handle, pid, cb, None), "page_set_recompute")
+        self._call(_set_recompute, "page_set_recompute", pid, cb, None)
         self._callbacks[("rec", pid)] = cb
 
     def recompute(self, pid):
-        return _check(_page_recompute(self.handle, pid), "page_recompute")
+        return self._call(_page_recompute, "page_recompute", pid)
 
     def set_deferred(self, deferred):
-        _check(_set_deferred(self.handle, deferred), "propagate_set_deferred")
+        self._call(_set_deferred, "propagate_set_deferred", deferred)
 
     def propagate_run(self):
-        return _check(_propagate_run(self.handle), "propagate_run")
+        return self._call(_propagate_run, "propagate_run")
 
     # persistence
     def checkpoint_write(self, path):
-        _check(_ckpt_write(self.handle, os.fsencode(path)), f"checkpoint_write {path}")
+        self._call(_ckpt_write, f"checkpoint_write {path}", os.fsencode(path))
 
     def checkpoint_load(self, path):
-        _check(_ckpt_load(self.handle, os.fsencode(path)), f"checkpoint_load {path}")
+        self._call(_ckpt_load, f"checkpoint_load {path}", os.fsencode(path))
 
     @staticmethod
     def checkpoint_verify(path):
@@ -453,10 +672,21 @@ class State:
 
     def diverge(self, other):
         d = _Divergence()
-        _check(_diverge(self.handle, other.handle, ctypes.byref(d)), "state_diverge")
+        if not isinstance(other, State):
+            raise TypeError("diverge needs another State")
+        me = self._enter("state_diverge")
+        try:
+            ome = other._enter("state_diverge")
+            try:
+                rc = _diverge(self._h, other._h, ctypes.byref(d))
+            finally:
+                other._leave(ome)
+        finally:
+            self._leave(me)
+        _check(rc, "state_diverge")
         return {name: getattr(d, name) for name, _ in _Divergence._fields_}
 
     def verify(self):
         """Replay the state's own log and compare: True when identical."""
         d = _Divergence()
-        return _check(_verify(self.handle, ctypes.byref(d)), "state_verify") == 0
+        return self._call(_verify, "state_verify", ctypes.byref(d)) == 0
