@@ -5,11 +5,14 @@ Run: python3 bindings/python/tests/test_mmsb.py   (TAP on stdout; MMSB_LIB picks
 """
 import array
 import os
+import subprocess
 import sys
 import tempfile
+import textwrap
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+PKG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, PKG)
 import mmsb  # noqa: E402
 
 
@@ -227,6 +230,258 @@ class Persistence(unittest.TestCase):
         with self.assertRaises(mmsb.Error) as e:
             mmsb.State(log_path=self.log)  # refuses to overwrite what is not empty
         self.assertEqual(e.exception.name, "EEXIST")
+
+
+def run_isolated(test, code, timeout=60):
+    """Run code in a fresh python3 with the binding, so that a crash (SIGSEGV, abort, heap
+    corruption) or a hang is this test's failure, not the runner's end. It prints "done" last."""
+    pre = f"import sys; sys.path.insert(0, {PKG!r}); import mmsb\n"
+    try:
+        r = subprocess.run([sys.executable, "-c", pre + textwrap.dedent(code)],
+                           capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        test.fail(f"hung for {timeout} s (a close() waiting forever?)")
+    how = f"signal {-r.returncode}" if r.returncode < 0 else f"exit {r.returncode}"
+    test.assertEqual(r.returncode, 0, f"{how}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}")
+    test.assertTrue(r.stdout.rstrip().endswith("done"), r.stdout + r.stderr)
+    test.assertNotIn("Exception ignored", r.stderr)
+    return r.stdout
+
+
+class Lifetime(unittest.TestCase):
+    """Misuse of a closed or closing object raises, never crashes (each in its own process)."""
+
+    def test_closed_delta_every_attribute_raises(self):
+        run_isolated(self, """
+            s = mmsb.State()
+            a = s.page_create(4)
+            d = mmsb.Delta(a, b"\\x01" * 4, b"\\x02" * 4)
+            s.route(d)
+            assert d.id > 0 and d.epoch == 1
+            d.close()
+            d.close()  # twice: nothing
+            live = mmsb.Delta(a, b"\\x01" * 4, b"\\x03" * 4)
+            for get in (lambda: d.id, lambda: d.epoch, lambda: s.route(d),
+                        lambda: s.route_batch([d]), lambda: s.route_batch([live, d])):
+                try:
+                    get()
+                    raise SystemExit("no exception")
+                except ValueError as e:
+                    assert isinstance(e, mmsb.Error) and e.name == "EINVAL", e
+                    assert "delta is closed" in str(e), e
+            assert s.read(a) == bytearray(b"\\x02" * 4)  # the refused batch changed nothing
+            s.close()
+            for get in (lambda: s.page_count(), lambda: s.update(a, bytes(4)), lambda: s.read(a),
+                        lambda: s.update_batch([(a, bytes(4))]), lambda: s.route(d),
+                        lambda: s.diverge(mmsb.State()), lambda: s.handle, lambda: s.pages()):
+                try:
+                    get()
+                    raise SystemExit("no exception")
+                except ValueError as e:
+                    assert "closed" in str(e), e
+            assert d.closed and s.closed
+            print("done")
+        """)
+
+    def test_state_close_inside_recompute_callback(self):
+        out = run_isolated(self, """
+            import gc
+            for round in range(200):
+                s = mmsb.State()
+                a, b, c = s.page_create(64), s.page_create(64), s.page_create(64)
+                s.edge_add(a, b)
+                s.edge_add(b, c)
+                s.set_passthrough(c, b)
+                seen = []
+                def fill(state, page, out):
+                    state.close()          # deferred: the update below is still running
+                    try:
+                        state.read(a)
+                        seen.append("read after close")
+                    except Exception as e:
+                        seen.append("refused" if isinstance(e, ValueError) else repr(e))
+                    out[:] = b"\\x07" * 64  # the wave goes on with a live state
+                s.set_recompute(b, fill)
+                s.update(a, b"\\x01" * 64)  # before: the wave went on in the freed state
+                assert seen == ["refused"], seen
+                try:
+                    s.page_count()
+                    raise SystemExit("usable after close")
+                except ValueError:
+                    pass
+                s.close()
+                del s, fill
+                gc.collect()
+            # and from a transform, which has no state argument but may hold one
+            s = mmsb.State()
+            a, b = s.page_create(8), s.page_create(8)
+            s.edge_add(a, b)
+            s.set_passthrough(b, a, lambda src, dst: s.close())
+            s.update(a, b"\\x02" * 8)
+            try:
+                s.read(a)
+                raise SystemExit("usable after close")
+            except ValueError:
+                pass
+            assert s.closed
+            print("done")
+        """)
+        self.assertIn("done", out)
+
+    def test_delta_close_inside_callback_of_its_route(self):
+        run_isolated(self, """
+            s = mmsb.State()
+            a, b = s.page_create(4), s.page_create(4)
+            s.edge_add(a, b)
+            d = mmsb.Delta(a, b"\\x01" * 4, b"\\x05" * 4)
+            def fill(state, page, out):
+                d.close()  # freed when route() returns
+                out[:] = b"\\x09" * 4
+            s.set_recompute(b, fill)
+            s.route(d)
+            assert s.read(b) == bytearray(b"\\x09" * 4)
+            try:
+                d.id
+                raise SystemExit("no exception")
+            except ValueError:
+                pass
+            ds = [mmsb.Delta(a, b"\\x01" * 4, bytes([i]) * 4) for i in range(1, 4)]
+            s.set_recompute(b, lambda st, pg, out: [x.close() for x in ds])
+            s.route_batch(ds)
+            for x in ds:
+                try:
+                    x.epoch
+                    raise SystemExit("usable after close")
+                except ValueError:
+                    pass
+            s.close()
+            print("done")
+        """)
+
+    def test_callback_buffers_do_not_outlive_the_callback(self):
+        run_isolated(self, """
+            s = mmsb.State()
+            a, b, c = s.page_create(16), s.page_create(16), s.page_create(16)
+            s.edge_add(a, b)
+            s.edge_add(a, c)
+            kept = []
+            def fill(state, page, out):
+                kept.append(out)
+                kept.append(out[2:6])  # a view derived from it
+                out[0] = 1
+            s.set_recompute(b, fill)
+            def tf(src, dst):
+                kept.append(src)
+                try:
+                    src[0] = 9
+                    raise SystemExit("the source page was writable")
+                except TypeError:
+                    pass
+                dst[:] = src
+            s.set_passthrough(c, a, tf)
+            s.update(a, b"\\x03" * 16)
+            assert s.read(b)[0] == 1 and s.read(c) == bytearray(b"\\x03" * 16)
+            for i in range(100):  # the library reuses its scratch buffer meanwhile
+                s.update(a, bytes([i]) * 16)
+            for mv in (kept[0], kept[3]):
+                try:
+                    mv[0] = 0xEE
+                    raise SystemExit("a kept view still writes")
+                except ValueError:
+                    pass
+            kept[1][0] = 0xEE  # a derived view reaches only the callback's own copy
+            assert 0xEE not in s.read(b)
+            # a callback that raises BaseException fails the recompute, nothing is written
+            def interrupt(state, page, out):
+                out[:] = b"\\xff" * 16
+                raise KeyboardInterrupt
+            s.set_recompute(b, interrupt)
+            before = s.read(b)
+            try:
+                s.update(a, b"\\x44" * 16)
+                raise SystemExit("no exception")
+            except mmsb.Error as e:
+                assert e.name == "EINTR", e.name
+            assert s.read(b) == before
+            s.close()
+            print("done")
+        """)
+
+    def test_close_racing_calls_from_threads(self):
+        out = run_isolated(self, """
+            import random, threading, time
+            rng = random.Random(1)
+            ok = refused = other = rounds = 0
+            end = time.monotonic() + 1.5
+            while time.monotonic() < end:
+                rounds += 1
+                s = mmsb.State()
+                a, b = s.page_create(256), s.page_create(256)
+                s.edge_add(a, b)
+                s.set_recompute(b, lambda st, pg, out: st.read_into(a, out))
+                d = mmsb.Delta(a, b"\\x01" * 256, b"\\x06" * 256)
+                bufs = [bytes(256), b"\\x01" * 256]
+                counts = [0, 0, 0]
+                def hammer(k):
+                    for i in range(400):
+                        try:
+                            (s.update(a, bufs[i & 1]) if k == 0 else
+                             s.update_batch([(a, bufs[i & 1]), (b, bufs[i & 1])]) if k == 1 else
+                             s.route(d) if k == 2 else
+                             (d.id, s.read(b), s.page_count()))
+                            counts[0] += 1
+                        except ValueError:
+                            counts[1] += 1
+                        except mmsb.Error as e:
+                            # the recompute callback's read refused by a close: its ClosedError
+                            # fails the wave and comes out of update() as EINVAL
+                            counts[2 if e.name != "EINVAL" else 1] += 1
+                ts = [threading.Thread(target=hammer, args=(k,)) for k in range(4)]
+                for t in ts:
+                    t.start()
+                time.sleep(rng.random() * 0.004)
+                (d.close() if rounds % 3 == 0 else None)
+                s.close()
+                d.close()
+                for t in ts:
+                    t.join()
+                assert s.closed and d.closed
+                ok += counts[0]; refused += counts[1]; other += counts[2]
+            assert ok + refused + other == rounds * 1600
+            assert other == 0, other
+            assert refused > 0 and ok > 0, (ok, refused)
+            print(f"rounds {rounds} ok {ok} refused {refused}")
+            print("done")
+        """, timeout=120)
+        self.assertIn("rounds", out)
+
+    def test_close_waits_for_a_callback_on_another_thread(self):
+        run_isolated(self, """
+            import threading, time
+            s = mmsb.State()
+            a, b = s.page_create(4), s.page_create(4)
+            s.edge_add(a, b)
+            inside, log = threading.Event(), []
+            def slow(state, page, out):
+                inside.set()
+                time.sleep(0.2)
+                try:
+                    state.read(a)  # close() has begun: new calls are refused...
+                    log.append("read after close")
+                except ValueError:
+                    pass
+                out[:] = b"\x02" * 4  # ...but the library's state is alive until we return
+                log.append("callback done")
+            s.set_recompute(b, slow)
+            t = threading.Thread(target=lambda: log.append(s.update(a, b"\\x01" * 4)))
+            t.start()
+            inside.wait()
+            s.close()
+            log.append("closed")
+            t.join()
+            assert log in (["callback done", 1, "closed"], ["callback done", "closed", 1]), log
+            print("done")
+        """)
 
 
 class Tap(unittest.TextTestResult):
