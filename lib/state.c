@@ -70,6 +70,29 @@ static bool mmsb__opts_tail_zero(const void *opts, size_t ours, size_t theirs)
 	return true;
 }
 
+/*
+ * A continued log must go on from the state it describes: its pages, bytes, epochs and id counters
+ * are rebuilt by replaying it, so the next create cannot log a second PAGE_CREATE of page 1 and
+ * the continued log still replays to the live state.
+ */
+static int restore_from_log(struct mmsb_state *s)
+{
+	struct mmsb_state *t;
+
+	if (mmsb__log_next_lsn(s->log) == 1)
+		return 0; /* a header and no records */
+	t = mmsb__replay(mmsb__log_path(s->log), NULL);
+	if (!t)
+		return -errno;
+	s->pages = t->pages;
+	memset(&t->pages, 0, sizeof(t->pages));
+	s->next_page_id = t->next_page_id;
+	s->next_delta_id = t->next_delta_id;
+	s->graph_gen++;
+	mmsb__state_close(t);
+	return 0;
+}
+
 static struct mmsb_state *state_open(const struct mmsb_state_opts *opts)
 {
 	struct mmsb_state *s;
@@ -94,6 +117,8 @@ static struct mmsb_state *state_open(const struct mmsb_state_opts *opts)
 		if (opts->log_path) {
 			err = mmsb__log_open(opts->log_path, opts->log_mode, opts->durability,
 					     &s->log);
+			if (!err && opts->log_mode == MMSB_LOG_APPEND)
+				err = restore_from_log(s);
 			if (err) {
 				mmsb__state_close(s);
 				return mmsb__err_ptr(err);

@@ -261,3 +261,67 @@ TEST(replay_original_log_with_template)
 	mmsb_state_close(r);
 	mmsb_state_close(tpl);
 }
+
+/* Every page of a and b: same ids, bytes and epochs; and the same id counters. */
+static void same_pages(struct mmsb_state *a, struct mmsb_state *b)
+{
+	uint64_t ia[16], ib[16];
+	uint8_t da[64], db[64];
+	struct mmsb_counters ca, cb;
+	ssize_t n = mmsb_page_list(a, ia, 16);
+
+	ASSERT_EQ(mmsb_page_list(b, ib, 16), n);
+	ASSERT_MEM_EQ(ia, ib, (size_t)n * 8);
+	for (ssize_t i = 0; i < n; i++) {
+		ASSERT_EQ(mmsb_page_size(a, ia[i]), mmsb_page_size(b, ia[i]));
+		ASSERT_EQ(mmsb_page_read(a, ia[i], da, 64, 0), mmsb_page_read(b, ia[i], db, 64, 0));
+		ASSERT_MEM_EQ(da, db, (size_t)mmsb_page_size(a, ia[i]));
+		ASSERT_EQ(mmsb_page_epoch(a, ia[i]), mmsb_page_epoch(b, ia[i]));
+	}
+	ASSERT_EQ(mmsb_state_counters(a, &ca), 0);
+	ASSERT_EQ(mmsb_state_counters(b, &cb), 0);
+	ASSERT_EQ(ca.next_page_id, cb.next_page_id);
+	ASSERT_EQ(ca.next_delta_id, cb.next_delta_id);
+}
+
+TEST(append_restores_the_state_from_its_log)
+{
+	const char *path = th_path("app.tlog");
+	MMSB_OPTS(mmsb_state_opts, o, .log_path = path, .log_mode = MMSB_LOG_APPEND);
+	struct mmsb_state *s, *r;
+	uint8_t b[64];
+	uint64_t a, c, d;
+
+	for (int round = 0; round < 3; round++) {
+		ASSERT_TRUE(s = mmsb_state_open(&o));
+		if (round) {
+			/* what the last round left, before anything new */
+			ASSERT_TRUE(r = mmsb_replay(path, NULL));
+			same_pages(s, r);
+			mmsb_state_close(r);
+			ASSERT_EQ(mmsb_page_epoch(s, 1), round + 1);
+		}
+		ASSERT_EQ(mmsb_page_create(s, 32, MMSB_LOC_CPU, &a), 0);
+		ASSERT_EQ(a, (uint64_t)round * 3 + 1); /* ids go on from the log's */
+		ASSERT_EQ(mmsb_page_create(s, 64, MMSB_LOC_CPU, &c), 0);
+		if (!round) {
+			memset(b, 7, sizeof(b));
+			ASSERT_EQ(mmsb_page_update(s, a, b, 32), 1);
+		}
+		memset(b, round + 1, sizeof(b));
+		ASSERT_EQ(mmsb_page_update(s, 1, b, 32), 1);
+		ASSERT_EQ(mmsb_page_update(s, c, b, 64), 1);
+		ASSERT_EQ(mmsb_page_free(s, c), 0);
+		ASSERT_EQ(mmsb_page_create(s, 16, MMSB_LOC_CPU, &d), 0);
+		ASSERT_GT(d, c); /* a freed id is not reused: the counter came back */
+		ASSERT_EQ(mmsb_state_verify(s, NULL), 0);
+		ASSERT_TRUE(r = mmsb_replay(path, NULL));
+		same_pages(s, r);
+		mmsb_state_close(r);
+		mmsb_state_close(s);
+	}
+	struct mmsb_log_summary sum;
+
+	ASSERT_EQ(mmsb_log_summarize(path, &sum), 0);
+	ASSERT_EQ(sum.page_creates, 9);
+}

@@ -136,7 +136,13 @@ enum mmsb_durability {
 enum mmsb_log_mode {
 	/* Create the log; an existing non-empty file is refused with -EEXIST (default). */
 	MMSB_LOG_CREATE = 0,
-	/* Continue an existing v3 log: its id and LSN sequence carry on. */
+	/*
+	 * Continue an existing v3 log: its id and LSN sequence carry on, and the state starts as the
+	 * log leaves it (pages, bytes, epochs, page and delta id counters), rebuilt by replaying it,
+	 * so the continued log still replays to the live state. Edges, metadata and recompute
+	 * bindings are not in the log: add them again (or keep them in a checkpoint). A log that does
+	 * not replay is refused with the replay's error.
+	 */
 	MMSB_LOG_APPEND = 1,
 	/* Discard whatever the file holds and start a new log. */
 	MMSB_LOG_TRUNCATE = 2,
