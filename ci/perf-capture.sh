@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #
-# Capture performance: build, run mmsb-bench in stats mode (the gated figures, untraced), run it
-# again under `mmsb-trace record -P ci` (where the time goes), and write an artifact folder with a
-# one-page summary.md. Then judge: exit 1 when a key regresses beyond its band against this
-# machine's baseline (after re-measuring it) or when the validator fails. docs/ci.md has the rules.
+# Capture performance: build, run mmsb-bench in stats mode (this machine's figures, untraced),
+# run it again under `mmsb-trace record -P ci` (where the time goes), run the regression gate
+# (ci/perf-gate.sh: BASE against this tree by instruction counts and paired runs), and write an
+# artifact folder with a one-page summary.md. Exit 1 when the gate finds a regression or the
+# validator fails. A stored baseline is a report of the machine it was measured on: the figures
+# are compared with it when one matches, never judged by it. docs/ci.md has the rules.
 #
 # Usage: ci/perf-capture.sh [OUTDIR]        (default .output/perf-capture; make perf-capture)
 #   PERF_GATE=off        report only: never exit 1 for a regression or the validator
+#   PERF_GATE_BASE=REV   the gate's BASE (default: the merge base with main, or HEAD~1)
+#   PERF_GATE_OUT=DIR    the gate's builds and runs (default OUTDIR/gate; kept between runs)
 #   PERF_BASELINE=FILE   compare with FILE (default: the ci/baselines/*.json of this machine)
 #   PERF_KEYS=LIST       only these bench keys (then the validator, which needs them all, is off)
-#   PERF_REPEATS=N       re-measure a key beyond its band up to N more times (default 2)
 #   PERF_TRACE=off       skip the traced run
 #   O=DIR                the build directory (default .output)
 set -uo pipefail
@@ -18,7 +21,6 @@ cd "$(dirname "$0")/.."
 O=${O:-.output}
 OUT=${1:-$O/perf-capture}
 GATE=${PERF_GATE:-on}
-REPEATS=${PERF_REPEATS:-2}
 case "$GATE" in on | off) ;; *) echo "perf-capture: PERF_GATE is on or off, not '$GATE'" >&2; exit 2 ;; esac
 
 rm -rf "$OUT"
@@ -35,7 +37,10 @@ run() {
 status() { echo "$1" >>"$OUT/status"; }
 
 t0=$(date +%s)
-run make -s -j"$(nproc)" all O="$O" >"$OUT/build.txt" 2>&1 || { log "build failed: $OUT/build.txt"; cat "$OUT/build.txt" >&2; exit 1; }
+# the bench, and the tracer when the traced run is wanted
+targets=("$O/mmsb-bench")
+[ "${PERF_TRACE:-on}" = off ] || targets=(all)
+run make -s -j"$(nproc)" O="$O" "${targets[@]}" >"$OUT/build.txt" 2>&1 || { log "build failed: $OUT/build.txt"; cat "$OUT/build.txt" >&2; exit 1; }
 "$O/mmsb-bench" --machine >"$OUT/machine.json" || exit 1
 
 # the baseline: named, or the one measured on this machine
@@ -55,8 +60,8 @@ if [ -n "${PERF_KEYS:-}" ]; then
 else
 	bench+=(--validate --validation-json "$OUT/validation.json")
 fi
-[ -n "$base" ] && bench+=(--compare "$base" --gate="$REPEATS" --compare-json "$OUT/compare.json")
-log "bench (stats mode, untraced)${base:+, compared with $base}"
+[ -n "$base" ] && bench+=(--compare "$base" --compare-json "$OUT/compare.json")
+log "bench (stats mode, untraced)${base:+, compared with $base (a report, not judged)}"
 run "${bench[@]}" >"$OUT/bench.txt" 2>"$OUT/bench.err"
 bench_rc=$?
 cat "$OUT/bench.err" >&2
@@ -83,18 +88,30 @@ else
 	fi
 fi
 
+# the gate: BASE against this tree, in this job
+log "the regression gate (ci/perf-gate.sh)"
+gdir=${PERF_GATE_OUT:-$OUT/gate}
+run env PERF_GATE_OUT="$gdir" PERF_GATE_KEYS="${PERF_KEYS:-}" O="$O" \
+	ci/perf-gate.sh ${PERF_GATE_BASE:+"$PERF_GATE_BASE"} >"$OUT/gate.txt" 2>"$OUT/gate.err"
+gate_rc=$?
+cat "$OUT/gate.err" >&2
+[ -r "$gdir/gate.md" ] && cp "$gdir/gate.md" "$OUT/gate.md"
+[ -r "$gdir/gate.json" ] && cp "$gdir/gate.json" "$OUT/gate.json"
+
 # judge
 regressed=0 invalid=0
-if [ -r "$OUT/compare.json" ]; then
-	regressed=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["regressions"])' "$OUT/compare.json")
-elif [ -n "$base" ]; then
-	log "the comparison did not complete (mmsb-bench exit $bench_rc)"
-	regressed=1
+if [ $gate_rc -eq 1 ]; then
+	regressed=$(python3 -c 'import json,sys; print(sum(k["verdict"] == "REGRESSION" for k in json.load(open(sys.argv[1]))["keys"]))' "$OUT/gate.json")
+elif [ $gate_rc -ne 0 ]; then
+	status "gate_note=$(grep 'perf-gate:' "$OUT/gate.err" | tail -1)"
 fi
+# a bench that failed is a failure; one that only differs from a stored baseline is a report
+[ "$bench_rc" -ne 0 ] && [ ! -r "$OUT/compare.json" ] && [ -n "$base" ] &&
+	log "the comparison did not complete (mmsb-bench exit $bench_rc)"
 if [ -r "$OUT/validation.json" ]; then
 	invalid=$(python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print(v["total"]-v["pass_count"])' "$OUT/validation.json")
 fi
-if [ "$bench_rc" -ne 0 ] && [ "$regressed" -eq 0 ] && [ "$invalid" -eq 0 ]; then
+if [ "$bench_rc" -ne 0 ] && [ "$invalid" -eq 0 ]; then
 	log "mmsb-bench failed (exit $bench_rc): $OUT/bench.txt"
 	invalid=1
 fi
@@ -106,7 +123,7 @@ status "gate=$GATE"
 status "verdict=$verdict"
 python3 ci/perf-report.py summary "$OUT"
 log "$(head -1 "$OUT/summary.md" | sed 's/^# //') in $(($(date +%s) - t0)) s; artifacts and summary.md in $OUT"
-[ "$regressed" -gt 0 ] && log "$regressed key(s) regressed beyond their band (listed above)"
+[ "$regressed" -gt 0 ] && log "$regressed key(s) regressed beyond their band against the gate's BASE (listed above)"
 [ "$invalid" -gt 0 ] && log "the validator failed: $OUT/validation.json"
 [ "$verdict" = FAIL ] && exit 1
 [ "$GATE" = off ] && [ "$verdict" != pass ] && log "PERF_GATE=off: reported, not failed"

@@ -8,8 +8,9 @@
 #    one of 2N, so set-up and start-up cancel. The count is the same run to run and on any
 #    machine of the kind, so the band is tight: 1 %.
 #  - keys bound by fsync or by threads (paired) by timed runs of BASE and HEAD interleaved in
-#    this job (ABBA...), the ratio of their medians, with the spread of the per-round ratios.
-#    Never against a figure stored from another run or another machine.
+#    this job, key by key (ABBA...): the ratio of their medians, judged only when most rounds
+#    agree, with the spread of the per-round ratios. Never against a figure stored from another
+#    run or another machine.
 #
 # Exit 1 naming every key beyond its band, both figures and the ratio; 2 when it cannot judge.
 # docs/ci.md has the rules, the bands and why.
@@ -117,15 +118,19 @@ if [ -n "$paired" ] && [ "${PERF_GATE_PAIRED:-on}" != off ]; then
 fi
 if [ -n "$paired" ] && [ "${PERF_GATE_PAIRED:-on}" != off ]; then
 	log "$(echo "$paired" | tr , '\n' | wc -l) keys by $ROUNDS paired rounds (BASE and HEAD interleaved)"
+	# a pair is BASE and HEAD on one key back to back (seconds apart, not a suite apart); ABBA:
+	# each side goes first every other round, so a drift of the machine cancels
 	for r in $(seq "$ROUNDS"); do
-		# ABBA: each side goes first every other round, so a drift of the machine cancels
 		order="base head"
 		[ $((r % 2)) -eq 0 ] && order="head base"
-		for side in $order; do
-			bin=$([ $side = base ] && echo "$A" || echo "$B")
-			"$bin" -k "$paired" --json "$OUT/paired-$side-$r.json" >/dev/null 2>"$OUT/paired.err" ||
-				die "$side's bench failed in round $r: $(tail -1 "$OUT/paired.err")"
-			echo "$side $r $OUT/paired-$side-$r.json" >>"$OUT/paired.raw"
+		for k in ${paired//,/ }; do
+			for side in $order; do
+				bin=$([ $side = base ] && echo "$A" || echo "$B")
+				f="$OUT/paired-$side-$r-${k//\//_}.json"
+				"$bin" -k "$k" --json "$f" >/dev/null 2>"$OUT/paired.err" ||
+					die "$side's $k failed in round $r: $(tail -1 "$OUT/paired.err")"
+				echo "$side $r $f" >>"$OUT/paired.raw"
+			done
 		done
 	done
 fi

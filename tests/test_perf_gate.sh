@@ -1,98 +1,131 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #
-# The CI regression gate (ci/perf-capture.sh, docs/ci.md) on three stable keys:
-#  1. against a baseline made 2x faster than this machine: exit 1, every key named with both
-#     figures and the ratio, each re-measured before it was judged
-#  2. against this machine's own fresh baseline: exit 0
-#  3. PERF_GATE=off turns the same regression into a report: exit 0, the summary says so
-#  4. the artifact folder is complete (trace files when root and BTF allow)
-# Behaviour, not timing: the ratios are 2x by construction, the bands 1.25.
+# The regression gate (ci/perf-gate.sh, docs/ci.md), judged on behaviour, never on a timing:
+#  1. BASE=HEAD against an unchanged checkout of HEAD: exit 0, the instruction counts equal
+#  2. the same checkout with a volatile loop in mmsb_page_update: exit 1 naming delta/cpu_sparse
+#     (which calls it) with both counts and the ratio; semiring/tropical_fold_add (which does not)
+#     unchanged
+#  3. the paired judgment on runs made up here: HEAD slower in every round is a regression (a
+#     time, and a throughput, which reads the other way); one wild round alone is not
+#  4. ci/perf-capture.sh runs the gate and writes a complete artifact folder; PERF_GATE=off
+#     reports the same regression and exits 0
+# The instruction counts are deterministic (test_bench.sh checks it), so these verdicts are too.
 set -u
 O=${O:-.output}
 . "$(dirname "$0")/tap.sh"
-keys=delta/cpu_sparse,propagation/single_hop,graph/topological_sort_1024
+keys=delta/cpu_sparse,semiring/tropical_fold_add
+wt="$tmp/wt"
+trap 'git worktree remove --force "$wt" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
 
 echo "TAP version 13"
 echo "1..4"
 
-if [ -n "${SAN:-}" ]; then
-	for t in regression fresh report artifacts; do
-		skip "$t" "the gate is judged on the plain build's figures, not under sanitizers"
-	done
+why=""
+[ -n "${SAN:-}" ] && why="the gate counts instructions of the plain build under valgrind"
+command -v valgrind >/dev/null || why=${why:-"valgrind is not installed"}
+git rev-parse --verify -q HEAD >/dev/null 2>&1 || why=${why:-"not a git checkout with a commit"}
+if [ -n "$why" ]; then
+	for t in unchanged regression paired capture; do skip "$t" "$why"; done
 	exit 0
 fi
 
-# a baseline of this machine, now, and the same made twice as fast
-"$O/mmsb-bench" -k "$keys" --json "$tmp/fresh.json" >/dev/null || echo "# fresh baseline failed"
-python3 - "$tmp/fresh.json" "$tmp/fast.json" <<'PY'
-import json, sys
-j = json.load(open(sys.argv[1]))
-for cat in j["benchmarks"].values():
-    for r in cat.values():
-        for f in ("median_ns", "median_ns_exact"):
-            if f in r:
-                r[f] = r[f] / 2
-json.dump(j, open(sys.argv[2], "w"))
+# a checkout of HEAD beside the work tree, so the test judges committed code and can change it
+git worktree add -q --detach "$wt" HEAD || { bad "git worktree add"; exit 1; }
+gate() {
+	(cd "$wt" && PERF_GATE_KEYS=$keys PERF_GATE_PAIRED=off PERF_GATE_OUT="$tmp/g" \
+		ci/perf-gate.sh HEAD) >"$tmp/$1.out" 2>"$tmp/$1.err"
+}
+
+# 1. nothing changed
+gate same
+rc=$?
+if [ $rc -eq 0 ] && grep -q "^# Perf gate: pass" "$tmp/same.out" &&
+	[ "$(grep -c '| insn | .* | same |$' "$tmp/same.out")" -eq 2 ]; then
+	ok "BASE=HEAD on an unchanged tree: exit 0, both keys the same count"
+else
+	sed 's/^/# /' "$tmp/same.err" "$tmp/same.out" | tail -8
+	bad "unchanged tree: exit $rc"
+fi
+grep '| insn |' "$tmp/same.out" | sed 's/^/# /'
+
+# 2. a volatile loop at the top of mmsb_page_update: a few hundred more instructions a call
+sed -i '/^int mmsb_page_update(/,/^{/ s/^{$/{\n\tfor (volatile int spin = 0; spin < 50; spin++)\n\t\t;/' \
+	"$wt/lib/route.c"
+if ! grep -q "volatile int spin" "$wt/lib/route.c"; then
+	bad "regression: could not plant the loop in lib/route.c's mmsb_page_update"
+else
+	gate slow
+	rc=$?
+	if [ $rc -eq 1 ] &&
+		grep -qE "^perf-gate: regression delta/cpu_sparse: BASE [0-9,.]+ insn, HEAD [0-9,.]+ insn, ratio [0-9.]+ beyond its 1.01 band" "$tmp/slow.err" &&
+		! grep -q "regression semiring" "$tmp/slow.err" &&
+		grep -q '| semiring/tropical_fold_add | insn | .* | same |' "$tmp/slow.out"; then
+		ok "a volatile loop in mmsb_page_update: exit 1 naming delta/cpu_sparse; the semiring key the same"
+	else
+		sed 's/^/# /' "$tmp/slow.err" "$tmp/slow.out" | tail -8
+		bad "planted regression: exit $rc"
+	fi
+	grep "^perf-gate: regression" "$tmp/slow.err" | sed 's/^/# /'
+fi
+
+# 3. the paired judgment, on figures made up here: a stats key's median and a throughput
+mkdir -p "$tmp/p"
+python3 - "$tmp/p" <<'PY'
+import json, os, sys
+d = sys.argv[1]
+lines = ""
+for r in range(1, 6):
+    for side in ("base", "head"):
+        slow = side == "head"
+        # HEAD: the pipeline twice as slow and the throughput halved in every round; the
+        # durable delta slower in one wild round only
+        durable = 2000e3 if slow and r == 3 else 199e3 if slow else 200e3
+        f = os.path.join(d, f"{side}-{r}.json")
+        json.dump({"benchmarks": {
+            "system": {"full_pipeline": {"median_ns_exact": 2e6 if slow else 1e6}},
+            "throughput": {"single_1w": {"median_ns_exact": 10.0,
+                                         "throughput_per_sec": 4e7 if slow else 8e7}},
+            "delta": {"cpu_sparse_durable": {"median_ns_exact": durable}}}}, open(f, "w"))
+        lines += f"{side} {r} {f}\n"
+open(os.path.join(d, "paired.raw"), "w").write(lines)
 PY
-
-# 1. a real regression
-PERF_BASELINE="$tmp/fast.json" PERF_KEYS="$keys" PERF_TRACE=off O="$O" \
-	ci/perf-capture.sh "$tmp/reg" >"$tmp/reg.out" 2>"$tmp/reg.err"
+: >"$tmp/p/insn.raw"
+python3 ci/perf-report.py gate "$tmp/p" made-up 0 0 >"$tmp/p.out" 2>"$tmp/p.err"
 rc=$?
-named=0
-for k in ${keys//,/ }; do
-	grep -qE "regression $k: baseline .*, this run .* \(best of 3\), ratio [0-9.]+ beyond its 1.25 band" \
-		"$tmp/reg.err" && named=$((named + 1))
-done
-if [ $rc -eq 1 ] && [ $named -eq 3 ] && grep -q "^# Perf capture: FAIL" "$tmp/reg/summary.md" &&
-	grep -q "REGRESSION" "$tmp/reg/summary.md"; then
-	ok "2x-faster baseline: exit 1, the 3 keys named with both figures and the ratio, best of 3 runs"
+if [ $rc -eq 1 ] && grep -q "regression system/full_pipeline: .* ratio 2.0000 beyond its 1.15 band" "$tmp/p.err" &&
+	grep -q "regression throughput/single_1w: BASE 80.00 M/s, HEAD 40.00 M/s, ratio 2.0000" "$tmp/p.err" &&
+	! grep -q "cpu_sparse_durable" "$tmp/p.err" &&
+	grep -q '| delta/cpu_sparse_durable | paired | .* | same |' "$tmp/p.out"; then
+	ok "paired: slower in every round is a regression (times and throughputs); one wild round is not"
 else
-	sed 's/^/# /' "$tmp/reg.err" | tail -6
-	bad "regression: exit $rc, $named of 3 keys named"
+	sed 's/^/# /' "$tmp/p.err" "$tmp/p.out" | tail -10
+	bad "paired judgment: exit $rc"
 fi
 
-# 2. no regression against this machine's own figures
-PERF_BASELINE="$tmp/fresh.json" PERF_KEYS="$keys" PERF_TRACE=off O="$O" \
-	ci/perf-capture.sh "$tmp/same" >"$tmp/same.out" 2>"$tmp/same.err"
-rc=$?
-if [ $rc -eq 0 ] && grep -q "^# Perf capture: pass" "$tmp/same/summary.md"; then
-	ok "this machine's fresh baseline: exit 0"
-else
-	sed 's/^/# /' "$tmp/same.err" | tail -6
-	bad "fresh baseline: exit $rc"
-fi
-
-# 3. the override
-PERF_GATE=off PERF_BASELINE="$tmp/fast.json" PERF_KEYS="$keys" PERF_TRACE=off O="$O" \
-	ci/perf-capture.sh "$tmp/off" >"$tmp/off.out" 2>"$tmp/off.err"
-rc=$?
-if [ $rc -eq 0 ] && grep -q "PERF_GATE=off" "$tmp/off/summary.md" &&
-	grep -q "slower (reported)" "$tmp/off/summary.md"; then
-	ok "PERF_GATE=off: the same regression reported, exit 0"
-else
-	bad "PERF_GATE=off: exit $rc"
-fi
-
-# 4. the artifact folder (with the trace when it can run)
-trace=on why=""
-if [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
-	trace=off why="no trace files: needs root and BTF"
-fi
-PERF_BASELINE="$tmp/fresh.json" PERF_KEYS="$keys" PERF_TRACE=$trace O="$O" \
-	ci/perf-capture.sh "$tmp/art" >/dev/null 2>"$tmp/art.err"
-rc=$?
-want="bench.json bench.txt compare.json machine.json commands.sh summary.md"
-[ $trace = on ] && want="$want trace.json trace.folded trace.speedscope.json trace.txt"
+# 4. the capture runs the gate (on the planted regression) and keeps every artifact
+run_capture() {
+	# the gate's builds of test 2 are reused (the planted tree is HEAD's side)
+	(cd "$wt" && PERF_GATE=$1 PERF_GATE_BASE=HEAD PERF_KEYS=$keys PERF_TRACE=off O="$tmp/g/head" \
+		PERF_BASELINE=ci/baselines/c-2cpu-amd-epyc.json PERF_GATE_PAIRED=off \
+		PERF_GATE_OUT="$tmp/g" ci/perf-capture.sh "$tmp/cap-$1") >/dev/null 2>"$tmp/cap-$1.err"
+}
+run_capture on
+rc_on=$?
+run_capture off
+rc_off=$?
 missing=""
-for f in $want; do [ -s "$tmp/art/$f" ] || missing="$missing $f"; done
-if [ $rc -le 1 ] && [ -z "$missing" ] && grep -q "mmsb-bench" "$tmp/art/commands.sh" &&
-	python3 -c 'import json,sys; [json.load(open(f)) for f in sys.argv[1:]]' \
-		"$tmp/art/bench.json" "$tmp/art/compare.json" "$tmp/art/machine.json"; then
-	ok "artifact folder complete${why:+ ($why)}: $want"
+for f in bench.json bench.txt machine.json commands.sh summary.md gate.md gate.json gate.txt; do
+	[ -s "$tmp/cap-on/$f" ] || missing="$missing $f"
+done
+if [ $rc_on -eq 1 ] && [ $rc_off -eq 0 ] && [ -z "$missing" ] &&
+	grep -q "^# Perf capture: FAIL" "$tmp/cap-on/summary.md" &&
+	grep -q "1 regressed (delta/cpu_sparse)" "$tmp/cap-on/summary.md" &&
+	grep -q "PERF_GATE=off" "$tmp/cap-off/summary.md" &&
+	grep -q "not judged" "$tmp/cap-on/summary.md"; then
+	ok "perf-capture: the gate decides (exit 1; PERF_GATE=off reports, exit 0), the artifacts complete, the stored baseline a report"
 else
-	sed 's/^/# /' "$tmp/art.err" | tail -4
-	bad "artifacts: exit $rc, missing:$missing"
+	sed 's/^/# /' "$tmp/cap-on.err" | tail -6
+	bad "perf-capture: exit $rc_on and $rc_off, missing:$missing"
 fi
 exit $fail
