@@ -189,7 +189,9 @@ struct mmsb_page {
 	uint64_t id;
 	size_t size;
 	uint8_t *data;
-	uint64_t batch_gen; /* engine batch that last touched the page */
+	uint64_t batch_gen;	   /* engine batch that last touched the page */
+	uint32_t stage_epoch;	   /* a logged batch: the epoch its staged deltas reached */
+	const uint8_t *stage_data; /* a logged update batch: the page's staged contents */
 	uint32_t epoch;
 	uint8_t location;
 	uint8_t flags; /* MMSB_PAGE_* */
@@ -354,6 +356,7 @@ int mmsb__log_buffer(struct mmsb_log *l, struct mmsb_delta *d) MMSB_HIDDEN;
 /* NONE: the usual threshold write; BATCH and EVERY: write and fdatasync now. */
 int mmsb__log_commit_batch(struct mmsb_log *l) MMSB_HIDDEN;
 uint64_t mmsb__log_next_lsn(const struct mmsb_log *l) MMSB_HIDDEN;
+enum mmsb_durability mmsb__log_durability(const struct mmsb_log *l) MMSB_HIDDEN;
 uint64_t mmsb__log_id(const struct mmsb_log *l) MMSB_HIDDEN;
 const char *mmsb__log_path(const struct mmsb_log *l) MMSB_HIDDEN;
 void mmsb__log_stats(const struct mmsb_log *l, struct mmsb_stats *st) MMSB_HIDDEN;
@@ -385,6 +388,12 @@ struct mmsb_prov_ent {
 	uint64_t *ids; /* NULL: empty slot */
 };
 
+struct mmsb_undo {
+	struct mmsb_page *p;
+	uint32_t epoch;
+	uint8_t *data; /* the page's bytes before the change */
+};
+
 struct mmsb_state {
 	pthread_mutex_t lock; /* recursive: callbacks under it may read the state */
 	struct mmsb_page_map pages;
@@ -407,6 +416,10 @@ struct mmsb_state {
 	size_t n_subs, cap_subs;
 	int64_t next_sub_id;
 
+	/* pages changed by propagation whose frames are not durable yet: undone if the commit fails */
+	struct mmsb_undo *undo;
+	size_t n_undo, cap_undo;
+
 	uint8_t *scratch; /* diff masks and recompute buffers */
 	size_t scratch_cap;
 
@@ -426,13 +439,21 @@ void mmsb__emit(struct mmsb_state *s, enum mmsb_event_type t, uint64_t page, uin
 		uint32_t epoch) MMSB_HIDDEN;
 struct mmsb_state *mmsb__state_new(void) MMSB_HIDDEN;
 
-/* Log (when any), apply, count, emit DELTA_APPLIED. The delta is already validated. */
-int mmsb__commit_delta(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d) MMSB_HIDDEN;
+/*
+ * Log (when any), apply, count, emit DELTA_APPLIED. The delta is already validated. The frame is
+ * committed as the durability policy says before the page changes, so a failed write changes
+ * nothing; a derived delta (propagation) is only framed, its page saved for mmsb__finish() to undo.
+ */
+int mmsb__commit_delta(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d,
+		       bool derived) MMSB_HIDDEN;
 /* The same inside a delta__apply span: for the single-delta paths, not batches. */
-int mmsb__commit_traced(struct mmsb_state *s, struct mmsb_page *p,
-			struct mmsb_delta *d) MMSB_HIDDEN;
+int mmsb__commit_traced(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d,
+			bool derived) MMSB_HIDDEN;
 
-/* End of a mutating call: the log's group commit; the call's own error wins. */
+/*
+ * End of a mutating call: the log's group commit; the call's own error wins. When the commit fails,
+ * the pages propagation changed in the call go back to their bytes and epochs.
+ */
 int mmsb__finish(struct mmsb_state *s, int err) MMSB_HIDDEN;
 
 /* ---- propagation ---- */

@@ -96,7 +96,7 @@ static int recompute_one(struct mmsb_state *s, struct mmsb_page *p)
 	d.page_id = p->id;
 	d.source = (char *)propagation_source;
 	d.timestamp = mmsb__now_ns(CLOCK_REALTIME);
-	err = mmsb__commit_traced(s, p, &d);
+	err = mmsb__commit_traced(s, p, &d, true);
 	MMSB_TRACE(RECOMPUTE_END, p->id, d.mask_count, err);
 	return err ? err : 1;
 }

@@ -5,20 +5,78 @@
 #include "mmsb_internal.h"
 #include "probes.h"
 
+static void undo_drop(struct mmsb_state *s)
+{
+	for (size_t i = 0; i < s->n_undo; i++)
+		free(s->undo[i].data);
+	s->n_undo = 0;
+}
+
+/* Save a page before propagation changes it, for a failed commit to restore. */
+static int undo_push(struct mmsb_state *s, struct mmsb_page *p)
+{
+	uint8_t *copy;
+	int err = mmsb__page_host(p);
+
+	if (err)
+		return err;
+	if (mmsb__grow((void **)&s->undo, &s->cap_undo, s->n_undo + 1, sizeof(*s->undo)))
+		return -ENOMEM;
+	copy = malloc(p->size);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, p->data, p->size); /* the callers brought the host copy up to date */
+	s->undo[s->n_undo++] = (struct mmsb_undo){ p, p->epoch, copy };
+	return 0;
+}
+
 int mmsb__finish(struct mmsb_state *s, int err)
 {
 	int cerr = s->log ? mmsb__log_commit(s->log) : 0;
 
+	/*
+	 * The log lost the frames of this call's propagation (the writer cut them and is disabled):
+	 * the pages they changed go back, newest first, so memory is what the log holds.
+	 */
+	for (size_t i = s->n_undo; cerr && i-- > 0;) {
+		struct mmsb_undo *u = &s->undo[i];
+
+		memcpy(u->p->data, u->data, u->p->size);
+		mmsb__gpu_host_written(u->p);
+		u->p->epoch = u->epoch;
+		u->p->has_sig = false; /* its parents changed under it: recompute next time */
+	}
+	undo_drop(s);
 	return err ? err : cerr;
 }
 
-/*
- * Log d and apply it. With apply_bytes false the bytes are left to the caller (a batched GPU
- * apply): the epoch, the statistics and the event are this delta's all the same.
- */
-static int commit(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d, bool apply_bytes)
+/* The bytes (unless a batched GPU apply does them), the epoch, the statistics, the event. */
+static void apply_logged(struct mmsb_state *s, struct mmsb_page *p, const struct mmsb_delta *d,
+			 bool apply_bytes)
 {
 	size_t bytes;
+
+	if (apply_bytes) {
+		bytes = mmsb__apply(p, d);
+	} else {
+		bytes = mmsb__delta_written(d, min_t(size_t, d->mask_len, p->size));
+		p->epoch++;
+	}
+	s->next_delta_id = d->id + 1;
+	s->st.delta_bytes += bytes;
+	s->st.deltas_applied++;
+	mmsb__emit(s, MMSB_EV_DELTA_APPLIED, p->id, d->id, p->epoch);
+}
+
+/*
+ * Log d and apply it. The caller's own delta is committed as the policy says (written and
+ * synced under batch and every, the threshold write under none) before the page changes: a
+ * failed write leaves it untouched. A derived one (propagation, mid-wave) is framed and its page
+ * saved; mmsb__finish() commits the wave's frames at once and undoes the pages if that fails.
+ */
+static int commit(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d, bool derived)
+{
+	struct mmsb_log_mark mark;
 	int err;
 
 	/* neither counter wraps: a log holding a wrapped one would not replay */
@@ -26,38 +84,45 @@ static int commit(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *
 		return -ERANGE;
 	d->id = s->next_delta_id;
 	d->epoch = p->epoch + 1;
-	/* framed (and under EVERY, written and synced) before the page changes */
 	if (s->log) {
-		err = mmsb__log_delta(s->log, d);
+		mark = mmsb__log_mark(s->log);
+		err = mmsb__log_buffer(s->log, d);
+		if (err)
+			return err;
+		enum mmsb_durability dur = mmsb__log_durability(s->log);
+		/*
+		 * Under none, a delta whose page has data children may share the wave's one write
+		 * with their frames: it is undone with them when that write fails.
+		 */
+		bool later = derived ? dur != MMSB_DURABLE_EVERY :
+				       dur == MMSB_DURABLE_NONE && p->children.n;
+
+		if (!later)
+			err = mmsb__log_commit_batch(s->log);
+		else if ((err = undo_push(s, p)))
+			mmsb__log_rollback(s->log, mark);
 		if (err)
 			return err;
 	}
-	s->next_delta_id++;
-	if (apply_bytes) {
-		bytes = mmsb__apply(p, d);
-	} else {
-		bytes = mmsb__delta_written(d, min_t(size_t, d->mask_len, p->size));
-		p->epoch++;
-	}
-	s->st.delta_bytes += bytes;
-	s->st.deltas_applied++;
-	mmsb__emit(s, MMSB_EV_DELTA_APPLIED, p->id, d->id, p->epoch);
+	apply_logged(s, p, d, true);
 	return 0;
 }
 
-int mmsb__commit_delta(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d)
+int mmsb__commit_delta(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d,
+		       bool derived)
 {
-	return commit(s, p, d, true);
+	return commit(s, p, d, derived);
 }
 
 /* One delta, as its own span: route, update and recompute (batches have a span of their own). */
-int mmsb__commit_traced(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d)
+int mmsb__commit_traced(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d,
+			bool derived)
 {
 	uint64_t before = s->st.delta_bytes;
 	int err;
 
 	MMSB_TRACE(DELTA_APPLY_BEGIN, p->id, s->next_delta_id, d->mask_count);
-	err = mmsb__commit_delta(s, p, d);
+	err = mmsb__commit_delta(s, p, d, derived);
 	MMSB_TRACE(DELTA_APPLY_END, p->id, p->epoch, s->st.delta_bytes - before);
 	return err;
 }
@@ -101,7 +166,7 @@ int mmsb_page_update(struct mmsb_state *s, uint64_t id, const void *data, size_t
 	d.page_id = id;
 	d.source = (char *)"api";
 	d.timestamp = mmsb__now_ns(CLOCK_REALTIME);
-	err = mmsb__commit_traced(s, p, &d);
+	err = mmsb__commit_traced(s, p, &d, false);
 	s->st.delta_ns += mmsb__now_ns(CLOCK_MONOTONIC) - t0;
 	if (err)
 		goto out;
@@ -132,6 +197,38 @@ static int batch_open(struct mmsb_state *s, size_t n, struct mmsb_page ***pages)
 		*pages = NULL;
 	}
 	return err;
+}
+
+/*
+ * Stamp and frame the next delta of a batch for page p, whose earlier deltas in the batch are
+ * staged too (p->mark == gen): ids from base on, epochs counted per page. Nothing is applied.
+ */
+static int stage(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d, uint64_t gen,
+		 uint64_t id)
+{
+	if (p->mark != gen) {
+		p->mark = gen;
+		p->stage_epoch = p->epoch;
+		p->stage_data = NULL;
+	}
+	if (id > MMSB_ID_MAX || p->stage_epoch == UINT32_MAX)
+		return -ERANGE;
+	d->id = id;
+	d->epoch = ++p->stage_epoch;
+	return s->log ? mmsb__log_buffer(s->log, d) : 0;
+}
+
+/*
+ * A logged batch is framed whole and committed before its first byte changes: a failed write
+ * leaves every page as it was (all or nothing per batch).
+ */
+static int stage_end(struct mmsb_state *s, struct mmsb_log_mark mark, int err)
+{
+	if (err) {
+		mmsb__log_rollback(s->log, mark);
+		return err;
+	}
+	return mmsb__log_commit_batch(s->log);
 }
 
 /* One wave over the pages a batch changed, their events, and the state's verdict on it all. */
@@ -182,6 +279,32 @@ int mmsb_page_update_batch(struct mmsb_state *s, const struct mmsb_page_write *w
 		err = -ENOMEM;
 		goto out;
 	}
+	if (s->log) {
+		/* each write diffed against the one before it on its page, as the apply will be */
+		struct mmsb_log_mark mark = mmsb__log_mark(s->log);
+		uint64_t id = s->next_delta_id;
+
+		gen = ++s->mark_gen;
+		for (size_t i = 0; i < n && !err; i++) {
+			struct mmsb_page *p = pages[i];
+			struct mmsb_delta d = { 0 };
+
+			if (p->mark != gen && (err = mmsb__page_host(p)))
+				break;
+			if (!mmsb__delta_diff(
+				    &d, p->mark == gen && p->stage_data ? p->stage_data : p->data,
+				    w[i].data, w[i].len, scratch, scratch + w[i].len))
+				continue;
+			d.page_id = w[i].id;
+			d.source = (char *)"api";
+			d.timestamp = mmsb__now_ns(CLOCK_REALTIME);
+			err = stage(s, p, &d, gen, id++);
+			p->stage_data = w[i].data;
+		}
+		err = stage_end(s, mark, err);
+		if (err)
+			goto out;
+	}
 	gen = ++s->mark_gen;
 	for (size_t i = 0; i < n; i++) {
 		struct mmsb_delta d = { 0 };
@@ -196,7 +319,16 @@ int mmsb_page_update_batch(struct mmsb_state *s, const struct mmsb_page_write *w
 		d.page_id = w[i].id;
 		d.source = (char *)"api";
 		d.timestamp = mmsb__now_ns(CLOCK_REALTIME);
-		err = mmsb__commit_traced(s, pages[i], &d);
+		if (s->log) {
+			/* framed and durable above: the same delta, its id and epoch in sequence */
+			MMSB_TRACE(DELTA_APPLY_BEGIN, pages[i]->id, s->next_delta_id, d.mask_count);
+			d.id = s->next_delta_id;
+			d.epoch = pages[i]->epoch + 1;
+			apply_logged(s, pages[i], &d, true);
+			MMSB_TRACE(DELTA_APPLY_END, pages[i]->id, pages[i]->epoch, d.mask_count);
+		} else {
+			err = mmsb__commit_traced(s, pages[i], &d, false);
+		}
 		if (err)
 			break;
 		writes++;
@@ -235,7 +367,7 @@ int mmsb_route(struct mmsb_state *s, struct mmsb_delta *d)
 		err = -MMSB_ERR_PAGE_NOT_FOUND;
 		goto out;
 	}
-	err = mmsb__commit_traced(s, p, d);
+	err = mmsb__commit_traced(s, p, d, false);
 	s->st.delta_ns += mmsb__now_ns(CLOCK_MONOTONIC) - t0;
 	if (err)
 		goto out;
@@ -265,6 +397,7 @@ int mmsb_route_batch(struct mmsb_state *s, struct mmsb_delta *const *ds, size_t 
 {
 	MMSB_API_SCOPE(mmsb_route_batch);
 	struct mmsb_page **pages, **changed;
+	struct mmsb_log_mark mark = { 0 };
 	size_t n_changed = 0;
 	uint64_t gen, t0;
 	int err;
@@ -277,6 +410,8 @@ int mmsb_route_batch(struct mmsb_state *s, struct mmsb_delta *const *ds, size_t 
 	if (err)
 		return err;
 	changed = pages + n;
+	if (s->log)
+		mark = mmsb__log_mark(s->log);
 	MMSB_TRACE(ROUTE_BATCH_BEGIN, n);
 	t0 = mmsb__now_ns(CLOCK_MONOTONIC);
 	/* validate the whole batch before the first byte changes */
@@ -299,16 +434,21 @@ int mmsb_route_batch(struct mmsb_state *s, struct mmsb_delta *const *ds, size_t 
 	 * same as grouping by page first.
 	 */
 	gen = ++s->mark_gen;
+	for (size_t i = 0; i < n && !err; i++)
+		err = stage(s, pages[i], ds[i], gen, s->next_delta_id + i);
+	if (s->log)
+		err = stage_end(s, mark, err);
+	if (err)
+		goto out;
 	/* GPU pages in a batch the router sends to the device: their bytes in one launch below */
 	bool on_gpu = batch_on_gpu(pages, ds, n);
 	size_t n_gpu = 0;
 
+	gen = ++s->mark_gen;
 	for (size_t i = 0; i < n; i++) {
 		bool deferred = on_gpu && pages[i]->dev;
 
-		err = commit(s, pages[i], ds[i], !deferred);
-		if (err)
-			break;
+		apply_logged(s, pages[i], ds[i], !deferred);
 		n_gpu += deferred;
 		if (pages[i]->mark != gen) {
 			pages[i]->mark = gen;

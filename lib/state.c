@@ -164,6 +164,9 @@ void mmsb__state_close(struct mmsb_state *s)
 			free(s->prov[i].ids);
 	free(s->prov);
 	free(s->queue);
+	for (i = 0; i < s->n_undo; i++)
+		free(s->undo[i].data);
+	free(s->undo);
 	free(s->subs);
 	free(s->scratch);
 	pthread_mutex_destroy(&s->lock);

@@ -1008,6 +1008,11 @@ int mmsb__log_flush(struct mmsb_log *l)
 	return l->dur == MMSB_DURABLE_NONE ? log_write(l, false) : mmsb__log_sync(l);
 }
 
+enum mmsb_durability mmsb__log_durability(const struct mmsb_log *l)
+{
+	return l->dur;
+}
+
 uint64_t mmsb__log_next_lsn(const struct mmsb_log *l)
 {
 	return l->next_lsn;

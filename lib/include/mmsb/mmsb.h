@@ -129,7 +129,10 @@ enum mmsb_durability {
 	/* None: frames are written when 256 KiB are buffered or at flush/close; nothing is synced
 	 * (not even the new log's header), except by a checkpoint. */
 	MMSB_DURABLE_NONE = 1,
-	/* Every: each frame is written and fdatasync'ed before the change is applied. */
+	/*
+	 * Every: each update's frame is written and fdatasync'ed before the change is applied (a
+	 * batch's frames in one write and sync, before any of it is applied).
+	 */
 	MMSB_DURABLE_EVERY = 2,
 };
 
@@ -402,7 +405,8 @@ struct mmsb_page_write {
  * applied in order, then one propagation wave runs over the changed pages.
  *
  * Every write is checked (page exists, size matches) before the first byte changes; a bad one
- * changes nothing. This is the entry point for hosts that pay per call (FFI): one crossing for n
+ * changes nothing. With a log, the batch's frames are committed before the first byte changes:
+ * a failed log write changes nothing either (all or nothing). This is the entry point for hosts that pay per call (FFI): one crossing for n
  * writes.
  * @return the number of writes that changed their page, or a negative error
  */
@@ -417,9 +421,11 @@ MMSB_API int mmsb_page_update_batch(struct mmsb_state *s, const struct mmsb_page
 MMSB_API int mmsb_route(struct mmsb_state *s, struct mmsb_delta *d);
 
 /**
- * @brief Apply a batch: every delta is validated first (nothing is applied if any is bad),
- * then each page's deltas are applied in input order, then ONE propagation wave runs over
- * every changed page.
+ * @brief Apply a batch: every delta is validated first (nothing is applied if any is bad), then
+ * logged and committed as one write (a failed write applies nothing), then each page's deltas are
+ * applied in input order, then ONE propagation wave runs over every changed page. In every mode a
+ * failed commit leaves the pages untouched; propagation's own deltas are undone if their commit
+ * fails.
  */
 MMSB_API int mmsb_route_batch(struct mmsb_state *s, struct mmsb_delta *const *ds, size_t n);
 
