@@ -2,12 +2,20 @@
 /* Helpers shared by the mmsb tools. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
 #include <mmsb/mmsb.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tool_helpers.h"
 
@@ -109,4 +117,371 @@ const char *own_libmmsb(void)
 	if (dladdr((void *)mmsb_version, &info) && info.dli_fname && strstr(info.dli_fname, ".so"))
 		return info.dli_fname;
 	return NULL;
+}
+
+/* The invoking user under sudo, read once; groups are theirs as initgroups would set them. */
+static struct {
+	int known; /* 0: not read yet, 1: under sudo, -1: not */
+	uid_t uid;
+	gid_t gid;
+	gid_t *groups, *saved;
+	int n_groups, n_saved, depth;
+} inv;
+
+static bool invoker_load(void)
+{
+	const char *u = getenv("SUDO_UID"), *g = getenv("SUDO_GID");
+	struct passwd *pw;
+	uint64_t uid, gid;
+	int n = 0;
+
+	if (inv.known)
+		return inv.known > 0;
+	inv.known = -1;
+	/* root who ran sudo (SUDO_UID 0) is just root; a uid of -1 is no user */
+	if (geteuid() || !u || !g || parse_u64(u, 1, UINT32_MAX - 1, &uid) ||
+	    parse_u64(g, 0, UINT32_MAX - 1, &gid))
+		return false;
+	inv.uid = (uid_t)uid;
+	inv.gid = (gid_t)gid;
+	pw = getpwuid(inv.uid);
+	if (pw && getgrouplist(pw->pw_name, inv.gid, NULL, &n) < 0 && n > 0 &&
+	    (inv.groups = calloc((size_t)n, sizeof(gid_t))) &&
+	    getgrouplist(pw->pw_name, inv.gid, inv.groups, &n) >= 0) {
+		inv.n_groups = n;
+	} else {
+		/* no passwd entry (or no memory): the primary group alone, as sudo -u '#uid' gives */
+		free(inv.groups);
+		inv.groups = malloc(sizeof(gid_t));
+		if (!inv.groups)
+			return false; /* fail closed: callers then act as root on no user's path */
+		inv.groups[0] = inv.gid;
+		inv.n_groups = 1;
+	}
+	inv.known = 1;
+	return true;
+}
+
+bool sudo_invoker(uid_t *uid, gid_t *gid)
+{
+	if (!invoker_load())
+		return false;
+	if (uid)
+		*uid = inv.uid;
+	if (gid)
+		*gid = inv.gid;
+	return true;
+}
+
+/*
+ * setfsuid/setfsgid change only the ids the kernel checks file access with (and, from 0 to
+ * another uid, drop CAP_DAC_OVERRIDE and the other file capabilities); the real and effective
+ * ids stay root's, so BPF and perf keep working in between. The supplementary groups are swapped
+ * too: root's group 0 must not open a group-root file for the user.
+ */
+int as_user_enter(void)
+{
+	int n;
+
+	if (!invoker_load() || inv.depth++)
+		return 0;
+	n = getgroups(0, NULL);
+	free(inv.saved);
+	inv.saved = malloc((size_t)(n > 0 ? n : 1) * sizeof(gid_t));
+	if (n < 0 || !inv.saved || (inv.n_saved = getgroups(n, inv.saved)) < 0 ||
+	    setgroups((size_t)inv.n_groups, inv.groups)) {
+		inv.depth--;
+		return -EPERM;
+	}
+	setfsgid(inv.gid);
+	setfsuid(inv.uid);
+	/* both calls return the previous id: ask again to see that they took */
+	if ((uid_t)setfsuid((uid_t)-1) != inv.uid || (gid_t)setfsgid((gid_t)-1) != inv.gid) {
+		inv.depth = 1;
+		as_user_leave();
+		return -EPERM;
+	}
+	return 0;
+}
+
+void as_user_leave(void)
+{
+	if (inv.known <= 0 || !inv.depth || --inv.depth)
+		return;
+	setfsuid(geteuid());
+	setfsgid(getegid());
+	if (setgroups((size_t)inv.n_saved, inv.saved))
+		abort(); /* root's groups cannot be put back: stop before acting with the wrong ones */
+}
+
+int drop_to_invoker(void)
+{
+	if (!invoker_load())
+		return 0;
+	if (setgroups((size_t)inv.n_groups, inv.groups) || setgid(inv.gid) || setuid(inv.uid))
+		return -errno;
+	/* setuid from root drops every id and capability at once: make sure there is no way back */
+	if (!setuid(0))
+		return -EPERM;
+	return 0;
+}
+
+int invoker_may_trace(int pid, char *why, size_t len)
+{
+	char file[64], line[256];
+	unsigned int id[2][4];
+	int have = 0;
+	struct stat st;
+	FILE *f;
+
+	if (!invoker_load())
+		return 0;
+	snprintf(file, sizeof(file), "/proc/%d/status", pid);
+	f = fopen(file, "re");
+	if (!f) {
+		snprintf(why, len, "process %d: %s", pid, strerror(errno));
+		return errno == ENOENT ? -ESRCH : -EPERM;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		int k = !strncmp(line, "Uid:", 4) ? 0 : !strncmp(line, "Gid:", 4) ? 1 : -1;
+
+		if (k >= 0 && sscanf(line + 4, "%u %u %u %u", &id[k][0], &id[k][1], &id[k][2],
+				     &id[k][3]) == 4)
+			have |= 1 << k;
+	}
+	fclose(f);
+	/*
+	 * /proc/PID belongs to root, not to the process's user, while the process is not dumpable
+	 * (it ran a setuid program, or said so with prctl): the ptrace check refuses those too.
+	 */
+	snprintf(file, sizeof(file), "/proc/%d", pid);
+	if (have != 3 || stat(file, &st)) {
+		snprintf(why, len, "process %d: cannot read its credentials", pid);
+		return -EPERM;
+	}
+	for (int i = 0; i < 3; i++)
+		if (id[0][i] != inv.uid || id[1][i] != inv.gid) {
+			snprintf(why, len,
+				 "process %d runs as uid %u gid %u, not as the invoking user", pid,
+				 id[0][i], id[1][i]);
+			return -EPERM;
+		}
+	if (st.st_uid != inv.uid) {
+		snprintf(why, len,
+			 "process %d is not dumpable (a setuid program?): the invoking user could "
+			 "not trace it",
+			 pid);
+		return -EPERM;
+	}
+	return 0;
+}
+
+int out_mkdir(const char *dir)
+{
+	struct stat st;
+	int err = as_user_enter();
+
+	if (err)
+		goto out_err;
+	if (mkdir(dir, 0777) && errno != EEXIST)
+		err = -errno;
+	else if (lstat(dir, &st))
+		err = -errno;
+	else if (S_ISLNK(st.st_mode))
+		err = -ELOOP;
+	else if (!S_ISDIR(st.st_mode))
+		err = -ENOTDIR;
+	as_user_leave();
+	if (!err)
+		return 0;
+out_err:
+	if (err == -ELOOP)
+		p_err("%s: is a symbolic link: outputs are not written through one", dir);
+	else
+		p_err("%s: %s", dir, strerror(-err));
+	return err;
+}
+
+/* Where PATH's last component goes: its directory opened (O_PATH) and its name. */
+static int out_split(struct out_file *o, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	size_t dl;
+
+	if (!slash) {
+		snprintf(dir, sizeof(dir), ".");
+		snprintf(o->name, sizeof(o->name), "%s", path);
+	} else {
+		dl = slash == path ? 1 : (size_t)(slash - path);
+		if (dl >= sizeof(dir) || strlen(slash + 1) >= sizeof(o->name))
+			return -ENAMETOOLONG;
+		memcpy(dir, path, dl);
+		dir[dl] = 0;
+		snprintf(o->name, sizeof(o->name), "%s", slash + 1);
+	}
+	if (!o->name[0] || !strcmp(o->name, ".") || !strcmp(o->name, ".."))
+		return -EISDIR;
+	if (strlen(o->name) >= sizeof(o->name) - 1)
+		return -ENAMETOOLONG;
+	o->dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return o->dirfd < 0 ? -errno : 0;
+}
+
+/* A new temporary beside the output: O_EXCL never opens what is there, O_NOFOLLOW no link. */
+static int out_create_tmp(struct out_file *o)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		unsigned int r = 0;
+		int fd;
+
+		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+			r = (unsigned int)getpid() * 2654435761u ^ (unsigned int)mono_ns();
+		snprintf(o->tmp, sizeof(o->tmp), ".%.*s.%08x", (int)sizeof(o->tmp) - 12, o->name,
+			 r);
+		fd = openat(o->dirfd, o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			    0666);
+		if (fd >= 0 || errno != EEXIST)
+			return fd < 0 ? -errno : fd;
+	}
+	return -EEXIST;
+}
+
+static int out_open_as_user(struct out_file *o, const char *path)
+{
+	struct stat st;
+	int fd, err = out_split(o, path);
+
+	if (err)
+		return err;
+	if (fstatat(o->dirfd, o->name, &st, AT_SYMLINK_NOFOLLOW)) {
+		if (errno != ENOENT)
+			return -errno;
+		st.st_mode = 0;
+	}
+	if (S_ISLNK(st.st_mode))
+		return -ELOOP;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {
+		/* a reader at the other end, or /dev/null: there is nothing to replace */
+		o->tmp[0] = 0;
+		fd = openat(o->dirfd, o->name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			fd = -errno;
+	} else if (st.st_mode && !S_ISREG(st.st_mode)) {
+		return -EINVAL;
+	} else {
+		fd = out_create_tmp(o);
+		/*
+		 * Replacing a file: it keeps its mode, and, written by plain root, its owner, as
+		 * writing into it would have (under sudo the user creates it and owns it).
+		 */
+		if (fd >= 0 && st.st_mode &&
+		    ((!geteuid() && !sudo_invoker(NULL, NULL) &&
+		      fchown(fd, st.st_uid, st.st_gid)) ||
+		     fchmod(fd, st.st_mode & 0777))) {
+			err = -errno;
+			close(fd);
+			unlinkat(o->dirfd, o->tmp, 0);
+			return err;
+		}
+	}
+	if (fd < 0)
+		return fd;
+	o->f = fdopen(fd, "w");
+	if (!o->f) {
+		err = -errno;
+		close(fd);
+		if (o->tmp[0])
+			unlinkat(o->dirfd, o->tmp, 0);
+		return err;
+	}
+	return 0;
+}
+
+int out_open(struct out_file *o, const char *path)
+{
+	int err;
+
+	memset(o, 0, sizeof(*o));
+	o->path = path;
+	o->dirfd = -1;
+	if (!strcmp(path, "-")) {
+		o->f = stdout;
+		return 0;
+	}
+	err = as_user_enter();
+	if (!err) {
+		err = out_open_as_user(o, path);
+		as_user_leave();
+	}
+	if (!err)
+		return 0;
+	if (o->dirfd >= 0)
+		close(o->dirfd);
+	o->dirfd = -1;
+	o->f = NULL;
+	if (err == -ELOOP)
+		p_err("%s: is a symbolic link: outputs are not written through one", path);
+	else if (err == -EINVAL)
+		p_err("%s: not a regular file, a FIFO or a character device", path);
+	else
+		p_err("%s: %s", path, strerror(-err));
+	return err;
+}
+
+void out_discard(struct out_file *o)
+{
+	if (!o->path)
+		return; /* never opened */
+	if (o->f && o->f != stdout)
+		fclose(o->f);
+	if (o->dirfd >= 0) {
+		if (o->tmp[0] && !as_user_enter()) {
+			unlinkat(o->dirfd, o->tmp, 0);
+			as_user_leave();
+		}
+		close(o->dirfd);
+	}
+	o->f = NULL;
+	o->dirfd = -1;
+}
+
+int out_close(struct out_file *o)
+{
+	int err = 0;
+
+	if (!o->f)
+		return 0;
+	if (o->f == stdout) {
+		o->f = NULL;
+		if (!fflush(stdout))
+			return 0;
+		p_err("%s: %s", o->path, strerror(errno));
+		return -1;
+	}
+	if (ferror(o->f))
+		err = EIO;
+	if (fclose(o->f) && !err)
+		err = errno;
+	o->f = NULL;
+	if (!err && o->tmp[0]) {
+		/* the rename, like the create, is the user's: a directory they cannot write fails */
+		if (as_user_enter())
+			err = EPERM;
+		else {
+			if (renameat(o->dirfd, o->tmp, o->dirfd, o->name))
+				err = errno;
+			as_user_leave();
+		}
+	}
+	if (err) {
+		p_err("%s: %s", o->path, strerror(err));
+		out_discard(o);
+		return -1;
+	}
+	close(o->dirfd);
+	o->dirfd = -1;
+	return 0;
 }

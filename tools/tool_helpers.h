@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
 
 /* Exit codes of every mmsb tool: 0 ok, 1 failure, 2 usage. */
 #define EXIT_OK 0
@@ -46,5 +48,55 @@ const char *own_libmmsb(void);
 
 /* Flush stdout and report a write error (full disk, closed pipe) as a failure. */
 int finish_stdout(int ret);
+
+/*
+ * Run as root on the paths of whoever invoked sudo (DESIGN.md, "A root tool on other people's
+ * paths"): under sudo (euid 0, SUDO_UID/SUDO_GID naming a user other than root) files the user
+ * names are opened, and outputs created, with that user's rights, never root's. Without sudo
+ * every helper here is a no-op.
+ */
+/* Under sudo: true, and the invoking user's ids. */
+bool sudo_invoker(uid_t *uid, gid_t *gid);
+
+/*
+ * Take the invoking user's file-system identity (fsuid, fsgid, supplementary groups) until the
+ * matching as_user_leave(): opens, creates, renames and mkdirs in between are checked as the
+ * user's, and what they create is the user's. Nests. 0, or -errno (then do not go on: nothing
+ * was changed and the caller holds no user identity to leave).
+ */
+int as_user_enter(void);
+void as_user_leave(void);
+
+/* In a child before exec: become the invoking user for good (groups, gid, uid). 0 or -errno. */
+int drop_to_invoker(void);
+
+/*
+ * Whether the invoking user could trace process PID (ptrace's rule: the same uid and gid for its
+ * real, effective and saved ids, and a dumpable process). 0, or -EPERM with a reason in why;
+ * 0 without sudo.
+ */
+int invoker_may_trace(int pid, char *why, size_t len);
+
+/*
+ * An output file named by the user. Never written through a symlink at PATH (refused); written
+ * as a temporary beside it that replaces PATH once complete, so a failed run leaves the old file;
+ * a FIFO or a character device (/dev/null) is written in place; "-" is stdout. Opened before the
+ * work starts, so an unwritable path fails first. Under sudo it is created as the invoking user.
+ */
+struct out_file {
+	FILE *f;
+	const char *path;
+	int dirfd;
+	char name[256], tmp[256]; /* tmp: "" when written in place */
+};
+
+/* 0, or -errno after one error line naming PATH. */
+int out_open(struct out_file *o, const char *path);
+/* Flush, close, rename into place: 0, or -1 after one error line. No-op when not open. */
+int out_close(struct out_file *o);
+/* Close and remove the temporary: the old file at PATH stays as it was. */
+void out_discard(struct out_file *o);
+/* Create directory DIR (as the user) unless it exists; a symlink at DIR is refused. 0 or -errno. */
+int out_mkdir(const char *dir);
 
 #endif /* __MMSB_TOOL_HELPERS_H */
