@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* USDT notes out of ELF objects, and the objects a process maps. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
+#include <glob.h>
 #include <libelf.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +35,29 @@ static uint64_t addr_to_off(Elf *elf, uint64_t addr)
 	return 0;
 }
 
+/* PATH as an ELF object: 0, -ENOEXEC when it is not one, -errno. elf_close() undoes it. */
+static int elf_open(const char *path, int *fd, Elf **elf)
+{
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -EINVAL;
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return -errno;
+	*elf = elf_begin(*fd, ELF_C_READ, NULL);
+	if (*elf && elf_kind(*elf) == ELF_K_ELF)
+		return 0;
+	if (*elf)
+		elf_end(*elf);
+	close(*fd);
+	return -ENOEXEC;
+}
+
+static void elf_close(int fd, Elf *elf)
+{
+	elf_end(elf);
+	close(fd);
+}
+
 static int count_args(const char *s)
 {
 	int n = 0;
@@ -58,13 +84,10 @@ int usdt_notes_read(const char *path, struct usdt_note **out)
 	Elf *elf;
 
 	*out = NULL;
-	if (elf_version(EV_CURRENT) == EV_NONE)
-		return -EINVAL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	elf = elf_begin(fd, ELF_C_READ, NULL);
-	if (!elf || elf_kind(elf) != ELF_K_ELF || elf_getshdrstrndx(elf, &shstrndx)) {
+	err = elf_open(path, &fd, &elf);
+	if (err)
+		return err;
+	if (elf_getshdrstrndx(elf, &shstrndx)) {
 		err = -ENOEXEC;
 		goto out;
 	}
@@ -146,9 +169,7 @@ int usdt_notes_read(const char *path, struct usdt_note **out)
 		}
 	}
 out:
-	if (elf)
-		elf_end(elf);
-	close(fd);
+	elf_close(fd, elf);
 	if (err) {
 		free(v);
 		return err;
@@ -208,4 +229,273 @@ nomem:
 	fclose(f);
 	free_strv(v, n);
 	return -ENOMEM;
+}
+
+/* What the dynamic linker reads of one object to find its dependencies. */
+struct dyn_info {
+	int cls, machine;
+	char **needed;
+	int n_needed;
+	char *rpath, *runpath; /* NULL when absent */
+};
+
+static void dyn_free(struct dyn_info *d)
+{
+	free_strv(d->needed, d->n_needed);
+	free(d->rpath);
+	free(d->runpath);
+	memset(d, 0, sizeof(*d));
+}
+
+/* 0, or -ENOEXEC (not ELF), -errno. A static program reads as no dependencies. */
+static int dyn_read(const char *path, struct dyn_info *d)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Ehdr eh;
+	int fd, err = 0, cap = 0;
+	Elf *elf;
+
+	memset(d, 0, sizeof(*d));
+	err = elf_open(path, &fd, &elf);
+	if (err)
+		return err;
+	if (!gelf_getehdr(elf, &eh)) {
+		err = -ENOEXEC;
+		goto out;
+	}
+	d->cls = gelf_getclass(elf);
+	d->machine = eh.e_machine;
+	while ((scn = elf_nextscn(elf, scn)) && !err) {
+		Elf_Data *data;
+		GElf_Shdr sh;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNAMIC || !sh.sh_entsize)
+			continue;
+		data = elf_getdata(scn, NULL);
+		for (size_t i = 0; data && i < sh.sh_size / sh.sh_entsize; i++) {
+			const char *s;
+			GElf_Dyn dyn;
+
+			if (!gelf_getdyn(data, (int)i, &dyn) || dyn.d_tag == DT_NULL)
+				break;
+			if (dyn.d_tag != DT_NEEDED && dyn.d_tag != DT_RPATH &&
+			    dyn.d_tag != DT_RUNPATH)
+				continue;
+			s = elf_strptr(elf, sh.sh_link, dyn.d_un.d_val);
+			if (!s)
+				continue;
+			if (dyn.d_tag == DT_RPATH && !d->rpath) {
+				d->rpath = strdup(s);
+			} else if (dyn.d_tag == DT_RUNPATH && !d->runpath) {
+				d->runpath = strdup(s);
+			} else if (dyn.d_tag == DT_NEEDED) {
+				if (d->n_needed == cap) {
+					char **nv = realloc(d->needed, (size_t)(cap ? 2 * cap : 8) *
+									       sizeof(*nv));
+
+					if (!nv) {
+						err = -ENOMEM;
+						break;
+					}
+					d->needed = nv;
+					cap = cap ? 2 * cap : 8;
+				}
+				if (!(d->needed[d->n_needed] = strdup(s))) {
+					err = -ENOMEM;
+					break;
+				}
+				d->n_needed++;
+			}
+		}
+	}
+out:
+	elf_close(fd, elf);
+	if (err)
+		dyn_free(d);
+	return err;
+}
+
+/* The loader skips a file of another class or machine and goes on searching: so do we. */
+static bool loadable(const char *path, const struct dyn_info *want)
+{
+	struct dyn_info d;
+	bool ok;
+
+	if (access(path, F_OK) || dyn_read(path, &d))
+		return false;
+	ok = d.cls == want->cls && d.machine == want->machine;
+	dyn_free(&d);
+	return ok;
+}
+
+/*
+ * NAME in one directory of a search list, $ORIGIN expanded to the requesting object's directory.
+ * Other dynamic string tokens ($LIB, $PLATFORM) depend on the loader: such a directory is skipped.
+ */
+static bool try_dir(const char *dir, size_t dl, const char *origin, const char *name,
+		    const struct dyn_info *want, char *out, size_t len)
+{
+	char d[PATH_MAX], cand[PATH_MAX + 256];
+	size_t k = 0;
+
+	for (size_t i = 0; i < dl && k < sizeof(d) - 1; i++) {
+		if (dir[i] != '$') {
+			d[k++] = dir[i];
+			continue;
+		}
+		if (!strncmp(dir + i, "$ORIGIN", 7) && dl - i >= 7)
+			i += 6;
+		else if (!strncmp(dir + i, "${ORIGIN}", 9) && dl - i >= 9)
+			i += 8;
+		else
+			return false;
+		k += (size_t)snprintf(d + k, sizeof(d) - k, "%s", origin);
+		if (k >= sizeof(d) - 1)
+			return false;
+	}
+	d[k] = 0;
+	/* an empty entry is the current directory, as for LD_LIBRARY_PATH */
+	snprintf(cand, sizeof(cand), "%s/%s", k ? d : ".", name);
+	return loadable(cand, want) && realpath(cand, out) && strlen(out) < len;
+}
+
+static bool try_list(const char *list, const char *seps, const char *origin, const char *name,
+		     const struct dyn_info *want, char *out, size_t len)
+{
+	while (list) {
+		size_t dl = strcspn(list, seps);
+
+		if (try_dir(list, dl, origin, name, want, out, len))
+			return true;
+		list = list[dl] ? list + dl + 1 : NULL;
+	}
+	return false;
+}
+
+/* /etc/ld.so.conf and what it includes: the directories ldconfig puts in the cache. */
+static void ld_conf(const char *file, char *dirs, size_t len, int depth)
+{
+	char line[PATH_MAX];
+	FILE *f;
+
+	if (depth > 4 || !(f = fopen(file, "re")))
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char *s = line + strspn(line, " \t"), *e;
+
+		s[strcspn(s, "#\n")] = 0;
+		for (e = s + strlen(s); e > s && (e[-1] == ' ' || e[-1] == '\t');)
+			*--e = 0;
+		if (!strncmp(s, "include", 7) && (s[7] == ' ' || s[7] == '\t')) {
+			glob_t g;
+
+			s += 8 + strspn(s + 8, " \t");
+			if (!glob(s, 0, NULL, &g))
+				for (size_t i = 0; i < g.gl_pathc; i++)
+					ld_conf(g.gl_pathv[i], dirs, len, depth + 1);
+			globfree(&g);
+		} else if (*s == '/' && strlen(dirs) + strlen(s) + 2 < len) {
+			strcat(dirs, ":");
+			strcat(dirs, s);
+		}
+	}
+	fclose(f);
+}
+
+/* The loader's last resort: the configured directories, then where this system's libc lives. */
+static const char *system_dirs(void)
+{
+	static char dirs[8192];
+	Dl_info info;
+
+	if (dirs[0])
+		return dirs + 1;
+	ld_conf("/etc/ld.so.conf", dirs, sizeof(dirs), 0);
+	/* the multiarch directory (/lib/x86_64-linux-gnu) without naming the architecture */
+	if (dladdr((void *)fopen, &info) && info.dli_fname && strrchr(info.dli_fname, '/')) {
+		const char *fn = info.dli_fname;
+		int n = (int)(strrchr(fn, '/') - fn);
+
+		if (strlen(dirs) + (size_t)n * 2 + 8 < sizeof(dirs))
+			snprintf(dirs + strlen(dirs), sizeof(dirs) - strlen(dirs), ":%.*s:/usr%.*s",
+				 n, fn, n, fn);
+	}
+	snprintf(dirs + strlen(dirs), sizeof(dirs) - strlen(dirs),
+		 ":/lib64:/usr/lib64:/lib:/usr/lib");
+	return dirs + 1;
+}
+
+/* Where NAME, needed by OBJ (at path obj_path), resolves, in the loader's order. */
+static bool resolve(const char *name, const char *obj_path, const struct dyn_info *obj,
+		    const struct dyn_info *exe, char *out, size_t len)
+{
+	char origin[PATH_MAX], *slash;
+	const char *llp = getenv("LD_LIBRARY_PATH");
+
+	snprintf(origin, sizeof(origin), "%s", obj_path);
+	slash = strrchr(origin, '/');
+	if (slash)
+		*(slash == origin ? slash + 1 : slash) = 0;
+	if (strchr(name, '/'))
+		return loadable(name, obj) && realpath(name, out) && strlen(out) < len;
+	if (!obj->runpath) {
+		if (obj->rpath && try_list(obj->rpath, ":", origin, name, obj, out, len))
+			return true;
+		/* the executable's RPATH applies to every object without a RUNPATH */
+		if (exe != obj && exe->rpath && !exe->runpath &&
+		    try_list(exe->rpath, ":", "", name, obj, out, len))
+			return true;
+	}
+	if (llp && *llp && try_list(llp, ":;", origin, name, obj, out, len))
+		return true;
+	if (obj->runpath && try_list(obj->runpath, ":", origin, name, obj, out, len))
+		return true;
+	return try_list(system_dirs(), ":", origin, name, obj, out, len);
+}
+
+#define MAX_OBJECTS 256
+
+int elf_find_needed(const char *exe, const char *prefix, char *out, size_t len)
+{
+	char *queue[MAX_OBJECTS], path[PATH_MAX];
+	struct dyn_info ed, d;
+	int n = 0, err;
+
+	if (!realpath(exe, path))
+		return -errno;
+	err = dyn_read(path, &ed);
+	if (err)
+		return err;
+	queue[n++] = strdup(path);
+	err = -ENOENT;
+	for (int i = 0; i < n && err == -ENOENT; i++) {
+		if (!queue[i] || (i && dyn_read(queue[i], &d)))
+			continue;
+		if (!i)
+			d = ed;
+		for (int k = 0; k < d.n_needed && err == -ENOENT; k++) {
+			const char *base = strrchr(d.needed[k], '/');
+			bool seen = false;
+
+			base = base ? base + 1 : d.needed[k];
+			if (!resolve(d.needed[k], queue[i], &d, &ed, path, sizeof(path)))
+				continue;
+			if (!strncmp(base, prefix, strlen(prefix))) {
+				snprintf(out, len, "%s", path);
+				err = 0;
+				break;
+			}
+			for (int j = 0; j < n && !seen; j++)
+				seen = queue[j] && !strcmp(queue[j], path);
+			if (!seen && n < MAX_OBJECTS)
+				queue[n++] = strdup(path);
+		}
+		if (i)
+			dyn_free(&d);
+	}
+	/* the executable's names, RPATH and RUNPATH were borrowed by the first round */
+	dyn_free(&ed);
+	for (int i = 0; i < n; i++)
+		free(queue[i]);
+	return err;
 }

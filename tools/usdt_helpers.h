@@ -23,6 +23,16 @@ struct usdt_note {
  */
 int usdt_notes_read(const char *path, struct usdt_note **out);
 
+/*
+ * The object whose DT_NEEDED name starts with PREFIX ("libmmsb.so") that the dynamic linker would
+ * load for the program EXE, found by reading ELF files, never by running anything: DT_NEEDED
+ * breadth first through the dependencies, each looked up as ld.so does (DT_RPATH of the object
+ * and of the executable unless DT_RUNPATH, LD_LIBRARY_PATH, DT_RUNPATH, $ORIGIN expanded, then
+ * the directories of /etc/ld.so.conf and the system's). 0 and the real path in out, -ENOENT when
+ * EXE needs no such object, -ENOEXEC when EXE is not ELF.
+ */
+int elf_find_needed(const char *exe, const char *prefix, char *out, size_t len);
+
 /* The regular files a process maps, deduplicated, in map order; returns the count or -errno. */
 int proc_mapped_objects(int pid, char ***paths);
 void free_strv(char **v, int n);
