@@ -165,6 +165,7 @@ static int do_list(int argc, char **argv)
 	const char *path = NULL;
 	uint64_t pid = 0;
 	int c, ret = EXIT_OK, found = 0;
+	char why[256];
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "p:jh", opts, NULL)) != -1) {
@@ -194,6 +195,17 @@ static int do_list(int argc, char **argv)
 		json_object_put(arr);
 		return EXIT_USAGE;
 	}
+	/* under sudo: the user's files with the user's rights, and only a process they could trace */
+	if (pid && invoker_may_trace((int)pid, why, sizeof(why))) {
+		p_err("%s", why);
+		json_object_put(arr);
+		return EXIT_FAIL;
+	}
+	if (as_user_enter()) {
+		p_err("cannot take the invoking user's identity");
+		json_object_put(arr);
+		return EXIT_FAIL;
+	}
 	if (pid) {
 		char **objs;
 		int n = proc_mapped_objects((int)pid, &objs);
@@ -201,6 +213,7 @@ static int do_list(int argc, char **argv)
 		if (n < 0) {
 			p_err("process %" PRIu64 ": %s", pid,
 			      n == -ENOENT ? "no such process" : strerror(-n));
+			as_user_leave();
 			json_object_put(arr);
 			return EXIT_FAIL;
 		}
@@ -210,11 +223,13 @@ static int do_list(int argc, char **argv)
 	} else {
 		if (!path && !(path = own_libmmsb())) {
 			p_err("no libmmsb.so found; name a BINARY");
+			as_user_leave();
 			json_object_put(arr);
 			return EXIT_FAIL;
 		}
 		ret = list_object(path, false, arr, &found, false);
 	}
+	as_user_leave();
 	if (ret == EXIT_OK && json)
 		printf("%s\n", json_object_to_json_string_ext(
 				       arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));

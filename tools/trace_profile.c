@@ -16,6 +16,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <limits.h>
 #include <stdio.h>
@@ -280,7 +281,7 @@ static int profile_dirs(char dirs[][PATH_MAX], int max)
 	return k;
 }
 
-int profile_load(const char *name_or_path, struct trace_profile *p)
+static int profile_load_as_user(const char *name_or_path, struct trace_profile *p)
 {
 	char dirs[4][PATH_MAX], path[PATH_MAX + 64];
 	int nd;
@@ -291,11 +292,36 @@ int profile_load(const char *name_or_path, struct trace_profile *p)
 	nd = profile_dirs(dirs, 4);
 	for (int i = 0; i < nd; i++) {
 		snprintf(path, sizeof(path), "%.3900s/%s%s", dirs[i], name_or_path, PROFILE_SUFFIX);
-		if (!access(path, R_OK))
+		/* AT_EACCESS: the file-system ids as_user_enter() set, not the real (root) ones */
+		if (!faccessat(AT_FDCWD, path, R_OK, AT_EACCESS))
 			return profile_parse(path, p);
 	}
 	p_err("no profile '%s' (see '%s profiles')", name_or_path, prog_name);
 	return -ENOENT;
+}
+
+/*
+ * Profiles are the user's files: under sudo they are read with the user's rights, so a parse
+ * error can only ever quote a file the user could have read anyway (never /etc/shadow).
+ */
+static int user_identity(void)
+{
+	int err = as_user_enter();
+
+	if (err)
+		p_err("cannot take the invoking user's identity: %s", strerror(-err));
+	return err;
+}
+
+int profile_load(const char *name_or_path, struct trace_profile *p)
+{
+	int err = user_identity();
+
+	if (err)
+		return err;
+	err = profile_load_as_user(name_or_path, p);
+	as_user_leave();
+	return err;
 }
 
 static struct json_object *profile_json(const struct trace_profile *p)
@@ -394,16 +420,12 @@ static int show(const char *name_or_path, struct json_object *arr)
 	return 0;
 }
 
-int do_profiles(int argc, char **argv)
+static int profiles_as_user(int argc, char **argv)
 {
 	struct json_object *arr = json_object_new_array();
 	char dirs[4][PATH_MAX], seen[64][64];
 	int ret = EXIT_OK, nseen = 0;
 
-	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-		json_object_put(arr);
-		return profiles_help();
-	}
 	if (argc > 1) {
 		for (int i = 1; i < argc; i++) {
 			if (show(argv[i], arr))
@@ -451,5 +473,18 @@ int do_profiles(int argc, char **argv)
 				       arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
 						    JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(arr);
+	return ret;
+}
+
+int do_profiles(int argc, char **argv)
+{
+	int ret;
+
+	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")))
+		return profiles_help();
+	if (user_identity())
+		return EXIT_FAIL;
+	ret = profiles_as_user(argc, argv);
+	as_user_leave();
 	return ret;
 }
