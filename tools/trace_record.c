@@ -6,8 +6,8 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
-#include <grp.h>
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <limits.h>
@@ -90,10 +90,14 @@ const char *span_name(int kind)
 	return kind >= 0 && kind < SPAN_KINDS ? spans[kind].name : "?";
 }
 
+/* The files record writes, each opened before the command starts (tool_helpers.h). */
+enum { OUT_FOLDED, OUT_JSON, OUT_SPEEDSCOPE, OUT_EVENTS, N_OUT };
+
 static struct {
 	uint64_t pid;
 	double duration;
 	const char *folded, *json_out, *speedscope, *events, *lib, *kinds, *profile, *out_dir, *pmu;
+	struct out_file out[N_OUT];
 	bool as_root, no_table, stacks_set;
 	int stack_mode;
 	uint64_t hit_ns;
@@ -173,6 +177,20 @@ bool have_bpf_caps(void)
 	return (eff >> 21 & 1) || ((eff >> 38 & 1) && (eff >> 39 & 1));
 }
 
+/* A program linked with libmmsb.a carries the mmsb probes in the executable itself. */
+static bool has_mmsb_probes(const char *path)
+{
+	struct usdt_note *v;
+	int n = usdt_notes_read(path, &v);
+	bool yes = false;
+
+	for (int i = 0; i < n && !yes; i++)
+		yes = !strcmp(v[i].provider, "mmsb");
+	if (n >= 0)
+		free(v);
+	return yes;
+}
+
 /* Where libmmsb lives for PID: a mapped libmmsb.so*, or the executable if it carries the probes. */
 static int target_lib_of_pid(int pid, char *out, size_t len)
 {
@@ -192,63 +210,59 @@ static int target_lib_of_pid(int pid, char *out, size_t len)
 	ssize_t k = readlink(exe, out, len - 1);
 
 	if (k > 0) {
-		struct usdt_note *v;
-		int nn;
-
 		out[k] = 0;
-		nn = usdt_notes_read(out, &v);
-		for (int i = 0; i < nn; i++)
-			if (!strcmp(v[i].provider, "mmsb")) {
-				free(v);
-				return 0; /* linked statically: the probes are in the executable */
-			}
-		if (nn >= 0)
-			free(v);
+		if (has_mmsb_probes(out))
+			return 0;
 	}
 	return -ENOENT;
 }
 
-/* The libmmsb CMD will load: what the dynamic linker resolves, else its own notes, else ours. */
+/* The file execvp will run for NAME: a path as given, else the first executable on $PATH. */
+static int find_program(const char *name, char *out)
+{
+	const char *path = getenv("PATH");
+	char cand[PATH_MAX];
+
+	if (strchr(name, '/'))
+		return realpath(name, out) ? 0 : -errno;
+	if (!path)
+		path = "/bin:/usr/bin"; /* execvp's default */
+	while (path) {
+		size_t dl = strcspn(path, ":");
+		struct stat st;
+
+		/* AT_EACCESS: checked with the ids the command will run with (the user's) */
+		snprintf(cand, sizeof(cand), "%.*s/%s", (int)(dl ? dl : 1), dl ? path : ".", name);
+		if (!faccessat(AT_FDCWD, cand, X_OK, AT_EACCESS) && !stat(cand, &st) &&
+		    S_ISREG(st.st_mode) && realpath(cand, out))
+			return 0;
+		path = path[dl] ? path + dl + 1 : NULL;
+	}
+	return -ENOENT;
+}
+
+/*
+ * The libmmsb CMD will load, found without running it (it would run as root, and a static
+ * program simply runs under the dynamic linker's trace mode): the executable itself when it
+ * carries the probes, else what its DT_NEEDED chain resolves to, else (a script, an interpreter
+ * that loads libmmsb at run time) the one this tool runs with. Called as the invoking user.
+ */
 static int target_lib_of_cmd(char **argv, char *out, size_t len)
 {
-	char cmd[PATH_MAX + 64], line[PATH_MAX + 64];
-	struct usdt_note *v;
+	char exe[PATH_MAX];
 	const char *mine;
-	FILE *p;
-	int n;
 
-	/* a statically linked program carries the probes itself */
-	if (strchr(argv[0], '/') && realpath(argv[0], out)) {
-		n = usdt_notes_read(out, &v);
-		for (int i = 0; i < n; i++)
-			if (!strcmp(v[i].provider, "mmsb")) {
-				free(v);
-				return 0;
-			}
-		if (n >= 0)
-			free(v);
-		/* ask the dynamic linker, as ldd does, without running the program */
-		snprintf(cmd, sizeof(cmd), "LD_TRACE_LOADED_OBJECTS=1 '%s' 2>/dev/null", out);
-		if ((p = popen(cmd, "r"))) {
-			while (fgets(line, sizeof(line), p)) {
-				char *arrow = strstr(line, "=> "), *path;
-
-				if (!strstr(line, "libmmsb.so") || !arrow)
-					continue;
-				path = arrow + 3;
-				path[strcspn(path, " \n")] = 0;
-				if (*path == '/' && realpath(path, out)) {
-					pclose(p);
-					return 0;
-				}
-			}
-			pclose(p);
+	if (!find_program(argv[0], exe)) {
+		if (has_mmsb_probes(exe)) {
+			snprintf(out, len, "%s", exe);
+			return 0;
 		}
+		if (!elf_find_needed(exe, "libmmsb.so", out, len))
+			return 0;
 	}
 	mine = own_libmmsb();
 	if (mine && realpath(mine, out))
 		return 0;
-	(void)len;
 	return -ENOENT;
 }
 
@@ -542,7 +556,22 @@ struct report {
 	uint64_t window_ns;	 /* first span begin to last span end: the traced window */
 	struct timeline *tl;	 /* NULL without -e */
 	struct host_report host; /* --host-sample */
+	struct trace_features features;
+	int untraced; /* other processes of the command's tree that used libmmsb */
 };
+
+/* A JSON document into its output file, then the file into place. */
+static int write_json(struct out_file *o, struct json_object *j, int flags)
+{
+	const char *s = json_object_to_json_string_ext(j, flags | JSON_C_TO_STRING_NOSLASHESCAPE);
+
+	if (!s || fputs(s, o->f) < 0 || fputc('\n', o->f) < 0) {
+		p_err("%s: %s", o->path, s ? strerror(errno) : "cannot serialise the report");
+		out_discard(o);
+		return -1;
+	}
+	return out_close(o);
+}
 
 /* --host-sample's figures and frames, for the JSON report */
 static struct json_object *host_json(const struct report *rp, uint64_t period)
@@ -602,7 +631,7 @@ static int write_outputs(struct report *rp)
 	struct kind_total kt[SPAN_KINDS] = { 0 };
 	struct span_key key, next, *prev = NULL;
 	struct json_object *jstacks = json_object_new_array();
-	FILE *folded = NULL;
+	FILE *folded = ro.out[OUT_FOLDED].f;
 	static char names[MAX_STACK_FRAMES][256];
 	struct json_object *frames_tab = json_object_new_array(),
 			   *samples = json_object_new_array(), *weights = json_object_new_array();
@@ -610,10 +639,6 @@ static int write_outputs(struct report *rp)
 	uint64_t hits = rp->counters[CNT_HITS], self_sum = 0;
 	int ret = EXIT_OK;
 
-	if (ro.folded && !(folded = fopen(ro.folded, "w"))) {
-		p_err("%s: %s", ro.folded, strerror(errno));
-		ret = EXIT_FAIL;
-	}
 	while (!bpf_map_get_next_key(stats_fd, prev, &next)) {
 		struct span_stats v;
 		int nf;
@@ -719,10 +744,8 @@ static int write_outputs(struct report *rp)
 				ns);
 	}
 	self_sum += host_ns;
-	if (folded && fclose(folded)) {
-		p_err("%s: %s", ro.folded, strerror(errno));
+	if (out_close(&ro.out[OUT_FOLDED]))
 		ret = EXIT_FAIL;
-	}
 
 	/* the table */
 	char w[32], ov[32];
@@ -861,7 +884,6 @@ static int write_outputs(struct report *rp)
 	if (ro.json_out) {
 		struct json_object *o = json_object_new_object(), *c = json_object_new_object();
 		struct json_object *tgt = json_object_new_object();
-		struct trace_features f;
 
 		json_object_object_add(o, "tool", json_object_new_string("mmsb-trace 0.1.0"));
 		json_object_object_add(o, "libmmsb", json_object_new_string(mmsb_version()));
@@ -874,6 +896,9 @@ static int write_outputs(struct report *rp)
 				json_object_array_add(a, json_object_new_string(*p));
 			json_object_object_add(tgt, "command", a);
 		}
+		if (rp->cmd)
+			json_object_object_add(tgt, "untraced_processes",
+					       json_object_new_int(rp->untraced));
 		json_object_object_add(o, "target", tgt);
 		json_object_object_add(o, "wall_ns", json_object_new_uint64(rp->wall_ns));
 		json_object_object_add(o, "span_window_ns", json_object_new_uint64(rp->window_ns));
@@ -890,8 +915,7 @@ static int write_outputs(struct report *rp)
 		json_object_object_add(o, "counters", c);
 		if (ro.host_hz)
 			json_object_object_add(o, "host_sampling", host_json(rp, period));
-		features_probe(&f);
-		json_object_object_add(o, "features", features_json(&f));
+		json_object_object_add(o, "features", features_json(&rp->features));
 		if (rp->tl) {
 			struct json_object *ev = json_object_new_object();
 
@@ -913,11 +937,9 @@ static int write_outputs(struct report *rp)
 		json_object_object_add(o, "kinds", jkinds);
 		json_object_object_add(o, "stacks", jstacks);
 		jkinds = jstacks = NULL;
-		if (json_object_to_file_ext(ro.json_out, o,
-					    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED)) {
-			p_err("%s: %s", ro.json_out, json_util_get_last_err());
+		if (write_json(&ro.out[OUT_JSON], o,
+			       JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED))
 			ret = EXIT_FAIL;
-		}
 		json_object_put(o);
 	}
 	if (ro.speedscope) {
@@ -950,10 +972,8 @@ static int write_outputs(struct report *rp)
 		json_object_object_add(o, "activeProfileIndex", json_object_new_int(0));
 		json_object_object_add(o, "exporter", json_object_new_string("mmsb-trace 0.1.0"));
 		frames_tab = samples = weights = NULL;
-		if (json_object_to_file_ext(ro.speedscope, o, JSON_C_TO_STRING_PLAIN)) {
-			p_err("%s: %s", ro.speedscope, json_util_get_last_err());
+		if (write_json(&ro.out[OUT_SPEEDSCOPE], o, JSON_C_TO_STRING_PLAIN))
 			ret = EXIT_FAIL;
-		}
 		json_object_put(o);
 	}
 	json_object_put(jkinds);
@@ -1025,10 +1045,8 @@ static int apply_profile(uint32_t *mask)
 
 	if (profile_load(ro.profile, &p))
 		return -1;
-	if (ro.out_dir && mkdir(ro.out_dir, 0755) && errno != EEXIST) {
-		p_err("%s: %s", ro.out_dir, strerror(errno));
+	if (ro.out_dir && out_mkdir(ro.out_dir))
 		return -1;
-	}
 	if (!ro.kinds)
 		*mask = p.kinds_mask;
 	if (!ro.stacks_set)
@@ -1087,19 +1105,259 @@ static bool libffi_of(int pid, char *out, size_t len)
 	return true;
 }
 
-static void drop_privileges(void)
+/* Which libmmsb PID maps: 1 the one we attached to, 2 another (its path in other), 0 none. */
+static int maps_libmmsb(int pid, const char *lib, char *other, size_t len)
 {
-	const char *uid = getenv("SUDO_UID"), *gid = getenv("SUDO_GID");
-	uint64_t u, g;
+	char **objs;
+	int n = proc_mapped_objects(pid, &objs), found = 0;
 
-	if (ro.as_root || geteuid() || !uid || !gid || parse_u64(uid, 0, UINT32_MAX, &u) ||
-	    parse_u64(gid, 0, UINT32_MAX, &g))
-		return;
-	if (setgroups(0, NULL) || setgid((gid_t)g) || setuid((uid_t)u)) {
-		fprintf(stderr, "%s: cannot run as the invoking user (uid %s): %s\n", prog_name,
-			uid, strerror(errno));
-		_exit(126);
+	for (int i = 0; i < n && found != 1; i++) {
+		if (!strcmp(objs[i], lib)) {
+			found = 1;
+		} else if (strstr(objs[i], "libmmsb.so")) {
+			snprintf(other, len, "%s", objs[i]);
+			found = 2;
+		}
 	}
+	if (n >= 0)
+		free_strv(objs, n);
+	return found;
+}
+
+/*
+ * The command's process tree, under ptrace only where tracing needs a stop: the exec (the probes
+ * go in before main runs), the main process's exit (its maps still there, for the symbols) and
+ * its descendants' exits (did they use libmmsb? BPF follows the one process). Seized, not
+ * PTRACE_TRACEME'd: PTRACE_INTERRUPT can stop a running tracee to detach, so -d and Ctrl-C end
+ * the tracing and never the command.
+ */
+struct tree {
+	pid_t main;
+	int main_status;
+	bool main_exiting, main_gone;
+	pid_t pids[1024]; /* the descendants being followed */
+	int n;
+	int untraced; /* of those, the processes that mapped libmmsb */
+	pid_t first_untraced;
+	const char *lib;
+};
+
+static bool tree_add(struct tree *t, pid_t pid)
+{
+	for (int i = 0; i < t->n; i++)
+		if (t->pids[i] == pid)
+			return true;
+	if (t->n == (int)(sizeof(t->pids) / sizeof(t->pids[0])))
+		return false;
+	t->pids[t->n++] = pid;
+	return true;
+}
+
+static void tree_del(struct tree *t, pid_t pid)
+{
+	for (int i = 0; i < t->n; i++)
+		if (t->pids[i] == pid) {
+			t->pids[i] = t->pids[--t->n];
+			return;
+		}
+}
+
+/* A descendant about to exit or be let go: count it if it used libmmsb. */
+static void tree_check(struct tree *t, pid_t pid)
+{
+	char other[PATH_MAX];
+
+	if (pid != t->main && maps_libmmsb(pid, t->lib, other, sizeof(other)) && !t->untraced++)
+		t->first_untraced = pid;
+}
+
+/* Resume a tracee from a stop as if it were not traced. */
+static void tree_resume(pid_t pid, int status)
+{
+	int sig = WSTOPSIG(status), ev = status >> 16;
+
+	if (ev == PTRACE_EVENT_STOP) {
+		/* a group-stop (job control) stays stopped; a new child's first stop goes on */
+		if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU)
+			ptrace(PTRACE_LISTEN, pid, NULL, NULL);
+		else
+			ptrace(PTRACE_CONT, pid, NULL, NULL);
+	} else {
+		/* an event (fork, exec, exit) carries no signal; a signal stop delivers its signal */
+		ptrace(PTRACE_CONT, pid, NULL, (void *)(long)(ev ? 0 : sig));
+	}
+}
+
+/* One ptrace stop or death in the tree; false when the main process is done with. */
+static bool tree_event(struct tree *t, pid_t w, int status)
+{
+	int ev = status >> 16;
+
+	if (!WIFSTOPPED(status)) {
+		if (w != t->main) {
+			tree_del(t, w);
+			return true;
+		}
+		t->main_status = status;
+		t->main_gone = true;
+		return false;
+	}
+	if (w != t->main && !tree_add(t, w)) {
+		/* more descendants than we can follow: let this one go */
+		ptrace(PTRACE_DETACH, w, NULL, NULL);
+		return true;
+	}
+	if (ev == PTRACE_EVENT_FORK || ev == PTRACE_EVENT_VFORK) {
+		unsigned long child;
+
+		if (!ptrace(PTRACE_GETEVENTMSG, w, NULL, &child) && !tree_add(t, (pid_t)child))
+			ptrace(PTRACE_DETACH, (pid_t)child, NULL, NULL);
+	} else if (ev == PTRACE_EVENT_EXIT && w == t->main) {
+		t->main_exiting = true;
+		return false; /* stays stopped: the caller reads its maps, then lets it go */
+	} else if (ev == PTRACE_EVENT_EXIT) {
+		tree_check(t, w);
+	}
+	tree_resume(w, status);
+	return true;
+}
+
+/* Stop PID wherever it runs and detach from it, passing on a signal it was stopped for. */
+static void tree_detach(struct tree *t, pid_t pid)
+{
+	int status;
+
+	if (ptrace(PTRACE_INTERRUPT, pid, NULL, NULL))
+		return; /* gone already */
+	while (waitpid(pid, &status, __WALL) == pid) {
+		if (!WIFSTOPPED(status)) {
+			if (pid == t->main) {
+				t->main_status = status;
+				t->main_gone = true;
+			}
+			return;
+		}
+		if ((status >> 16) == PTRACE_EVENT_FORK || (status >> 16) == PTRACE_EVENT_VFORK) {
+			unsigned long child;
+
+			/* its new child is ours too until let go */
+			if (!ptrace(PTRACE_GETEVENTMSG, pid, NULL, &child))
+				tree_add(t, (pid_t)child);
+		}
+		tree_check(t, pid);
+		ptrace(PTRACE_DETACH, pid, NULL,
+		       (void *)(long)((status >> 16) ? 0 : WSTOPSIG(status)));
+		return;
+	}
+}
+
+/* Let every process of the tree go on untraced (the main one too unless it has exited). */
+static void tree_release(struct tree *t)
+{
+	if (t->main_exiting) {
+		ptrace(PTRACE_DETACH, t->main, NULL, NULL);
+	} else if (!t->main_gone) {
+		tree_detach(t, t->main);
+	}
+	while (t->n) {
+		pid_t pid = t->pids[t->n - 1];
+
+		tree_detach(t, pid);
+		tree_del(t, pid);
+	}
+}
+
+/*
+ * Start CMD seized, stopped at its exec: 0 and the pid, or the command's own exit status when it
+ * could not start (126 or 127, as a shell says; the child printed why).
+ */
+static int start_command(char **cmd, struct tree *t)
+{
+	int go[2], status;
+	pid_t child;
+	char b = 0;
+
+	if (pipe2(go, O_CLOEXEC)) {
+		p_err("pipe: %s", strerror(errno));
+		return -1;
+	}
+	child = fork();
+	if (child < 0) {
+		p_err("fork: %s", strerror(errno));
+		close(go[0]);
+		close(go[1]);
+		return -1;
+	}
+	if (!child) {
+		int err;
+
+		close(go[1]);
+		/* no exec before the parent holds us: the exec must be a traced stop */
+		if (read(go[0], &b, 1) != 1)
+			_exit(126);
+		/* under sudo the command is the user's, never root's, unless --as-root */
+		if (!ro.as_root && (err = drop_to_invoker())) {
+			fprintf(stderr, "%s: cannot run %s as the invoking user: %s\n", prog_name,
+				cmd[0], strerror(-err));
+			_exit(126);
+		}
+		execvp(cmd[0], cmd);
+		err = errno;
+		fprintf(stderr, "%s: %s: %s\n", prog_name, cmd[0], strerror(err));
+		_exit(err == ENOENT ? 127 : 126);
+	}
+	close(go[0]);
+	t->main = child;
+	if (ptrace(PTRACE_SEIZE, child, NULL,
+		   (void *)(long)(PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT | PTRACE_O_TRACEFORK |
+				  PTRACE_O_TRACEVFORK))) {
+		p_err("ptrace %s: %s", cmd[0], strerror(errno));
+		close(go[1]); /* the child reads end of file and leaves without running CMD */
+		waitpid(child, &status, 0);
+		return -1;
+	}
+	if (write(go[1], "g", 1) != 1) {
+		p_err("start %s: %s", cmd[0], strerror(errno));
+		close(go[1]);
+		kill(child, SIGKILL);
+		waitpid(child, &status, 0);
+		return -1;
+	}
+	close(go[1]);
+	for (;;) {
+		if (waitpid(child, &status, __WALL) != child) {
+			if (errno == EINTR)
+				continue;
+			p_err("%s did not start: %s", cmd[0], strerror(errno));
+			return -1;
+		}
+		if (!WIFSTOPPED(status)) {
+			t->main_gone = true;
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		}
+		if ((status >> 16) == PTRACE_EVENT_EXEC)
+			return 0;
+		tree_resume(child, status);
+	}
+}
+
+/* The command's end as a shell reports it: the status to exit with, a line for a signal. */
+static int command_status(const char *name, int status)
+{
+	int sig;
+
+	if (WIFEXITED(status)) {
+		if (WEXITSTATUS(status))
+			fprintf(stderr, "%s: %s exited with status %d\n", prog_name, name,
+				WEXITSTATUS(status));
+		return WEXITSTATUS(status);
+	}
+	sig = WTERMSIG(status);
+	/* as bash: an interrupt or a broken pipe is what the user did, no news */
+	if (sig != SIGINT && sig != SIGPIPE)
+		fprintf(stderr, "%s: %s: %s%s\n", prog_name, name, strsignal(sig),
+			WCOREDUMP(status) ? " (core dumped)" : "");
+	return 128 + sig;
 }
 
 int do_record(int argc, char **argv)
@@ -1134,7 +1392,8 @@ int do_record(int argc, char **argv)
 	uint32_t mask;
 	int c, n_links = 0, ret = EXIT_FAIL, status = 0;
 	uint64_t t0, deadline = 0, last_maps = 0;
-	pid_t child = 0;
+	struct tree tr = { 0 };
+	bool started = false;
 	char **cmd = NULL;
 
 	memset(&ro, 0, sizeof(ro));
@@ -1269,10 +1528,28 @@ int do_record(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 
-	/* find the library */
+	/* find the library, as the invoking user: the paths are theirs */
+	if (ro.pid && !ro.as_root) {
+		char why[256];
+		int err = invoker_may_trace((int)ro.pid, why, sizeof(why));
+
+		if (err == -ESRCH) {
+			p_err("process %" PRIu64 ": no such process", ro.pid);
+			return EXIT_FAIL;
+		}
+		if (err) {
+			p_err("%s; --as-root traces it anyway", why);
+			return EXIT_FAIL;
+		}
+	}
+	if (as_user_enter()) {
+		p_err("cannot take the invoking user's identity");
+		return EXIT_FAIL;
+	}
 	if (ro.lib) {
-		if (!realpath(ro.lib, lib)) {
+		if (!realpath(ro.lib, lib) || faccessat(AT_FDCWD, lib, R_OK, AT_EACCESS)) {
 			p_err("%s: %s", ro.lib, strerror(errno));
+			as_user_leave();
 			return EXIT_FAIL;
 		}
 	} else if (ro.pid) {
@@ -1280,22 +1557,44 @@ int do_record(int argc, char **argv)
 
 		if (err == -ENOENT && kill((pid_t)ro.pid, 0) && errno == ESRCH) {
 			p_err("process %" PRIu64 ": no such process", ro.pid);
+			as_user_leave();
 			return EXIT_FAIL;
 		}
 		if (err) {
 			p_err("process %" PRIu64 " has no libmmsb mapped and no mmsb probes",
 			      ro.pid);
+			as_user_leave();
 			return EXIT_FAIL;
 		}
 	} else if (target_lib_of_cmd(cmd, lib, sizeof(lib))) {
 		p_err("cannot tell which libmmsb %s loads; name it with -l PATH", cmd[0]);
+		as_user_leave();
 		return EXIT_FAIL;
 	}
+	as_user_leave();
+
+	/*
+	 * Every output now, before the command starts: an unwritable path fails here, not after the
+	 * run it was to record. Each is a temporary until the report is complete (tool_helpers.h).
+	 */
+	{
+		const char *paths[N_OUT] = {
+			[OUT_FOLDED] = ro.folded,
+			[OUT_JSON] = ro.json_out,
+			[OUT_SPEEDSCOPE] = ro.speedscope,
+			[OUT_EVENTS] = ro.events,
+		};
+
+		for (int i = 0; i < N_OUT; i++)
+			if (paths[i] && out_open(&ro.out[i], paths[i]))
+				goto out;
+	}
+	tl.f = ro.out[OUT_EVENTS].f;
 
 	skel = mmsb_trace_bpf__open();
 	if (!skel) {
 		p_err("open BPF object: %s", strerror(errno));
-		return EXIT_FAIL;
+		goto out;
 	}
 	skel->rodata->kinds_mask = mask;
 	skel->rodata->stack_mode = (uint32_t)ro.stack_mode;
@@ -1314,33 +1613,17 @@ int do_record(int argc, char **argv)
 		p_err("--host-sample: %s", strerror(ENOMEM));
 		goto out;
 	}
-	if (ro.events && !(tl.f = fopen(ro.events, "w"))) {
-		p_err("%s: %s", ro.events, strerror(errno));
-		goto out;
-	}
 
 	if (cmd) {
-		/* the child stops at exec (traced), so the probes are attached before main runs */
-		child = fork();
-		if (child < 0) {
-			p_err("fork: %s", strerror(errno));
+		/* the child stops at its exec, so the probes are attached before main runs */
+		tr.lib = lib;
+		status = start_command(cmd, &tr);
+		if (status) {
+			/* it never ran (127: not found): its status is ours, the outputs go */
+			ret = status < 0 ? EXIT_FAIL : status;
 			goto out;
 		}
-		if (!child) {
-			if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
-				_exit(126);
-			drop_privileges();
-			execvp(cmd[0], cmd);
-			fprintf(stderr, "%s: %s: %s\n", prog_name, cmd[0], strerror(errno));
-			_exit(127);
-		}
-		if (waitpid(child, &status, 0) != child || !WIFSTOPPED(status)) {
-			p_err("%s did not start", cmd[0]);
-			goto out;
-		}
-		ptrace(PTRACE_SETOPTIONS, child, NULL,
-		       (void *)(long)(PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL));
-		rp.pid = child;
+		rp.pid = tr.main;
 	} else {
 		rp.pid = (int)ro.pid;
 	}
@@ -1412,37 +1695,28 @@ int do_record(int argc, char **argv)
 	t0 = mono_ns();
 	if (ro.duration)
 		deadline = t0 + (uint64_t)(ro.duration * 1e9);
-	if (child)
-		ptrace(PTRACE_CONT, child, NULL, NULL);
-	else
+	if (cmd) {
+		ptrace(PTRACE_CONT, tr.main, NULL, NULL);
+		started = true;
+	} else {
 		rp.syms = syms_load_pid(rp.pid);
+	}
 
 	/* follow the target until it exits, the duration ends or we are told to stop */
 	for (;;) {
 		if (stop_requested || (deadline && mono_ns() >= deadline))
 			break;
-		if (child) {
-			pid_t w = waitpid(child, &status, __WALL | WNOHANG);
+		if (cmd) {
+			pid_t w = waitpid(-1, &status, __WALL | WNOHANG);
 
-			if (w == child && WIFSTOPPED(status)) {
-				int sig = WSTOPSIG(status);
-
-				if (sig == SIGTRAP && (status >> 16) == PTRACE_EVENT_EXIT) {
-					/* about to exit, maps still intact: keep them for the symbols */
-					rp.wall_ns = mono_ns() - t0;
-					syms_free(rp.syms);
-					rp.syms = syms_load_pid(child);
-					ptrace(PTRACE_DETACH, child, NULL, NULL);
-					waitpid(child, &status, 0);
-					child = -child;
+			if (w > 0) {
+				if (!tree_event(&tr, w, status))
 					break;
-				}
-				ptrace(PTRACE_CONT, child, NULL,
-				       (void *)(long)(sig == SIGTRAP ? 0 : sig));
 				continue;
 			}
-			if (w == child) {
-				child = -child; /* gone without an exit stop */
+			if (w < 0 && errno == ECHILD) {
+				/* nothing left to wait for (cannot happen): never spin */
+				tr.main_gone = true;
 				break;
 			}
 		} else if (kill(rp.pid, 0) && errno == ESRCH) {
@@ -1458,37 +1732,53 @@ int do_record(int argc, char **argv)
 			last_maps = mono_ns();
 		}
 		if (rb)
-			ring_buffer__poll(rb, child ? 2 : 50);
+			ring_buffer__poll(rb, cmd ? 2 : 50);
 		else
-			usleep(child ? 2000 : 50000);
+			usleep(cmd ? 2000 : 50000);
 	}
-	if (!rp.wall_ns)
-		rp.wall_ns = mono_ns() - t0;
-	if (child > 0 && !rp.syms)
-		rp.syms = syms_load_pid(child);
+	rp.wall_ns = mono_ns() - t0;
+	if (cmd && !tr.main_gone) {
+		char other[PATH_MAX];
+
+		/* at its exit stop or still running: its maps are all there, for the symbols */
+		syms_free(rp.syms);
+		rp.syms = syms_load_pid(tr.main);
+		if (maps_libmmsb(tr.main, lib, other, sizeof(other)) == 2)
+			fprintf(stderr,
+				"%s: process %d loaded %s, the probes were on %s: name it with -l\n",
+				prog_name, tr.main, other, lib);
+	}
 	/*
-	 * Detach before reporting: the target runs on untraced. The sampler first: taking probes
-	 * out of a running process can take seconds, and its samples must cover the traced time.
+	 * Let the command's processes go first: a tracee that stops (a signal, a fork) while the
+	 * probes come out (seconds) would wait for us. Then detach the probes before reporting: the
+	 * target runs on untraced. The sampler first: its samples must cover the traced time.
 	 */
+	if (cmd) {
+		tree_release(&tr);
+		rp.untraced = tr.untraced;
+	}
 	for (int i = 0; i < n_host_links; i++)
 		bpf_link__destroy(host_links[i]);
 	n_host_links = 0;
 	for (int i = 0; i < n_links; i++)
 		bpf_link__destroy(links[i]);
 	n_links = 0;
-	if (child > 0) {
-		ptrace(PTRACE_DETACH, child, NULL, NULL);
-		kill(child, SIGCONT);
-	}
 	if (rb)
 		ring_buffer__consume(rb); /* what the target wrote before we detached */
 	for (int i = 0; i < CNT_MAX; i++)
 		rp.counters[i] = skel->bss->counters[i];
 	if (skel->bss->last_end_ns > skel->bss->first_begin_ns)
 		rp.window_ns = skel->bss->last_end_ns - skel->bss->first_begin_ns;
+	features_probe(&rp.features);
+	/* symbols and outputs with the user's rights: the files are theirs */
+	if (as_user_enter()) {
+		p_err("cannot take the invoking user's identity");
+		goto out;
+	}
 	if (ro.host_hz && host_collect(bpf_map__fd(skel->maps.host_samples), rp.syms, &rp.host))
 		p_err("--host-sample: %s", strerror(ENOMEM));
 	ret = write_outputs(&rp);
+	as_user_leave();
 	/*
 	 * The records' switch last, after the report: the kernel takes a probe out only once every
 	 * task has passed a quiescent point, and a host busy in user space (what this measures, with
@@ -1497,18 +1787,37 @@ int do_record(int argc, char **argv)
 	fflush(stdout);
 	bpf_link__destroy(host_reg);
 	host_reg = NULL;
-	if (tl.f && (tl.write_err | fclose(tl.f))) {
-		p_err("%s: %s", ro.events, strerror(errno));
-		ret = EXIT_FAIL;
+	if (tl.f) {
+		if (tl.write_err) {
+			p_err("%s: %s", ro.events, strerror(EIO));
+			out_discard(&ro.out[OUT_EVENTS]);
+			ret = EXIT_FAIL;
+		} else if (out_close(&ro.out[OUT_EVENTS])) {
+			ret = EXIT_FAIL;
+		}
+		tl.f = NULL;
 	}
-	tl.f = NULL;
-	if (child > 0) {
-		/* the command's own exit status is ours when it fails */
-		waitpid(child, &status, 0);
+	if (tr.untraced)
+		fprintf(stderr,
+			"%s: %d other process%s of the command (first: %d) used libmmsb and %s not "
+			"traced: only process %d is (docs/tracing.md)\n",
+			prog_name, tr.untraced, tr.untraced > 1 ? "es" : "", tr.first_untraced,
+			tr.untraced > 1 ? "were" : "was", tr.main);
+	if (cmd && !tr.main_gone && !tr.main_exiting) {
+		/* -d or a signal ended the tracing: the command goes on, we do not wait for it */
+		fprintf(stderr, "%s: tracing ended; process %d goes on untraced\n", prog_name,
+			tr.main);
+	} else if (cmd) {
+		/* it has exited or is exiting: its status is ours, unless the report failed */
+		if (!tr.main_gone && waitpid(tr.main, &tr.main_status, 0) == tr.main)
+			tr.main_gone = true;
+		if (tr.main_gone) {
+			int st = command_status(cmd[0], tr.main_status);
+
+			if (ret == EXIT_OK)
+				ret = st;
+		}
 	}
-	if (cmd && WIFEXITED(status) && WEXITSTATUS(status) && ret == EXIT_OK)
-		fprintf(stderr, "%s: %s exited with status %d\n", prog_name, cmd[0],
-			WEXITSTATUS(status));
 out:
 	for (int i = 0; i < n_links; i++)
 		bpf_link__destroy(links[i]);
@@ -1517,16 +1826,20 @@ out:
 	free(host_links);
 	bpf_link__destroy(host_reg);
 	host_report_free(&rp.host);
-	if (child > 0)
-		kill(child, SIGKILL);
+	if (tr.main > 0 && !started && !tr.main_gone) {
+		/* stopped at its exec, never ran an instruction of its own: nothing was started */
+		kill(tr.main, SIGKILL);
+		waitpid(tr.main, &status, 0);
+	}
 	syms_free(rp.syms);
 	ring_buffer__free(rb);
 	for (int i = 0; pmu_fds && i < ro.n_pmu * nr_cpus; i++)
 		if (pmu_fds[i] >= 0)
 			close(pmu_fds[i]);
 	free(pmu_fds);
-	if (tl.f)
-		fclose(tl.f);
+	/* what was not completed leaves the files at those paths as they were */
+	for (int i = 0; i < N_OUT; i++)
+		out_discard(&ro.out[i]);
 	free(tl.v);
 	mmsb_trace_bpf__destroy(skel);
 	return ret;
