@@ -276,13 +276,27 @@ int invoker_may_trace(int pid, char *why, size_t len)
 	return 0;
 }
 
+/* One line for a path the user's rights do not reach: under sudo, say whose rights those were. */
+static void out_err(const char *path, int err)
+{
+	if (err == -ELOOP)
+		p_err("%s: is a symbolic link: outputs are not written through one", path);
+	else if (err == -EINVAL)
+		p_err("%s: not a regular file, a FIFO or a character device", path);
+	else if ((err == -EACCES || err == -EPERM) && sudo_invoker(NULL, NULL))
+		p_err("%s: %s (under sudo, outputs are written as the invoking user, uid %u)", path,
+		      strerror(-err), (unsigned int)inv.uid);
+	else
+		p_err("%s: %s", path, strerror(-err));
+}
+
 int out_mkdir(const char *dir)
 {
 	struct stat st;
 	int err = as_user_enter();
 
 	if (err)
-		goto out_err;
+		goto fail;
 	if (mkdir(dir, 0777) && errno != EEXIST)
 		err = -errno;
 	else if (lstat(dir, &st))
@@ -294,11 +308,8 @@ int out_mkdir(const char *dir)
 	as_user_leave();
 	if (!err)
 		return 0;
-out_err:
-	if (err == -ELOOP)
-		p_err("%s: is a symbolic link: outputs are not written through one", dir);
-	else
-		p_err("%s: %s", dir, strerror(-err));
+fail:
+	out_err(dir, err);
 	return err;
 }
 
@@ -422,12 +433,7 @@ int out_open(struct out_file *o, const char *path)
 		close(o->dirfd);
 	o->dirfd = -1;
 	o->f = NULL;
-	if (err == -ELOOP)
-		p_err("%s: is a symbolic link: outputs are not written through one", path);
-	else if (err == -EINVAL)
-		p_err("%s: not a regular file, a FIFO or a character device", path);
-	else
-		p_err("%s: %s", path, strerror(-err));
+	out_err(path, err);
 	return err;
 }
 
@@ -477,7 +483,7 @@ int out_close(struct out_file *o)
 		}
 	}
 	if (err) {
-		p_err("%s: %s", o->path, strerror(err));
+		out_err(o->path, -err);
 		out_discard(o);
 		return -1;
 	}
