@@ -10,7 +10,8 @@
  *   mmsb-trace [-j] pmu list [--all]         the counters record --pmu can read here
  *   mmsb-trace help [COMMAND]
  *
- * Exit status: 0 ok, 1 failure, 2 usage. Commands match by unique prefix, as in bpftool.
+ * Exit status: 0 ok, 1 failure, 2 usage (record -- CMD: the command's own). Commands match by
+ * unique prefix, as in bpftool.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -278,7 +279,7 @@ static int do_help(int argc, char **argv)
 	       "  -V, --version  versions of the tool and the library\n"
 	       "  -h, --help     this text\n\n"
 	       "Commands match by unique prefix. '%s help COMMAND' explains one.\n"
-	       "Exit status: 0 ok, 1 failure, 2 usage.\n",
+	       "Exit status: 0 ok, 1 failure, 2 usage; record -- CMD exits with CMD's status.\n",
 	       prog_name);
 	return EXIT_OK;
 }
