@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Errors, the print callback, growable buffers, CRC32C and UTF-8 checks. */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,6 +22,9 @@ const char *mmsb_version(void)
 
 const char *mmsb__strerror(int err)
 {
+	/* INT_MIN has no positive: it is no error we know either */
+	if (err == INT_MIN)
+		return "unknown error";
 	if (err < 0)
 		err = -err;
 	switch (err) {
@@ -42,6 +46,8 @@ const char *mmsb_strerror(int err)
 const char *mmsb_errname(int err)
 {
 	MMSB_API_SCOPE(mmsb_errname);
+	if (err == INT_MIN)
+		return "E?";
 	if (err < 0)
 		err = -err;
 	switch (err) {

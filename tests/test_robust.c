@@ -338,6 +338,7 @@ TEST(null_and_empty_arguments)
 	ASSERT_TRUE(mmsb_strerror(0));
 	ASSERT_TRUE(mmsb_strerror(-123456));
 	ASSERT_TRUE(mmsb_errname(INT32_MIN));
+	ASSERT_TRUE(mmsb_strerror(INT32_MIN));
 
 	/* a tick with nothing to apply: no memcpy from the workers' empty lists */
 	struct mmsb_engine *e = mmsb_engine_new(s, NULL);
