@@ -283,6 +283,8 @@ static void out_err(const char *path, int err)
 		p_err("%s: is a symbolic link: outputs are not written through one", path);
 	else if (err == -EINVAL)
 		p_err("%s: not a regular file, a FIFO or a character device", path);
+	else if (err == -ENXIO)
+		p_err("%s: a FIFO with no reader", path);
 	else if ((err == -EACCES || err == -EPERM) && sudo_invoker(NULL, NULL))
 		p_err("%s: %s (under sudo, outputs are written as the invoking user, uid %u)", path,
 		      strerror(-err), (unsigned int)inv.uid);
@@ -375,11 +377,22 @@ static int out_open_as_user(struct out_file *o, const char *path)
 	if (S_ISDIR(st.st_mode))
 		return -EISDIR;
 	if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {
-		/* a reader at the other end, or /dev/null: there is nothing to replace */
+		/*
+		 * A reader at the other end, or /dev/null: there is nothing to replace. A FIFO
+		 * without a reader fails now (ENXIO) rather than hang before the command starts.
+		 */
 		o->tmp[0] = 0;
-		fd = openat(o->dirfd, o->name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+		fd = openat(o->dirfd, o->name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 		if (fd < 0)
-			fd = -errno;
+			return -errno;
+		if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) || fstat(fd, &st))
+			err = -errno;
+		else if (!S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode))
+			err = -EINVAL; /* swapped for something else since the fstatat */
+		if (err) {
+			close(fd);
+			return err;
+		}
 	} else if (st.st_mode && !S_ISREG(st.st_mode)) {
 		return -EINVAL;
 	} else {

@@ -1230,14 +1230,26 @@ static bool tree_event(struct tree *t, pid_t w, int status)
 	return true;
 }
 
-/* Stop PID wherever it runs and detach from it, passing on a signal it was stopped for. */
+/*
+ * Stop PID wherever it runs and detach from it, passing on a signal it was stopped for. A tracee
+ * that does not stop within two seconds (blocked in the kernel) is left to the kernel, which
+ * detaches every tracee of ours when we exit: it goes on then.
+ */
 static void tree_detach(struct tree *t, pid_t pid)
 {
 	int status;
 
 	if (ptrace(PTRACE_INTERRUPT, pid, NULL, NULL))
 		return; /* gone already */
-	while (waitpid(pid, &status, __WALL) == pid) {
+	for (int waited = 0; waited < 2000; waited++) {
+		pid_t w = waitpid(pid, &status, __WALL | WNOHANG);
+
+		if (w == 0) {
+			usleep(1000);
+			continue;
+		}
+		if (w != pid)
+			return;
 		if (!WIFSTOPPED(status)) {
 			if (pid == t->main) {
 				t->main_status = status;
@@ -1259,20 +1271,23 @@ static void tree_detach(struct tree *t, pid_t pid)
 	}
 }
 
-/* Let every process of the tree go on untraced (the main one too unless it has exited). */
+/*
+ * Let every process of the tree go on untraced, the newest first: a parent blocked in vfork()
+ * reaches no stop until its child has been let go to exec. The main process last, unless it is
+ * at its exit stop already.
+ */
 static void tree_release(struct tree *t)
 {
-	if (t->main_exiting) {
+	if (t->main_exiting)
 		ptrace(PTRACE_DETACH, t->main, NULL, NULL);
-	} else if (!t->main_gone) {
-		tree_detach(t, t->main);
-	}
 	while (t->n) {
 		pid_t pid = t->pids[t->n - 1];
 
 		tree_detach(t, pid);
 		tree_del(t, pid);
 	}
+	if (!t->main_exiting && !t->main_gone)
+		tree_detach(t, t->main);
 }
 
 /*
@@ -1322,6 +1337,7 @@ static int start_command(char **cmd, struct tree *t)
 		p_err("ptrace %s: %s", cmd[0], strerror(errno));
 		close(go[1]); /* the child reads end of file and leaves without running CMD */
 		waitpid(child, &status, 0);
+		t->main_gone = true;
 		return -1;
 	}
 	if (write(go[1], "g", 1) != 1) {
@@ -1329,6 +1345,7 @@ static int start_command(char **cmd, struct tree *t)
 		close(go[1]);
 		kill(child, SIGKILL);
 		waitpid(child, &status, 0);
+		t->main_gone = true;
 		return -1;
 	}
 	close(go[1]);
@@ -1341,7 +1358,9 @@ static int start_command(char **cmd, struct tree *t)
 		}
 		if (!WIFSTOPPED(status)) {
 			t->main_gone = true;
-			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+			if (WIFSIGNALED(status))
+				return 128 + WTERMSIG(status);
+			return WEXITSTATUS(status) ? WEXITSTATUS(status) : 126;
 		}
 		if ((status >> 16) == PTRACE_EVENT_EXEC)
 			return 0;
@@ -1778,15 +1797,19 @@ int do_record(int argc, char **argv)
 	if (skel->bss->last_end_ns > skel->bss->first_begin_ns)
 		rp.window_ns = skel->bss->last_end_ns - skel->bss->first_begin_ns;
 	features_probe(&rp.features);
-	/* symbols and outputs with the user's rights: the files are theirs */
-	if (as_user_enter()) {
+	/*
+	 * The objects read for symbols with the user's rights, as the user could (--as-root: the
+	 * user asked for root's view); the outputs are the user's in any case (out_close).
+	 */
+	if (!ro.as_root && as_user_enter()) {
 		p_err("cannot take the invoking user's identity");
 		goto out;
 	}
 	if (ro.host_hz && host_collect(bpf_map__fd(skel->maps.host_samples), rp.syms, &rp.host))
 		p_err("--host-sample: %s", strerror(ENOMEM));
 	ret = write_outputs(&rp);
-	as_user_leave();
+	if (!ro.as_root)
+		as_user_leave();
 	/*
 	 * The records' switch last, after the report: the kernel takes a probe out only once every
 	 * task has passed a quiescent point, and a host busy in user space (what this measures, with
