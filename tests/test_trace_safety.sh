@@ -38,7 +38,9 @@ skip_all() {
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (CAP_BPF, CAP_PERFMON)"
 [ -r /sys/kernel/btf/vmlinux ] || skip_all "the kernel has no BTF"
 command -v bpftool >/dev/null || [ -x /usr/sbin/bpftool ] || skip_all "no bpftool"
-[ -n "$T" ] && [ -x "$T" ] && [ -n "$W" ] || skip_all "mmsb-trace or the workload is not built"
+if [ -z "$T" ] || [ ! -x "$T" ] || [ -z "$W" ]; then
+	skip_all "mmsb-trace or the workload is not built"
+fi
 [ -n "${SAN:-}" ] && skip_all "runs in the plain build"
 
 U=$(id -u nobody 2>/dev/null || echo 65534)
@@ -113,31 +115,35 @@ else
 fi
 
 # 8. under sudo: -p of root's process needs --as-root; the user's own process is fine
-"$W" loop >/dev/null &
-rpid=$!
-pids+=("$rpid")
-setpriv --reuid="$U" --regid="$G" --clear-groups "$W" loop >/dev/null &
-upid=$!
-pids+=("$upid")
-for _ in $(seq 100); do
-	grep -q libmmsb "/proc/$rpid/maps" 2>/dev/null && grep -q libmmsb "/proc/$upid/maps" 2>/dev/null && break
-	sleep 0.02
-done
-as_sudo "${R[@]}" -p "$rpid" -d 1 >"$tmp/o" 2>"$tmp/e"
-rc1=$?
-as_sudo "${R[@]}" --as-root -p "$rpid" -d 1 >/dev/null 2>"$tmp/e2"
-rc2=$?
-as_sudo "${R[@]}" -p "$upid" -d 1 >/dev/null 2>"$tmp/e3"
-rc3=$?
-if [ $rc1 -eq 1 ] && [ "$(wc -l <"$tmp/e")" -eq 1 ] && grep -q -- --as-root "$tmp/e" &&
-	[ $rc2 -eq 0 ] && [ $rc3 -eq 0 ]; then
-	ok "sudo: -p of root's process refused ($(cat "$tmp/e")); with --as-root and the user's own: traced"
+if ! command -v setpriv >/dev/null; then
+	skip "${names[7]}" "setpriv is not installed"
 else
-	sed 's/^/# /' "$tmp/e" "$tmp/e2" "$tmp/e3" | head -4
-	bad "sudo: -p: root's $rc1, with --as-root $rc2, the user's own $rc3"
+	"$W" loop >/dev/null &
+	rpid=$!
+	pids+=("$rpid")
+	setpriv --reuid="$U" --regid="$G" --clear-groups "$W" loop >/dev/null &
+	upid=$!
+	pids+=("$upid")
+	for _ in $(seq 100); do
+		grep -q libmmsb "/proc/$rpid/maps" 2>/dev/null && grep -q libmmsb "/proc/$upid/maps" 2>/dev/null && break
+		sleep 0.02
+	done
+	as_sudo "${R[@]}" -p "$rpid" -d 1 >"$tmp/o" 2>"$tmp/e"
+	rc1=$?
+	as_sudo "${R[@]}" --as-root -p "$rpid" -d 1 >/dev/null 2>"$tmp/e2"
+	rc2=$?
+	as_sudo "${R[@]}" -p "$upid" -d 1 >/dev/null 2>"$tmp/e3"
+	rc3=$?
+	if [ $rc1 -eq 1 ] && [ "$(wc -l <"$tmp/e")" -eq 1 ] && grep -q -- --as-root "$tmp/e" &&
+		[ $rc2 -eq 0 ] && [ $rc3 -eq 0 ]; then
+		ok "sudo: -p of root's process refused ($(cat "$tmp/e")); with --as-root and the user's own: traced"
+	else
+		sed 's/^/# /' "$tmp/e" "$tmp/e2" "$tmp/e3" | head -4
+		bad "sudo: -p: root's $rc1, with --as-root $rc2, the user's own $rc3"
+	fi
+	kill -9 "$rpid" "$upid" 2>/dev/null
+	wait "$rpid" "$upid" 2>/dev/null
 fi
-kill -9 "$rpid" "$upid" 2>/dev/null
-wait "$rpid" "$upid" 2>/dev/null
 
 # 9. a quote in the command's path: no shell ever sees it
 q="$tmp/x';touch INJECTED;'"
