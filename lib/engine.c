@@ -41,6 +41,7 @@ struct worker {
 	struct mmsb_page **touched; /* pages this worker changed in the batch */
 	size_t n_touched, cap_touched;
 	uint64_t bytes;
+	size_t n_gpu;  /* deltas of this worker's slice to GPU pages */
 	size_t err_at; /* smallest bad index this worker saw, or SIZE_MAX */
 	int err;
 } __attribute__((aligned(64)));
@@ -106,6 +107,7 @@ static void validate(struct mmsb_engine *e, struct worker *w)
 	for (unsigned int b = 0; b < e->w; b++)
 		w->bucket[b].n = 0;
 	w->n_touched = 0;
+	w->n_gpu = 0;
 	w->bytes = 0;
 	w->err = 0;
 	w->err_at = SIZE_MAX;
@@ -121,6 +123,8 @@ static void validate(struct mmsb_engine *e, struct worker *w)
 			err = push_item(&w->bucket[e->w > 1 ? owner(e, d->page_id) : 0], i, p);
 		if (!err && e->pages)
 			e->pages[i] = p; /* the log pass reads pages in input order */
+		if (!err)
+			w->n_gpu += p->dev != NULL;
 		if (err) {
 			w->err = err;
 			w->err_at = i;
@@ -148,9 +152,44 @@ static int apply(struct mmsb_engine *e, struct worker *w)
 					return -ENOMEM;
 				w->touched[w->n_touched++] = p;
 			}
-			w->bytes += mmsb__apply_bytes(p, d);
+			size_t bytes;
+			int err = mmsb__apply_bytes(p, d, &bytes);
+
+			if (err)
+				return err;
+			w->bytes += bytes;
 		}
 	}
+	return 0;
+}
+
+/*
+ * Worker 0, the others waiting: each GPU page's copy that its first delta writes made current
+ * before the batch is logged, so a download that fails aborts the batch with nothing changed.
+ */
+static int prepare_gpu(struct mmsb_engine *e)
+{
+	uint64_t gen = ++e->s->mark_gen;
+	size_t n_gpu = 0;
+	int err = 0;
+
+	for (unsigned int k = 0; k < e->w; k++)
+		n_gpu += e->wk[k].n_gpu;
+	for (unsigned int j = 0; n_gpu && j < e->w; j++)
+		for (unsigned int k = 0; k < e->w; k++) {
+			const struct bucket *b = &e->wk[j].bucket[k];
+
+			for (size_t x = 0; x < b->n && !err; x++) {
+				struct mmsb_page *p = b->v[x].p;
+
+				if (!p->dev || p->mark == gen)
+					continue;
+				p->mark = gen;
+				err = mmsb__apply_prepare(p, e->ds[b->v[x].i]);
+			}
+			if (err)
+				return err;
+		}
 	return 0;
 }
 
@@ -166,6 +205,8 @@ static int decide(struct mmsb_engine *e)
 			first = e->wk[k].err_at;
 			err = e->wk[k].err;
 		}
+	if (!err)
+		err = prepare_gpu(e);
 	if (err || !s->log)
 		return err;
 	/* framed whole, then written and synced once: the batch is durable before it is visible */

@@ -61,6 +61,7 @@ static struct {
  * The original's plan (the GPU from 256 KiB) was 2 to 15 times slower there at 256 KiB and 1 MiB.
  */
 static void fill_grid(void);
+static int table_load(const char *path);
 
 static void default_table(void)
 {
@@ -131,7 +132,7 @@ static void load_backend(void)
 	ops->describe(gpu.device, sizeof(gpu.device));
 	gpu.reason[0] = 0;
 	gpu.ops = ops;
-	if ((path = getenv("MMSB_GPU_CROSSOVER")) && mmsb__gpu_table_load(path))
+	if ((path = getenv("MMSB_GPU_CROSSOVER")) && table_load(path))
 		pr_warn("MMSB_GPU_CROSSOVER=%s: not a crossover table; using the built-in one\n",
 			path);
 }
@@ -144,7 +145,7 @@ const struct mmsb_gpu_ops *mmsb__gpu(void)
 
 /* ---- the router ---- */
 
-int mmsb__gpu_table_load(const char *path)
+static int table_load(const char *path)
 {
 	struct xo_point pts[MAX_POINTS];
 	char line[256], op[16];
@@ -248,12 +249,10 @@ bool mmsb__gpu_prefer(size_t size, size_t changed, size_t batch)
 
 /* ---- coherence ---- */
 
-int mmsb__page_host(struct mmsb_page *p)
+int mmsb__gpu_download(struct mmsb_page *p)
 {
 	int err;
 
-	if (!p->dev || (p->coh & MMSB_COH_HOST))
-		return 0;
 	MMSB_TRACE(GPU_COPY_BEGIN, p->id, 0, p->size);
 	err = gpu.ops->download(p->data, p->dev, p->size);
 	MMSB_TRACE(GPU_COPY_END, p->id, 0, err);
@@ -265,7 +264,7 @@ int mmsb__page_host(struct mmsb_page *p)
 	return 0;
 }
 
-static int page_dev(struct mmsb_page *p)
+int mmsb__gpu_upload(struct mmsb_page *p)
 {
 	int err;
 
@@ -323,21 +322,24 @@ static uint32_t *sparse_index(const struct mmsb_delta *d, size_t n, size_t *coun
 	return idx;
 }
 
+bool mmsb__gpu_route(struct mmsb_page *p, size_t changed)
+{
+	if (mmsb__gpu_prefer(p->size, changed, 1) && !mmsb__gpu_upload(p))
+		return true;
+	atomic_fetch_add(&gpu.routed_cpu, 1);
+	return false;
+}
+
 /*
- * Apply d on the side the router picks. The GPU side takes the delta as it is (a full mask is
- * one upload; a sparse delta goes as indices and values; a dense mask as mask and payload); on a
- * failure there, the CPU side applies it instead, so an apply never half-happens.
+ * The GPU side takes the delta as it is: a full mask is one upload; a sparse delta goes as indices
+ * and values; a dense mask as mask and payload.
  */
-bool mmsb__gpu_apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t n, size_t changed)
+int mmsb__gpu_apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t n, size_t changed)
 {
 	const struct mmsb_gpu_ops *ops = gpu.ops;
 	uint32_t *idx = NULL;
 	int err;
 
-	if (!mmsb__gpu_prefer(p->size, changed, 1) || page_dev(p)) {
-		atomic_fetch_add(&gpu.routed_cpu, 1);
-		return false;
-	}
 	MMSB_TRACE(GPU_LAUNCH_BEGIN, p->id, d->sparse ? 1 : 0, changed);
 	if (d->sparse) {
 		size_t k;
@@ -353,14 +355,14 @@ bool mmsb__gpu_apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t n, 
 	MMSB_TRACE(GPU_LAUNCH_END, p->id, changed, err);
 	if (err) {
 		atomic_fetch_add(&gpu.errors, 1);
-		return false;
+		return err;
 	}
 	p->coh = MMSB_COH_DEV;
 	atomic_fetch_add(&gpu.routed_gpu, 1);
-	return true;
+	return 0;
 }
 
-void mmsb__gpu_apply_batch(struct mmsb_page **pages, struct mmsb_delta *const *ds, size_t n)
+int mmsb__gpu_apply_batch(struct mmsb_page **pages, struct mmsb_delta *const *ds, size_t n)
 {
 	struct mmsb_gpu_delta *gd = calloc(n ? n : 1, sizeof(*gd));
 	uint32_t **idx = calloc(n ? n : 1, sizeof(*idx));
@@ -374,7 +376,7 @@ void mmsb__gpu_apply_batch(struct mmsb_page **pages, struct mmsb_delta *const *d
 
 		if (!p->dev)
 			continue;
-		err = page_dev(p);
+		err = mmsb__gpu_upload(p);
 		gd[k].dev = p->dev;
 		gd[k].n = len;
 		if (!err && d->sparse) {
@@ -393,14 +395,9 @@ void mmsb__gpu_apply_batch(struct mmsb_page **pages, struct mmsb_delta *const *d
 	if (!err)
 		err = gpu.ops->apply_batch(gd, k);
 	MMSB_TRACE(GPU_LAUNCH_END, 0, changed, err);
-	for (size_t i = 0; i < n; i++) {
-		if (!pages[i]->dev)
-			continue;
-		if (err)
-			mmsb__apply_host(pages[i], ds[i]);
-		else
+	for (size_t i = 0; !err && i < n; i++)
+		if (pages[i]->dev)
 			pages[i]->coh = MMSB_COH_DEV;
-	}
 	if (err)
 		atomic_fetch_add(&gpu.errors, 1);
 	else
@@ -409,6 +406,7 @@ void mmsb__gpu_apply_batch(struct mmsb_page **pages, struct mmsb_delta *const *d
 		free(idx[i]);
 	free(idx);
 	free(gd);
+	return err;
 }
 
 /* ---- public ---- */
@@ -468,7 +466,7 @@ int mmsb_gpu_crossover_load(const char *path)
 	if (!path)
 		return -EINVAL;
 	mmsb__gpu();
-	return mmsb__gpu_table_load(path);
+	return table_load(path);
 }
 
 int mmsb_gpu_route(size_t page_size, size_t changed, size_t batch)

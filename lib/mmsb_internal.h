@@ -275,34 +275,45 @@ int mmsb__meta_encode(const struct mmsb_page *p, struct mmsb_buf *b) MMSB_HIDDEN
 int mmsb__meta_decode(const uint8_t *blob, size_t len, struct mmsb_meta_ent **out,
 		      size_t *n) MMSB_HIDDEN;
 void mmsb__meta_free(struct mmsb_meta_ent *m, size_t n) MMSB_HIDDEN;
-/* Apply a validated delta: bytes, then epoch = old + 1. Returns bytes written. */
-size_t mmsb__apply(struct mmsb_page *p, const struct mmsb_delta *d) MMSB_HIDDEN;
-
-/* The GPU tier (gpu.c): p->data is a GPU page's host mirror, current when coh has HOST. */
+/*
+ * The GPU tier (gpu.c): device work only, never a call back into the page store or the commit
+ * path. p->data is a GPU page's host mirror, current when coh has HOST; p->dev the device copy,
+ * current when coh has DEV; at least one of the two always is.
+ */
 #define MMSB_COH_HOST 1
 #define MMSB_COH_DEV 2
 struct mmsb_gpu_ops;
 const struct mmsb_gpu_ops *mmsb__gpu(void) MMSB_HIDDEN;
-int mmsb__gpu_table_load(const char *path) MMSB_HIDDEN;
 bool mmsb__gpu_prefer(size_t size, size_t changed, size_t batch) MMSB_HIDDEN;
 int mmsb__gpu_page_alloc(struct mmsb_page *p) MMSB_HIDDEN;
 void mmsb__gpu_page_free(struct mmsb_page *p) MMSB_HIDDEN;
 void mmsb__gpu_host_written(struct mmsb_page *p) MMSB_HIDDEN;
-/* true when applied on the device; false: the caller applies on the (current) host mirror */
-bool mmsb__gpu_apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t n,
-		     size_t changed) MMSB_HIDDEN;
+/* Copy the device copy into the host mirror (counted in mmsb_gpu_info().errors on a failure). */
+int mmsb__gpu_download(struct mmsb_page *p) MMSB_HIDDEN;
+/* Make the device copy current: an upload when it is stale. */
+int mmsb__gpu_upload(struct mmsb_page *p) MMSB_HIDDEN;
 /*
- * The bytes of the deltas to GPU pages among pages[0..n) (already logged, epochs counted), in one
- * launch; on a failure there, applied on the host instead. CPU pages are skipped.
+ * The router for one apply of `changed` bytes to p: true when it goes to the device, whose copy is
+ * then current; false when the host takes it (counted as routed to the CPU).
  */
-void mmsb__gpu_apply_batch(struct mmsb_page **pages, struct mmsb_delta *const *ds,
-			   size_t n) MMSB_HIDDEN;
-/* Apply d to a GPU page's host mirror (fetched first when stale), which becomes the current copy. */
-size_t mmsb__apply_host(struct mmsb_page *p, const struct mmsb_delta *d) MMSB_HIDDEN;
-/* Bring a GPU page's host mirror up to date before the host reads it (a no-op for CPU pages). */
-int mmsb__page_host(struct mmsb_page *p) MMSB_HIDDEN;
-/* The bytes only; the caller moves the epoch. */
-size_t mmsb__apply_bytes(struct mmsb_page *p, const struct mmsb_delta *d) MMSB_HIDDEN;
+bool mmsb__gpu_route(struct mmsb_page *p, size_t changed) MMSB_HIDDEN;
+/* Apply d's first n bytes to p's (current) device copy, which becomes the only current one. */
+int mmsb__gpu_apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t n,
+		    size_t changed) MMSB_HIDDEN;
+/*
+ * The deltas to GPU pages among pages[0..n), in input order and one launch; CPU pages are skipped.
+ * On an error no device copy is marked current: the caller applies them on the host.
+ */
+int mmsb__gpu_apply_batch(struct mmsb_page **pages, struct mmsb_delta *const *ds,
+			  size_t n) MMSB_HIDDEN;
+
+/* Bring a page's host copy up to date before the host reads it (a no-op for CPU pages). */
+static inline int mmsb__page_host(struct mmsb_page *p)
+{
+	if (!p->dev || (p->coh & MMSB_COH_HOST))
+		return 0;
+	return mmsb__gpu_download(p);
+}
 
 /* ---- graph ---- */
 
@@ -439,16 +450,44 @@ void mmsb__emit(struct mmsb_state *s, enum mmsb_event_type t, uint64_t page, uin
 		uint32_t epoch) MMSB_HIDDEN;
 struct mmsb_state *mmsb__state_new(void) MMSB_HIDDEN;
 
+/* ---- the commit path (commit.c): log, then apply, count and emit ---- */
+
 /*
- * Log (when any), apply, count, emit DELTA_APPLIED. The delta is already validated. The frame is
- * committed as the durability policy says before the page changes, so a failed write changes
- * nothing; a derived delta (propagation) is only framed, its page saved for mmsb__finish() to undo.
+ * Apply a validated delta's bytes (the side the router picks for a GPU page, the host when the
+ * device fails it): 0 with the bytes written in *bytes, or the error of a failed download of the
+ * host mirror, the page unchanged.
  */
-int mmsb__commit_delta(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d,
-		       bool derived) MMSB_HIDDEN;
-/* The same inside a delta__apply span: for the single-delta paths, not batches. */
+int mmsb__apply_bytes(struct mmsb_page *p, const struct mmsb_delta *d, size_t *bytes) MMSB_HIDDEN;
+/* The same, then epoch = old + 1 (replay). */
+int mmsb__apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t *bytes) MMSB_HIDDEN;
+/*
+ * Before d is logged: make current the copy of p its apply will write, so a download that fails
+ * fails here, while nothing is logged or moved, and not after the frame is written.
+ */
+int mmsb__apply_prepare(struct mmsb_page *p, const struct mmsb_delta *d) MMSB_HIDDEN;
+
+/*
+ * Log d (when there is a log), apply it, count it, emit DELTA_APPLIED, inside a delta__apply span.
+ * The delta is already validated. The frame is committed as the durability policy says before the
+ * page changes, so a failed write changes nothing; a derived delta (propagation) is only framed,
+ * its page saved for mmsb__finish() to undo. For one delta at a time; a logged batch frames and
+ * commits all its deltas first and then applies them with mmsb__apply_logged/mmsb__apply_batch.
+ */
 int mmsb__commit_traced(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d,
 			bool derived) MMSB_HIDDEN;
+/* A delta already framed and committed (its id and epoch stamped): apply, count, emit. */
+int mmsb__apply_logged(struct mmsb_state *s, struct mmsb_page *p,
+		       const struct mmsb_delta *d) MMSB_HIDDEN;
+/* Does this batch's GPU work go to the device in one launch? The router, at the batch's size. */
+bool mmsb__batch_on_gpu(struct mmsb_page **pages, struct mmsb_delta *const *ds,
+			size_t n) MMSB_HIDDEN;
+/*
+ * A routed batch already framed and committed: apply each delta in input order (GPU pages in one
+ * launch when on_gpu), the pages it changed into changed[] (each once). Stops at an error.
+ */
+int mmsb__apply_batch(struct mmsb_state *s, struct mmsb_page **pages, struct mmsb_delta *const *ds,
+		      size_t n, bool on_gpu, struct mmsb_page **changed,
+		      size_t *n_changed) MMSB_HIDDEN;
 
 /*
  * End of a mutating call: the log's group commit; the call's own error wins. When the commit fails,

@@ -131,55 +131,6 @@ void mmsb__page_destroy(struct mmsb_page *p)
 	free(p);
 }
 
-size_t mmsb__apply(struct mmsb_page *p, const struct mmsb_delta *d)
-{
-	size_t w = mmsb__apply_bytes(p, d);
-
-	p->epoch++;
-	return w;
-}
-
-static size_t cpu_apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t n);
-
-size_t mmsb__apply_bytes(struct mmsb_page *p, const struct mmsb_delta *d)
-{
-	size_t n = min_t(size_t, d->mask_len, p->size), w;
-
-	if (!p->dev)
-		return cpu_apply(p, d, n);
-	/* a GPU page: the router's side; the host side needs a current mirror */
-	w = mmsb__delta_written(d, n);
-	if (mmsb__gpu_apply(p, d, n, w))
-		return w;
-	return mmsb__apply_host(p, d);
-}
-
-size_t mmsb__apply_host(struct mmsb_page *p, const struct mmsb_delta *d)
-{
-	size_t w;
-
-	if (mmsb__page_host(p))
-		return 0; /* the mirror could not be fetched: counted in mmsb_gpu_info().errors */
-	w = cpu_apply(p, d, min_t(size_t, d->mask_len, p->size));
-	if (p->dev)
-		p->coh = MMSB_COH_HOST;
-	return w;
-}
-
-static size_t cpu_apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t n)
-{
-	if (d->sparse)
-		return mmsb__scatter(p->data, d->payload, d->mask, n);
-	if (d->mask_count == d->mask_len) {
-		/* a full mask is a copy */
-		memcpy(p->data, d->payload, n);
-		return n;
-	}
-	mmsb__blend(p->data, d->payload, d->mask, n);
-	/* bytes written: the set positions inside the page */
-	return mmsb__delta_written(d, n);
-}
-
 /* ---- metadata blob: u32 count, then (u32 klen, key, u32 vlen, value) ---- */
 
 int mmsb__meta_encode(const struct mmsb_page *p, struct mmsb_buf *b)

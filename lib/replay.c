@@ -28,14 +28,15 @@ static int replay_record(struct mmsb_state *t, const struct mmsb_log_record *rec
 			 const struct mmsb_replay_opts *o)
 {
 	struct mmsb_page *p;
+	size_t bytes;
+	int err;
 
 	switch (rec->kind) {
 	case MMSB_REC_PAGE_CREATE: {
 		/* a GPU page replays into host memory where there is no GPU tier, as checkpoints do */
 		int loc = rec->location == MMSB_LOC_GPU && !mmsb__gpu() ? MMSB_LOC_CPU :
 									  rec->location;
-		int err = mmsb__page_insert(t, rec->page_id, rec->page_size, loc, false);
-
+		err = mmsb__page_insert(t, rec->page_id, rec->page_size, loc, false);
 		return err == -EEXIST ? -MMSB_ERR_CORRUPT : err;
 	}
 	case MMSB_REC_PAGE_FREE:
@@ -55,7 +56,9 @@ static int replay_record(struct mmsb_state *t, const struct mmsb_log_record *rec
 	if (!p)
 		/* v1/v2 logs never said which pages existed: the original skipped such deltas */
 		return version == 3 ? -MMSB_ERR_PAGE_NOT_FOUND : 0;
-	mmsb__apply(p, rec->delta);
+	err = mmsb__apply(p, rec->delta, &bytes);
+	if (err)
+		return err;
 	/* v3 records the epoch each delta produced; a complete history reproduces it exactly */
 	if (version == 3)
 		p->epoch = rec->delta->epoch;

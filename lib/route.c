@@ -1,131 +1,12 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* Routing: deltas into pages, through the log, followed by one propagation wave. */
+/*
+ * Routing: the update and route entry points. Each checks its input, commits its deltas
+ * (commit.c) and runs one propagation wave over the pages they changed.
+ */
 #include <string.h>
 
 #include "mmsb_internal.h"
 #include "probes.h"
-
-static void undo_drop(struct mmsb_state *s)
-{
-	for (size_t i = 0; i < s->n_undo; i++)
-		free(s->undo[i].data);
-	s->n_undo = 0;
-}
-
-/* Save a page before propagation changes it, for a failed commit to restore. */
-static int undo_push(struct mmsb_state *s, struct mmsb_page *p)
-{
-	uint8_t *copy;
-	int err = mmsb__page_host(p);
-
-	if (err)
-		return err;
-	if (mmsb__grow((void **)&s->undo, &s->cap_undo, s->n_undo + 1, sizeof(*s->undo)))
-		return -ENOMEM;
-	copy = malloc(p->size);
-	if (!copy)
-		return -ENOMEM;
-	memcpy(copy, p->data, p->size); /* the callers brought the host copy up to date */
-	s->undo[s->n_undo++] = (struct mmsb_undo){ p, p->epoch, copy };
-	return 0;
-}
-
-int mmsb__finish(struct mmsb_state *s, int err)
-{
-	int cerr = s->log ? mmsb__log_commit(s->log) : 0;
-
-	/*
-	 * The log lost the frames of this call's propagation (the writer cut them and is disabled):
-	 * the pages they changed go back, newest first, so memory is what the log holds.
-	 */
-	for (size_t i = s->n_undo; cerr && i-- > 0;) {
-		struct mmsb_undo *u = &s->undo[i];
-
-		memcpy(u->p->data, u->data, u->p->size);
-		mmsb__gpu_host_written(u->p);
-		u->p->epoch = u->epoch;
-		u->p->has_sig = false; /* its parents changed under it: recompute next time */
-	}
-	undo_drop(s);
-	return err ? err : cerr;
-}
-
-/* The bytes (unless a batched GPU apply does them), the epoch, the statistics, the event. */
-static void apply_logged(struct mmsb_state *s, struct mmsb_page *p, const struct mmsb_delta *d,
-			 bool apply_bytes)
-{
-	size_t bytes;
-
-	if (apply_bytes) {
-		bytes = mmsb__apply(p, d);
-	} else {
-		bytes = mmsb__delta_written(d, min_t(size_t, d->mask_len, p->size));
-		p->epoch++;
-	}
-	s->next_delta_id = d->id + 1;
-	s->st.delta_bytes += bytes;
-	s->st.deltas_applied++;
-	mmsb__emit(s, MMSB_EV_DELTA_APPLIED, p->id, d->id, p->epoch);
-}
-
-/*
- * Log d and apply it. The caller's own delta is committed as the policy says (written and
- * synced under batch and every, the threshold write under none) before the page changes: a
- * failed write leaves it untouched. A derived one (propagation, mid-wave) is framed and its page
- * saved; mmsb__finish() commits the wave's frames at once and undoes the pages if that fails.
- */
-static int commit(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d, bool derived)
-{
-	struct mmsb_log_mark mark;
-	int err;
-
-	/* neither counter wraps: a log holding a wrapped one would not replay */
-	if (s->next_delta_id > MMSB_ID_MAX || p->epoch == UINT32_MAX)
-		return -ERANGE;
-	d->id = s->next_delta_id;
-	d->epoch = p->epoch + 1;
-	if (s->log) {
-		mark = mmsb__log_mark(s->log);
-		err = mmsb__log_buffer(s->log, d);
-		if (err)
-			return err;
-		enum mmsb_durability dur = mmsb__log_durability(s->log);
-		/*
-		 * Under none, a delta whose page has data children may share the wave's one write
-		 * with their frames: it is undone with them when that write fails.
-		 */
-		bool later = derived ? dur != MMSB_DURABLE_EVERY :
-				       dur == MMSB_DURABLE_NONE && p->children.n;
-
-		if (!later)
-			err = mmsb__log_commit_batch(s->log);
-		else if ((err = undo_push(s, p)))
-			mmsb__log_rollback(s->log, mark);
-		if (err)
-			return err;
-	}
-	apply_logged(s, p, d, true);
-	return 0;
-}
-
-int mmsb__commit_delta(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d,
-		       bool derived)
-{
-	return commit(s, p, d, derived);
-}
-
-/* One delta, as its own span: route, update and recompute (batches have a span of their own). */
-int mmsb__commit_traced(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d,
-			bool derived)
-{
-	uint64_t before = s->st.delta_bytes;
-	int err;
-
-	MMSB_TRACE(DELTA_APPLY_BEGIN, p->id, s->next_delta_id, d->mask_count);
-	err = mmsb__commit_delta(s, p, d, derived);
-	MMSB_TRACE(DELTA_APPLY_END, p->id, p->epoch, s->st.delta_bytes - before);
-	return err;
-}
 
 int mmsb_page_update(struct mmsb_state *s, uint64_t id, const void *data, size_t len)
 {
@@ -324,7 +205,7 @@ int mmsb_page_update_batch(struct mmsb_state *s, const struct mmsb_page_write *w
 			MMSB_TRACE(DELTA_APPLY_BEGIN, pages[i]->id, s->next_delta_id, d.mask_count);
 			d.id = s->next_delta_id;
 			d.epoch = pages[i]->epoch + 1;
-			apply_logged(s, pages[i], &d, true);
+			err = mmsb__apply_logged(s, pages[i], &d);
 			MMSB_TRACE(DELTA_APPLY_END, pages[i]->id, pages[i]->epoch, d.mask_count);
 		} else {
 			err = mmsb__commit_traced(s, pages[i], &d, false);
@@ -379,20 +260,6 @@ out:
 	return err;
 }
 
-/* Does this batch's GPU work go to the device in one launch? The router, at the batch's size. */
-static bool batch_on_gpu(struct mmsb_page **pages, struct mmsb_delta *const *ds, size_t n)
-{
-	size_t gpu = 0, size = 0, changed = 0;
-
-	for (size_t i = 0; i < n; i++)
-		if (pages[i]->dev) {
-			gpu++;
-			size += pages[i]->size;
-			changed += ds[i]->mask_count;
-		}
-	return gpu && mmsb__gpu_prefer(size / gpu, changed / gpu, gpu);
-}
-
 int mmsb_route_batch(struct mmsb_state *s, struct mmsb_delta *const *ds, size_t n)
 {
 	MMSB_API_SCOPE(mmsb_route_batch);
@@ -400,6 +267,7 @@ int mmsb_route_batch(struct mmsb_state *s, struct mmsb_delta *const *ds, size_t 
 	struct mmsb_log_mark mark = { 0 };
 	size_t n_changed = 0;
 	uint64_t gen, t0;
+	bool on_gpu;
 	int err;
 
 	if (!s || (n && !ds))
@@ -429,34 +297,25 @@ int mmsb_route_batch(struct mmsb_state *s, struct mmsb_delta *const *ds, size_t 
 			goto out;
 		}
 	}
+	/* GPU pages in a batch the router sends to the device: their bytes in one launch */
+	on_gpu = mmsb__batch_on_gpu(pages, ds, n);
 	/*
 	 * Input order keeps each page's deltas in order; pages are independent, so this is the
-	 * same as grouping by page first.
+	 * same as grouping by page first. A page's first delta routed alone has the copy it writes
+	 * made current before the batch is logged: a download that fails logs nothing.
 	 */
 	gen = ++s->mark_gen;
-	for (size_t i = 0; i < n && !err; i++)
-		err = stage(s, pages[i], ds[i], gen, s->next_delta_id + i);
+	for (size_t i = 0; i < n && !err; i++) {
+		if (!on_gpu && pages[i]->mark != gen)
+			err = mmsb__apply_prepare(pages[i], ds[i]);
+		if (!err)
+			err = stage(s, pages[i], ds[i], gen, s->next_delta_id + i);
+	}
 	if (s->log)
 		err = stage_end(s, mark, err);
 	if (err)
 		goto out;
-	/* GPU pages in a batch the router sends to the device: their bytes in one launch below */
-	bool on_gpu = batch_on_gpu(pages, ds, n);
-	size_t n_gpu = 0;
-
-	gen = ++s->mark_gen;
-	for (size_t i = 0; i < n; i++) {
-		bool deferred = on_gpu && pages[i]->dev;
-
-		apply_logged(s, pages[i], ds[i], !deferred);
-		n_gpu += deferred;
-		if (pages[i]->mark != gen) {
-			pages[i]->mark = gen;
-			changed[n_changed++] = pages[i];
-		}
-	}
-	if (n_gpu)
-		mmsb__gpu_apply_batch(pages, ds, n);
+	err = mmsb__apply_batch(s, pages, ds, n, on_gpu, changed, &n_changed);
 	s->st.delta_ns += mmsb__now_ns(CLOCK_MONOTONIC) - t0;
 	err = batch_wave(s, changed, n_changed, err);
 out:

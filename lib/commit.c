@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The commit path: a delta is logged, then applied, counted and announced. Routing, propagation
+ * and the engine come down here; this file goes down to the log, the pages' bytes, the GPU tier
+ * and the state's events, and never back up.
+ *
+ * The order is the invariant: whatever may fail without the page changing (the log write, a
+ * download of a GPU page's host mirror) happens before the page changes, so a failed commit
+ * leaves the page as it was in every durability mode.
+ */
+#include <string.h>
+
+#include "mmsb_internal.h"
+#include "probes.h"
+
+/* ---- apply: the bytes of a validated delta on the copy of the page that takes them ---- */
+
+static size_t cpu_apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t n)
+{
+	if (d->sparse)
+		return mmsb__scatter(p->data, d->payload, d->mask, n);
+	if (d->mask_count == d->mask_len) {
+		/* a full mask is a copy */
+		memcpy(p->data, d->payload, n);
+		return n;
+	}
+	mmsb__blend(p->data, d->payload, d->mask, n);
+	/* bytes written: the set positions inside the page */
+	return mmsb__delta_written(d, n);
+}
+
+/* d on a GPU page's host mirror (fetched first when stale), which becomes the current copy. */
+static int apply_host(struct mmsb_page *p, const struct mmsb_delta *d, size_t *bytes)
+{
+	int err = mmsb__page_host(p);
+
+	if (err)
+		return err;
+	*bytes = cpu_apply(p, d, min_t(size_t, d->mask_len, p->size));
+	if (p->dev)
+		p->coh = MMSB_COH_HOST;
+	return 0;
+}
+
+int mmsb__apply_bytes(struct mmsb_page *p, const struct mmsb_delta *d, size_t *bytes)
+{
+	size_t n = min_t(size_t, d->mask_len, p->size), w;
+
+	if (!p->dev) {
+		*bytes = cpu_apply(p, d, n);
+		return 0;
+	}
+	/* a GPU page: the router's side; an apply the device fails is done on the host instead */
+	w = mmsb__delta_written(d, n);
+	if (mmsb__gpu_route(p, w) && !mmsb__gpu_apply(p, d, n, w)) {
+		*bytes = w;
+		return 0;
+	}
+	return apply_host(p, d, bytes);
+}
+
+int mmsb__apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t *bytes)
+{
+	int err = mmsb__apply_bytes(p, d, bytes);
+
+	if (!err)
+		p->epoch++;
+	return err;
+}
+
+int mmsb__apply_prepare(struct mmsb_page *p, const struct mmsb_delta *d)
+{
+	size_t w;
+
+	if (!p->dev)
+		return 0;
+	/* the router's side, asked as the apply will ask it; the host when the upload fails */
+	w = mmsb__delta_written(d, min_t(size_t, d->mask_len, p->size));
+	if (mmsb__gpu_prefer(p->size, w, 1) && !mmsb__gpu_upload(p))
+		return 0;
+	return mmsb__page_host(p);
+}
+
+/* ---- undo: the pages a wave changed before its frames were durable ---- */
+
+static void undo_drop(struct mmsb_state *s)
+{
+	for (size_t i = 0; i < s->n_undo; i++)
+		free(s->undo[i].data);
+	s->n_undo = 0;
+}
+
+/* Save a page before propagation changes it, for a failed commit to restore. */
+static int undo_push(struct mmsb_state *s, struct mmsb_page *p)
+{
+	uint8_t *copy;
+	int err = mmsb__page_host(p);
+
+	if (err)
+		return err;
+	if (mmsb__grow((void **)&s->undo, &s->cap_undo, s->n_undo + 1, sizeof(*s->undo)))
+		return -ENOMEM;
+	copy = malloc(p->size);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, p->data, p->size); /* the host copy is current: fetched above */
+	s->undo[s->n_undo++] = (struct mmsb_undo){ p, p->epoch, copy };
+	return 0;
+}
+
+int mmsb__finish(struct mmsb_state *s, int err)
+{
+	int cerr = s->log ? mmsb__log_commit(s->log) : 0;
+
+	/*
+	 * The log lost the frames of this call's propagation (the writer cut them and is disabled):
+	 * the pages they changed go back, newest first, so memory is what the log holds.
+	 */
+	for (size_t i = s->n_undo; cerr && i-- > 0;) {
+		struct mmsb_undo *u = &s->undo[i];
+
+		memcpy(u->p->data, u->data, u->p->size);
+		mmsb__gpu_host_written(u->p);
+		u->p->epoch = u->epoch;
+		u->p->has_sig = false; /* its parents changed under it: recompute next time */
+	}
+	undo_drop(s);
+	return err ? err : cerr;
+}
+
+/* ---- commit ---- */
+
+enum apply_how {
+	APPLY_ROUTED, /* the router picks the side */
+	APPLY_HOST,   /* a batched launch failed: the host mirror */
+	APPLY_DONE,   /* a batched launch wrote the bytes */
+};
+
+/*
+ * After d's frame: the bytes, the epoch, the statistics, the event. A failure here is the device
+ * failing an apply and then the download its host fallback needed (mmsb__apply_prepare() made the
+ * chosen copy current, so nothing else needs a transfer): the error is returned without the event.
+ * When a log holds the frame, its id and epoch are spent all the same, so the next delta never
+ * repeats them; the log, not memory, then has the page's bytes.
+ */
+static int apply_logged(struct mmsb_state *s, struct mmsb_page *p, const struct mmsb_delta *d,
+			enum apply_how how)
+{
+	size_t bytes = 0;
+	int err = 0;
+
+	if (how == APPLY_ROUTED)
+		err = mmsb__apply_bytes(p, d, &bytes);
+	else if (how == APPLY_HOST)
+		err = apply_host(p, d, &bytes);
+	else
+		bytes = mmsb__delta_written(d, min_t(size_t, d->mask_len, p->size));
+	if (err && !s->log)
+		return err;
+	p->epoch++;
+	s->next_delta_id = d->id + 1;
+	if (err)
+		return err;
+	s->st.delta_bytes += bytes;
+	s->st.deltas_applied++;
+	mmsb__emit(s, MMSB_EV_DELTA_APPLIED, p->id, d->id, p->epoch);
+	return 0;
+}
+
+int mmsb__apply_logged(struct mmsb_state *s, struct mmsb_page *p, const struct mmsb_delta *d)
+{
+	return apply_logged(s, p, d, APPLY_ROUTED);
+}
+
+/*
+ * Log d and apply it. The caller's own delta is committed as the policy says (written and
+ * synced under batch and every, the threshold write under none) before the page changes: a
+ * failed write leaves it untouched. A derived one (propagation, mid-wave) is framed and its page
+ * saved; mmsb__finish() commits the wave's frames at once and undoes the pages if that fails.
+ */
+static int commit(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d, bool derived)
+{
+	struct mmsb_log_mark mark;
+	int err;
+
+	/* neither counter wraps: a log holding a wrapped one would not replay */
+	if (s->next_delta_id > MMSB_ID_MAX || p->epoch == UINT32_MAX)
+		return -ERANGE;
+	err = mmsb__apply_prepare(p, d);
+	if (err)
+		return err;
+	d->id = s->next_delta_id;
+	d->epoch = p->epoch + 1;
+	if (s->log) {
+		mark = mmsb__log_mark(s->log);
+		err = mmsb__log_buffer(s->log, d);
+		if (err)
+			return err;
+		enum mmsb_durability dur = mmsb__log_durability(s->log);
+		/*
+		 * Under none, a delta whose page has data children may share the wave's one write
+		 * with their frames: it is undone with them when that write fails.
+		 */
+		bool later = derived ? dur != MMSB_DURABLE_EVERY :
+				       dur == MMSB_DURABLE_NONE && p->children.n;
+
+		if (!later)
+			err = mmsb__log_commit_batch(s->log);
+		else if ((err = undo_push(s, p)))
+			mmsb__log_rollback(s->log, mark);
+		if (err)
+			return err;
+	}
+	return apply_logged(s, p, d, APPLY_ROUTED);
+}
+
+/* One delta, as its own span: route, update and recompute (batches have a span of their own). */
+int mmsb__commit_traced(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d,
+			bool derived)
+{
+	uint64_t before = s->st.delta_bytes;
+	int err;
+
+	MMSB_TRACE(DELTA_APPLY_BEGIN, p->id, s->next_delta_id, d->mask_count);
+	err = commit(s, p, d, derived);
+	MMSB_TRACE(DELTA_APPLY_END, p->id, p->epoch, s->st.delta_bytes - before);
+	return err;
+}
+
+/* ---- batches ---- */
+
+bool mmsb__batch_on_gpu(struct mmsb_page **pages, struct mmsb_delta *const *ds, size_t n)
+{
+	size_t gpu = 0, size = 0, changed = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (pages[i]->dev) {
+			gpu++;
+			size += pages[i]->size;
+			changed += ds[i]->mask_count;
+		}
+	return gpu && mmsb__gpu_prefer(size / gpu, changed / gpu, gpu);
+}
+
+int mmsb__apply_batch(struct mmsb_state *s, struct mmsb_page **pages, struct mmsb_delta *const *ds,
+		      size_t n, bool on_gpu, struct mmsb_page **changed, size_t *n_changed)
+{
+	enum apply_how gpu = APPLY_ROUTED;
+	uint64_t gen = ++s->mark_gen;
+	int err = 0;
+
+	/* the launch first, so no DELTA_APPLIED of a GPU page comes before its bytes */
+	if (on_gpu)
+		gpu = mmsb__gpu_apply_batch(pages, ds, n) ? APPLY_HOST : APPLY_DONE;
+	for (size_t i = 0; i < n && !err; i++) {
+		err = apply_logged(s, pages[i], ds[i], pages[i]->dev ? gpu : APPLY_ROUTED);
+		if (!err && pages[i]->mark != gen) {
+			pages[i]->mark = gen;
+			changed[(*n_changed)++] = pages[i];
+		}
+	}
+	return err;
+}
