@@ -289,14 +289,14 @@ struct mmsb_engine *mmsb_engine_new(struct mmsb_state *s, const struct mmsb_engi
 {
 	MMSB_API_SCOPE(mmsb_engine_new);
 	struct mmsb_engine *e;
-	unsigned int w = 1;
+	unsigned int w;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
-	if (!s ||
-	    (opts && opts->sz < offsetof(struct mmsb_engine_opts, workers) + sizeof(opts->workers)))
+	if (!s || !OPTS_VALID(opts, mmsb_engine_opts))
 		return mmsb__err_ptr(-EINVAL);
-	if (opts && opts->workers)
-		w = opts->workers;
+	w = OPTS_GET(opts, workers, 0);
+	if (!w)
+		w = 1;
 	if (w > MAX_WORKERS)
 		return mmsb__err_ptr(-EINVAL);
 	e = calloc(1, sizeof(*e));

@@ -419,8 +419,7 @@ int mmsb_gpu_info(struct mmsb_gpu_info *out)
 	struct mmsb_gpu_info info = { .sz = sizeof(info) }, *caller = out;
 
 	/* an output struct: a caller built against an older header gets the fields it knows */
-	if (!caller || caller->sz < offsetof(struct mmsb_gpu_info, crossover_points) +
-					    sizeof(caller->crossover_points))
+	if (!OPTS_HAS(caller, mmsb_gpu_info__last_field))
 		return -EINVAL;
 	out = &info;
 	out->available = ops != NULL;

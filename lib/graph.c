@@ -222,14 +222,11 @@ static ssize_t list_edges(struct mmsb_state *s, uint64_t id, struct mmsb_edge *o
 	struct mmsb_page *p;
 	ssize_t n;
 
-	if (!s || (max && !out))
+	if (max && !out)
 		return -EINVAL;
-	mmsb__lock(s);
-	p = mmsb__map_get(&s->pages, id);
-	if (!p) {
-		mmsb__unlock(s);
-		return -MMSB_ERR_PAGE_NOT_FOUND;
-	}
+	n = mmsb__lock_page(s, id, false, &p);
+	if (n)
+		return n;
 	v = children ? &p->children : &p->parents;
 	for (uint32_t i = 0; i < v->n && i < max; i++)
 		out[i] = (struct mmsb_edge){ v->v[i].peer->id, v->v[i].type };
@@ -356,14 +353,11 @@ ssize_t mmsb_graph_bfs(struct mmsb_state *s, uint64_t root, uint64_t *ids, size_
 	uint64_t gen;
 	ssize_t ret;
 
-	if (!s || (max && !ids))
+	if (max && !ids)
 		return -EINVAL;
-	mmsb__lock(s);
-	r = mmsb__map_get(&s->pages, root);
-	if (!r) {
-		ret = -MMSB_ERR_PAGE_NOT_FOUND;
-		goto out;
-	}
+	ret = mmsb__lock_page(s, root, false, &r);
+	if (ret)
+		return ret;
 	gen = ++s->mark_gen;
 	if (mmsb__grow((void **)&q, &cap, 16, sizeof(*q))) {
 		ret = -ENOMEM;
@@ -595,12 +589,9 @@ ssize_t mmsb_provenance(struct mmsb_state *s, uint64_t id, unsigned int depth, u
 		return -EINVAL;
 	if (!depth)
 		depth = 32;
-	mmsb__lock(s);
-	p = mmsb__map_get(&s->pages, id);
-	if (!p) {
-		n = -MMSB_ERR_PAGE_NOT_FOUND;
-		goto out;
-	}
+	n = mmsb__lock_page(s, id, false, &p);
+	if (n)
+		return n;
 	if (!s->prov && !(s->prov = calloc(MMSB_PROV_SLOTS, sizeof(*s->prov)))) {
 		n = -ENOMEM;
 		goto out;

@@ -5,6 +5,9 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -15,6 +18,34 @@
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define min_t(t, a, b) ((t)(a) < (t)(b) ? (t)(a) : (t)(b))
 #define max_t(t, a, b) ((t)(a) > (t)(b) ? (t)(a) : (t)(b))
+
+#ifndef offsetofend
+#define offsetofend(TYPE, FIELD) (offsetof(TYPE, FIELD) + sizeof(((TYPE *)0)->FIELD))
+#endif
+
+/* A caller built against a newer header may pass a larger struct: its extra bytes must be 0. */
+static inline bool mmsb__opts_tail_zero(const void *opts, size_t ours, size_t theirs)
+{
+	const uint8_t *p = opts;
+
+	for (size_t i = ours; i < theirs; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/*
+ * Options structs, checked the way libbpf checks its own (libbpf_internal.h). Valid: NULL, or a
+ * struct that holds at least the fields up to TYPE__last_field and, when it is larger than ours
+ * (a newer header), only zeroes past our struct; past, not past the last field, because a struct
+ * built without MMSB_OPTS() may hold anything in its padding. OPTS_GET reads a field where the
+ * caller's struct has it and gives the fallback where it has not (NULL, or an older header).
+ */
+#define OPTS_VALID(opts, type)                                                                     \
+	(!(opts) || ((opts)->sz >= offsetofend(struct type, type##__last_field) &&                 \
+		     mmsb__opts_tail_zero((opts), sizeof(struct type), (opts)->sz)))
+#define OPTS_HAS(opts, field) ((opts) && (opts)->sz >= offsetofend(__typeof__(*(opts)), field))
+#define OPTS_GET(opts, field, fallback) (OPTS_HAS(opts, field) ? (opts)->field : (fallback))
 
 /* Set errno from a negative error and return NULL: the constructor convention. */
 static inline void *mmsb__err_ptr(int err)
@@ -442,7 +473,12 @@ void mmsb__unlock(struct mmsb_state *s) MMSB_HIDDEN;
 /* Lock and refuse mutation from inside a callback; returns 0 with the lock held, or -EDEADLK. */
 int mmsb__lock_mut(struct mmsb_state *s) MMSB_HIDDEN;
 
-struct mmsb_page *mmsb__page_get(struct mmsb_state *s, uint64_t id) MMSB_HIDDEN;
+/*
+ * The prologue of a call on one page: lock s (refusing mutation from inside a callback when mut,
+ * as mmsb__lock_mut() does) and find page id. 0 with the lock held and *p set; else the lock is
+ * not held and the error says why: -EINVAL (no state), -EDEADLK, -MMSB_ERR_PAGE_NOT_FOUND.
+ */
+int mmsb__lock_page(struct mmsb_state *s, uint64_t id, bool mut, struct mmsb_page **p) MMSB_HIDDEN;
 int mmsb__page_insert(struct mmsb_state *s, uint64_t id, size_t size, int loc,
 		      bool logged) MMSB_HIDDEN;
 uint8_t *mmsb__scratch(struct mmsb_state *s, size_t n) MMSB_HIDDEN;

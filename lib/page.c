@@ -344,31 +344,20 @@ out:
 	return err;
 }
 
-/* Look up a page for a reader: lock, find, or unlock and fail. */
-#define PAGE_GET_OR_RETURN(s, id, p)                                                               \
-	do {                                                                                       \
-		if (!(s))                                                                          \
-			return -EINVAL;                                                            \
-		mmsb__lock(s);                                                                     \
-		(p) = mmsb__map_get(&(s)->pages, (id));                                            \
-		if (!(p)) {                                                                        \
-			mmsb__unlock(s);                                                           \
-			return -MMSB_ERR_PAGE_NOT_FOUND;                                           \
-		}                                                                                  \
-	} while (0)
-
 ssize_t mmsb_page_read(struct mmsb_state *s, uint64_t id, void *dst, size_t len, size_t off)
 {
 	MMSB_API_SCOPE(mmsb_page_read);
 	struct mmsb_page *p;
+	int err;
 	size_t n = 0;
 
 	if (len && !dst)
 		return -EINVAL;
-	PAGE_GET_OR_RETURN(s, id, p);
+	err = mmsb__lock_page(s, id, false, &p);
+	if (err)
+		return err;
 	if (off < p->size) {
-		int err = mmsb__page_host(p);
-
+		err = mmsb__page_host(p);
 		if (err) {
 			mmsb__unlock(s);
 			return err;
@@ -385,9 +374,12 @@ ssize_t mmsb_page_size(struct mmsb_state *s, uint64_t id)
 {
 	MMSB_API_SCOPE(mmsb_page_size);
 	struct mmsb_page *p;
+	int err;
 	ssize_t n;
 
-	PAGE_GET_OR_RETURN(s, id, p);
+	err = mmsb__lock_page(s, id, false, &p);
+	if (err)
+		return err;
 	n = (ssize_t)p->size;
 	mmsb__unlock(s);
 	return n;
@@ -397,9 +389,12 @@ int64_t mmsb_page_epoch(struct mmsb_state *s, uint64_t id)
 {
 	MMSB_API_SCOPE(mmsb_page_epoch);
 	struct mmsb_page *p;
+	int err;
 	int64_t e;
 
-	PAGE_GET_OR_RETURN(s, id, p);
+	err = mmsb__lock_page(s, id, false, &p);
+	if (err)
+		return err;
 	e = p->epoch;
 	mmsb__unlock(s);
 	return e;
@@ -409,9 +404,12 @@ int mmsb_page_location(struct mmsb_state *s, uint64_t id)
 {
 	MMSB_API_SCOPE(mmsb_page_location);
 	struct mmsb_page *p;
+	int err;
 	int l;
 
-	PAGE_GET_OR_RETURN(s, id, p);
+	err = mmsb__lock_page(s, id, false, &p);
+	if (err)
+		return err;
 	l = p->location;
 	mmsb__unlock(s);
 	return l;
@@ -421,9 +419,12 @@ int mmsb_page_flags(struct mmsb_state *s, uint64_t id)
 {
 	MMSB_API_SCOPE(mmsb_page_flags);
 	struct mmsb_page *p;
+	int err;
 	int f;
 
-	PAGE_GET_OR_RETURN(s, id, p);
+	err = mmsb__lock_page(s, id, false, &p);
+	if (err)
+		return err;
 	f = p->flags;
 	mmsb__unlock(s);
 	return f;
@@ -433,8 +434,11 @@ int mmsb_page_clear_flags(struct mmsb_state *s, uint64_t id, unsigned int flags)
 {
 	MMSB_API_SCOPE(mmsb_page_clear_flags);
 	struct mmsb_page *p;
+	int err;
 
-	PAGE_GET_OR_RETURN(s, id, p);
+	err = mmsb__lock_page(s, id, false, &p);
+	if (err)
+		return err;
 	p->flags &= (uint8_t)~flags;
 	mmsb__unlock(s);
 	return 0;
@@ -514,10 +518,11 @@ int mmsb_page_meta_set(struct mmsb_state *s, uint64_t id, const char *key, const
 	}
 	if (len)
 		memcpy(e.val, val, len);
-	PAGE_GET_OR_RETURN(s, id, p);
-	err = mmsb__grow((void **)&p->meta, &p->cap_meta, p->n_meta + 1, sizeof(*p->meta));
-	if (err) {
+	err = mmsb__lock_page(s, id, false, &p);
+	if (!err &&
+	    (err = mmsb__grow((void **)&p->meta, &p->cap_meta, p->n_meta + 1, sizeof(*p->meta))))
 		mmsb__unlock(s);
+	if (err) {
 		free(e.key);
 		free(e.val);
 		return err;
@@ -535,11 +540,14 @@ ssize_t mmsb_page_meta_get(struct mmsb_state *s, uint64_t id, const char *key, v
 {
 	MMSB_API_SCOPE(mmsb_page_meta_get);
 	struct mmsb_page *p;
+	int err;
 	ssize_t i, n;
 
 	if (!key || (len && !buf))
 		return -EINVAL;
-	PAGE_GET_OR_RETURN(s, id, p);
+	err = mmsb__lock_page(s, id, false, &p);
+	if (err)
+		return err;
 	i = meta_find(p, key);
 	if (i < 0) {
 		n = -ENOENT;
@@ -556,11 +564,14 @@ int mmsb_page_meta_del(struct mmsb_state *s, uint64_t id, const char *key)
 {
 	MMSB_API_SCOPE(mmsb_page_meta_del);
 	struct mmsb_page *p;
+	int err;
 	ssize_t i;
 
 	if (!key)
 		return -EINVAL;
-	PAGE_GET_OR_RETURN(s, id, p);
+	err = mmsb__lock_page(s, id, false, &p);
+	if (err)
+		return err;
 	i = meta_find(p, key);
 	if (i >= 0)
 		meta_remove(p, (size_t)i);
@@ -578,7 +589,9 @@ ssize_t mmsb_page_meta_export(struct mmsb_state *s, uint64_t id, void *buf, size
 
 	if (len && !buf)
 		return -EINVAL;
-	PAGE_GET_OR_RETURN(s, id, p);
+	err = mmsb__lock_page(s, id, false, &p);
+	if (err)
+		return err;
 	err = mmsb__meta_encode(p, &b);
 	mmsb__unlock(s);
 	if (err)
@@ -604,16 +617,10 @@ int mmsb_page_meta_import(struct mmsb_state *s, uint64_t id, const void *blob, s
 	err = mmsb__meta_decode(blob, len, &m, &n);
 	if (err)
 		return err;
-	if (!s) {
+	err = mmsb__lock_page(s, id, false, &p);
+	if (err) {
 		mmsb__meta_free(m, n);
-		return -EINVAL;
-	}
-	mmsb__lock(s);
-	p = mmsb__map_get(&s->pages, id);
-	if (!p) {
-		mmsb__unlock(s);
-		mmsb__meta_free(m, n);
-		return -MMSB_ERR_PAGE_NOT_FOUND;
+		return err;
 	}
 	mmsb__meta_free(p->meta, p->n_meta);
 	p->meta = m;

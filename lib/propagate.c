@@ -259,21 +259,16 @@ int mmsb_page_set_recompute(struct mmsb_state *s, uint64_t id, mmsb_recompute_fn
 	struct mmsb_page *p;
 	int err;
 
-	if (!s)
-		return -EINVAL;
-	err = mmsb__lock_mut(s);
+	err = mmsb__lock_page(s, id, true, &p);
 	if (err)
 		return err;
-	p = mmsb__map_get(&s->pages, id);
-	if (p) {
-		p->recompute = fn;
-		p->recompute_ctx = ctx;
-		p->pt_source = 0;
-		p->pt_fn = NULL;
-		p->has_sig = false;
-	}
+	p->recompute = fn;
+	p->recompute_ctx = ctx;
+	p->pt_source = 0;
+	p->pt_fn = NULL;
+	p->has_sig = false;
 	mmsb__unlock(s);
-	return p ? 0 : -MMSB_ERR_PAGE_NOT_FOUND;
+	return 0;
 }
 
 int mmsb_page_set_passthrough(struct mmsb_state *s, uint64_t target, uint64_t source,
@@ -403,22 +398,15 @@ int mmsb_page_recompute(struct mmsb_state *s, uint64_t id)
 	struct mmsb_page *p;
 	int err, ret;
 
-	if (!s)
-		return -EINVAL;
-	err = mmsb__lock_mut(s);
+	err = mmsb__lock_page(s, id, true, &p);
 	if (err)
 		return err;
-	p = mmsb__map_get(&s->pages, id);
-	if (!p) {
-		err = -MMSB_ERR_PAGE_NOT_FOUND;
-	} else {
-		err = recompute_one(s, p);
-		if (err > 0) {
-			int werr = mmsb__wave(s, &p, 1, NULL, 0);
+	err = recompute_one(s, p);
+	if (err > 0) {
+		int werr = mmsb__wave(s, &p, 1, NULL, 0);
 
-			mmsb__emit(s, MMSB_EV_PAGE_CHANGED, p->id, 0, p->epoch);
-			err = werr ? werr : 1;
-		}
+		mmsb__emit(s, MMSB_EV_PAGE_CHANGED, p->id, 0, p->epoch);
+		err = werr ? werr : 1;
 	}
 	ret = mmsb__finish(s, err < 0 ? err : 0);
 	mmsb__unlock(s);

@@ -6,9 +6,6 @@
 #include "mmsb_internal.h"
 #include "probes.h"
 
-#define OPTS_OK(o)                                                                                 \
-	(!(o) || (o)->sz >= offsetof(struct mmsb_replay_opts, to_timestamp) + sizeof(uint64_t))
-
 static int seed_from_template(struct mmsb_state *t, struct mmsb_state *tpl)
 {
 	struct mmsb_page **v;
@@ -50,7 +47,7 @@ static int replay_record(struct mmsb_state *t, const struct mmsb_log_record *rec
 	case MMSB_REC_DELTA:
 		break;
 	}
-	if (o && o->to_epoch && rec->delta->epoch > o->to_epoch)
+	if (OPTS_GET(o, to_epoch, 0) && rec->delta->epoch > o->to_epoch)
 		return 0;
 	p = mmsb__map_get(&t->pages, rec->page_id);
 	if (!p)
@@ -77,13 +74,13 @@ static struct mmsb_state *replay(const char *log_path, const struct mmsb_replay_
 	struct mmsb_state *t = NULL;
 	int err, version;
 
-	if (!log_path || !OPTS_OK(o))
+	if (!log_path || !OPTS_VALID(o, mmsb_replay_opts))
 		return mmsb__err_ptr(-EINVAL);
 	r = mmsb__log_reader_open(log_path);
 	if (!r)
 		return NULL;
 	version = mmsb__log_reader_version(r);
-	if (o && o->checkpoint) {
+	if (OPTS_GET(o, checkpoint, NULL)) {
 		err = mmsb__checkpoint_parse(o->checkpoint, &t, &info);
 		if (err)
 			goto fail;
@@ -97,7 +94,7 @@ static struct mmsb_state *replay(const char *log_path, const struct mmsb_replay_
 			err = -ENOMEM;
 			goto fail;
 		}
-		if (version != 3 && o && o->template_state) {
+		if (version != 3 && OPTS_GET(o, template_state, NULL)) {
 			err = seed_from_template(t, o->template_state);
 			if (err)
 				goto fail;
@@ -106,9 +103,9 @@ static struct mmsb_state *replay(const char *log_path, const struct mmsb_replay_
 	while ((err = mmsb__log_reader_next(r, &rec)) > 0) {
 		if (version == 3 && rec.lsn <= info.log_lsn)
 			continue; /* already in the checkpoint */
-		if (o && o->to_lsn && rec.lsn > o->to_lsn)
+		if (OPTS_GET(o, to_lsn, 0) && rec.lsn > o->to_lsn)
 			break;
-		if (o && o->to_timestamp && rec.timestamp > o->to_timestamp)
+		if (OPTS_GET(o, to_timestamp, 0) && rec.timestamp > o->to_timestamp)
 			continue;
 		err = replay_record(t, &rec, version, o);
 		if (err)

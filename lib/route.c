@@ -239,15 +239,10 @@ int mmsb_route(struct mmsb_state *s, struct mmsb_delta *d)
 	err = mmsb__delta_validate(d);
 	if (err)
 		return err;
-	err = mmsb__lock_mut(s);
+	err = mmsb__lock_page(s, d->page_id, true, &p);
 	if (err)
 		return err;
 	t0 = mmsb__now_ns(CLOCK_MONOTONIC);
-	p = mmsb__map_get(&s->pages, d->page_id);
-	if (!p) {
-		err = -MMSB_ERR_PAGE_NOT_FOUND;
-		goto out;
-	}
 	err = mmsb__commit_traced(s, p, d, false);
 	s->st.delta_ns += mmsb__now_ns(CLOCK_MONOTONIC) - t0;
 	if (err)

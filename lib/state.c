@@ -25,9 +25,21 @@ int mmsb__lock_mut(struct mmsb_state *s)
 	return 0;
 }
 
-struct mmsb_page *mmsb__page_get(struct mmsb_state *s, uint64_t id)
+int mmsb__lock_page(struct mmsb_state *s, uint64_t id, bool mut, struct mmsb_page **p)
 {
-	return mmsb__map_get(&s->pages, id);
+	int err;
+
+	if (!s)
+		return -EINVAL;
+	if (mut && (err = mmsb__lock_mut(s)))
+		return err;
+	if (!mut)
+		mmsb__lock(s);
+	*p = mmsb__map_get(&s->pages, id);
+	if (*p)
+		return 0;
+	mmsb__unlock(s);
+	return -MMSB_ERR_PAGE_NOT_FOUND;
 }
 
 uint8_t *mmsb__scratch(struct mmsb_state *s, size_t n)
@@ -52,22 +64,6 @@ struct mmsb_state *mmsb__state_new(void)
 	s->next_delta_id = 1;
 	s->next_sub_id = 1;
 	return s;
-}
-
-#define OPTS_VALID(opts, type)                                                                     \
-	(!(opts) || ((opts)->sz >= offsetofend(struct type, type##__last_field) &&                 \
-		     mmsb__opts_tail_zero((opts), sizeof(struct type), (opts)->sz)))
-#define offsetofend(T, f) (offsetof(T, f) + sizeof(((T *)0)->f))
-
-/* A caller built against a newer header may pass a larger struct: its extra fields must be 0. */
-static bool mmsb__opts_tail_zero(const void *opts, size_t ours, size_t theirs)
-{
-	const uint8_t *p = opts;
-
-	for (size_t i = ours; i < theirs; i++)
-		if (p[i])
-			return false;
-	return true;
 }
 
 /*
@@ -95,34 +91,31 @@ static int restore_from_log(struct mmsb_state *s)
 
 static struct mmsb_state *state_open(const struct mmsb_state_opts *opts)
 {
+	int loc = OPTS_GET(opts, default_location, MMSB_LOC_CPU);
+	enum mmsb_durability dur = OPTS_GET(opts, durability, 0);
+	enum mmsb_log_mode mode = OPTS_GET(opts, log_mode, 0);
+	const char *path = OPTS_GET(opts, log_path, NULL);
 	struct mmsb_state *s;
 	int err;
 
-	if (opts && !OPTS_VALID(opts, mmsb_state_opts))
+	if (!OPTS_VALID(opts, mmsb_state_opts))
 		return mmsb__err_ptr(-EINVAL);
-	if (opts &&
-	    (opts->default_location != MMSB_LOC_CPU && opts->default_location != MMSB_LOC_UNIFIED &&
-	     opts->default_location != MMSB_LOC_GPU))
+	if (loc != MMSB_LOC_CPU && loc != MMSB_LOC_UNIFIED && loc != MMSB_LOC_GPU)
 		return mmsb__err_ptr(-MMSB_ERR_BAD_LOCATION);
-	if (opts && opts->durability > MMSB_DURABLE_EVERY)
-		return mmsb__err_ptr(-EINVAL);
-	if (opts && opts->log_mode > MMSB_LOG_TRUNCATE)
+	if (dur > MMSB_DURABLE_EVERY || mode > MMSB_LOG_TRUNCATE)
 		return mmsb__err_ptr(-EINVAL);
 	s = mmsb__state_new();
 	if (!s)
 		return NULL;
-	if (opts) {
-		s->default_location = opts->default_location;
-		s->deferred = opts->deferred;
-		if (opts->log_path) {
-			err = mmsb__log_open(opts->log_path, opts->log_mode, opts->durability,
-					     &s->log);
-			if (!err && opts->log_mode == MMSB_LOG_APPEND)
-				err = restore_from_log(s);
-			if (err) {
-				mmsb__state_close(s);
-				return mmsb__err_ptr(err);
-			}
+	s->default_location = loc;
+	s->deferred = OPTS_GET(opts, deferred, false);
+	if (path) {
+		err = mmsb__log_open(path, mode, dur, &s->log);
+		if (!err && mode == MMSB_LOG_APPEND)
+			err = restore_from_log(s);
+		if (err) {
+			mmsb__state_close(s);
+			return mmsb__err_ptr(err);
 		}
 	}
 	return s;
@@ -133,9 +126,7 @@ struct mmsb_state *mmsb_state_open(const struct mmsb_state_opts *opts)
 	MMSB_API_SCOPE(mmsb_state_open);
 	struct mmsb_state *s;
 
-	MMSB_TRACE(STATE_OPEN_BEGIN, opts && opts->sz > offsetof(struct mmsb_state_opts, log_path) ?
-					     opts->log_path :
-					     NULL);
+	MMSB_TRACE(STATE_OPEN_BEGIN, OPTS_GET(opts, log_path, NULL));
 	s = state_open(opts);
 	MMSB_TRACE(STATE_OPEN_END, s, s ? 0 : -errno);
 	return s;
