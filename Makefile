@@ -101,8 +101,8 @@ TEST_LIBS_usdt := $(LIBBPF_LIBS)
 EXAMPLE_SRCS := $(wildcard docs/examples/*.c)
 EXAMPLE_BINS := $(patsubst docs/examples/%.c,$(O)/examples/%,$(EXAMPLE_SRCS))
 
-ALL_OBJS := $(LIB_OBJS) $(patsubst %,$(O)/tools/%.o,$(TOOLS)) $(O)/tools/tool_helpers.o \
-	    $(O)/tools/bench_keys.o $(TRACE_OBJS) \
+ALL_OBJS := $(LIB_OBJS) $(O)/tools/tlog/mmsb-tlog.o $(O)/tools/common/tool_helpers.o \
+	    $(O)/tools/bench/mmsb-bench.o $(O)/tools/bench/keys.o $(TRACE_OBJS) \
 	    $(patsubst tests/%.c,$(O)/tests/%.o,$(TEST_SRCS)) $(O)/tests/harness.o \
 	    $(patsubst docs/examples/%.c,$(O)/examples/%.o,$(EXAMPLE_SRCS))
 
@@ -177,36 +177,38 @@ $(O)/libmmsb.a: $(LIB_OBJS)
 
 $(O)/tools/%.o: tools/%.c | $(O)/tools
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(JSONC_CFLAGS) -Itools -I$(O)/tools -Ibpf -I$(O)/bpf $(DEPFLAGS) \
-		-c $< -o $@
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(JSONC_CFLAGS) -Itools/common -I$(O)/tools -Ibpf -I$(O)/bpf \
+		$(DEPFLAGS) -c $< -o $@
 
-$(O)/mmsb-tlog: $(O)/tools/mmsb-tlog.o $(O)/tools/tool_helpers.o $(O)/libmmsb.so
+$(O)/mmsb-tlog: $(O)/tools/tlog/mmsb-tlog.o $(O)/tools/common/tool_helpers.o $(O)/libmmsb.so
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) $(JSONC_LIBS)
 
-$(O)/mmsb-bench: $(O)/tools/mmsb-bench.o $(O)/tools/bench_keys.o $(O)/tools/tool_helpers.o \
+$(O)/mmsb-bench: $(O)/tools/bench/mmsb-bench.o $(O)/tools/bench/keys.o \
+		 $(O)/tools/common/tool_helpers.o \
 		 $(O)/libmmsb.so
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) $(JSONC_LIBS) -lm
 
-TRACE_OBJS := $(addprefix $(O)/tools/,mmsb-trace.o trace_record.o trace_features.o \
-		trace_profile.o trace_pmu.o trace_host.o syms_helpers.o usdt_helpers.o \
-		tool_helpers.o)
+TRACE_OBJS := $(addprefix $(O)/tools/trace/,mmsb-trace.o record.o features.o \
+		profile.o pmu.o host.o syms_helpers.o usdt_helpers.o) \
+	      $(O)/tools/common/tool_helpers.o
 
 $(O)/mmsb-trace: $(TRACE_OBJS) $(O)/libmmsb.so
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) $(JSONC_LIBS) \
 		$(LIBBPF_LIBS) -lelf -lpfm
 
-$(O)/tools/trace_record.o $(O)/tools/trace_features.o $(O)/tools/trace_pmu.o \
-$(O)/tools/trace_host.o: $(BPF_SKELS)
+$(O)/tools/trace/record.o $(O)/tools/trace/features.o $(O)/tools/trace/pmu.o \
+$(O)/tools/trace/host.o: $(BPF_SKELS)
 
 # What the bench's machine block says about this build; rewritten only when it changes.
 BUILD_INFO = \#define MMSB_GIT_REV "$(shell git describe --always --dirty 2>/dev/null || echo unknown)"\n\#define MMSB_BUILD_FLAGS "$(strip $(CFLAGS))"
 $(O)/tools/bench_build.h: FORCE | $(O)/tools
 	$(Q)printf '$(BUILD_INFO)\n' > $@.new && (cmp -s $@.new $@ && rm -f $@.new || mv $@.new $@)
 
-$(O)/tools/mmsb-bench.o: $(O)/tools/bench_build.h
+$(O)/tools/bench/mmsb-bench.o: $(O)/tools/bench_build.h
 
 FORCE:
 
@@ -373,10 +375,11 @@ install: lib tools $(O)/libmmsb.pc
 	$(Q)install -m 0644 $(O)/libmmsb.pc $(DESTDIR)$(LIBDIR)/pkgconfig/libmmsb.pc
 	$(Q)install -d $(DESTDIR)$(PREFIX)/share/mmsb/profiles
 	$(Q)install -m 0644 profiles/*.profile $(DESTDIR)$(PREFIX)/share/mmsb/profiles/
-	$(Q)$(CC) $(LDFLAGS) $(O)/tools/mmsb-tlog.o $(O)/tools/tool_helpers.o \
+	$(Q)$(CC) $(LDFLAGS) $(O)/tools/tlog/mmsb-tlog.o $(O)/tools/common/tool_helpers.o \
 		-o $(DESTDIR)$(PREFIX)/bin/mmsb-tlog -L$(O) -lmmsb -Wl,-rpath,$(LIBDIR) $(JSONC_LIBS)
-	$(Q)$(CC) $(LDFLAGS) $(O)/tools/mmsb-bench.o $(O)/tools/bench_keys.o $(O)/tools/tool_helpers.o \
-		-o $(DESTDIR)$(PREFIX)/bin/mmsb-bench -L$(O) -lmmsb -Wl,-rpath,$(LIBDIR) $(JSONC_LIBS) -lm
+	$(Q)$(CC) $(LDFLAGS) $(O)/tools/bench/mmsb-bench.o $(O)/tools/bench/keys.o \
+		$(O)/tools/common/tool_helpers.o -o $(DESTDIR)$(PREFIX)/bin/mmsb-bench -L$(O) -lmmsb \
+		-Wl,-rpath,$(LIBDIR) $(JSONC_LIBS) -lm
 	$(Q)$(CC) $(LDFLAGS) $(TRACE_OBJS) -o $(DESTDIR)$(PREFIX)/bin/mmsb-trace -L$(O) -lmmsb \
 		-Wl,-rpath,$(LIBDIR) $(JSONC_LIBS) $(LIBBPF_LIBS) -lelf -lpfm
 

@@ -35,7 +35,7 @@ struct json_object *features_json(const struct trace_features *f);
 int span_kind_of(const char *name);
 const char *span_name(int kind);
 
-/* A counter per span (tools/trace_pmu.c): the name asked for, libpfm4's full name, the attr. */
+/* A counter per span (pmu.c): the name asked for, libpfm4's full name, the attr. */
 struct pmu_event {
 	char name[64], canonical[256];
 	struct perf_event_attr attr;
@@ -48,7 +48,7 @@ int pmu_open(struct pmu_event *ev, int n, int map_fd, int nr_cpus, int *fds);
 int do_pmu(int argc, char **argv);
 int sys_perf_event_open(struct perf_event_attr *a, pid_t pid, int cpu);
 
-/* The host's side of the boundary, sampled (tools/trace_host.c): frames by module and function. */
+/* The host's side of the boundary, sampled (host.c): frames by module and function. */
 struct host_frame {
 	char module[64], symbol[192];
 	uint64_t samples[2]; /* HOST_FFI, HOST_OTHER */
@@ -73,7 +73,7 @@ int host_collect(int samples_fd, struct syms *sy, struct host_report *hr);
 void host_report_free(struct host_report *hr);
 int pmu_help(void);
 
-/* A trace profile (tools/trace_profile.c, docs/profiles.md): record's settings by name. */
+/* A trace profile (profile.c, docs/profiles.md): record's settings by name. */
 enum { PROFILE_OUT_TABLE, PROFILE_OUT_JSON, PROFILE_OUT_FOLDED, PROFILE_OUT_SPEEDSCOPE };
 
 struct trace_profile {
