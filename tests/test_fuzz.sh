@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# timeout: 900
 # A short libFuzzer run of every parser's fuzz target, seeded from tests/fuzz/corpus/.
 # MMSB_FUZZ_RUNS sets the executions per target (default 20000; make fuzz builds them alone).
 set -u

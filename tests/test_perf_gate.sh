@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# timeout: 900
 #
 # The regression gate (ci/perf-gate.sh, docs/ci.md), judged on behaviour, never on a timing:
 #  1. BASE=HEAD against an unchanged checkout of HEAD: exit 0, the instruction counts equal
@@ -33,7 +34,7 @@ fi
 # a checkout of HEAD beside the work tree, so the test judges committed code and can change it
 git worktree add -q --detach "$wt" HEAD || { bad "git worktree add"; exit 1; }
 gate() {
-	(cd "$wt" && PERF_GATE_KEYS=$keys PERF_GATE_PAIRED=off PERF_GATE_OUT="$tmp/g" \
+	(cd "$wt" && PERF_GATE_KEYS=$keys PERF_GATE_PAIRED=off PERF_GATE_EVALS=50 PERF_GATE_OUT="$tmp/g" \
 		ci/perf-gate.sh HEAD) >"$tmp/$1.out" 2>"$tmp/$1.err"
 }
 
@@ -108,7 +109,7 @@ run_capture() {
 	# the gate's builds of test 2 are reused (the planted tree is HEAD's side)
 	(cd "$wt" && PERF_GATE=$1 PERF_GATE_BASE=HEAD PERF_KEYS=$keys PERF_TRACE=off O="$tmp/g/head" \
 		PERF_BASELINE=ci/baselines/c-2cpu-amd-epyc.json PERF_GATE_PAIRED=off \
-		PERF_GATE_OUT="$tmp/g" ci/perf-capture.sh "$tmp/cap-$1") >/dev/null 2>"$tmp/cap-$1.err"
+		PERF_GATE_EVALS=50 PERF_GATE_OUT="$tmp/g" ci/perf-capture.sh "$tmp/cap-$1") >/dev/null 2>"$tmp/cap-$1.err"
 }
 run_capture on
 rc_on=$?

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# timeout: 900
 #
 # mmsb-trace record against ground truth. Privileged parts SKIP without root or BTF.
 #  1. without privileges: one line naming what is missing, exit 1
