@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The page table: pages by id, open addressing with linear probing and backward-shift deletion
+ * (the lookup, every call's first step, is inline in mmsb_internal.h).
+ */
+#include <string.h>
+
+#include "mmsb_internal.h"
+
+static void map_place(struct mmsb_slot *slots, size_t cap, struct mmsb_page *p)
+{
+	struct mmsb_page_map tmp = { .slots = slots, .cap = cap };
+	size_t i = mmsb__slot_of(&tmp, p->id);
+
+	while (slots[i].p)
+		i = (i + 1) & (cap - 1);
+	slots[i] = (struct mmsb_slot){ p->id, p };
+}
+
+int mmsb__map_put(struct mmsb_page_map *m, struct mmsb_page *p)
+{
+	/* keep the load factor under 1/2 so probes stay short */
+	if ((m->n + 1) * 2 > m->cap) {
+		size_t ncap = m->cap ? m->cap * 2 : 64;
+		struct mmsb_slot *ns = calloc(ncap, sizeof(*ns));
+
+		if (!ns)
+			return -ENOMEM;
+		for (size_t i = 0; i < m->cap; i++)
+			if (m->slots[i].p)
+				map_place(ns, ncap, m->slots[i].p);
+		free(m->slots);
+		m->slots = ns;
+		m->cap = ncap;
+	}
+	map_place(m->slots, m->cap, p);
+	m->n++;
+	return 0;
+}
+
+void mmsb__map_del(struct mmsb_page_map *m, uint64_t id)
+{
+	size_t mask = m->cap - 1, i, j;
+
+	if (!m->cap)
+		return;
+	for (i = mmsb__slot_of(m, id); m->slots[i].p; i = (i + 1) & mask)
+		if (m->slots[i].id == id)
+			break;
+	if (!m->slots[i].p)
+		return;
+	m->slots[i] = (struct mmsb_slot){ 0, NULL };
+	m->n--;
+	/* shift later members of the probe run back so lookups never stop at the hole */
+	for (j = (i + 1) & mask; m->slots[j].p; j = (j + 1) & mask) {
+		size_t home = mmsb__slot_of(m, m->slots[j].id);
+
+		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+			m->slots[i] = m->slots[j];
+			m->slots[j] = (struct mmsb_slot){ 0, NULL };
+			i = j;
+		}
+	}
+}
+
+void mmsb__map_free(struct mmsb_page_map *m)
+{
+	free(m->slots);
+	memset(m, 0, sizeof(*m));
+}
+
+int mmsb__cmp_page_id(const void *a, const void *b)
+{
+	uint64_t x = (*(struct mmsb_page *const *)a)->id, y = (*(struct mmsb_page *const *)b)->id;
+
+	return x < y ? -1 : x > y;
+}
+
+struct mmsb_page **mmsb__map_sorted(const struct mmsb_page_map *m, size_t *n)
+{
+	struct mmsb_page **v = malloc((m->n ? m->n : 1) * sizeof(*v));
+	struct mmsb_page *p;
+	size_t i, k = 0;
+
+	if (!v)
+		return NULL;
+	mmsb__map_for_each(m, i, p)
+		v[k++] = p;
+	qsort(v, k, sizeof(*v), mmsb__cmp_page_id);
+	*n = k;
+	return v;
+}
