@@ -15,6 +15,12 @@
 
 /* ---- apply: the bytes of a validated delta on the copy of the page that takes them ---- */
 
+/* The bytes d writes among a page's first n (n <= d->mask_len): its set mask positions there. */
+static inline size_t delta_written(const struct mmsb_delta *d, size_t n)
+{
+	return n == d->mask_len ? d->mask_count : mmsb__popcount_bytes(d->mask, n);
+}
+
 static size_t cpu_apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t n)
 {
 	if (d->sparse)
@@ -26,7 +32,7 @@ static size_t cpu_apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t 
 	}
 	mmsb__blend(p->data, d->payload, d->mask, n);
 	/* bytes written: the set positions inside the page */
-	return mmsb__delta_written(d, n);
+	return delta_written(d, n);
 }
 
 /* d on a GPU page's host mirror (fetched first when stale), which becomes the current copy. */
@@ -51,7 +57,7 @@ int mmsb__apply_bytes(struct mmsb_page *p, const struct mmsb_delta *d, size_t *b
 		return 0;
 	}
 	/* a GPU page: the router's side; an apply the device fails is done on the host instead */
-	w = mmsb__delta_written(d, n);
+	w = delta_written(d, n);
 	if (mmsb__gpu_route(p, w) && !mmsb__gpu_apply(p, d, n, w)) {
 		*bytes = w;
 		return 0;
@@ -75,7 +81,7 @@ int mmsb__apply_prepare(struct mmsb_page *p, const struct mmsb_delta *d)
 	if (!p->dev)
 		return 0;
 	/* the router's side, asked as the apply will ask it; the host when the upload fails */
-	w = mmsb__delta_written(d, min_t(size_t, d->mask_len, p->size));
+	w = delta_written(d, min_t(size_t, d->mask_len, p->size));
 	if (mmsb__gpu_prefer(p->size, w, 1) && !mmsb__gpu_upload(p))
 		return 0;
 	return mmsb__page_host(p);
@@ -154,7 +160,7 @@ static int apply_logged(struct mmsb_state *s, struct mmsb_page *p, const struct 
 	else if (how == APPLY_HOST)
 		err = apply_host(p, d, &bytes);
 	else
-		bytes = mmsb__delta_written(d, min_t(size_t, d->mask_len, p->size));
+		bytes = delta_written(d, min_t(size_t, d->mask_len, p->size));
 	if (err && !s->log)
 		return err;
 	p->epoch++;

@@ -118,7 +118,7 @@ static int copy_labels(struct mmsb_delta *dst, const struct mmsb_delta *src)
 	return 0;
 }
 
-struct mmsb_delta *mmsb__delta_dup(const struct mmsb_delta *d)
+static struct mmsb_delta *delta_dup(const struct mmsb_delta *d)
 {
 	struct mmsb_delta *n;
 
@@ -144,7 +144,7 @@ struct mmsb_delta *mmsb__delta_dup(const struct mmsb_delta *d)
 struct mmsb_delta *mmsb_delta_dup(const struct mmsb_delta *d)
 {
 	MMSB_API_SCOPE(mmsb_delta_dup);
-	return mmsb__delta_dup(d);
+	return delta_dup(d);
 }
 
 /* Expand d's payload to dense positions into out (mask_len bytes, zeros where unmasked). */
@@ -168,7 +168,7 @@ struct mmsb_delta *mmsb_delta_to_dense(const struct mmsb_delta *d)
 
 	if (!d)
 		return mmsb__err_ptr(-EINVAL);
-	n = mmsb__delta_dup(d);
+	n = delta_dup(d);
 	if (!n || !d->sparse)
 		return n;
 	/* the dense payload needs mask_len bytes: build a fresh one and keep the labels */

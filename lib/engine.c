@@ -285,6 +285,8 @@ static void *worker_main(void *arg)
 	}
 }
 
+static void engine_free(struct mmsb_engine *e);
+
 struct mmsb_engine *mmsb_engine_new(struct mmsb_state *s, const struct mmsb_engine_opts *opts)
 {
 	MMSB_API_SCOPE(mmsb_engine_new);
@@ -324,7 +326,7 @@ struct mmsb_engine *mmsb_engine_new(struct mmsb_state *s, const struct mmsb_engi
 			memset(e->wk[k].bucket, 0, bsz);
 		if (!e->wk[k].bucket) {
 			e->w = 1; /* no thread started yet */
-			mmsb__engine_free(e);
+			engine_free(e);
 			return mmsb__err_ptr(-ENOMEM);
 		}
 	}
@@ -333,14 +335,14 @@ struct mmsb_engine *mmsb_engine_new(struct mmsb_state *s, const struct mmsb_engi
 
 		if (err) {
 			e->w = k; /* free the ones that started */
-			mmsb__engine_free(e);
+			engine_free(e);
 			return mmsb__err_ptr(-err);
 		}
 	}
 	return e;
 }
 
-void mmsb__engine_free(struct mmsb_engine *e)
+static void engine_free(struct mmsb_engine *e)
 {
 	if (!e)
 		return;
@@ -366,7 +368,7 @@ void mmsb__engine_free(struct mmsb_engine *e)
 void mmsb_engine_free(struct mmsb_engine *e)
 {
 	MMSB_API_SCOPE(mmsb_engine_free);
-	mmsb__engine_free(e);
+	engine_free(e);
 }
 
 /* Run a batch with the state locked; the touched pages stay in the workers for mmsb_tick(). */

@@ -92,7 +92,7 @@ static void edge_unlink(struct mmsb_page *parent, struct mmsb_page *child, int t
 }
 
 /* Is `to` reachable from `from` (any edge type)? Iterative DFS with generation marks. */
-bool mmsb__reaches(struct mmsb_state *s, struct mmsb_page *from, struct mmsb_page *to)
+static bool reaches(struct mmsb_state *s, struct mmsb_page *from, struct mmsb_page *to)
 {
 	struct mmsb_page **stack = NULL;
 	size_t n = 0, cap = 0;
@@ -147,7 +147,7 @@ int mmsb_edge_add(struct mmsb_state *s, uint64_t parent, uint64_t child, int typ
 		goto out;
 	}
 	/* the check runs before anything is linked, so a refusal changes nothing */
-	if (mmsb__reaches(s, c, p)) {
+	if (reaches(s, c, p)) {
 		err = -MMSB_ERR_CYCLE;
 		goto out;
 	}

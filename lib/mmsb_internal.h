@@ -127,9 +127,7 @@ static inline const uint8_t *mmsb__cur_take(struct mmsb_cursor *c, size_t n)
 const char *mmsb__strerror(int err) MMSB_HIDDEN;
 void mmsb__state_close(struct mmsb_state *s) MMSB_HIDDEN;
 void mmsb__delta_free(struct mmsb_delta *d) MMSB_HIDDEN;
-struct mmsb_delta *mmsb__delta_dup(const struct mmsb_delta *d) MMSB_HIDDEN;
 size_t mmsb__diff_mask(const void *a, const void *b, size_t len, uint8_t *out) MMSB_HIDDEN;
-void mmsb__engine_free(struct mmsb_engine *e) MMSB_HIDDEN;
 ssize_t mmsb__graph_toposort(struct mmsb_state *s, uint64_t *ids, size_t max) MMSB_HIDDEN;
 struct mmsb_log_reader *mmsb__log_reader_open(const char *path) MMSB_HIDDEN;
 void mmsb__log_reader_close(struct mmsb_log_reader *r) MMSB_HIDDEN;
@@ -137,8 +135,6 @@ int mmsb__log_reader_version(const struct mmsb_log_reader *r) MMSB_HIDDEN;
 uint64_t mmsb__log_reader_log_id(const struct mmsb_log_reader *r) MMSB_HIDDEN;
 int mmsb__log_reader_next(struct mmsb_log_reader *r, struct mmsb_log_record *rec) MMSB_HIDDEN;
 struct mmsb_state *mmsb__replay(const char *log_path, const struct mmsb_replay_opts *o) MMSB_HIDDEN;
-int mmsb__state_diverge(struct mmsb_state *a, struct mmsb_state *b,
-			struct mmsb_divergence *out) MMSB_HIDDEN;
 
 /* ---- deltas ---- */
 
@@ -186,12 +182,6 @@ size_t mmsb__scatter(uint8_t *dst, const uint8_t *src, const uint8_t *mask, size
 size_t mmsb__gather(uint8_t *dst, const uint8_t *src, const uint8_t *mask, size_t n) MMSB_HIDDEN;
 /* the positions i < n where mask[i], in order, into idx; returns how many (< 2^32 per page) */
 size_t mmsb__mask_index(const uint8_t *mask, size_t n, uint32_t *idx) MMSB_HIDDEN;
-
-/* The bytes d writes among a page's first n (n <= d->mask_len): its set mask positions there. */
-static inline size_t mmsb__delta_written(const struct mmsb_delta *d, size_t n)
-{
-	return n == d->mask_len ? d->mask_count : mmsb__popcount_bytes(d->mask, n);
-}
 
 bool mmsb__utf8_valid(const uint8_t *s, size_t n) MMSB_HIDDEN;
 
@@ -287,6 +277,7 @@ static inline struct mmsb_page *mmsb__map_get(const struct mmsb_page_map *m, uin
 			return sl->p;
 	}
 }
+/* The rest of the table (pagemap.c). */
 int mmsb__map_put(struct mmsb_page_map *m, struct mmsb_page *p) MMSB_HIDDEN;
 void mmsb__map_del(struct mmsb_page_map *m, uint64_t id) MMSB_HIDDEN;
 void mmsb__map_free(struct mmsb_page_map *m) MMSB_HIDDEN;
@@ -301,6 +292,7 @@ struct mmsb_page **mmsb__map_sorted(const struct mmsb_page_map *m, size_t *n) MM
 
 struct mmsb_page *mmsb__page_new(uint64_t id, size_t size, int loc) MMSB_HIDDEN;
 void mmsb__page_destroy(struct mmsb_page *p) MMSB_HIDDEN;
+/* Metadata (meta.c): the blob is u32 count, then (u32 klen, key, u32 vlen, value) per entry. */
 int mmsb__meta_encode(const struct mmsb_page *p, struct mmsb_buf *b) MMSB_HIDDEN;
 /* Decode a blob into a fresh entry array (validated whole before anything is returned). */
 int mmsb__meta_decode(const uint8_t *blob, size_t len, struct mmsb_meta_ent **out,
@@ -359,7 +351,6 @@ struct mmsb_page *mmsb__heap_pop(struct mmsb_heap *h) MMSB_HIDDEN;
 
 int mmsb__edge_link(struct mmsb_page *parent, struct mmsb_page *child, int type) MMSB_HIDDEN;
 void mmsb__edges_drop(struct mmsb_state *s, struct mmsb_page *p) MMSB_HIDDEN;
-bool mmsb__reaches(struct mmsb_state *s, struct mmsb_page *from, struct mmsb_page *to) MMSB_HIDDEN;
 int mmsb__tarjan(struct mmsb_page_map *m, uint64_t *mark_gen,
 		 struct mmsb_cycle_report *r) MMSB_HIDDEN;
 
@@ -377,8 +368,6 @@ struct mmsb_log;
 int mmsb__log_open(const char *path, enum mmsb_log_mode mode, enum mmsb_durability dur,
 		   struct mmsb_log **out) MMSB_HIDDEN;
 void mmsb__log_close(struct mmsb_log *l) MMSB_HIDDEN;
-/* Frame a delta; assigns d->lsn. With EVERY durability it is written and synced here. */
-int mmsb__log_delta(struct mmsb_log *l, struct mmsb_delta *d) MMSB_HIDDEN;
 int mmsb__log_page(struct mmsb_log *l, enum mmsb_log_kind kind, uint64_t id, uint64_t size,
 		   int loc) MMSB_HIDDEN;
 /* End of an update/route/batch: the group commit the durability policy asks for. */
@@ -387,13 +376,14 @@ int mmsb__log_commit(struct mmsb_log *l) MMSB_HIDDEN;
 int mmsb__log_sync(struct mmsb_log *l) MMSB_HIDDEN;
 /* Write whatever is buffered; fdatasync unless the policy is NONE. */
 int mmsb__log_flush(struct mmsb_log *l) MMSB_HIDDEN;
-/* Batch framing for the engine: frame without writing, undo to a mark, one write + sync. */
+/* Framing for the commit path: frame without writing, undo to a mark, one write + sync. */
 struct mmsb_log_mark {
 	size_t buf_len;
 	uint64_t next_lsn, records, pending;
 };
 struct mmsb_log_mark mmsb__log_mark(const struct mmsb_log *l) MMSB_HIDDEN;
 void mmsb__log_rollback(struct mmsb_log *l, struct mmsb_log_mark m) MMSB_HIDDEN;
+/* Frame d into the buffer, not written yet; assigns d->lsn. */
 int mmsb__log_buffer(struct mmsb_log *l, struct mmsb_delta *d) MMSB_HIDDEN;
 /* NONE: the usual threshold write; BATCH and EVERY: write and fdatasync now. */
 int mmsb__log_commit_batch(struct mmsb_log *l) MMSB_HIDDEN;
@@ -403,8 +393,6 @@ uint64_t mmsb__log_id(const struct mmsb_log *l) MMSB_HIDDEN;
 const char *mmsb__log_path(const struct mmsb_log *l) MMSB_HIDDEN;
 void mmsb__log_stats(const struct mmsb_log *l, struct mmsb_stats *st) MMSB_HIDDEN;
 void mmsb__log_stats_reset(struct mmsb_log *l) MMSB_HIDDEN;
-/* Serialise one v3 record body (no frame header) into b. */
-int mmsb__log_encode_delta(struct mmsb_buf *b, const struct mmsb_delta *d) MMSB_HIDDEN;
 
 /* ---- checkpoints ---- */
 
@@ -462,7 +450,7 @@ struct mmsb_state {
 	struct mmsb_undo *undo;
 	size_t n_undo, cap_undo;
 
-	uint8_t *scratch; /* diff masks and recompute buffers */
+	uint8_t *scratch; /* diff masks and recompute buffers: see mmsb__scratch() */
 	size_t scratch_cap;
 
 	struct mmsb_stats st;
@@ -481,6 +469,13 @@ int mmsb__lock_mut(struct mmsb_state *s) MMSB_HIDDEN;
 int mmsb__lock_page(struct mmsb_state *s, uint64_t id, bool mut, struct mmsb_page **p) MMSB_HIDDEN;
 int mmsb__page_insert(struct mmsb_state *s, uint64_t id, size_t size, int loc,
 		      bool logged) MMSB_HIDDEN;
+/*
+ * The state's one scratch buffer, at least n bytes, owned by the state and used under its lock.
+ * It lives until the next mmsb__scratch() call, which may move it: a caller is done with it before
+ * anything it calls asks again. A propagation wave asks (each recompute diffs in it), so an update
+ * or route commits the delta its scratch holds before it starts the wave, and never reads the
+ * scratch after.
+ */
 uint8_t *mmsb__scratch(struct mmsb_state *s, size_t n) MMSB_HIDDEN;
 void mmsb__emit(struct mmsb_state *s, enum mmsb_event_type t, uint64_t page, uint64_t delta,
 		uint32_t epoch) MMSB_HIDDEN;

@@ -139,7 +139,7 @@ struct mmsb_state *mmsb_replay(const char *log_path, const struct mmsb_replay_op
 	return mmsb__replay(log_path, o);
 }
 
-int mmsb__state_diverge(struct mmsb_state *a, struct mmsb_state *b, struct mmsb_divergence *out)
+static int state_diverge(struct mmsb_state *a, struct mmsb_state *b, struct mmsb_divergence *out)
 {
 	struct mmsb_page *p, *q;
 	double sum = 0;
@@ -202,7 +202,7 @@ int mmsb__state_diverge(struct mmsb_state *a, struct mmsb_state *b, struct mmsb_
 int mmsb_state_diverge(struct mmsb_state *a, struct mmsb_state *b, struct mmsb_divergence *out)
 {
 	MMSB_API_SCOPE(mmsb_state_diverge);
-	return mmsb__state_diverge(a, b, out);
+	return state_diverge(a, b, out);
 }
 
 int mmsb_state_verify(struct mmsb_state *s, struct mmsb_divergence *out)
@@ -233,7 +233,7 @@ int mmsb_state_verify(struct mmsb_state *s, struct mmsb_divergence *out)
 	free(path);
 	if (!t)
 		return -errno;
-	err = mmsb__state_diverge(s, t, out);
+	err = state_diverge(s, t, out);
 	mmsb__state_close(t);
 	if (err)
 		return err;

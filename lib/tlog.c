@@ -75,7 +75,7 @@ static void frame_end(struct mmsb_buf *b, size_t at)
 	memcpy(b->p + at + 4, &crc, 4);
 }
 
-int mmsb__log_encode_delta(struct mmsb_buf *b, const struct mmsb_delta *d)
+static int encode_delta(struct mmsb_buf *b, const struct mmsb_delta *d)
 {
 	size_t src_len = strlen(d->source), in_len = d->intent ? strlen(d->intent) : 0;
 	size_t mb = mask_bytes(d->mask_len), body, at;
@@ -749,7 +749,7 @@ int mmsb_log_convert(const char *in, const char *out)
 		b.len = 0;
 		if (rec.kind == MMSB_REC_DELTA) {
 			rec.delta->lsn = lsn++;
-			err = mmsb__log_encode_delta(&b, rec.delta);
+			err = encode_delta(&b, rec.delta);
 		} else {
 			err = encode_page(&b, rec.kind, lsn++, rec.page_id, rec.page_size,
 					  rec.location);
@@ -919,7 +919,7 @@ int mmsb__log_buffer(struct mmsb_log *l, struct mmsb_delta *d)
 	if (l->next_lsn > MMSB_ID_MAX)
 		return -ERANGE;
 	d->lsn = l->next_lsn;
-	err = mmsb__log_encode_delta(&l->buf, d);
+	err = encode_delta(&l->buf, d);
 	if (err) {
 		l->buf.len = before;
 		d->lsn = 0;
@@ -929,15 +929,6 @@ int mmsb__log_buffer(struct mmsb_log *l, struct mmsb_delta *d)
 	l->records++;
 	l->pending++;
 	return 0;
-}
-
-int mmsb__log_delta(struct mmsb_log *l, struct mmsb_delta *d)
-{
-	int err = mmsb__log_buffer(l, d);
-
-	if (!err && l->dur == MMSB_DURABLE_EVERY)
-		return log_write(l, true);
-	return err;
 }
 
 struct mmsb_log_mark mmsb__log_mark(const struct mmsb_log *l)
