@@ -102,7 +102,7 @@ EXAMPLE_SRCS := $(wildcard docs/examples/*.c)
 EXAMPLE_BINS := $(patsubst docs/examples/%.c,$(O)/examples/%,$(EXAMPLE_SRCS))
 
 ALL_OBJS := $(LIB_OBJS) $(O)/tools/tlog/mmsb-tlog.o $(O)/tools/common/tool_helpers.o \
-	    $(O)/tools/bench/mmsb-bench.o $(O)/tools/bench/keys.o $(TRACE_OBJS) \
+	    $(BENCH_OBJS) $(TRACE_OBJS) \
 	    $(patsubst tests/%.c,$(O)/tests/%.o,$(TEST_SRCS)) $(O)/tests/harness.o \
 	    $(patsubst docs/examples/%.c,$(O)/examples/%.o,$(EXAMPLE_SRCS))
 
@@ -185,14 +185,17 @@ $(O)/mmsb-tlog: $(O)/tools/tlog/mmsb-tlog.o $(O)/tools/common/tool_helpers.o $(O
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) $(JSONC_LIBS)
 
-$(O)/mmsb-bench: $(O)/tools/bench/mmsb-bench.o $(O)/tools/bench/keys.o \
-		 $(O)/tools/common/tool_helpers.o \
+BENCH_OBJS := $(addprefix $(O)/tools/bench/,mmsb-bench.o runner.o report.o validate.o gpu.o \
+		host.o keys.o keys_stress.o) $(O)/tools/common/tool_helpers.o
+
+$(O)/mmsb-bench: $(BENCH_OBJS) \
 		 $(O)/libmmsb.so
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) $(JSONC_LIBS) -lm
 
-TRACE_OBJS := $(addprefix $(O)/tools/trace/,mmsb-trace.o record.o features.o \
-		profile.o pmu.o host.o syms_helpers.o usdt_helpers.o) \
+TRACE_OBJS := $(addprefix $(O)/tools/trace/,mmsb-trace.o record.o target.o report.o spans.o \
+		out_json.o out_folded.o out_speedscope.o out_events.o features.o profile.o pmu.o \
+		host.o syms_helpers.o usdt_helpers.o) \
 	      $(O)/tools/common/tool_helpers.o
 
 $(O)/mmsb-trace: $(TRACE_OBJS) $(O)/libmmsb.so
@@ -208,7 +211,7 @@ BUILD_INFO = \#define MMSB_GIT_REV "$(shell git describe --always --dirty 2>/dev
 $(O)/tools/bench_build.h: FORCE | $(O)/tools
 	$(Q)printf '$(BUILD_INFO)\n' > $@.new && (cmp -s $@.new $@ && rm -f $@.new || mv $@.new $@)
 
-$(O)/tools/bench/mmsb-bench.o: $(O)/tools/bench_build.h
+$(O)/tools/bench/report.o: $(O)/tools/bench_build.h
 
 FORCE:
 
@@ -377,8 +380,7 @@ install: lib tools $(O)/libmmsb.pc
 	$(Q)install -m 0644 profiles/*.profile $(DESTDIR)$(PREFIX)/share/mmsb/profiles/
 	$(Q)$(CC) $(LDFLAGS) $(O)/tools/tlog/mmsb-tlog.o $(O)/tools/common/tool_helpers.o \
 		-o $(DESTDIR)$(PREFIX)/bin/mmsb-tlog -L$(O) -lmmsb -Wl,-rpath,$(LIBDIR) $(JSONC_LIBS)
-	$(Q)$(CC) $(LDFLAGS) $(O)/tools/bench/mmsb-bench.o $(O)/tools/bench/keys.o \
-		$(O)/tools/common/tool_helpers.o -o $(DESTDIR)$(PREFIX)/bin/mmsb-bench -L$(O) -lmmsb \
+	$(Q)$(CC) $(LDFLAGS) $(BENCH_OBJS) -o $(DESTDIR)$(PREFIX)/bin/mmsb-bench -L$(O) -lmmsb \
 		-Wl,-rpath,$(LIBDIR) $(JSONC_LIBS) -lm
 	$(Q)$(CC) $(LDFLAGS) $(TRACE_OBJS) -o $(DESTDIR)$(PREFIX)/bin/mmsb-trace -L$(O) -lmmsb \
 		-Wl,-rpath,$(LIBDIR) $(JSONC_LIBS) $(LIBBPF_LIBS) -lelf -lpfm

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* mmsb-trace features: what the kernel offers the tracer, and what one probe hit costs here. */
 #include <errno.h>
+#include <linux/capability.h>
 #include <getopt.h>
 #include <json-c/json.h>
 #include <limits.h>
 #include <mmsb/mmsb.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +20,22 @@
 #include "mmsb_trace.skel.h"
 #include "tool_helpers.h"
 #include "trace.h"
+
+/* Root, or CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON: what loading and attaching need. */
+bool have_bpf_caps(void)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2] = { 0 };
+	uint64_t eff;
+
+	if (!geteuid())
+		return true;
+	if (syscall(SYS_capget, &h, d))
+		return false;
+	eff = d[0].effective | ((uint64_t)d[1].effective << 32);
+	/* CAP_SYS_ADMIN 21, CAP_PERFMON 38, CAP_BPF 39 (not every libc header has the last two) */
+	return (eff >> 21 & 1) || ((eff >> 38 & 1) && (eff >> 39 & 1));
+}
 
 int features_help(void)
 {

@@ -31,9 +31,12 @@ void features_probe(struct trace_features *f);
 /* The same as a JSON object (unknown as null), for features --json and record's report */
 struct json_object *features_json(const struct trace_features *f);
 
-/* Span kinds by name (the -k list, profiles): the index, or -1. */
+/* Span kinds (spans.c) by name (the -k list, profiles): the index, or -1. */
 int span_kind_of(const char *name);
+/* A kind's name and category ("?" for none); the probe that begins or ends it (NULL for none). */
 const char *span_name(int kind);
+const char *span_category(int kind);
+const char *span_probe(int kind, bool end);
 
 /* A counter per span (pmu.c): the name asked for, libpfm4's full name, the attr. */
 struct pmu_event {

@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * mmsb-trace record, between its files: the session (record.c) with its target (target.c), and
+ * the report it hands over (report.c: the table; out_*.c: one file per output format).
+ */
+#ifndef __MMSB_TRACE_RECORD_H
+#define __MMSB_TRACE_RECORD_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <linux/types.h> /* the BPF ABI's __u32 and __u64 */
+
+#include "mmsb_trace.h"
+#include "tool_helpers.h"
+#include "trace.h"
+
+/* The files record writes, each opened before the command starts (tool_helpers.h). */
+enum { OUT_FOLDED, OUT_JSON, OUT_SPEEDSCOPE, OUT_EVENTS, N_OUT };
+
+/* What record was asked for: the command line, then a profile where the line did not say. */
+struct record_opts {
+	uint64_t pid;
+	double duration;
+	const char *folded, *json_out, *speedscope, *events, *lib, *kinds, *profile, *out_dir, *pmu;
+	struct out_file out[N_OUT];
+	bool as_root, no_table, stacks_set;
+	int stack_mode;
+	uint64_t hit_ns;
+	char paths[4][PATH_MAX]; /* the profile's output files in out_dir */
+	char profile_pmu[256];
+	struct pmu_event ev[MAX_PMU];
+	int n_pmu;
+	uint64_t host_hz; /* --host-sample: 0, off */
+};
+
+/* ---- the target (target.c) ---- */
+
+/* Where libmmsb lives for PID: a mapped libmmsb.so*, or the executable if it carries the probes. */
+int target_lib_of_pid(int pid, char *out, size_t len);
+/* The libmmsb CMD will load, found without running it; called as the invoking user. */
+int target_lib_of_cmd(char **argv, char *out, size_t len);
+/* The libffi a host calls libmmsb through (PID 0: the system's). */
+bool libffi_of(int pid, char *out, size_t len);
+/* Which libmmsb PID maps: 1 the one we attached to, 2 another (its path in other), 0 none. */
+int maps_libmmsb(int pid, const char *lib, char *other, size_t len);
+
+/*
+ * The command's process tree, under ptrace only where tracing needs a stop: the exec (the probes
+ * go in before main runs), the main process's exit (its maps still there, for the symbols) and
+ * its descendants' exits (did they use libmmsb? BPF follows the one process). Seized, not
+ * PTRACE_TRACEME'd: PTRACE_INTERRUPT can stop a running tracee to detach, so -d and Ctrl-C end
+ * the tracing and never the command.
+ */
+struct tree {
+	pid_t main;
+	int main_status;
+	bool main_exiting, main_gone;
+	pid_t pids[1024]; /* the descendants being followed */
+	int n;
+	int untraced; /* of those, the processes that mapped libmmsb */
+	pid_t first_untraced;
+	const char *lib;
+};
+
+/*
+ * Start CMD seized, stopped at its exec: 0 and the pid, or the command's own exit status when it
+ * could not start (126 or 127, as a shell says; the child printed why). Under sudo CMD runs as
+ * the invoking user unless as_root.
+ */
+int start_command(char **cmd, struct tree *t, bool as_root);
+/* One ptrace stop or death in the tree; false when the main process is done with. */
+bool tree_event(struct tree *t, pid_t w, int status);
+/* Let every process of the tree go on untraced. */
+void tree_release(struct tree *t);
+/* The command's end as a shell reports it: the status to exit with, a line for a signal. */
+int command_status(const char *name, int status);
+
+/* ---- the report (report.c, out_*.c) ---- */
+
+/* One span kind, summed over its stacks. */
+struct kind_total {
+	uint64_t count, total, self, min, max, hist[HIST_SLOTS];
+	uint64_t pmu_total[MAX_PMU], pmu_self[MAX_PMU], pmu_count;
+};
+
+/*
+ * The event stream (out_events.c): each closed span as it happened. Written to the file as it
+ * arrives; the first TIMELINE_MAX are also kept for the speedscope timeline (the rest counted as
+ * not kept).
+ */
+#define TIMELINE_MAX (1u << 19)
+
+struct timeline {
+	FILE *f;
+	struct span_event *v;
+	size_t n, cap;
+	uint64_t streamed, not_kept;
+	bool write_err;
+};
+
+/* The ring buffer's callback: ctx is the struct timeline. */
+int timeline_on_event(void *ctx, void *data, size_t size);
+
+struct syms;
+
+struct report {
+	struct record_opts *o;
+	int stats_fd, stacks_fd; /* the BPF maps span_stats and user_stacks */
+	struct syms *syms;
+	uint64_t wall_ns;
+	int pid;
+	char **cmd;
+	const char *lib;
+	uint64_t counters[CNT_MAX];
+	uint64_t window_ns;	 /* first span begin to last span end: the traced window */
+	struct timeline *tl;	 /* NULL without -e */
+	struct host_report host; /* --host-sample */
+	struct trace_features features;
+	int untraced; /* other processes of the command's tree that used libmmsb */
+	/* what report_write() sums from the maps */
+	struct kind_total kt[SPAN_KINDS];
+	uint64_t self_sum, host_ns, period; /* period: of a host sample, in ns */
+};
+
+/*
+ * One aggregated stack, as every output sees it: its frames root first (user stack, then the
+ * spans around this one, outermost first), the span kind as leaf.
+ */
+struct stack_row {
+	const struct span_key *key;
+	const struct span_stats *v;
+	char (*names)[256];
+	int nf;			  /* frames in names */
+	int depth;		  /* the enclosing spans */
+	const char *leaf;	  /* "mmsb:KIND" */
+	struct json_object *locs; /* each frame's file, build id and offset */
+};
+
+/* Every output of the run: the table on stdout and the files asked for. EXIT_OK or EXIT_FAIL. */
+int report_write(struct report *rp);
+/* The table's duration format: "812 ns", "12.3 us", "4.5 ms", "2.10 s" */
+void fmt_dur(uint64_t ns, char *buf, size_t len);
+/* The upper bound of the log2 bucket holding quantile q */
+uint64_t hist_quantile(const uint64_t *hist, uint64_t count, double q);
+
+/* Folded stacks (out_folded.c): one line per stack, weighted by self time in ns. */
+void folded_stack(FILE *f, const struct stack_row *row);
+void folded_host(FILE *f, const struct host_frame *hf, uint64_t ns);
+
+/*
+ * The JSON report (out_json.c): a stack's object during the walk (it takes row->locs), then the
+ * document with the stacks collected (taken too).
+ */
+struct json_object *json_stack(const struct record_opts *o, const struct stack_row *row);
+int json_report_write(const struct report *rp, struct json_object *jstacks);
+
+/* The speedscope profile (out_speedscope.c): frames interned and weighted during the walk. */
+struct speedscope {
+	struct json_object *frames, *index, *samples, *weights;
+};
+
+void speedscope_init(struct speedscope *ss);
+void speedscope_stack(struct speedscope *ss, const struct stack_row *row);
+void speedscope_host(struct speedscope *ss, const struct host_frame *hf, uint64_t ns);
+int speedscope_write(struct speedscope *ss, struct out_file *out, struct timeline *tl);
+void speedscope_free(struct speedscope *ss);
+
+/* A JSON document into its output file, then the file into place. */
+int write_json(struct out_file *o, struct json_object *j, int flags);
+
+#endif /* __MMSB_TRACE_RECORD_H */

@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * mmsb-trace record's report: one walk over the aggregated stacks feeds every output asked for
+ * (folded, JSON, speedscope: out_*.c) and sums the kinds, then the table on stdout: per span
+ * kind the calls, the inclusive and self time, the share of the wall time, p50/p99.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <bpf/bpf.h>
+
+#include "record.h"
+#include "syms_helpers.h"
+
+uint64_t hist_quantile(const uint64_t *hist, uint64_t count, double q)
+{
+	uint64_t want = (uint64_t)(q * (double)count), seen = 0;
+
+	if (!count)
+		return 0;
+	for (int i = 0; i < HIST_SLOTS; i++) {
+		seen += hist[i];
+		if (seen > want || (seen == count && seen))
+			return 2ull
+			       << i; /* the bucket's upper bound: slot i holds [2^i, 2^(i+1)) */
+	}
+	return 0;
+}
+
+void fmt_dur(uint64_t ns, char *buf, size_t len)
+{
+	if (ns < 10000)
+		snprintf(buf, len, "%" PRIu64 " ns", ns);
+	else if (ns < 10000000)
+		snprintf(buf, len, "%.1f us", (double)ns / 1e3);
+	else if (ns < 10000000000ull)
+		snprintf(buf, len, "%.1f ms", (double)ns / 1e6);
+	else
+		snprintf(buf, len, "%.2f s", (double)ns / 1e9);
+}
+
+/*
+ * Frames of a stack id, root first, as names; returns the count. With locs, each frame's file,
+ * build id and offset go there, so the record can be symbolised again later, elsewhere.
+ */
+static int frames_of(int stacks_fd, int32_t id, struct syms *sy, char names[][256], int max,
+		     struct json_object *locs)
+{
+	uint64_t ips[MAX_STACK_FRAMES] = { 0 };
+	int n = 0, k = 0;
+
+	if (id < 0 || bpf_map_lookup_elem(stacks_fd, &id, ips))
+		return 0;
+	while (n < MAX_STACK_FRAMES && ips[n])
+		n++;
+	for (int i = n - 1; i >= 0 && k < max; i--) {
+		struct json_object *l;
+		struct frame_loc fl;
+
+		syms_name(sy, ips[i], names[k++], 256);
+		if (!locs)
+			continue;
+		l = json_object_new_object();
+		if (syms_locate(sy, ips[i], &fl)) {
+			json_object_object_add(l, "module", json_object_new_string(fl.module));
+			json_object_object_add(
+				l, "build_id",
+				fl.build_id[0] ? json_object_new_string(fl.build_id) : NULL);
+			json_object_object_add(l, "offset", json_object_new_uint64(fl.offset));
+		} else {
+			json_object_object_add(l, "address", json_object_new_uint64(ips[i]));
+		}
+		json_object_array_add(locs, l);
+	}
+	return k;
+}
+
+static void kind_add(struct kind_total *t, const struct span_stats *v)
+{
+	t->count += v->count;
+	t->total += v->total_ns;
+	t->self += v->self_ns;
+	if (!t->min || (v->min_ns && v->min_ns < t->min))
+		t->min = v->min_ns;
+	if (v->max_ns > t->max)
+		t->max = v->max_ns;
+	for (int i = 0; i < HIST_SLOTS; i++)
+		t->hist[i] += v->hist[i];
+	for (int i = 0; i < MAX_PMU; i++) {
+		t->pmu_total[i] += v->pmu_total[i];
+		t->pmu_self[i] += v->pmu_self[i];
+	}
+	t->pmu_count += v->pmu_count;
+}
+
+/* Every aggregated stack once: summed per kind into rp->kt, and handed to each file output. */
+static void walk_stacks(struct report *rp, struct speedscope *ss, struct json_object *jstacks)
+{
+	static char names[MAX_STACK_FRAMES][256];
+	FILE *folded = rp->o->out[OUT_FOLDED].f;
+	struct span_key key, next, *prev = NULL;
+
+	while (!bpf_map_get_next_key(rp->stats_fd, prev, &next)) {
+		struct stack_row row = { .key = &key, .names = names };
+		struct span_stats v;
+		char leaf[64];
+		int kinds[13];
+
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(rp->stats_fd, &key, &v) || key.kind >= SPAN_KINDS)
+			continue;
+		kind_add(&rp->kt[key.kind], &v);
+		rp->self_sum += v.self_ns;
+		row.v = &v;
+		row.locs = jstacks ? json_object_new_array() : NULL;
+		row.nf = frames_of(rp->stacks_fd, key.stack_id, rp->syms, names,
+				   MAX_STACK_FRAMES - 13, row.locs);
+		/* then the spans around this one, outermost first */
+		for (uint64_t ch = key.chain; ch && row.depth < 13; ch >>= 5)
+			kinds[row.depth++] = (int)(ch & 31) - 1;
+		for (int i = row.depth - 1; i >= 0; i--)
+			snprintf(names[row.nf++], 256, "mmsb:%s", span_name(kinds[i]));
+		/* the span kind is the leaf frame */
+		snprintf(leaf, sizeof(leaf), "mmsb:%s", span_name((int)key.kind));
+		row.leaf = leaf;
+		if (ss)
+			speedscope_stack(ss, &row);
+		if (folded)
+			folded_stack(folded, &row);
+		if (jstacks)
+			json_object_array_add(jstacks, json_stack(rp->o, &row));
+	}
+}
+
+/* The host's side, sampled: ffi_host, then the module, then the function. */
+static void walk_host(struct report *rp, struct speedscope *ss)
+{
+	FILE *folded = rp->o->out[OUT_FOLDED].f;
+
+	rp->period = rp->o->host_hz ? 1000000000ull / rp->o->host_hz : 0;
+	rp->host_ns = rp->host.samples[HOST_FFI] * rp->period;
+	for (int i = 0; i < rp->host.n; i++) {
+		const struct host_frame *hf = &rp->host.f[i];
+		uint64_t ns = hf->samples[HOST_FFI] * rp->period;
+
+		if (!ns)
+			continue;
+		if (ss)
+			speedscope_host(ss, hf, ns);
+		if (folded)
+			folded_host(folded, hf, ns);
+	}
+	rp->self_sum += rp->host_ns;
+}
+
+/* The table on stdout, unless a profile leaves it out (its files are still written). */
+static void tprintf(const struct report *rp, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void tprintf(const struct report *rp, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (rp->o->no_table)
+		return;
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+}
+
+static double share(uint64_t ns, uint64_t of)
+{
+	return of ? (double)ns / (double)of : 0;
+}
+
+/* The heading and a row per kind that ran, then ffi_host and the counters per call. */
+static void table_kinds(const struct report *rp)
+{
+	const struct record_opts *o = rp->o;
+	uint64_t hits = rp->counters[CNT_HITS], overhead = hits * o->hit_ns;
+	char w[32], ov[32];
+
+	fmt_dur(rp->wall_ns, w, sizeof(w));
+	fmt_dur(overhead, ov, sizeof(ov));
+	tprintf(rp,
+		"mmsb-trace: %s traced in process %d, %" PRIu64
+		" probe hits, estimated probe cost %s "
+		"(%.1f%% of the wall time, at %" PRIu64 " ns a hit)\n\n",
+		w, rp->pid, hits, ov, 100.0 * share(overhead, rp->wall_ns), o->hit_ns);
+	tprintf(rp, "%-16s %-12s %10s %11s %11s %7s %9s %9s\n", "SPAN", "CATEGORY", "CALLS",
+		"TOTAL", "SELF", "SELF%", "P50<=", "P99<=");
+	for (int k = 0; k < SPAN_KINDS; k++) {
+		const struct kind_total *t = &rp->kt[k];
+		char tot[32], self[32], p50[32], p99[32];
+
+		if (!t->count)
+			continue;
+		fmt_dur(t->total, tot, sizeof(tot));
+		fmt_dur(t->self, self, sizeof(self));
+		fmt_dur(hist_quantile(t->hist, t->count, 0.5), p50, sizeof(p50));
+		fmt_dur(hist_quantile(t->hist, t->count, 0.99), p99, sizeof(p99));
+		tprintf(rp, "%-16s %-12s %10" PRIu64 " %11s %11s %6.1f%% %9s %9s\n", span_name(k),
+			span_category(k), t->count, tot, self, 100.0 * share(t->self, rp->wall_ns),
+			p50, p99);
+	}
+	if (o->host_hz) {
+		char self[32];
+
+		fmt_dur(rp->host_ns, self, sizeof(self));
+		tprintf(rp, "%-16s %-12s %10" PRIu64 " %11s %11s %6.1f%% %9s %9s\n", "ffi_host",
+			"ffi host", rp->counters[CNT_CROSSINGS], self, self,
+			100.0 * share(rp->host_ns, rp->wall_ns), "-", "-");
+	}
+	if (!o->n_pmu)
+		return;
+	/* the counters, per call of each kind (self: the nested spans' counts taken out) */
+	tprintf(rp, "\n%-16s", "SPAN (self/call)");
+	for (int i = 0; i < o->n_pmu; i++)
+		tprintf(rp, " %22.22s", o->ev[i].name);
+	tprintf(rp, "\n");
+	for (int k = 0; k < SPAN_KINDS; k++) {
+		const struct kind_total *t = &rp->kt[k];
+
+		if (!t->count)
+			continue;
+		tprintf(rp, "%-16s", span_name(k));
+		for (int i = 0; i < o->n_pmu; i++)
+			tprintf(rp, " %22.2f",
+				t->pmu_count ? (double)t->pmu_self[i] / (double)t->pmu_count : 0.0);
+		tprintf(rp, "\n");
+	}
+}
+
+/* What the table's figures cover: the attributed share, what was lost, the host's samples. */
+static void table_footer(const struct report *rp)
+{
+	const uint64_t *c = rp->counters;
+
+	if (rp->window_ns)
+		tprintf(rp,
+			"\nself time attributed: %.1f%% of the wall time, %.1f%% of the span window; "
+			"overflow %" PRIu64 ", unmatched ends %" PRIu64 ", abandoned %" PRIu64
+			", stack errors %" PRIu64 ", not aggregated (map full) %" PRIu64 "\n",
+			100.0 * share(rp->self_sum, rp->wall_ns),
+			100.0 * (double)rp->self_sum / (double)rp->window_ns, c[CNT_OVERFLOW],
+			c[CNT_UNMATCHED], c[CNT_ABANDONED], c[CNT_STACK_ERR], c[CNT_STATS_FULL]);
+	else
+		tprintf(rp, "\nself time attributed: %.1f%% of the wall time (no span probes)\n",
+			100.0 * share(rp->self_sum, rp->wall_ns));
+	if (rp->o->host_hz) {
+		uint64_t classified = rp->host.samples[HOST_FFI] + rp->host.samples[HOST_OTHER];
+		uint64_t unclassified =
+			c[CNT_SMP_HOST] > classified ? c[CNT_SMP_HOST] - classified : 0;
+
+		tprintf(rp,
+			"host samples every %" PRIu64 " ns on each CPU: %" PRIu64
+			" host with a crossing since the thread's previous sample (ffi_host, %.0f ns a "
+			"crossing), %" PRIu64 " host without (its own work), %" PRIu64
+			" in API calls, %" PRIu64 " kernel mode outside them, %" PRIu64
+			" before the thread's first crossing, %" PRIu64 " unattributed\n",
+			rp->period, rp->host.samples[HOST_FFI],
+			c[CNT_CROSSINGS] ? (double)rp->host_ns / (double)c[CNT_CROSSINGS] : 0,
+			rp->host.samples[HOST_OTHER], c[CNT_SMP_SPAN], c[CNT_SMP_KERNEL],
+			c[CNT_SMP_EARLY], c[CNT_SMP_LOST] + unclassified);
+	}
+	if (rp->tl)
+		tprintf(rp,
+			"events: %" PRIu64 " streamed to %s, %" PRIu64
+			" dropped (ring buffer full)%s\n",
+			rp->tl->streamed, rp->o->events, c[CNT_EVENTS_DROPPED],
+			rp->tl->not_kept ? "; the speedscope timeline holds the first 524288" : "");
+}
+
+int report_write(struct report *rp)
+{
+	struct record_opts *o = rp->o;
+	struct json_object *jstacks = o->json_out ? json_object_new_array() : NULL;
+	struct speedscope ss, *ssp = o->speedscope ? &ss : NULL;
+	int ret = EXIT_OK;
+
+	if (ssp)
+		speedscope_init(ssp);
+	memset(rp->kt, 0, sizeof(rp->kt));
+	rp->self_sum = 0;
+	walk_stacks(rp, ssp, jstacks);
+	walk_host(rp, ssp);
+	if (out_close(&o->out[OUT_FOLDED]))
+		ret = EXIT_FAIL;
+	table_kinds(rp);
+	table_footer(rp);
+	if (o->json_out && json_report_write(rp, jstacks))
+		ret = EXIT_FAIL;
+	if (ssp) {
+		if (speedscope_write(ssp, &o->out[OUT_SPEEDSCOPE], rp->tl))
+			ret = EXIT_FAIL;
+		speedscope_free(ssp);
+	}
+	return ret;
+}
+
+/* A JSON document into its output file, then the file into place. */
+int write_json(struct out_file *o, struct json_object *j, int flags)
+{
+	const char *s = json_object_to_json_string_ext(j, flags | JSON_C_TO_STRING_NOSLASHESCAPE);
+
+	if (!s || fputs(s, o->f) < 0 || fputc('\n', o->f) < 0) {
+		p_err("%s: %s", o->path, s ? strerror(errno) : "cannot serialise the report");
+		out_discard(o);
+		return -1;
+	}
+	return out_close(o);
+}
