@@ -44,6 +44,8 @@ CFLAGS += -fsanitize=$(SAN) -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=$(SAN)
 endif
 DEPFLAGS = -MMD -MP
+# a program compiled and linked in one step: its .d is named after it
+LINK_DEPFLAGS = -MMD -MP -MT $@ -MF $@.d
 
 # BPF: CO-RE programs into skeletons, vmlinux.h from the running kernel's BTF. Without BTF (or
 # without clang/bpftool) the BPF parts are not built and their tests SKIP and say why.
@@ -101,14 +103,24 @@ TEST_LIBS_usdt := $(LIBBPF_LIBS)
 EXAMPLE_SRCS := $(wildcard docs/examples/*.c)
 EXAMPLE_BINS := $(patsubst docs/examples/%.c,$(O)/examples/%,$(EXAMPLE_SRCS))
 
-ALL_OBJS := $(LIB_OBJS) $(O)/tools/tlog/mmsb-tlog.o $(O)/tools/common/tool_helpers.o \
-	    $(BENCH_OBJS) $(TRACE_OBJS) \
+# Each tool is built from its folder's files, plus what the tools share (tools/common/).
+COMMON_OBJS := $(patsubst %.c,$(O)/%.o,$(wildcard tools/common/*.c))
+tool_objs = $(patsubst %.c,$(O)/%.o,$(wildcard tools/$(1)/*.c)) $(COMMON_OBJS)
+TLOG_OBJS := $(call tool_objs,tlog)
+BENCH_OBJS := $(call tool_objs,bench)
+TRACE_OBJS := $(call tool_objs,trace)
+TOOL_OBJS := $(sort $(TLOG_OBJS) $(BENCH_OBJS) $(TRACE_OBJS))
+
+# Every object compiled with DEPFLAGS: their .d files are included below, so each object is
+# rebuilt when a header it includes changes (tests/test_build.sh checks that none is missed).
+# Defined after every list it names: := expands them here, and an empty one loses its .d files.
+ALL_OBJS := $(LIB_OBJS) $(TOOL_OBJS) \
 	    $(patsubst tests/%.c,$(O)/tests/%.o,$(TEST_SRCS)) $(O)/tests/harness.o \
 	    $(patsubst docs/examples/%.c,$(O)/examples/%.o,$(EXAMPLE_SRCS))
 
 RPATH = -Wl,-rpath,$(abspath $(O))
 
-.PHONY: all lib bpf tools tests examples check test format format-check install uninstall deps \
+.PHONY: all lib bpf tools tests examples check test depcheck format format-check install uninstall deps \
 	perf-capture perf-gate perf-check gpu-check \
 	demo clean stress fuzz FORCE trace-bench
 .DELETE_ON_ERROR:
@@ -124,12 +136,12 @@ $(O)/libmmsb-cuda.so: gpu/cuda_backend.cu lib/gpu_backend.h | $(O)/lib
 
 $(O)/tests/gpu_kernels: tests/helpers/gpu_kernels.c lib/gpu_backend.h | $(O)/tests
 	$(call msg,BINARY,$@)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@ -ldl
+	$(Q)$(CC) $(CFLAGS) $(LINK_DEPFLAGS) $(LDFLAGS) $< -o $@ -ldl
 
 # the test backend: device memory is host memory, costs are chosen (tests/test_gpu.c)
 $(O)/tests/libmmsb-fakegpu.so: tests/helpers/fake_gpu.c lib/gpu_backend.h | $(O)/tests
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -fPIC -shared $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(LINK_DEPFLAGS) -fPIC -shared $< -o $@
 tools: $(TOOL_BINS)
 ifeq ($(HAVE_BPF),1)
 bpf: $(BPF_SKELS)
@@ -181,30 +193,22 @@ $(O)/tools/%.o: tools/%.c | $(O)/tools
 	$(Q)$(CC) $(CFLAGS) $(JSONC_CFLAGS) -Itools/common -I$(O)/tools -Ibpf -I$(O)/bpf \
 		$(DEPFLAGS) -c $< -o $@
 
-$(O)/mmsb-tlog: $(O)/tools/tlog/mmsb-tlog.o $(O)/tools/common/tool_helpers.o $(O)/libmmsb.so
+$(O)/mmsb-tlog: $(TLOG_OBJS) $(O)/libmmsb.so
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) $(JSONC_LIBS)
-
-BENCH_OBJS := $(addprefix $(O)/tools/bench/,mmsb-bench.o runner.o report.o validate.o gpu.o \
-		host.o keys.o keys_stress.o) $(O)/tools/common/tool_helpers.o
 
 $(O)/mmsb-bench: $(BENCH_OBJS) \
 		 $(O)/libmmsb.so
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) $(JSONC_LIBS) -lm
 
-TRACE_OBJS := $(addprefix $(O)/tools/trace/,mmsb-trace.o record.o target.o report.o spans.o \
-		out_json.o out_folded.o out_speedscope.o out_events.o features.o profile.o pmu.o \
-		host.o syms_helpers.o usdt_helpers.o) \
-	      $(O)/tools/common/tool_helpers.o
-
 $(O)/mmsb-trace: $(TRACE_OBJS) $(O)/libmmsb.so
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) $(JSONC_LIBS) \
 		$(LIBBPF_LIBS) -lelf -lpfm
 
-$(O)/tools/trace/record.o $(O)/tools/trace/features.o $(O)/tools/trace/pmu.o \
-$(O)/tools/trace/host.o: $(BPF_SKELS)
+# the tracer's BPF skeletons exist before its first compile; then its .d files name them
+$(filter-out $(COMMON_OBJS),$(TRACE_OBJS)): | $(BPF_SKELS)
 
 # What the bench's machine block says about this build; rewritten only when it changes.
 BUILD_INFO = \#define MMSB_GIT_REV "$(shell git describe --always --dirty 2>/dev/null || echo unknown)"\n\#define MMSB_BUILD_FLAGS "$(strip $(CFLAGS))"
@@ -226,24 +230,24 @@ $(O)/tests/test_%: $(O)/tests/test_%.o $(O)/tests/harness.o $(O)/libmmsb.so
 
 $(O)/tests/probe_workload: tests/helpers/probe_workload.c $(O)/libmmsb.so | $(O)/tests
 	$(call msg,BINARY,$@)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@ -L$(O) -lmmsb $(RPATH)
+	$(Q)$(CC) $(CFLAGS) $(LINK_DEPFLAGS) $(LDFLAGS) $< -o $@ -L$(O) -lmmsb $(RPATH)
 
 $(O)/tests/usdt_count_run: tests/helpers/usdt_count_run.c $(BPF_SKELS) | $(O)/tests
 	$(call msg,BINARY,$@)
-	$(Q)$(CC) $(CFLAGS) -Ibpf -I$(O)/bpf $(LDFLAGS) $< -o $@ $(LIBBPF_LIBS)
+	$(Q)$(CC) $(CFLAGS) $(LINK_DEPFLAGS) -Ibpf -I$(O)/bpf $(LDFLAGS) $< -o $@ $(LIBBPF_LIBS)
 
 $(O)/tests/trace_workload: tests/helpers/trace_workload.c $(O)/libmmsb.so | $(O)/tests
 	$(call msg,BINARY,$@)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@ -L$(O) -lmmsb $(RPATH)
+	$(Q)$(CC) $(CFLAGS) $(LINK_DEPFLAGS) $(LDFLAGS) $< -o $@ -L$(O) -lmmsb $(RPATH)
 
 $(O)/tests/trace_workload_static: tests/helpers/trace_workload.c $(O)/libmmsb.a | $(O)/tests
 	$(call msg,BINARY,$@)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(O)/libmmsb.a -o $@ -lpthread -lm
+	$(Q)$(CC) $(CFLAGS) $(LINK_DEPFLAGS) $(LDFLAGS) $< $(O)/libmmsb.a -o $@ -lpthread -lm
 
 # the same linked with libmmsb.a: its probes live in the executable itself
 $(O)/tests/probe_workload_static: tests/helpers/probe_workload.c $(O)/libmmsb.a | $(O)/tests
 	$(call msg,BINARY,$@)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(O)/libmmsb.a -o $@ -lpthread -lm
+	$(Q)$(CC) $(CFLAGS) $(LINK_DEPFLAGS) $(LDFLAGS) $< $(O)/libmmsb.a -o $@ -lpthread -lm
 
 $(O)/examples/%.o: docs/examples/%.c | $(O)/examples
 	$(call msg,CC,$@)
@@ -269,7 +273,8 @@ $(O)/bpf/%.skel.h: $(O)/bpf/%.bpf.o
 $(O)/lib $(O)/tools $(O)/tests $(O)/examples $(O)/bpf:
 	$(Q)mkdir -p $@
 
--include $(ALL_OBJS:.o=.d) $(patsubst bpf/%.bpf.c,$(O)/bpf/%.bpf.d,$(BPF_SRCS))
+-include $(ALL_OBJS:.o=.d) $(patsubst bpf/%.bpf.c,$(O)/bpf/%.bpf.d,$(BPF_SRCS)) \
+	 $(addsuffix .d,$(HELPER_BINS))
 
 # ---- tests ----
 
@@ -284,6 +289,10 @@ check: deps
 
 test: all
 	$(Q)O=$(O) SAN=$(SAN) tests/run.sh $(TEST_BINS) $(TEST_SCRIPTS)
+
+# Every object depends on the headers it includes (also one of make check's tests).
+depcheck: all
+	$(Q)O=$(O) SAN=$(SAN) tests/test_build.sh
 
 # Long crash-recovery soak: many more SIGKILL trials than make check runs.
 stress: tests
@@ -378,8 +387,7 @@ install: lib tools $(O)/libmmsb.pc
 	$(Q)install -m 0644 $(O)/libmmsb.pc $(DESTDIR)$(LIBDIR)/pkgconfig/libmmsb.pc
 	$(Q)install -d $(DESTDIR)$(PREFIX)/share/mmsb/profiles
 	$(Q)install -m 0644 profiles/*.profile $(DESTDIR)$(PREFIX)/share/mmsb/profiles/
-	$(Q)$(CC) $(LDFLAGS) $(O)/tools/tlog/mmsb-tlog.o $(O)/tools/common/tool_helpers.o \
-		-o $(DESTDIR)$(PREFIX)/bin/mmsb-tlog -L$(O) -lmmsb -Wl,-rpath,$(LIBDIR) $(JSONC_LIBS)
+	$(Q)$(CC) $(LDFLAGS) $(TLOG_OBJS) -o $(DESTDIR)$(PREFIX)/bin/mmsb-tlog -L$(O) -lmmsb -Wl,-rpath,$(LIBDIR) $(JSONC_LIBS)
 	$(Q)$(CC) $(LDFLAGS) $(BENCH_OBJS) -o $(DESTDIR)$(PREFIX)/bin/mmsb-bench -L$(O) -lmmsb \
 		-Wl,-rpath,$(LIBDIR) $(JSONC_LIBS) -lm
 	$(Q)$(CC) $(LDFLAGS) $(TRACE_OBJS) -o $(DESTDIR)$(PREFIX)/bin/mmsb-trace -L$(O) -lmmsb \
