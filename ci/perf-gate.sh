@@ -63,6 +63,13 @@ if [ ! -x "$bdir/build/mmsb-bench" ]; then
 	make -s -C "$bdir/src" -j"$(nproc)" O="$bdir/build" CUDA=0 "$bdir/build/mmsb-bench" \
 		>"$bdir/build.log" 2>&1 || die "BASE $short does not build: $bdir/build.log"
 fi
+# A work tree identical to BASE (make perf-gate BASE=HEAD on a clean tree) starts from BASE's
+# build: the same objects. Only then: seeded from an older build, a file edited before it would
+# look up to date to make.
+if [ ! -d "$OUT/head" ] && git diff --quiet "$sha" -- . 2>/dev/null &&
+	[ -z "$(git ls-files --others --exclude-standard)" ]; then
+	cp -a "$bdir/build" "$OUT/head"
+fi
 log "building HEAD (the work tree) into $OUT/head"
 make -s -j"$(nproc)" O="$OUT/head" CUDA=0 "$OUT/head/mmsb-bench" >"$OUT/head-build.log" 2>&1 ||
 	die "the work tree does not build: $OUT/head-build.log"
