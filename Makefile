@@ -165,10 +165,10 @@ $(O)/gen/mmsb_probes_dtrace.h: lib/probes.d | $(O)/gen
 	$(call msg,DTRACE,$@)
 	$(Q)$(DTRACE) -h -s $< -o $@
 
-$(O)/gen/mmsb_probes.h: lib/probes.d lib/gen-probes.sh $(O)/gen/probes.mode \
+$(O)/gen/mmsb_probes.h: lib/probes.d lib/api-ids.list lib/gen-probes.sh $(O)/gen/probes.mode \
 			$(if $(filter 1,$(PROBES)),$(O)/gen/mmsb_probes_dtrace.h)
 	$(call msg,GEN,$@)
-	$(Q)lib/gen-probes.sh $(PROBES) $< $@ $(O)/gen/mmsb_probes_dtrace.h
+	$(Q)lib/gen-probes.sh $(PROBES) $< lib/api-ids.list $@ $(O)/gen/mmsb_probes_dtrace.h
 
 $(O)/lib/probes_sema.o: lib/probes.d | $(O)/lib
 	$(call msg,DTRACE,$@)
@@ -219,7 +219,7 @@ $(O)/tools/bench/report.o: $(O)/tools/bench_build.h
 
 FORCE:
 
-$(O)/tests/%.o: tests/%.c | $(O)/tests $(if $(HAVE_BPF),$(BPF_SKELS))
+$(O)/tests/%.o: tests/%.c | $(O)/tests $(O)/gen/mmsb_probes.h $(if $(HAVE_BPF),$(BPF_SKELS))
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests -Ibpf -I$(O)/bpf $(DEPFLAGS) -c $< -o $@
 
@@ -232,7 +232,7 @@ $(O)/tests/probe_workload: tests/helpers/probe_workload.c $(O)/libmmsb.so | $(O)
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) $(LINK_DEPFLAGS) $(LDFLAGS) $< -o $@ -L$(O) -lmmsb $(RPATH)
 
-$(O)/tests/usdt_count_run: tests/helpers/usdt_count_run.c $(BPF_SKELS) | $(O)/tests
+$(O)/tests/usdt_count_run: tests/helpers/usdt_count_run.c $(BPF_SKELS) $(O)/gen/mmsb_probes.h | $(O)/tests
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) $(LINK_DEPFLAGS) -Ibpf -I$(O)/bpf $(LDFLAGS) $< -o $@ $(LIBBPF_LIBS)
 

@@ -1,30 +1,23 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* ABI between mmsb_trace.bpf.c and mmsb-trace: fixed-size types only, no includes. */
+/*
+ * ABI between mmsb_trace.bpf.c and mmsb-trace: fixed-size types only, no system includes (the
+ * span list is ours, plain C).
+ */
 #ifndef __MMSB_TRACE_H
 #define __MMSB_TRACE_H
 
-/* span kinds: one per begin/end pair of lib/probes.d (the attach cookie) */
-#define SPAN_API 0
-#define SPAN_STATE_OPEN 1
-#define SPAN_STATE_CLOSE 2
-#define SPAN_PAGE_ALLOC 3
-#define SPAN_PAGE_FREE 4
-#define SPAN_UPDATE 5
-#define SPAN_DELTA_APPLY 6
-#define SPAN_ROUTE_BATCH 7
-#define SPAN_PROPAGATE 8
-#define SPAN_RECOMPUTE 9
-#define SPAN_LOG_APPEND 10
-#define SPAN_LOG_SYNC 11
-#define SPAN_CHECKPOINT_WRITE 12
-#define SPAN_CHECKPOINT_LOAD 13
-#define SPAN_REPLAY 14
-#define SPAN_ENGINE_BATCH 15
-#define SPAN_TICK 16
-#define SPAN_HOST 17 /* the host's FFI call into libmmsb: libffi's ffi_call, entry to return */
-#define SPAN_GPU_LAUNCH 18 /* an apply on the device: delta upload, kernel, synchronisation */
-#define SPAN_GPU_COPY 19   /* a whole GPU page copied to or from the host */
-#define SPAN_KINDS 20
+#include "mmsb_spans.h"
+
+/* span kinds: SPAN_API, SPAN_STATE_OPEN, ... one per line of mmsb_spans.h (the attach cookie) */
+enum {
+#define X(id, name, begin, end, category) SPAN_##id,
+	MMSB_SPANS(X)
+#undef X
+		SPAN_KINDS
+};
+
+/* a kind is a bit of kinds_mask (32) and 5 bits of span_key.chain (kind + 1) */
+_Static_assert(SPAN_KINDS <= 31, "span kinds: at most 31");
 
 #define MAX_SPAN_DEPTH 16 /* open spans per thread; deeper ones are counted, not timed */
 #define HIST_SLOTS 40	  /* log2 buckets of the inclusive duration in ns */

@@ -3,6 +3,8 @@
 # Unprivileged: every probe of lib/probes.d is in the built libmmsb.so with its declared argument
 # count, a span's two ends share one semaphore, api__entry/exit sit in every public function,
 # mmsb-trace list finds them in a running process, and `make PROBES=0` leaves no probe at all.
+# The tables made from the manifest agree with it: the span kinds (bpf/mmsb_spans.h) name its
+# begin/end pairs, and the API ids (lib/api-ids.list) every public function once.
 set -u
 O=${O:-.output}
 T="$O/mmsb-trace"
@@ -10,9 +12,9 @@ T="$O/mmsb-trace"
 trap 'rm -rf "$tmp"; [ -n "${wpid:-}" ] && kill "$wpid" 2>/dev/null' EXIT
 
 echo "TAP version 13"
-echo "1..6"
+echo "1..7"
 "$T" -j list "$O/libmmsb.so" >"$tmp/list.json" || bad "mmsb-trace list"
-if python3 - lib/probes.d "$tmp/list.json" lib/include/mmsb/mmsb.h <<'PY'
+if python3 - lib/probes.d "$tmp/list.json" lib/include/mmsb/mmsb.h lib/api-ids.list <<'PY'
 import json, re, sys
 manifest = open(sys.argv[1]).read()
 declared = {}
@@ -37,7 +39,7 @@ for name, p in got.items():
         print(f"# {name} and {peer} have different semaphores"); bad = 1
 # api__entry and api__exit at every public function
 api = len(set(re.findall(r"MMSB_API [^(]*?\b(mmsb_[a-z0-9_]+)\(", open(sys.argv[3]).read())))
-ids = len(re.findall(r"^ \* api +\d+ mmsb_", manifest, re.M))
+ids = len(re.findall(r"^\d+ mmsb_", open(sys.argv[4]).read(), re.M))
 for name in ("api__entry", "api__exit"):
     if got.get(name, {}).get("sites") != api:
         print(f"# {name}: {got.get(name, {}).get('sites')} call sites, {api} public functions"); bad = 1
@@ -50,6 +52,57 @@ then
 	ok "every probe of lib/probes.d is in libmmsb.so with its argument count and semaphore"
 else
 	bad "the library does not match the manifest"
+fi
+# the tables made from the manifest, from the sources alone
+if python3 - lib/probes.d bpf/mmsb_spans.h lib/api-ids.list lib/include/mmsb/mmsb.h <<'PY'
+import re, sys
+probes = re.findall(r"^\s*probe\s+([a-z0-9_]+)\(", open(sys.argv[1]).read(), re.M)
+# a span's ends: NAME__begin / NAME__end, api__entry / api__exit; the rest (host__register) are not
+ends = {p for p in probes if re.search(r"__(begin|end)$", p) or p in ("api__entry", "api__exit")}
+text = re.sub(r"/\*.*?\*/", "", open(sys.argv[2]).read().replace("\\\n", " "), flags=re.S)
+spans = re.findall(r'X\(\s*([A-Z0-9_]+),\s*"([a-z0-9_]+)",\s*"([a-z0-9_]+)",\s*"([a-z0-9_]+)",'
+                   r'\s*"([a-z ]+)"\s*\)', text)
+# not lib/probes.d's: the host's libffi call, a uprobe on the function itself
+NOT_PROBES = {"ffi_call"}
+bad = 0
+seen = set()
+for sid, name, begin, end, cat in spans:
+    for p in (begin, end):
+        if p not in NOT_PROBES and p not in probes:
+            print(f"# span {name}: {p} is not a probe of lib/probes.d"); bad = 1
+        seen.add(p)
+    if begin not in NOT_PROBES and not (begin.endswith("__begin") and end == begin[:-7] + "__end"
+                                        or (begin, end) == ("api__entry", "api__exit")):
+        print(f"# span {name}: {begin} / {end} is not a begin/end pair"); bad = 1
+for p in sorted(ends - seen):
+    print(f"# {p}: a span end of lib/probes.d that no line of bpf/mmsb_spans.h names"); bad = 1
+for what, col in (("id", 0), ("name", 1)):
+    dup = {s[col] for s in spans if [t[col] for t in spans].count(s[col]) > 1}
+    if dup:
+        print(f"# span {what}s used twice: {sorted(dup)}"); bad = 1
+if not spans or len(spans) > 31:
+    print(f"# {len(spans)} span kinds: 1 to 31 fit the BPF side's mask and chain"); bad = 1
+# the API ids: every public function once, every id once
+lines = [l for l in open(sys.argv[3]).read().splitlines() if l.strip() and not l.startswith("#")]
+ids = [l.split() for l in lines]
+if any(len(i) != 2 or not i[0].isdigit() or not i[1].startswith("mmsb_") for i in ids):
+    print("# lib/api-ids.list: a line that is not 'ID mmsb_function'"); bad = 1
+nums = [i[0] for i in ids]
+names = [i[1] for i in ids if len(i) > 1]
+public = set(re.findall(r"MMSB_API [^(]*?\b(mmsb_[a-z0-9_]+)\(", open(sys.argv[4]).read()))
+if len(set(nums)) != len(nums) or len(set(names)) != len(names):
+    print("# lib/api-ids.list: an id or a function listed twice"); bad = 1
+for f in sorted(public - set(names)):
+    print(f"# {f}: public, and no id in lib/api-ids.list"); bad = 1
+for f in sorted(set(names) - public):
+    print(f"# {f}: has an id and is not a public function (a removed one's line is a comment)"); bad = 1
+print(f"# {len(spans)} span kinds, {len(ids)} API ids")
+sys.exit(bad)
+PY
+then
+	ok "the span kinds name every begin/end pair of lib/probes.d; the API ids every public function"
+else
+	bad "bpf/mmsb_spans.h or lib/api-ids.list disagrees with lib/probes.d or mmsb.h"
 fi
 # a running process: the workload, held at its start (libmmsb mapped) until the FIFO is written
 mkfifo "$tmp/hold"

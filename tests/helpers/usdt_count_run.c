@@ -16,6 +16,7 @@
 
 #include <bpf/libbpf.h>
 
+#include "mmsb_probes.h"
 #include "usdt_count.h"
 #include "usdt_count.skel.h"
 
@@ -32,12 +33,12 @@ static bool wanted(const char *name, const char *prefixes)
 
 int main(int argc, char **argv)
 {
-	char names[USDT_COUNT_MAX][64], line[512], lib[PATH_MAX];
+	static const char *const probes[] = { MMSB_PROBE_NAMES }; /* lib/probes.d's, in order */
+	char names[USDT_COUNT_MAX][64], lib[PATH_MAX];
 	struct bpf_link *links[USDT_COUNT_MAX] = { 0 };
 	struct usdt_count_bpf *skel;
 	int n = 0, go[2], status;
 	unsigned long long total = 0;
-	FILE *f;
 	pid_t pid;
 
 	if (argc < 5 || strcmp(argv[3], "--")) {
@@ -48,15 +49,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usdt_count_run: %s: %s\n", argv[1], strerror(errno));
 		return 1;
 	}
-	f = fopen("lib/probes.d", "r");
-	if (!f) {
-		fprintf(stderr, "usdt_count_run: run from the source tree (lib/probes.d)\n");
-		return 1;
-	}
-	while (fgets(line, sizeof(line), f) && n < USDT_COUNT_MAX)
-		if (sscanf(line, " probe %63[a-z0-9_](", names[n]) == 1)
-			n++;
-	fclose(f);
+	for (; n < (int)(sizeof(probes) / sizeof(probes[0])) && n < USDT_COUNT_MAX; n++)
+		snprintf(names[n], sizeof(names[n]), "%s", probes[n]);
 	if (pipe(go))
 		return 1;
 	pid = fork();

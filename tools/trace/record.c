@@ -43,6 +43,26 @@ static void on_signal(int sig)
 	stop_requested = 1;
 }
 
+/* The -k names, from the span list, wrapped under "Kinds:"; then the two that are not probes. */
+static void kinds_help(void)
+{
+	int col = 6;
+
+	for (int k = 0; k < SPAN_KINDS; k++) {
+		const char *name = span_name(k);
+
+		if (k == SPAN_HOST)
+			continue;
+		if (col + 1 + (int)strlen(name) > 85) {
+			printf("\n      ");
+			col = 6;
+		}
+		col += printf(" %s", name);
+	}
+	printf("\n       ffi_call (a host's libffi calls into libmmsb, probed: costs what it measures)\n"
+	       "       (ffi_host, the host's side sampled, comes with --host-sample, not -k)\n\n");
+}
+
 int record_help(void)
 {
 	printf("Usage: %s record [OPTIONS] -- CMD [ARGS...]\n"
@@ -82,16 +102,13 @@ int record_help(void)
 	       "Exit status: the command's (128+N when signal N ended it, 127 when it is not\n"
 	       "found); 0 with -p or when -d or a signal ended the tracing first; 1 when the trace\n"
 	       "failed; 2 usage.\n\n"
-	       "Kinds: api state_open state_close page_alloc page_free update delta_apply route_batch\n"
-	       "       propagate recompute log_append log_sync checkpoint_write checkpoint_load\n"
-	       "       replay engine_batch tick gpu_launch gpu_copy\n"
-	       "       ffi_call (a host's libffi calls into libmmsb, probed: costs what it measures)\n"
-	       "       (ffi_host, the host's side sampled, comes with --host-sample, not -k)\n\n"
-	       "Examples:\n"
+	       "Kinds:",
+	       prog_name, prog_name, prog_name, prog_name, DEFAULT_HOST_HZ, DEFAULT_HIT_NS);
+	kinds_help();
+	printf("Examples:\n"
 	       "  sudo %s record -- .output/mmsb-bench --quick\n"
 	       "  sudo %s record -p 4242 -d 10 -f out.folded   # flamegraph.pl out.folded\n"
 	       "  sudo %s record -P ci -o artifacts -- .output/mmsb-bench\n",
-	       prog_name, prog_name, prog_name, prog_name, DEFAULT_HOST_HZ, DEFAULT_HIT_NS,
 	       prog_name, prog_name, prog_name);
 	return EXIT_OK;
 }
