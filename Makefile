@@ -8,6 +8,9 @@
 #   make format-check    clang-format must agree with every C file
 #   V=1 shows commands; O=DIR builds elsewhere; EXTRA_CFLAGS/EXTRA_LDFLAGS append.
 
+# The one version: the tools (mmsb_version.h below) and the .pc take it from here;
+# lib/include/mmsb/mmsb.h spells it MMSB_VERSION_MAJOR/MINOR/PATCH and the man pages in their .TH
+# lines, and tests/test_build.sh checks that they all agree.
 VERSION := 0.1.0
 # PROBES=1 builds the USDT probes of lib/probes.d in; PROBES=0 compiles every probe out.
 PROBES ?= 1
@@ -120,8 +123,8 @@ ALL_OBJS := $(LIB_OBJS) $(TOOL_OBJS) \
 
 RPATH = -Wl,-rpath,$(abspath $(O))
 
-.PHONY: all lib bpf tools tests examples check test depcheck format format-check install uninstall deps \
-	perf-capture perf-gate perf-check gpu-check \
+.PHONY: all lib bpf tools tests examples check test depcheck format format-check install \
+	uninstall deps perf-capture perf-gate perf-check gpu-check \
 	demo clean stress fuzz FORCE trace-bench
 .DELETE_ON_ERROR:
 .SECONDARY:
@@ -217,6 +220,14 @@ $(O)/tools/bench_build.h: FORCE | $(O)/tools
 
 $(O)/tools/bench/report.o: $(O)/tools/bench_build.h
 
+# The version for the tools, rewritten only when VERSION changes (a FORCE rule, as above).
+$(O)/gen/mmsb_version.h: FORCE | $(O)/gen
+	$(Q)printf '#define MMSB_TOOLS_VERSION "$(VERSION)"\n' > $@.new && \
+		(cmp -s $@.new $@ && rm -f $@.new || mv $@.new $@)
+
+# before their first compile; then their .d files name it
+$(TOOL_OBJS): | $(O)/gen/mmsb_version.h
+
 FORCE:
 
 $(O)/tests/%.o: tests/%.c | $(O)/tests $(O)/gen/mmsb_probes.h $(if $(HAVE_BPF),$(BPF_SKELS))
@@ -232,7 +243,8 @@ $(O)/tests/probe_workload: tests/helpers/probe_workload.c $(O)/libmmsb.so | $(O)
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) $(LINK_DEPFLAGS) $(LDFLAGS) $< -o $@ -L$(O) -lmmsb $(RPATH)
 
-$(O)/tests/usdt_count_run: tests/helpers/usdt_count_run.c $(BPF_SKELS) $(O)/gen/mmsb_probes.h | $(O)/tests
+$(O)/tests/usdt_count_run: tests/helpers/usdt_count_run.c $(BPF_SKELS) $(O)/gen/mmsb_probes.h \
+			  | $(O)/tests
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) $(LINK_DEPFLAGS) -Ibpf -I$(O)/bpf $(LDFLAGS) $< -o $@ $(LIBBPF_LIBS)
 
@@ -387,7 +399,8 @@ install: lib tools $(O)/libmmsb.pc
 	$(Q)install -m 0644 $(O)/libmmsb.pc $(DESTDIR)$(LIBDIR)/pkgconfig/libmmsb.pc
 	$(Q)install -d $(DESTDIR)$(PREFIX)/share/mmsb/profiles
 	$(Q)install -m 0644 profiles/*.profile $(DESTDIR)$(PREFIX)/share/mmsb/profiles/
-	$(Q)$(CC) $(LDFLAGS) $(TLOG_OBJS) -o $(DESTDIR)$(PREFIX)/bin/mmsb-tlog -L$(O) -lmmsb -Wl,-rpath,$(LIBDIR) $(JSONC_LIBS)
+	$(Q)$(CC) $(LDFLAGS) $(TLOG_OBJS) -o $(DESTDIR)$(PREFIX)/bin/mmsb-tlog -L$(O) -lmmsb \
+		-Wl,-rpath,$(LIBDIR) $(JSONC_LIBS)
 	$(Q)$(CC) $(LDFLAGS) $(BENCH_OBJS) -o $(DESTDIR)$(PREFIX)/bin/mmsb-bench -L$(O) -lmmsb \
 		-Wl,-rpath,$(LIBDIR) $(JSONC_LIBS) -lm
 	$(Q)$(CC) $(LDFLAGS) $(TRACE_OBJS) -o $(DESTDIR)$(PREFIX)/bin/mmsb-trace -L$(O) -lmmsb \

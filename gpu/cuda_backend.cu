@@ -28,7 +28,7 @@ extern "C" {
 
 #define THREADS 256
 
-/* the original's launch heuristic (shared/reference/original-mmsb-core.md §6.6) */
+/* the original's launch heuristic: 64 threads a block, 128 above 16 Ki elements, 256 above 64 Ki */
 static unsigned int threads_for(size_t n)
 {
 	return n > 65536 ? 256 : n > 16384 ? 128 : 64;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Byte-exact fixtures of the original's formats, built field by field from the layouts in
- * shared/reference/original-mmsb-core.md section 3 (all little-endian, no padding).
+ * Byte-exact fixtures of the original's formats (log versions 1 and 2, checkpoint version 2),
+ * built field by field from the layouts in docs/formats.md (all little-endian, no padding).
  */
 #ifndef __MMSB_FIXTURES_H
 #define __MMSB_FIXTURES_H

@@ -8,17 +8,20 @@
 #      project header the source includes (the compiler's .d file where it wrote one, else the
 #      source's #include lines, followed through project headers);
 #   2. make -n -W HEADER (HEADER as if edited, nothing touched) recompiles what includes HEADER,
-#      for each header of each tool's folder and of tools/common.
+#      for each header of each tool's folder and of tools/common;
+#   3. one version: the Makefile's VERSION is mmsb.h's MMSB_VERSION_MAJOR/MINOR/PATCH, the man
+#      pages' .TH lines and what each tool's --version says.
 set -u
 O=${O:-.output}
 . "$(dirname "$0")/tap.sh"
 trap 'rm -rf "$tmp"' EXIT
 
 echo "TAP version 13"
-echo "1..2"
+echo "1..3"
 if [ ! -e "$O/libmmsb.so" ]; then
 	ok "every object depends on the headers it includes # SKIP $O is not built"
 	ok "make rebuilds what includes an edited tool header # SKIP $O is not built"
+	ok "one version # SKIP $O is not built"
 	exit 0
 fi
 # the database: every rule make would use, the included .d files merged in (-q: nothing runs)
@@ -113,7 +116,9 @@ for h in tools/*/*.h; do
 	# a tool's header is included in its folder; a common one anywhere in tools/
 	scope="$(dirname "$h")/*.c"
 	[ "$(dirname "$h")" = tools/common ] && scope="tools/*/*.c"
-	make --no-print-directory -n -W "$h" O="$O" SAN="${SAN:-}" tools >"$tmp/n" 2>&1
+	# -o: the rules that rewrite a generated header only when it changes stay out of the answer
+	make --no-print-directory -n -W "$h" -o "$O/gen/mmsb_version.h" -o "$O/tools/bench_build.h" \
+		-o "$O/gen/probes.mode" O="$O" SAN="${SAN:-}" tools >"$tmp/n" 2>&1
 	# shellcheck disable=SC2086 # scope is a glob
 	for src in $(grep -l "#include \"$(basename "$h")\"" $scope); do
 		if ! grep -q -- "-c $src " "$tmp/n"; then
@@ -126,5 +131,23 @@ if [ "$fail_w" = 0 ]; then
 	ok "make rebuilds what includes an edited tool header (make -n -W)"
 else
 	bad "an edited tool header leaves objects that include it stale"
+fi
+# one version, said everywhere the same
+v=$(sed -n 's/^VERSION := //p' Makefile)
+h=$(sed -n 's/^#define MMSB_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$/\2/p' \
+	lib/include/mmsb/mmsb.h | paste -sd.)
+why=""
+[ -n "$v" ] && [ "$h" = "$v" ] || why="$why; mmsb.h says '$h', the Makefile '$v'"
+for m in docs/man/*.1; do
+	grep -q "^\.TH .* \"mmsb $v\" " "$m" || why="$why; $m: .TH is not mmsb $v"
+done
+for t in mmsb-trace mmsb-bench mmsb-tlog; do
+	said=$("$O/$t" --version 2>&1 | head -1)
+	case "$said" in "$t $v" | "$t $v "*) ;; *) why="$why; $t --version: $said" ;; esac
+done
+if [ -z "$why" ]; then
+	ok "one version: $v in the Makefile, mmsb.h, the man pages and every tool's --version"
+else
+	bad "the version differs${why}"
 fi
 exit $fail

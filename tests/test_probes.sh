@@ -95,7 +95,7 @@ if len(set(nums)) != len(nums) or len(set(names)) != len(names):
 for f in sorted(public - set(names)):
     print(f"# {f}: public, and no id in lib/api-ids.list"); bad = 1
 for f in sorted(set(names) - public):
-    print(f"# {f}: has an id and is not a public function (a removed one's line is a comment)"); bad = 1
+    print(f"# {f}: has an id, is not public (a removed one's line is a comment)"); bad = 1
 print(f"# {len(spans)} span kinds, {len(ids)} API ids")
 sys.exit(bad)
 PY

@@ -15,10 +15,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mmsb_version.h"
 #include "suite.h"
 #include "tool_helpers.h"
 
-const char *argp_program_version = "mmsb-bench 0.1.0";
+const char *argp_program_version = "mmsb-bench " MMSB_TOOLS_VERSION;
 const char *argp_program_bug_address = "https://github.com/mmsb/mmsb/issues";
 
 struct bench_env benv;

@@ -50,8 +50,7 @@ const char *own_libmmsb(void);
 int finish_stdout(int ret);
 
 /*
- * Run as root on the paths of whoever invoked sudo (DESIGN.md, "A root tool on other people's
- * paths"): under sudo (euid 0, SUDO_UID/SUDO_GID naming a user other than root) files the user
+ * Run as root on the paths of whoever invoked sudo (docs/tracing.md, "Running as root"): under sudo (euid 0, SUDO_UID/SUDO_GID naming a user other than root) files the user
  * names are opened, and outputs created, with that user's rights, never root's. Without sudo
  * every helper here is a no-op.
  */

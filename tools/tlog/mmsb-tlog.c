@@ -13,10 +13,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "mmsb_version.h"
 #include "tool_helpers.h"
 
-const char *argp_program_version = "mmsb-tlog "
-				   "0.1.0";
+const char *argp_program_version = "mmsb-tlog " MMSB_TOOLS_VERSION;
 const char *argp_program_bug_address = "https://github.com/mmsb/mmsb/issues";
 
 static const struct argp_option json_opt[] = {

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mmsb_version.h"
 #include "tool_helpers.h"
 #include "trace.h"
 #include "usdt_helpers.h"
@@ -302,7 +303,7 @@ int main(int argc, char **argv)
 			json = true;
 			break;
 		case 'V':
-			printf("mmsb-trace 0.1.0 (libmmsb %s)\n", mmsb_version());
+			printf("mmsb-trace " MMSB_TOOLS_VERSION " (libmmsb %s)\n", mmsb_version());
 			return finish_stdout(EXIT_OK);
 		case 'h':
 			return finish_stdout(do_help(0, NULL));

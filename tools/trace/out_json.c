@@ -7,6 +7,7 @@
 #include <mmsb/mmsb.h>
 #include <string.h>
 
+#include "mmsb_version.h"
 #include "record.h"
 
 /* Counters of a span kind or stack as JSON: per event total, self, self per call; IPC if known. */
@@ -214,7 +215,7 @@ int json_report_write(const struct report *rp, struct json_object *jstacks)
 	uint64_t hits = rp->counters[CNT_HITS];
 	int ret;
 
-	json_object_object_add(o, "tool", json_object_new_string("mmsb-trace 0.1.0"));
+	json_object_object_add(o, "tool", json_object_new_string("mmsb-trace " MMSB_TOOLS_VERSION));
 	json_object_object_add(o, "libmmsb", json_object_new_string(mmsb_version()));
 	json_object_object_add(o, "target", target_json(rp));
 	json_object_object_add(o, "wall_ns", json_object_new_uint64(rp->wall_ns));

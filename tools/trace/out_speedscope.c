@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 #include <stdlib.h>
 
+#include "mmsb_version.h"
 #include "record.h"
 
 /* Index of a speedscope frame by name, adding it to the shared table the first time. */
@@ -182,7 +183,8 @@ int speedscope_write(struct speedscope *ss, struct out_file *out, struct timelin
 	json_object_object_add(o, "profiles", profs);
 	json_object_object_add(o, "name", json_object_new_string("mmsb-trace"));
 	json_object_object_add(o, "activeProfileIndex", json_object_new_int(0));
-	json_object_object_add(o, "exporter", json_object_new_string("mmsb-trace 0.1.0"));
+	json_object_object_add(o, "exporter",
+			       json_object_new_string("mmsb-trace " MMSB_TOOLS_VERSION));
 	ss->frames = ss->samples = ss->weights = NULL;
 	ret = write_json(out, o, JSON_C_TO_STRING_PLAIN);
 	json_object_put(o);
