@@ -5,8 +5,10 @@
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -52,11 +54,31 @@ int mmsb__write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/* The name of a temporary file is exactly NAME.tmp.PID.<16 hex digits>: is TAIL (after NAME) one? */
+static bool wfile_tmp_name(const char *tail, long *pid)
+{
+	char *end;
+
+	if (strncmp(tail, ".tmp.", 5))
+		return false;
+	errno = 0;
+	*pid = strtol(tail + 5, &end, 10);
+	if (errno || end == tail + 5 || *end != '.' || *pid <= 0 || *pid > INT_MAX)
+		return false;
+	if (strlen(end + 1) != 16)
+		return false;
+	for (int i = 1; i <= 16; i++)
+		if (!((end[i] >= '0' && end[i] <= '9') || (end[i] >= 'a' && end[i] <= 'f')))
+			return false;
+	return true;
+}
+
 /*
- * Leftovers of writers that died between open and rename: NAME.tmp.PID.RANDOM (NAME.tmp.PID from
- * older versions) whose PID no longer runs here. Only regular files owned by us are removed, looked
- * at without following links; anything else with such a name is left alone and never matters, as a
- * new temporary file never reuses a name.
+ * Leftovers of writers that died between open and rename. A writer holds an exclusive flock on
+ * its temporary file until the rename; a file of exactly our naming whose PID does not run here
+ * and whose lock is free had a writer that died (a writer in another PID namespace on a shared
+ * volume still holds its lock). Only regular files owned by us are removed, opened without
+ * following links; any other name, even a close one, is somebody else's and is left alone.
  */
 static void wfile_clean_stale(const char *final)
 {
@@ -74,23 +96,22 @@ static void wfile_clean_stale(const char *final)
 	if (!dir)
 		goto out;
 	while ((de = readdir(dir))) {
-		const char *tail = de->d_name + blen;
 		struct stat st;
-		char *end;
 		long pid;
+		int fd;
 
-		if (strncmp(de->d_name, base, blen) || strncmp(tail, ".tmp.", 5))
-			continue;
-		errno = 0;
-		pid = strtol(tail + 5, &end, 10);
-		if (errno || end == tail + 5 || (*end && *end != '.') || pid <= 0 || pid > INT_MAX)
+		if (strncmp(de->d_name, base, blen) || !wfile_tmp_name(de->d_name + blen, &pid))
 			continue;
 		if (pid == getpid() || !kill((pid_t)pid, 0) || errno != ESRCH)
 			continue; /* its writer may still be running */
-		if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) ||
-		    !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+		fd = openat(dirfd(dir), de->d_name,
+			    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+		if (fd < 0)
 			continue;
-		unlinkat(dirfd(dir), de->d_name, 0);
+		if (!fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+		    !flock(fd, LOCK_EX | LOCK_NB))
+			unlinkat(dirfd(dir), de->d_name, 0);
+		close(fd);
 	}
 	closedir(dir);
 out:
@@ -100,11 +121,18 @@ out:
 
 int mmsb__wfile_open(struct mmsb_wfile *w, const char *final)
 {
+	struct stat st;
 	int err = -EEXIST;
 
 	memset(w, 0, sizeof(*w));
 	w->fd = -1;
 	w->final = final;
+	/*
+	 * The rename replaces a regular file, or a symlink (the link, never its target); a device,
+	 * a FIFO or a directory at the path is not ours to replace with a file.
+	 */
+	if (!lstat(final, &st) && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode))
+		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
 	wfile_clean_stale(final);
 	/*
 	 * An unpredictable name, created exclusively and never through a link: nobody can plant a
@@ -121,8 +149,15 @@ int mmsb__wfile_open(struct mmsb_wfile *w, const char *final)
 			return -ENOMEM;
 		}
 		w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-		if (w->fd >= 0)
+		/* held until the rename: what tells a cleaner this writer is alive (above) */
+		if (w->fd >= 0 && !flock(w->fd, LOCK_EX | LOCK_NB))
 			return 0;
+		if (w->fd >= 0) {
+			close(w->fd);
+			unlink(w->tmp);
+			w->fd = -1;
+			errno = EEXIST;
+		}
 		err = -errno;
 		free(w->tmp);
 		w->tmp = NULL;
@@ -170,11 +205,12 @@ int mmsb__wfile_commit(struct mmsb_wfile *w)
 
 	if (!err && fsync(w->fd))
 		err = -errno;
+	/* renamed while still open: the lock that says this writer is alive lasts until then */
+	if (!err && rename(w->tmp, w->final))
+		err = -errno;
 	if (close(w->fd) && !err)
 		err = -errno;
 	w->fd = -1;
-	if (!err && rename(w->tmp, w->final))
-		err = -errno;
 	if (!err)
 		err = mmsb__fsync_dir(w->final);
 	if (err)

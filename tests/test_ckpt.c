@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Checkpoints: v3 round trips, the original's v2, corruption, atomic load. */
+#include <fcntl.h>
 #include <mmsb/mmsb.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -248,5 +250,64 @@ TEST(temp_files_never_follow_links_and_stale_ones_go)
 	ASSERT_TRUE(v = fx_read(victim, &n));
 	ASSERT_MEM_EQ(v, "precious", 8);
 	free(v);
+	mmsb_state_close(s);
+}
+
+/*
+ * Cleaning is for exactly the names the library writes, and only when their writer is gone: a
+ * user's files with close names stay, and so does a leftover whose lock is held (a writer in
+ * another PID namespace on a shared volume, its PID meaningless here).
+ */
+TEST(stale_cleaning_takes_only_dead_writers_files)
+{
+	const char *path = th_path("r.ckpt");
+	char close1[4096], close2[4096], close3[4096], locked[4096];
+	struct mmsb_state *s = build();
+	pid_t dead = dead_pid();
+	int fd;
+
+	snprintf(close1, sizeof(close1), "%s.tmp.%d", path, (int)dead);
+	snprintf(close2, sizeof(close2), "%s.tmp.%d.final", path, (int)dead);
+	snprintf(close3, sizeof(close3), "%s.tmp.%d.00000000deadbeef0", path, (int)dead);
+	snprintf(locked, sizeof(locked), "%s.tmp.%d.00000000feedface", path, (int)dead);
+	ASSERT_EQ(fx_write(close1, "mine", 4), 0);
+	ASSERT_EQ(fx_write(close2, "mine", 4), 0);
+	ASSERT_EQ(fx_write(close3, "mine", 4), 0);
+	ASSERT_EQ(fx_write(locked, "alive", 5), 0);
+	ASSERT_TRUE((fd = open(locked, O_RDONLY)) >= 0);
+	ASSERT_EQ(flock(fd, LOCK_EX), 0);
+
+	ASSERT_EQ(mmsb_checkpoint_write(s, path), 0);
+	ASSERT_TRUE(exists_nofollow(close1));
+	ASSERT_TRUE(exists_nofollow(close2));
+	ASSERT_TRUE(exists_nofollow(close3));
+	ASSERT_TRUE(exists_nofollow(locked));
+	close(fd);
+	/* its lock gone, it is a dead writer's leftover: the next write takes it */
+	ASSERT_EQ(mmsb_checkpoint_write(s, path), 0);
+	ASSERT_FALSE(exists_nofollow(locked));
+	mmsb_state_close(s);
+}
+
+/* A device, a FIFO or a directory at the destination is refused, never replaced by a file. */
+TEST(special_files_are_never_replaced)
+{
+	const char *fifo = th_path("f.ckpt"), *dir = th_path("d.ckpt");
+	struct mmsb_state *s = build();
+	struct stat st;
+
+	ASSERT_EQ(mkfifo(fifo, 0600), 0);
+	ASSERT_EQ(mkdir(dir, 0700), 0);
+	ASSERT_EQ(mmsb_checkpoint_write(s, fifo), -EINVAL);
+	ASSERT_EQ(mmsb_checkpoint_write(s, dir), -EISDIR);
+	ASSERT_EQ(lstat(fifo, &st), 0);
+	ASSERT_TRUE(S_ISFIFO(st.st_mode));
+	ASSERT_EQ(lstat(dir, &st), 0);
+	ASSERT_TRUE(S_ISDIR(st.st_mode));
+	if (!geteuid() && !lstat("/dev/null", &st) && S_ISCHR(st.st_mode)) {
+		ASSERT_EQ(mmsb_checkpoint_write(s, "/dev/null"), -EINVAL);
+		ASSERT_EQ(lstat("/dev/null", &st), 0);
+		ASSERT_TRUE(S_ISCHR(st.st_mode));
+	}
 	mmsb_state_close(s);
 }
