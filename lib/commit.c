@@ -87,16 +87,17 @@ int mmsb__apply_prepare(struct mmsb_page *p, const struct mmsb_delta *d)
 	return mmsb__page_host(p);
 }
 
-/* ---- undo: the pages a wave changed before its frames were durable ---- */
+/* ---- undo: the pages a call changed before its frames were durable ---- */
 
-static void undo_drop(struct mmsb_state *s)
+/* Drop the undo entries from n on (their pages stay as they are). */
+static void undo_cut(struct mmsb_state *s, size_t n)
 {
-	for (size_t i = 0; i < s->n_undo; i++)
+	for (size_t i = n; i < s->n_undo; i++)
 		free(s->undo[i].data);
-	s->n_undo = 0;
+	s->n_undo = n;
 }
 
-/* Save a page before propagation changes it, for a failed commit to restore. */
+/* Save a page before a change whose frame is not durable yet, for a failed commit to restore. */
 static int undo_push(struct mmsb_state *s, struct mmsb_page *p)
 {
 	uint8_t *copy;
@@ -110,8 +111,24 @@ static int undo_push(struct mmsb_state *s, struct mmsb_page *p)
 	if (!copy)
 		return -ENOMEM;
 	memcpy(copy, p->data, p->size); /* the host copy is current: fetched above */
+	if (!s->n_undo)
+		s->undo_next_delta_id = s->next_delta_id;
 	s->undo[s->n_undo++] = (struct mmsb_undo){ p, p->epoch, copy };
 	return 0;
+}
+
+/*
+ * A wave follows a change to p and frames deltas of its own: p has a data child and propagation
+ * is immediate (a deferred state only queues the children).
+ */
+static bool wave_follows(const struct mmsb_state *s, const struct mmsb_page *p)
+{
+	if (s->deferred)
+		return false;
+	for (uint32_t i = 0; i < p->children.n; i++)
+		if (p->children.v[i].type == MMSB_EDGE_DATA)
+			return true;
+	return false;
 }
 
 int mmsb__finish(struct mmsb_state *s, int err)
@@ -119,8 +136,9 @@ int mmsb__finish(struct mmsb_state *s, int err)
 	int cerr = s->log ? mmsb__log_commit(s->log) : 0;
 
 	/*
-	 * The log lost the frames of this call's propagation (the writer cut them and is disabled):
-	 * the pages they changed go back, newest first, so memory is what the log holds.
+	 * The log lost this call's frames that were not durable yet (the writer cut them and is
+	 * disabled): the pages they changed go back, newest first, so memory is what the log holds.
+	 * Their children's recompute signatures name epochs that are given back too: forgotten.
 	 */
 	for (size_t i = s->n_undo; cerr && i-- > 0;) {
 		struct mmsb_undo *u = &s->undo[i];
@@ -129,8 +147,12 @@ int mmsb__finish(struct mmsb_state *s, int err)
 		mmsb__gpu_host_written(u->p);
 		u->p->epoch = u->epoch;
 		u->p->has_sig = false; /* its parents changed under it: recompute next time */
+		for (uint32_t e = 0; e < u->p->children.n; e++)
+			u->p->children.v[e].peer->has_sig = false;
+		if (!i)
+			s->next_delta_id = s->undo_next_delta_id;
 	}
-	undo_drop(s);
+	undo_cut(s, 0);
 	return err ? err : cerr;
 }
 
@@ -183,6 +205,9 @@ int mmsb__apply_logged(struct mmsb_state *s, struct mmsb_page *p, const struct m
  * synced under batch and every, the threshold write under none) before the page changes: a
  * failed write leaves it untouched. A derived one (propagation, mid-wave) is framed and its page
  * saved; mmsb__finish() commits the wave's frames at once and undoes the pages if that fails.
+ * Under batch and none a caller's delta to a page a wave follows is treated as the wave's: one
+ * write (and under batch one fdatasync) for the whole call, the page undone with the others.
+ * Under every it stays synced before it is applied, as that policy promises.
  */
 static int commit(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d, bool derived)
 {
@@ -202,13 +227,8 @@ static int commit(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *
 		err = mmsb__log_buffer(s->log, d);
 		if (err)
 			return err;
-		enum mmsb_durability dur = mmsb__log_durability(s->log);
-		/*
-		 * Under none, a delta whose page has data children may share the wave's one write
-		 * with their frames: it is undone with them when that write fails.
-		 */
-		bool later = derived ? dur != MMSB_DURABLE_EVERY :
-				       dur == MMSB_DURABLE_NONE && p->children.n;
+		bool later = mmsb__log_durability(s->log) != MMSB_DURABLE_EVERY &&
+			     (derived || wave_follows(s, p));
 
 		if (!later)
 			err = mmsb__log_commit_batch(s->log);
@@ -218,6 +238,34 @@ static int commit(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *
 			return err;
 	}
 	return apply_logged(s, p, d, APPLY_ROUTED);
+}
+
+int mmsb__commit_staged(struct mmsb_state *s, struct mmsb_page **pages, size_t n, uint64_t gen,
+			struct mmsb_log_mark mark, int err)
+{
+	size_t n0 = s->n_undo, i;
+	bool later = false;
+	uint64_t done;
+
+	if (err)
+		goto fail;
+	for (i = 0; i < n && mmsb__log_durability(s->log) != MMSB_DURABLE_EVERY && !later; i++)
+		later = pages[i]->mark == gen && wave_follows(s, pages[i]);
+	if (!later)
+		return mmsb__log_commit_batch(s->log);
+	/* each page holding a frame saved once, before its first byte changes */
+	done = ++s->mark_gen;
+	for (i = 0; i < n && !err; i++)
+		if (pages[i]->mark == gen) {
+			pages[i]->mark = done;
+			err = undo_push(s, pages[i]);
+		}
+	if (!err)
+		return 0;
+	undo_cut(s, n0);
+fail:
+	mmsb__log_rollback(s->log, mark);
+	return err;
 }
 
 /* One delta, as its own span: route, update and recompute (batches have a span of their own). */

@@ -446,9 +446,13 @@ struct mmsb_state {
 	size_t n_subs, cap_subs;
 	int64_t next_sub_id;
 
-	/* pages changed by propagation whose frames are not durable yet: undone if the commit fails */
+	/*
+	 * Pages changed in this call whose frames are not durable yet (propagation's, and under batch
+	 * and none the caller's own when a wave follows): undone if the call's commit fails.
+	 */
 	struct mmsb_undo *undo;
 	size_t n_undo, cap_undo;
+	uint64_t undo_next_delta_id; /* next_delta_id before the first of them */
 
 	uint8_t *scratch; /* diff masks and recompute buffers: see mmsb__scratch() */
 	size_t scratch_cap;
@@ -500,12 +504,22 @@ int mmsb__apply_prepare(struct mmsb_page *p, const struct mmsb_delta *d) MMSB_HI
 /*
  * Log d (when there is a log), apply it, count it, emit DELTA_APPLIED, inside a delta__apply span.
  * The delta is already validated. The frame is committed as the durability policy says before the
- * page changes, so a failed write changes nothing; a derived delta (propagation) is only framed,
- * its page saved for mmsb__finish() to undo. For one delta at a time; a logged batch frames and
- * commits all its deltas first and then applies them with mmsb__apply_logged/mmsb__apply_batch.
+ * page changes, so a failed write changes nothing; a derived delta (propagation), and under batch
+ * and none a caller's delta to a page a wave follows, is only framed, its page saved for
+ * mmsb__finish() to commit or undo: the caller calls it even when this fails. For one delta at a
+ * time; a logged batch frames its deltas first (mmsb__commit_staged()) and then applies them with
+ * mmsb__apply_logged/mmsb__apply_batch.
  */
 int mmsb__commit_traced(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d,
 			bool derived) MMSB_HIDDEN;
+/*
+ * A logged batch's frames are buffered (the pages holding them marked gen), or err says why not.
+ * Commit them before the first byte changes; or, under batch and none when a wave follows, leave
+ * them for the call's one commit in mmsb__finish(), each page saved to be undone with the wave's
+ * pages if it fails. On an error the frames are dropped and nothing has changed.
+ */
+int mmsb__commit_staged(struct mmsb_state *s, struct mmsb_page **pages, size_t n, uint64_t gen,
+			struct mmsb_log_mark mark, int err) MMSB_HIDDEN;
 /* A delta already framed and committed (its id and epoch stamped): apply, count, emit. */
 int mmsb__apply_logged(struct mmsb_state *s, struct mmsb_page *p,
 		       const struct mmsb_delta *d) MMSB_HIDDEN;
@@ -522,7 +536,8 @@ int mmsb__apply_batch(struct mmsb_state *s, struct mmsb_page **pages, struct mms
 
 /*
  * End of a mutating call: the log's group commit; the call's own error wins. When the commit fails,
- * the pages propagation changed in the call go back to their bytes and epochs.
+ * the pages the call changed without a durable frame go back to their bytes and epochs, and the
+ * delta ids they took are given back.
  */
 int mmsb__finish(struct mmsb_state *s, int err) MMSB_HIDDEN;
 

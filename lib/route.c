@@ -49,10 +49,11 @@ int mmsb_page_update(struct mmsb_state *s, uint64_t id, const void *data, size_t
 	d.timestamp = mmsb__now_ns(CLOCK_REALTIME);
 	err = mmsb__commit_traced(s, p, &d, false);
 	s->st.delta_ns += mmsb__now_ns(CLOCK_MONOTONIC) - t0;
-	if (err)
-		goto out;
-	err = mmsb__wave(s, &p, 1, NULL, 0);
-	mmsb__emit(s, MMSB_EV_PAGE_CHANGED, id, 0, p->epoch);
+	if (!err) {
+		err = mmsb__wave(s, &p, 1, NULL, 0);
+		mmsb__emit(s, MMSB_EV_PAGE_CHANGED, id, 0, p->epoch);
+	}
+	/* the call's one commit: the delta's own frame too when a wave followed it */
 	err = mmsb__finish(s, err);
 	if (!err)
 		err = 1;
@@ -97,19 +98,6 @@ static int stage(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d
 	d->id = id;
 	d->epoch = ++p->stage_epoch;
 	return s->log ? mmsb__log_buffer(s->log, d) : 0;
-}
-
-/*
- * A logged batch is framed whole and committed before its first byte changes: a failed write
- * leaves every page as it was (all or nothing per batch).
- */
-static int stage_end(struct mmsb_state *s, struct mmsb_log_mark mark, int err)
-{
-	if (err) {
-		mmsb__log_rollback(s->log, mark);
-		return err;
-	}
-	return mmsb__log_commit_batch(s->log);
 }
 
 /* One wave over the pages a batch changed, their events, and the state's verdict on it all. */
@@ -182,7 +170,7 @@ int mmsb_page_update_batch(struct mmsb_state *s, const struct mmsb_page_write *w
 			err = stage(s, p, &d, gen, id++);
 			p->stage_data = w[i].data;
 		}
-		err = stage_end(s, mark, err);
+		err = mmsb__commit_staged(s, pages, n, gen, mark, err);
 		if (err)
 			goto out;
 	}
@@ -201,7 +189,7 @@ int mmsb_page_update_batch(struct mmsb_state *s, const struct mmsb_page_write *w
 		d.source = (char *)"api";
 		d.timestamp = mmsb__now_ns(CLOCK_REALTIME);
 		if (s->log) {
-			/* framed and durable above: the same delta, its id and epoch in sequence */
+			/* framed above: the same delta, its id and epoch in sequence */
 			MMSB_TRACE(DELTA_APPLY_BEGIN, pages[i]->id, s->next_delta_id, d.mask_count);
 			d.id = s->next_delta_id;
 			d.epoch = pages[i]->epoch + 1;
@@ -245,12 +233,12 @@ int mmsb_route(struct mmsb_state *s, struct mmsb_delta *d)
 	t0 = mmsb__now_ns(CLOCK_MONOTONIC);
 	err = mmsb__commit_traced(s, p, d, false);
 	s->st.delta_ns += mmsb__now_ns(CLOCK_MONOTONIC) - t0;
-	if (err)
-		goto out;
-	err = mmsb__wave(s, &p, 1, NULL, 0);
-	mmsb__emit(s, MMSB_EV_PAGE_CHANGED, p->id, 0, p->epoch);
+	if (!err) {
+		err = mmsb__wave(s, &p, 1, NULL, 0);
+		mmsb__emit(s, MMSB_EV_PAGE_CHANGED, p->id, 0, p->epoch);
+	}
+	/* the call's one commit: the delta's own frame too when a wave followed it */
 	err = mmsb__finish(s, err);
-out:
 	mmsb__unlock(s);
 	return err;
 }
@@ -307,7 +295,7 @@ int mmsb_route_batch(struct mmsb_state *s, struct mmsb_delta *const *ds, size_t 
 			err = stage(s, pages[i], ds[i], gen, s->next_delta_id + i);
 	}
 	if (s->log)
-		err = stage_end(s, mark, err);
+		err = mmsb__commit_staged(s, pages, n, gen, mark, err);
 	if (err)
 		goto out;
 	err = mmsb__apply_batch(s, pages, ds, n, on_gpu, changed, &n_changed);

@@ -407,6 +407,77 @@ TEST(durability_policies_count_syscalls)
 	}
 }
 
+/*
+ * A change to a page with data children: under batch the call's one group commit holds its own
+ * frame and the wave's (one write, one fdatasync per call), under every each frame is synced
+ * before its change, under none nothing is synced.
+ */
+TEST(propagating_calls_commit_once)
+{
+	const uint8_t m[] = { 1 };
+	struct mmsb_stats st;
+
+	for (int pol = 0; pol < 3; pol++) {
+		char name[32];
+		uint8_t buf[8];
+		uint8_t v = 1;
+
+		snprintf(name, sizeof(name), "p%d.tlog", pol);
+		struct mmsb_state *s = open_log(th_path(name), MMSB_LOG_CREATE, pol);
+
+		ASSERT_TRUE(s);
+		/* 1 -> 2 -> 3, passthrough: each call below logs 3 frames */
+		for (int i = 0; i < 3; i++)
+			ASSERT_EQ(mmsb_page_create(s, sizeof(buf), MMSB_LOC_CPU, NULL), 0);
+		ASSERT_EQ(mmsb_edge_add(s, 1, 2, MMSB_EDGE_DATA), 0);
+		ASSERT_EQ(mmsb_edge_add(s, 2, 3, MMSB_EDGE_DATA), 0);
+		ASSERT_EQ(mmsb_page_set_passthrough(s, 2, 1, NULL, NULL), 0);
+		ASSERT_EQ(mmsb_page_set_passthrough(s, 3, 2, NULL, NULL), 0);
+		for (int op = 0; op < 4; op++) {
+			struct mmsb_delta *d;
+			struct mmsb_page_write w = { 1, buf, sizeof(buf) };
+
+			v++;
+			memset(buf, v, sizeof(buf));
+			ASSERT_TRUE(d = mmsb_delta_new(1, m, 1, &v, 1, 0));
+			ASSERT_EQ(mmsb_state_stats_reset(s), 0);
+			switch (op) {
+			case 0:
+				ASSERT_EQ(mmsb_page_update(s, 1, buf, sizeof(buf)), 1);
+				break;
+			case 1:
+				ASSERT_EQ(mmsb_route(s, d), 0);
+				break;
+			case 2:
+				ASSERT_EQ(mmsb_page_update_batch(s, &w, 1), 1);
+				break;
+			default:
+				ASSERT_EQ(mmsb_route_batch(s, &d, 1), 0);
+				break;
+			}
+			ASSERT_EQ(mmsb_state_stats(s, &st), 0);
+			EXPECT_EQ(st.log_records, 3);
+			EXPECT_EQ(mmsb_page_epoch(s, 3), mmsb_page_epoch(s, 1));
+			if (pol == MMSB_DURABLE_BATCH) {
+				EXPECT_EQ(st.log_writes, 1);
+				EXPECT_EQ(st.log_syncs, 1);
+			} else if (pol == MMSB_DURABLE_EVERY) {
+				EXPECT_EQ(st.log_writes, 3);
+				EXPECT_EQ(st.log_syncs, 3);
+			} else {
+				EXPECT_EQ(st.log_syncs, 0);
+			}
+			mmsb_delta_free(d);
+		}
+		mmsb_state_close(s);
+		struct mmsb_state *r = mmsb_replay(th_path(name), NULL);
+
+		ASSERT_TRUE(r);
+		EXPECT_EQ(mmsb_page_epoch(r, 3), 4);
+		mmsb_state_close(r);
+	}
+}
+
 TEST_TIMEOUT(header_bit_flips_are_damage, 120)
 {
 	const char *path = th_path("h.tlog"), *bad = th_path("hbad.tlog");
@@ -545,6 +616,11 @@ static int spread(const uint8_t *src, size_t src_len, uint8_t *dst, size_t dst_l
 	return 0;
 }
 
+/*
+ * Ops 0-3 change a page without children; ops 4-7 change one byte of page 1, whose child page 2
+ * then takes a page-sized frame: under batch and none the two share the call's one write, which
+ * fails, and both pages go back; under every page 1's frame was synced before it changed and stays.
+ */
 TEST_TIMEOUT(failed_commit_changes_nothing, 120)
 {
 	const char *path = th_path("fsz.tlog");
@@ -552,11 +628,13 @@ TEST_TIMEOUT(failed_commit_changes_nothing, 120)
 
 	signal(SIGXFSZ, SIG_IGN); /* a write past RLIMIT_FSIZE is EFBIG, not a kill */
 	for (size_t k = 0; k < 3; k++)
-		for (int op = 0; op < 5; op++) {
+		for (int op = 0; op < 8; op++) {
 			struct rlimit rl = { RLIM_INFINITY, RLIM_INFINITY };
 			uint8_t *b = malloc(BIG);
 			struct mmsb_state *s, *r;
 			struct mmsb_divergence dv;
+			struct mmsb_counters c0, c1;
+			bool kids = op >= 4, moved = kids && durs[k] == MMSB_DURABLE_EVERY;
 			struct snap x;
 			struct stat st;
 			int err;
@@ -566,7 +644,7 @@ TEST_TIMEOUT(failed_commit_changes_nothing, 120)
 			ASSERT_TRUE(s = open_log(path, MMSB_LOG_CREATE, durs[k]));
 			ASSERT_EQ(mmsb_page_create(s, BIG, MMSB_LOC_CPU, NULL), 0);
 			ASSERT_EQ(mmsb_page_create(s, BIG, MMSB_LOC_CPU, NULL), 0);
-			if (op == 4) {
+			if (kids) {
 				/* page 2 derives from page 1: the wave's frame is what fails */
 				ASSERT_EQ(mmsb_edge_add(s, 1, 2, MMSB_EDGE_DATA), 0);
 				ASSERT_EQ(mmsb_page_set_passthrough(s, 2, 1, spread, NULL), 0);
@@ -575,16 +653,24 @@ TEST_TIMEOUT(failed_commit_changes_nothing, 120)
 			ASSERT_EQ(mmsb_page_update(s, 1, b, BIG), 1);
 			ASSERT_EQ(mmsb_state_flush(s), 0);
 			ASSERT_EQ(stat(path, &st), 0);
-			/* room for op 4's own sparse frame (a 64 KiB mask), none for a dense one */
+			/* room for a one-byte frame of page 1 (a 64 KiB mask), none for a dense one */
 			rl.rlim_cur = (rlim_t)st.st_size + (100u << 10);
 			ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &rl), 0);
 			snap_take(s, &x);
+			ASSERT_EQ(mmsb_state_counters(s, &c0), 0);
 			memset(b, 2, BIG);
 			struct mmsb_delta *d = mmsb_delta_new(2, b, BIG, b, BIG, 0);
 			struct mmsb_delta *d1 = mmsb_delta_new(1, b, BIG, b, BIG, 0);
 			struct mmsb_delta *ds[2] = { d1, d };
 			struct mmsb_page_write w[2] = { { 1, b, BIG }, { 2, b, BIG } };
+			uint8_t one = 9, bit = 1;
+			struct mmsb_delta *e = mmsb_delta_new(1, &bit, 1, &one, 1, 0);
 
+			ASSERT_TRUE(d && d1 && e);
+			if (kids) {
+				b[0] = 9; /* one byte: a small frame for page 1, a full one for page 2 */
+				memset(b + 1, 1, BIG - 1);
+			}
 			switch (op) {
 			case 0:
 				err = mmsb_page_update(s, 2, b, BIG);
@@ -598,16 +684,30 @@ TEST_TIMEOUT(failed_commit_changes_nothing, 120)
 			case 3:
 				err = mmsb_route_batch(s, ds, 2);
 				break;
-			default:
-				b[0] = 9; /* one byte: a small frame for page 1, a full one for page 2 */
-				memset(b + 1, 1, BIG - 1);
+			case 4:
 				err = mmsb_page_update(s, 1, b, BIG);
+				break;
+			case 5:
+				err = mmsb_route(s, e);
+				break;
+			case 6:
+				err = mmsb_page_update_batch(s, w, 1);
+				break;
+			default:
+				err = mmsb_route_batch(s, &e, 1);
 				break;
 			}
 			if (err >= 0)
 				TH_LOG("durability %d op %d: %d", (int)durs[k], op, err);
 			ASSERT_LT(err, 0);
-			snap_same(s, &x, op == 4);
+			snap_same(s, &x, moved);
+			/* the delta ids the call took are given back with its changes */
+			ASSERT_EQ(mmsb_state_counters(s, &c1), 0);
+			EXPECT_EQ(c1.next_delta_id, c0.next_delta_id + moved);
+			if (moved) {
+				/* every: page 1's one byte was synced before it changed */
+				EXPECT_EQ(mmsb_page_epoch(s, 1), x.ea + 1);
+			}
 			/* memory is what the log holds */
 			rl.rlim_cur = RLIM_INFINITY;
 			ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &rl), 0);
@@ -619,6 +719,7 @@ TEST_TIMEOUT(failed_commit_changes_nothing, 120)
 			mmsb_state_close(r);
 			mmsb_delta_free(d);
 			mmsb_delta_free(d1);
+			mmsb_delta_free(e);
 			mmsb_state_close(s);
 			free(b);
 		}
