@@ -113,37 +113,6 @@ int record_help(void)
 	return EXIT_OK;
 }
 
-static int kinds_mask_of(const char *list, uint32_t *mask)
-{
-	char *copy, *tok, *save;
-
-	*mask = 0;
-	if (!list) {
-		*mask = ~0u;
-		return 0;
-	}
-	if (!strcmp(list, "none"))
-		return 0;
-	copy = strdup(list);
-	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		int k = span_kind_of(tok);
-
-		if (k < 0 && !strcmp(tok, "ffi_host")) {
-			p_err("ffi_host is sampled, not a probed kind: use --host-sample");
-			free(copy);
-			return -EINVAL;
-		}
-		if (k < 0) {
-			p_err("unknown span kind '%s' (see '%s help record')", tok, prog_name);
-			free(copy);
-			return -EINVAL;
-		}
-		*mask |= 1u << k;
-	}
-	free(copy);
-	return 0;
-}
-
 /* Attach both ends of every wanted span kind. */
 static int attach_all(struct mmsb_trace_bpf *skel, int pid, const char *lib, uint32_t mask,
 		      struct bpf_link **links, int *n_links)
@@ -371,7 +340,7 @@ static int check_request(struct session *s)
 		p_err("record needs either -p PID or -- CMD [ARGS...]");
 		return EXIT_USAGE;
 	}
-	if (kinds_mask_of(ro.kinds, &s->mask))
+	if (span_mask_of(ro.kinds, &s->mask))
 		return EXIT_USAGE;
 	if (ro.out_dir && !ro.profile) {
 		p_err("-o names where a profile's outputs go: use it with -P");

@@ -37,6 +37,8 @@ int span_kind_of(const char *name);
 const char *span_name(int kind);
 const char *span_category(int kind);
 const char *span_probe(int kind, bool end);
+/* A -k list (comma-separated names, or "none"; NULL: all) as a mask of kinds: 0 or -EINVAL. */
+int span_mask_of(const char *list, uint32_t *mask);
 
 /* A counter per span (pmu.c): the name asked for, libpfm4's full name, the attr. */
 struct pmu_event {
