@@ -318,6 +318,85 @@ TEST(checkpoint_replay_and_propagation_through_gpu_pages)
 	rmdir(dir);
 }
 
+/*
+ * A GPU page whose host mirror is stale and whose download fails, applied on the host: the
+ * error comes back before the delta is logged, from route, route_batch, the engine and update,
+ * with the page's epoch, its bytes and the log's counters as they were.
+ */
+TEST(failed_download_is_an_error_before_the_log)
+{
+	char dir[] = "/tmp/mmsb-gpu.XXXXXX", log[64];
+	static uint8_t buf[4096], mask[4096];
+	struct mmsb_counters c0, c1;
+	struct mmsb_state *s, *r;
+	struct mmsb_engine *e;
+	struct mmsb_delta *d;
+	uint64_t id;
+	int64_t epoch;
+
+	use_backend("libmmsb-fakegpu.so"); /* the knob is the test backend's */
+	ASSERT_TRUE(mkdtemp(dir));
+	snprintf(log, sizeof(log), "%s/d.tlog", dir);
+	MMSB_OPTS(mmsb_state_opts, o, .log_path = log, .durability = MMSB_DURABLE_BATCH);
+	s = mmsb_state_open(&o);
+	ASSERT_TRUE(s);
+	ASSERT_EQ(mmsb_page_create(s, sizeof(buf), MMSB_LOC_GPU, &id), 0);
+	memset(mask, 1, 16);
+	memset(buf, 7, sizeof(buf));
+	d = mmsb_delta_new(id, mask, sizeof(mask), buf, sizeof(buf), 0);
+	ASSERT_TRUE(d);
+	/* applied on the device: the host mirror is stale from here on */
+	ASSERT_EQ(mmsb_gpu_set_policy(MMSB_GPU_POLICY_GPU), 0);
+	ASSERT_EQ(mmsb_route(s, d), 0);
+	ASSERT_TRUE(e = mmsb_engine_new(s, NULL));
+	/* on the host from here on: each apply needs the mirror, and its download fails */
+	ASSERT_EQ(mmsb_gpu_set_policy(MMSB_GPU_POLICY_CPU), 0);
+	setenv("FAKE_GPU_FAIL", "download", 1);
+	epoch = mmsb_page_epoch(s, id);
+	ASSERT_EQ(mmsb_state_counters(s, &c0), 0);
+	for (int op = 0; op < 4; op++) {
+		int err;
+
+		switch (op) {
+		case 0:
+			err = mmsb_route(s, d);
+			break;
+		case 1:
+			err = mmsb_route_batch(s, &d, 1);
+			break;
+		case 2:
+			err = mmsb_engine_apply(e, &d, 1, NULL);
+			break;
+		default:
+			err = mmsb_page_update(s, id, buf, sizeof(buf)); /* diffed on the mirror */
+			break;
+		}
+		if (err != -EIO)
+			TH_LOG("op %d: %d", op, err);
+		ASSERT_EQ(err, -EIO);
+		ASSERT_EQ(mmsb_page_epoch(s, id), epoch);
+		ASSERT_EQ(mmsb_state_counters(s, &c1), 0);
+		ASSERT_EQ(c1.next_lsn, c0.next_lsn);
+		ASSERT_EQ(c1.next_delta_id, c0.next_delta_id);
+	}
+	ASSERT_GE(info().errors, 4);
+	/* the device copy is intact, and the log replays to it */
+	unsetenv("FAKE_GPU_FAIL");
+	memset(buf, 0, sizeof(buf));
+	ASSERT_EQ(mmsb_page_read(s, id, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	for (size_t k = 0; k < sizeof(buf); k++)
+		ASSERT_EQ(buf[k], k < 16 ? 7 : 0);
+	ASSERT_EQ(mmsb_state_flush(s), 0);
+	ASSERT_TRUE(r = mmsb_replay(log, NULL));
+	ASSERT_EQ(mmsb_page_epoch(r, id), epoch);
+	mmsb_state_close(r);
+	mmsb_engine_free(e);
+	mmsb_delta_free(d);
+	mmsb_state_close(s);
+	unlink(log);
+	rmdir(dir);
+}
+
 TEST(router_follows_its_table_and_keeps_it_on_a_bad_file)
 {
 	char path[] = "/tmp/mmsb-xo.XXXXXX";

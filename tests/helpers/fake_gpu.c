@@ -5,6 +5,8 @@
  * can be tested on a machine without a GPU:
  *
  *   FAKE_GPU_FAIL=1          init fails ("fake: no device"), as a machine without a GPU does
+ *   FAKE_GPU_FAIL=download   every download (device to host) fails with -EIO, copying nothing;
+ *                            read at each call, so a test can set and unset it as it goes
  *   FAKE_GPU_LAUNCH_NS=N     every apply costs N ns (a launch and a synchronisation)
  *   FAKE_GPU_NS_PER_KIB=N    plus N ns per KiB moved to or from the "device"
  *
@@ -97,6 +99,10 @@ static int fk_upload(void *dev, const void *host, size_t n)
 
 static int fk_download(void *host, const void *dev, size_t n)
 {
+	const char *f = getenv("FAKE_GPU_FAIL");
+
+	if (f && !strcmp(f, "download"))
+		return -EIO;
 	memcpy(host, dev, n);
 	cost(n, false);
 	count(&c.downloads, &c.download_bytes, n);
