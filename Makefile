@@ -348,18 +348,9 @@ demo: $(O)/examples/pipeline $(O)/mmsb-tlog
 # BENCH_ARGS defaults to a quick run; `make trace-bench BENCH_ARGS=` runs the whole suite.
 
 BENCH_ARGS ?= --quick
-# Under sudo the folder is the invoking user's (mmsb-trace creates its outputs as that user),
-# and the table is written with noclobber after a remove: O_EXCL, never through a planted link.
+# ci/trace-bench.sh: under sudo every file and folder is made with the invoking user's rights.
 trace-bench: all
-	$(Q)mkdir -p $(O)/perf && if [ -n "$${SUDO_UID:-}" ]; then \
-		chown "$$SUDO_UID:$$SUDO_GID" $(O)/perf; fi
-	$(Q)rm -f $(O)/perf/trace.txt && set -C && $(O)/mmsb-trace record -J $(O)/perf/trace.json \
-		-f $(O)/perf/trace.folded -s $(O)/perf/trace.speedscope.json -- \
-		$(O)/mmsb-bench $(BENCH_ARGS) --json $(O)/perf/bench.json > $(O)/perf/trace.txt; \
-		rc=$$?; if [ -n "$${SUDO_UID:-}" ]; then \
-		chown -h "$$SUDO_UID:$$SUDO_GID" $(O)/perf/trace.txt; fi; exit $$rc
-	$(Q)sed -n '/^mmsb-trace:/,$$p' $(O)/perf/trace.txt
-	$(Q)echo "outputs in $(O)/perf: bench.json trace.json trace.folded trace.speedscope.json"
+	$(Q)O=$(O) ci/trace-bench.sh $(O)/perf $(BENCH_ARGS)
 
 # ---- the GPU tier on a machine with a GPU (docs/gpu.md) ----
 

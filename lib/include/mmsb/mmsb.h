@@ -405,9 +405,10 @@ struct mmsb_page_write {
  * applied in order, then one propagation wave runs over the changed pages.
  *
  * Every write is checked (page exists, size matches) before the first byte changes; a bad one
- * changes nothing. With a log, the batch's frames are committed before the first byte changes:
- * a failed log write changes nothing either (all or nothing). This is the entry point for hosts that pay per call (FFI): one crossing for n
- * writes.
+ * changes nothing. With a log, the batch and the wave it starts are one commit (one write and,
+ * under batch durability, one fdatasync): a failed log write changes nothing either, every page
+ * is as before the call (all or nothing). This is the entry point for hosts that pay per call
+ * (FFI): one crossing for n writes.
  * @return the number of writes that changed their page, or a negative error
  */
 MMSB_API int mmsb_page_update_batch(struct mmsb_state *s, const struct mmsb_page_write *w,
@@ -422,10 +423,10 @@ MMSB_API int mmsb_route(struct mmsb_state *s, struct mmsb_delta *d);
 
 /**
  * @brief Apply a batch: every delta is validated first (nothing is applied if any is bad), then
- * logged and committed as one write (a failed write applies nothing), then each page's deltas are
- * applied in input order, then ONE propagation wave runs over every changed page. In every mode a
- * failed commit leaves the pages untouched; propagation's own deltas are undone if their commit
- * fails.
+ * each page's deltas are logged and applied in input order, then ONE propagation wave runs over
+ * every changed page; the batch and its wave are one commit (under every: the batch is written
+ * and synced before its first byte changes). In every mode a failed commit leaves every page as
+ * it was before the call.
  */
 MMSB_API int mmsb_route_batch(struct mmsb_state *s, struct mmsb_delta *const *ds, size_t n);
 
