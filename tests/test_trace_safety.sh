@@ -8,8 +8,8 @@
 #  6.   under sudo the outputs belong to the invoking user and the command runs as that user
 #  7.   under sudo a file the user cannot read is not read: profiles and record -P print nothing
 #       of it (/etc/shadow, a root-only file) and fail
-#  8.   under sudo -p of another user's (root's) process is refused unless --as-root; the user's
-#       own process is traced
+#  8.   under sudo -p of another user's (root's) process is refused, --as-root too; the user's
+#       own process is traced, and root itself traces root's
 #  9.   a quote in CMD's path runs no shell (no INJECTED file)
 # 10.   a static CMD runs once, as the invoking user: never as root to find its library
 # 11.   an unwritable output fails before the command starts
@@ -17,6 +17,10 @@
 # 13.   a command killed by SIGSEGV gives 139 and a line saying so
 # 14.   -d 1 returns while the command goes on, untraced and alive
 # 15.   a child of the command that uses libmmsb is not traced: the user is told in one line
+# 16.   under sudo --as-root is refused in one line (exit 2), the command never runs; root itself
+#       may use it
+# 17.   under sudo a setuid-root command runs without its privilege (no new privileges): its
+#       euid is the invoking user's
 set -u
 O=${O:-.output}
 T="$(realpath "$O/mmsb-trace" 2>/dev/null)"
@@ -26,11 +30,12 @@ pids=()
 trap 'for p in ${pids[@]+"${pids[@]}"}; do kill -9 "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 
 echo "TAP version 13"
-echo "1..15"
+echo "1..17"
 names=("symlink at -J" "symlink at -f" "symlink at -s" "symlink at -e" "symlink in -o DIR"
 	"sudo: outputs and command as the user" "sudo: unreadable inputs" "sudo: -p of root's process"
 	"quote in CMD's path" "CMD never run as root" "unwritable output checked first"
-	"exit status" "signal status" "-d leaves the command running" "children told")
+	"exit status" "signal status" "-d leaves the command running" "children told"
+	"sudo: --as-root refused" "sudo: a setuid command runs unprivileged")
 skip_all() {
 	for t in "${names[@]}"; do skip "$t" "$1"; done
 	exit 0
@@ -132,14 +137,16 @@ else
 	rc1=$?
 	as_sudo "${R[@]}" --as-root -p "$rpid" -d 1 >/dev/null 2>"$tmp/e2"
 	rc2=$?
+	"${R[@]}" --as-root -p "$rpid" -d 1 >/dev/null 2>"$tmp/e4"
+	rc4=$?
 	as_sudo "${R[@]}" -p "$upid" -d 1 >/dev/null 2>"$tmp/e3"
 	rc3=$?
-	if [ $rc1 -eq 1 ] && [ "$(wc -l <"$tmp/e")" -eq 1 ] && grep -q -- --as-root "$tmp/e" &&
-		[ $rc2 -eq 0 ] && [ $rc3 -eq 0 ]; then
-		ok "sudo: -p of root's process refused ($(cat "$tmp/e")); with --as-root and the user's own: traced"
+	if [ $rc1 -eq 1 ] && [ "$(wc -l <"$tmp/e")" -eq 1 ] && [ $rc2 -eq 2 ] &&
+		[ "$(wc -l <"$tmp/e2")" -eq 1 ] && [ $rc3 -eq 0 ] && [ $rc4 -eq 0 ]; then
+		ok "sudo: -p of root's process refused ($(cat "$tmp/e")), with --as-root too; the user's own and root's by root: traced"
 	else
-		sed 's/^/# /' "$tmp/e" "$tmp/e2" "$tmp/e3" | head -4
-		bad "sudo: -p: root's $rc1, with --as-root $rc2, the user's own $rc3"
+		sed 's/^/# /' "$tmp/e" "$tmp/e2" "$tmp/e3" "$tmp/e4" | head -4
+		bad "sudo: -p: root's $rc1, with --as-root $rc2, the user's own $rc3, root's by root $rc4"
 	fi
 	kill -9 "$rpid" "$upid" 2>/dev/null
 	wait "$rpid" "$upid" 2>/dev/null
@@ -235,5 +242,53 @@ if [ $rc -eq 0 ] && grep -q "not traced" "$tmp/e"; then
 else
 	sed 's/^/# /' "$tmp/e" | head -3
 	bad "a child using libmmsb: exit $rc, nothing said"
+fi
+# 16. --as-root under sudo: a user allowed to sudo only mmsb-trace must not get a root command
+rm -f "$tmp/pwned"
+as_sudo "${R[@]}" --as-root -- sh -c "touch '$tmp/pwned'" >/dev/null 2>"$tmp/e"
+rc=$?
+"${R[@]}" --as-root -- sh -c "id -u >'$tmp/rootid'" >/dev/null 2>"$tmp/e2"
+rc2=$?
+if [ $rc -eq 2 ] && [ ! -e "$tmp/pwned" ] && [ "$(wc -l <"$tmp/e")" -eq 1 ] && [ $rc2 -eq 0 ] &&
+	[ "$(cat "$tmp/rootid" 2>/dev/null)" = 0 ]; then
+	ok "sudo: --as-root refused ($(cat "$tmp/e")), the command never ran; root itself may use it"
+else
+	sed 's/^/# /' "$tmp/e" "$tmp/e2" | head -3
+	bad "sudo: --as-root: exit $rc, $([ -e "$tmp/pwned" ] && echo "a root file created" || echo "no file"); root's exit $rc2"
+fi
+# 17. a setuid-root program linked to libmmsb run under sudo: the kernel would grant the setuid at an exec traced by
+# root, so the tracer must ask for no new privileges, as any ptracer the user could run
+cat >"$tmp/euid.c" <<'EOF'
+#include <stdio.h>
+#include <unistd.h>
+const char *mmsb_version(void);
+int main(void)
+{
+	printf("euid=%u libmmsb %s\n", (unsigned int)geteuid(), mmsb_version());
+	return 0;
+}
+EOF
+L="$(realpath "$O")"
+if ! cc -o "$tmp/u/euid" "$tmp/euid.c" -L"$L" -Wl,-rpath,"$L" -l:libmmsb.so.0 2>/dev/null ||
+	! command -v setpriv >/dev/null; then
+	skip "${names[16]}" "no C compiler or no setpriv"
+else
+	chown 0:0 "$tmp/u/euid" && chmod 4755 "$tmp/u/euid"
+	# the calibration: run by the user directly, the bit takes (not a nosuid mount)
+	direct=$(setpriv --reuid="$U" --regid="$G" --clear-groups "$tmp/u/euid" 2>/dev/null |
+		grep -o 'euid=[0-9]*')
+	if [ "$direct" != "euid=0" ]; then
+		skip "${names[16]}" "setuid bits do not take here ($direct)"
+	else
+		as_sudo "${R[@]}" -- "$tmp/u/euid" >"$tmp/o" 2>"$tmp/e"
+		rc=$?
+		got=$(grep -o 'euid=[0-9]*' "$tmp/o")
+		if [ $rc -eq 0 ] && [ "$got" = "euid=$U" ]; then
+			ok "sudo: a setuid-root command ran with $got (the invoking user's), not root's"
+		else
+			sed 's/^/# /' "$tmp/e" | head -3
+			bad "sudo: a setuid-root command: exit $rc, ran with '${got:-?}'"
+		fi
+	fi
 fi
 exit $fail

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fsuid.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -162,6 +163,13 @@ static bool invoker_load(void)
 	return true;
 }
 
+bool sudo_env(void)
+{
+	const char *u = getenv("SUDO_UID");
+
+	return u && strcmp(u, "0");
+}
+
 bool sudo_invoker(uid_t *uid, gid_t *gid)
 {
 	if (!invoker_load())
@@ -218,6 +226,14 @@ int drop_to_invoker(void)
 {
 	if (!invoker_load())
 		return 0;
+	/*
+	 * The kernel honours a setuid or setgid bit, or file capabilities, at an exec traced by a
+	 * root tracer (it would refuse them under the user's own ptrace): without this, a setuid-root
+	 * program the user runs under sudo mmsb-trace would run as root and be traced for the user.
+	 * No new privileges, as under any ptracer the user could run; inherited by every child.
+	 */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -errno;
 	if (setgroups((size_t)inv.n_groups, inv.groups) || setgid(inv.gid) || setuid(inv.uid))
 		return -errno;
 	/* setuid from root drops every id and capability at once: make sure there is no way back */

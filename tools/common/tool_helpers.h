@@ -54,6 +54,12 @@ int finish_stdout(int ret);
  * names are opened, and outputs created, with that user's rights, never root's. Without sudo
  * every helper here is a no-op.
  */
+/*
+ * Whether sudo started us: SUDO_UID set to anything but "0" (even a value that does not parse).
+ * What only root itself may ask for (--as-root) is refused when this is true.
+ */
+bool sudo_env(void);
+
 /* Under sudo: true, and the invoking user's ids. */
 bool sudo_invoker(uid_t *uid, gid_t *gid);
 
@@ -66,7 +72,10 @@ bool sudo_invoker(uid_t *uid, gid_t *gid);
 int as_user_enter(void);
 void as_user_leave(void);
 
-/* In a child before exec: become the invoking user for good (groups, gid, uid). 0 or -errno. */
+/*
+ * In a child before exec: become the invoking user for good (groups, gid, uid), with no new
+ * privileges (PR_SET_NO_NEW_PRIVS: a setuid program runs without its privilege). 0 or -errno.
+ */
 int drop_to_invoker(void);
 
 /*

@@ -95,7 +95,7 @@ int record_help(void)
 	       "                         no span probe (their traps would slow the host); with -k\n"
 	       "                         or -P, both\n"
 	       "      --hit-cost NS      cost of one probe hit for the overhead estimate (default %d)\n"
-	       "      --as-root          under sudo: run CMD as root, and allow -p of any process\n\n"
+	       "      --as-root          root only (refused under sudo): run CMD as root\n\n"
 	       "Outputs are never written through a symlink at their path, are replaced only once\n"
 	       "complete, and under sudo are created as the invoking user, whose rights also open\n"
 	       "the files named here. FILE '-' is stdout.\n\n"
@@ -310,6 +310,16 @@ static int parse_args(int argc, char **argv, char ***cmd)
 			return EXIT_USAGE;
 		}
 	}
+	/*
+	 * --as-root is for root itself. Under sudo it would hand root to whoever may sudo only
+	 * mmsb-trace (a command run as root, any process traced): any SUDO_UID but root's, even
+	 * one that does not parse, refuses it.
+	 */
+	if (ro.as_root && sudo_env()) {
+		p_err("--as-root is refused under sudo (SUDO_UID=%.20s): only root itself may use it",
+		      getenv("SUDO_UID"));
+		return EXIT_USAGE;
+	}
 	if (optind < argc && !strcmp(argv[optind], "--"))
 		optind++;
 	*cmd = optind < argc ? argv + optind : NULL;
@@ -423,7 +433,7 @@ static int find_lib(struct session *s)
 			return EXIT_FAIL;
 		}
 		if (err) {
-			p_err("%s; --as-root traces it anyway", why);
+			p_err("%s", why);
 			return EXIT_FAIL;
 		}
 	}
@@ -679,8 +689,8 @@ static int conclude(struct session *s)
 	int ret;
 
 	/*
-	 * The objects read for symbols with the user's rights, as the user could (--as-root: the
-	 * user asked for root's view); the outputs are the user's in any case (out_close).
+	 * The objects read for symbols with the user's rights, as the user could (--as-root is
+	 * root's own, never under sudo); the outputs are the user's in any case (out_close).
 	 */
 	if (!ro.as_root && as_user_enter()) {
 		p_err("cannot take the invoking user's identity");

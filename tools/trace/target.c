@@ -327,7 +327,7 @@ int start_command(char **cmd, struct tree *t, bool as_root)
 		/* no exec before the parent holds us: the exec must be a traced stop */
 		if (read(go[0], &b, 1) != 1)
 			_exit(126);
-		/* under sudo the command is the user's, never root's, unless --as-root */
+		/* under sudo the command is the user's, never root's (--as-root is refused there) */
 		if (!as_root && (err = drop_to_invoker())) {
 			fprintf(stderr, "%s: cannot run %s as the invoking user: %s\n", prog_name,
 				cmd[0], strerror(-err));
