@@ -12,6 +12,9 @@
 #     bpftrace script on the same probes, 10 % allowed; medians of three rounds of plain,
 #     mmsb-trace, bpftrace
 #  4. TASK-CLOCK per span within 5 % of the span's own time (a spinning recompute)
+#  5. span times against the workload's own clocks, every kind attached: the recompute spans
+#     within 5 % of the callbacks' clock, the propagate spans within 5 % of the library's wave
+#     clock, and one thread's self times cover at least 95 % of the span window
 # Usage: ci/perf-check.sh        (make perf-check; root for 1-4: they attach BPF programs)
 #   O=DIR   the build directory (default .output)
 set -u
@@ -27,9 +30,9 @@ pin() { taskset -c "$cpu" "$@"; }
 num() { sed -n 's/.*ns_per_update \([0-9]*\).*/\1/p'; }
 
 echo "TAP version 13"
-echo "1..4"
+echo "1..5"
 if [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ] || [ ! -x "$T" ]; then
-	for t in ffi_host late bpftrace task-clock; do
+	for t in ffi_host late bpftrace task-clock accuracy; do
 		skip "$t" "needs root (CAP_BPF, CAP_PERFMON), a kernel with BTF and mmsb-trace built"
 	done
 	exit 0
@@ -153,5 +156,28 @@ then
 else
 	sed 's/^/# /' "$tmp/t.err" | tail -3
 	bad "TASK-CLOCK per span (exit $rc)"
+fi
+
+# 5. 100 updates each recomputing a child that spins 2 ms, pinned, every kind attached
+"$T" record -J "$tmp/a.json" -- taskset -c "$cpu" "$W" spin 100 2000 >"$tmp/a.out" 2>"$tmp/a.err"
+rc=$?
+if [ $rc -eq 0 ] && python3 - "$tmp/a.json" "$tmp/a.out" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+lib = dict(zip(*[iter(open(sys.argv[2]).readline().split())] * 2))
+k = {x["kind"]: x for x in j["kinds"]}
+cb, got = float(lib["callback_ns"]), k["recompute"]["total_ns"]
+wave, prop = float(lib["wave_ns"]), k["propagate"]["total_ns"]
+s, win = j["self_ns_sum"], j["span_window_ns"]
+print(f"# recompute {got} ns against the callbacks' {cb:.0f} ({100 * (got - cb) / cb:+.2f} %), "
+      f"propagate {prop} against the library's {wave:.0f} ({100 * (prop - wave) / wave:+.2f} %), "
+      f"self/window {s / win:.3f} (bands 5 %, 5 %, 0.95)")
+sys.exit(0 if abs(got - cb) <= 0.05 * cb and abs(prop - wave) <= 0.05 * wave and s >= 0.95 * win else 1)
+PY
+then
+	ok "span times within 5 % of the workload's own clocks; self times cover the window"
+else
+	sed 's/^/# /' "$tmp/a.err" | tail -3
+	bad "span times against the workload's clocks (exit $rc)"
 fi
 exit $fail

@@ -8,11 +8,12 @@
 #    one of 2N, so set-up and start-up cancel. The count is the same run to run and on any
 #    machine of the kind, so the band is tight: 1 %.
 #  - keys bound by fsync or by threads (paired) by timed runs of BASE and HEAD interleaved in
-#    this job, key by key (ABBA...): the ratio of their medians, judged only when most rounds
-#    agree, with the spread of the per-round ratios. Never against a figure stored from another
+#    this job, key by key (ABBA...): the ratio of their medians, a regression only when every
+#    round agrees, with the spread of the per-round ratios. Never against a figure stored from another
 #    run or another machine.
 #
-# Exit 1 naming every key beyond its band, both figures and the ratio; 2 when it cannot judge.
+# Exit 1 naming every key beyond its band (both figures and the ratio) and every key HEAD failed
+# to run; 2 when it cannot judge at all (BASE does not build, or predates --evals).
 # docs/ci.md has the rules, the bands and why.
 #
 # Usage: ci/perf-gate.sh [BASE]        (make perf-gate [BASE=REV])

