@@ -3,14 +3,15 @@
 # mmsb-bench as a smoke test: behaviour only, never a timing. The quick run completes, its JSON
 # parses and holds every listed key, compat mode and the validator print what they should, a
 # comparison reads a baseline, bad flags and unknown keys are usage errors, and the perf gate's
-# fixed-work mode executes the same instructions twice.
+# fixed-work mode executes the same instructions twice, and a --compare baseline that is not one
+# (/dev/zero, a FIFO, an empty file, bad JSON) fails in one line before any key runs.
 set -u
 O=${O:-.output}
 B="$O/mmsb-bench"
 . "$(dirname "$0")/tap.sh"
 
 echo "TAP version 13"
-echo "1..8"
+echo "1..9"
 if "$B" --quick --json "$tmp/q.json" >"$tmp/out" 2>&1; then
 	ok "mmsb-bench --quick completes ($(grep -c . "$tmp/out") lines)"
 else
@@ -110,5 +111,27 @@ else
 	else
 		bad "--evals: $a, $b, $c instructions; $(head -3 "$tmp/ev" | tr '\n' ' ')"
 	fi
+fi
+# a baseline that is not one fails at once, before any key runs: never read without end
+# (/dev/zero), never waited on (a FIFO with no writer), never found only after the whole suite
+mkfifo "$tmp/fifo"
+: >"$tmp/empty"
+printf '{"benchmarks": {' >"$tmp/trunc.json"
+printf '{"note": "no benchmarks"}' >"$tmp/nobench.json"
+res=""
+for f in /dev/zero "$tmp/fifo" "$tmp/empty" "$tmp/trunc.json" "$tmp/nobench.json" "$tmp"; do
+	(
+		# bounded, so the old unbounded read of /dev/zero fails rather than eat the machine
+		[ -z "${SAN:-}" ] && ulimit -v 2000000
+		exec timeout 20 "$B" -k semiring/boolean_accumulate --compare="$f"
+	) >"$tmp/o" 2>"$tmp/e"
+	rc=$?
+	[ $rc -eq 1 ] && [ "$(wc -l <"$tmp/e")" -eq 1 ] && ! grep -q 'mode' "$tmp/o" ||
+		res="$res [$f: exit $rc, $(head -c 100 "$tmp/e" | tr '\n' ' ')$(grep -q mode "$tmp/o" && echo ', ran keys')]"
+done
+if [ -z "$res" ]; then
+	ok "--compare of /dev/zero, a FIFO, an empty file, bad JSON, a directory: one line, exit 1, nothing run"
+else
+	bad "--compare of what is not a baseline:$res"
 fi
 exit $fail

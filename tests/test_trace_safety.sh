@@ -21,6 +21,8 @@
 #       may use it
 # 17.   under sudo a setuid-root command runs without its privilege (no new privileges): its
 #       euid is the invoking user's
+# 18.   special files as inputs (profiles, list, record -P, record -l of a FIFO; profiles
+#       /dev/zero): one line "not a regular file", exit 1, at once (never a hang)
 set -u
 O=${O:-.output}
 T="$(realpath "$O/mmsb-trace" 2>/dev/null)"
@@ -30,12 +32,13 @@ pids=()
 trap 'for p in ${pids[@]+"${pids[@]}"}; do kill -9 "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 
 echo "TAP version 13"
-echo "1..17"
+echo "1..18"
 names=("symlink at -J" "symlink at -f" "symlink at -s" "symlink at -e" "symlink in -o DIR"
 	"sudo: outputs and command as the user" "sudo: unreadable inputs" "sudo: -p of root's process"
 	"quote in CMD's path" "CMD never run as root" "unwritable output checked first"
 	"exit status" "signal status" "-d leaves the command running" "children told"
-	"sudo: --as-root refused" "sudo: a setuid command runs unprivileged")
+	"sudo: --as-root refused" "sudo: a setuid command runs unprivileged"
+	"special files as inputs")
 skip_all() {
 	for t in "${names[@]}"; do skip "$t" "$1"; done
 	exit 0
@@ -290,5 +293,21 @@ else
 			bad "sudo: a setuid-root command: exit $rc, ran with '${got:-?}'"
 		fi
 	fi
+fi
+# 18. a FIFO (no writer) or /dev/zero named as an input: refused at once, never waited on
+mkfifo "$tmp/fifo"
+res=""
+for args in "profiles $tmp/fifo" "profiles /dev/zero" "list $tmp/fifo" \
+	"record -P $tmp/fifo -- true" "record -k update -l $tmp/fifo -- true"; do
+	# shellcheck disable=SC2086
+	timeout 10 "$T" $args >"$tmp/o" 2>"$tmp/e"
+	rc=$?
+	[ $rc -eq 1 ] && [ "$(wc -l <"$tmp/e")" -eq 1 ] && grep -q 'not a regular file' "$tmp/e" ||
+		res="$res [$args: exit $rc$([ $rc -eq 124 ] && echo ', hung'), $(head -c 80 "$tmp/e")]"
+done
+if [ -z "$res" ]; then
+	ok "profiles, list, record -P and -l of a FIFO, profiles /dev/zero: one line, exit 1, at once"
+else
+	bad "special files as inputs:$res"
 fi
 exit $fail

@@ -390,6 +390,9 @@ int main(int argc, char **argv)
 		return finish_stdout(calibrate_gpu(opt.calibrate_gpu, opt.quick));
 	if (opt.gate_plan || opt.machine || opt.list)
 		return finish_stdout(print_info());
+	/* a bad baseline fails now, not after the whole suite ran */
+	if (opt.compare && !(opt.baseline = baseline_load(opt.compare)))
+		return EXIT_FAIL;
 	benv.quick = opt.quick;
 	if (opt.quick)
 		sp = (struct sampling){ 5, 2000, 5000000ull, 50000000ull, false, 0 };
@@ -427,6 +430,7 @@ out:
 		rm_scratch();
 	json_object_put(host);
 	json_object_put(host_out);
+	json_object_put(opt.baseline);
 	free(res);
 	return finish_stdout(ret);
 }

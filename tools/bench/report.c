@@ -5,6 +5,7 @@
  */
 #include <argp.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <math.h>
 #include <mmsb/mmsb.h>
 #include <stdio.h>
@@ -243,19 +244,79 @@ static double baseline_median(struct json_object *base, const char *cat, const c
 	return NAN;
 }
 
+/* A baseline is a few hundred keys: anything this large is not one. */
+#define BASELINE_MAX_BYTES (64u << 20)
+
+struct json_object *baseline_load(const char *path)
+{
+	struct json_object *base = NULL, *b, *k, *m;
+	struct json_tokener *tok;
+	enum json_tokener_error jerr = json_tokener_success;
+	size_t len, medians = 0;
+	char *text;
+	int err = read_regular(path, BASELINE_MAX_BYTES, &text, &len);
+
+	if (err) {
+		p_err("%s: cannot read a baseline: %s", path, input_strerror(err));
+		return NULL;
+	}
+	tok = json_tokener_new();
+	if (tok && len && len <= INT_MAX) {
+		base = json_tokener_parse_ex(tok, text, (int)len);
+		jerr = json_tokener_get_error(tok);
+		/* the whole file is one value: a NUL inside or trailing bytes are not a baseline */
+		if (base && (jerr != json_tokener_success || strlen(text) != len ||
+			     text[json_tokener_get_parse_end(tok) +
+				  strspn(text + json_tokener_get_parse_end(tok), " \t\r\n")])) {
+			json_object_put(base);
+			base = NULL;
+		}
+	}
+	json_tokener_free(tok);
+	free(text);
+	if (!base) {
+		p_err("%s: not a baseline: %s", path,
+		      !len			   ? "the file is empty" :
+		      jerr != json_tokener_success ? json_tokener_error_desc(jerr) :
+						     "not one JSON value");
+		return NULL;
+	}
+	if (json_object_is_type(base, json_type_object) &&
+	    json_object_object_get_ex(base, "benchmarks", &b) &&
+	    json_object_is_type(b, json_type_object)) {
+		json_object_object_foreach(b, cat, c)
+		{
+			(void)cat;
+			if (!json_object_is_type(c, json_type_object))
+				continue;
+			json_object_object_foreach(c, name, kv)
+			{
+				(void)name;
+				k = kv;
+				if (json_object_is_type(k, json_type_object) &&
+				    (json_object_object_get_ex(k, "median_ns_exact", &m) ||
+				     json_object_object_get_ex(k, "median_ns", &m)) &&
+				    (json_object_is_type(m, json_type_int) ||
+				     json_object_is_type(m, json_type_double)))
+					medians++;
+			}
+		}
+	}
+	if (!medians) {
+		p_err("%s: not a baseline: no \"benchmarks\" object with a key's median_ns", path);
+		json_object_put(base);
+		return NULL;
+	}
+	return base;
+}
+
 int compare(const struct bench_opts *o, struct bench_result *res, size_t n, struct derived *dv,
 	    size_t nd, const struct sampling *sp)
 {
-	struct json_object *base = json_object_from_file(o->compare), *note;
+	struct json_object *base = o->baseline, *note;
 	struct json_object *out = json_object_new_object(), *keys = json_object_new_array();
 	int faster = 0, slower = 0, similar = 0, regressed = 0, ret = EXIT_OK;
 
-	if (!base) {
-		p_err("%s: cannot read a baseline: %s", o->compare, json_util_get_last_err());
-		json_object_put(out);
-		json_object_put(keys);
-		return EXIT_FAIL;
-	}
 	printf("\ncompared with %s", o->compare);
 	if (json_object_object_get_ex(base, "note", &note))
 		printf(" (%s)", json_object_get_string(note));
@@ -340,6 +401,5 @@ int compare(const struct bench_opts *o, struct bench_result *res, size_t n, stru
 		ret = EXIT_FAIL;
 	}
 	json_object_put(out);
-	json_object_put(base);
 	return ret;
 }

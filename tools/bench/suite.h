@@ -23,6 +23,7 @@ struct bench_opts {
 	uint64_t gate_repeats;
 	uint64_t evals; /* > 0: fixed work, for counting instructions (no timing, no output) */
 	int validate;	/* 0 no, 1 the original's, 2 strict too */
+	struct json_object *baseline; /* --compare's file, read and checked before any key runs */
 };
 
 /* How long a timed key is sampled, and how (compat: one shot; evals: fixed work, untimed). */
@@ -68,6 +69,11 @@ const struct bench_result *find_result(struct bench_result *res, size_t n, const
 /* The results in the original baseline.json schema, plus the machine block and extras. */
 int results_write(const struct bench_opts *o, struct bench_result *res, size_t n,
 		  struct derived *dv, size_t nd, struct json_object *extra);
+/*
+ * The --compare baseline, read (a regular file, at most 64 MiB) and checked before any key runs:
+ * a JSON object whose "benchmarks" hold at least one key with a median. NULL after one line.
+ */
+struct json_object *baseline_load(const char *path);
 /* The ratio to a baseline per key, judged against the key's band; with --gate, re-measured. */
 int compare(const struct bench_opts *o, struct bench_result *res, size_t n, struct derived *dv,
 	    size_t nd, const struct sampling *sp);

@@ -120,6 +120,90 @@ const char *own_libmmsb(void)
 	return NULL;
 }
 
+int open_regular(const char *path, size_t max_bytes)
+{
+	struct stat st;
+	int fd, flags, err = 0;
+
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st))
+		err = -errno;
+	else if (!S_ISREG(st.st_mode))
+		err = -EINVAL;
+	else if (max_bytes && (uint64_t)st.st_size > max_bytes)
+		err = -EFBIG;
+	else if ((flags = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK))
+		err = -errno;
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+int read_regular(const char *path, size_t max_bytes, char **buf, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	char *b = NULL, *nb;
+	int fd = open_regular(path, max_bytes), err = 0;
+
+	*buf = NULL;
+	*len = 0;
+	if (fd < 0)
+		return fd;
+	for (;;) {
+		ssize_t r;
+
+		if (n + 1 >= cap || !b) {
+			if (b)
+				cap *= 2;
+			if (max_bytes && cap > max_bytes + 2)
+				cap = max_bytes +
+				      2; /* room for one byte past the cap, and the NUL */
+			nb = realloc(b, cap);
+			if (!nb) {
+				err = -ENOMEM;
+				break;
+			}
+			b = nb;
+		}
+		r = read(fd, b + n, cap - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			err = -errno;
+			break;
+		}
+		if (!r)
+			break;
+		n += (size_t)r;
+		if (max_bytes && n > max_bytes) {
+			err = -EFBIG; /* it grew while read (or a /proc file that says size 0) */
+			break;
+		}
+	}
+	close(fd);
+	if (err) {
+		free(b);
+		return err;
+	}
+	b[n] = 0;
+	*buf = b;
+	*len = n;
+	return 0;
+}
+
+const char *input_strerror(int err)
+{
+	if (err == -EINVAL)
+		return "not a regular file";
+	if (err == -EFBIG)
+		return "too large";
+	return strerror(-err);
+}
+
 /* The invoking user under sudo, read once; groups are theirs as initgroups would set them. */
 static struct {
 	int known; /* 0: not read yet, 1: under sudo, -1: not */

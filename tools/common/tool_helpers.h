@@ -50,6 +50,22 @@ const char *own_libmmsb(void);
 int finish_stdout(int ret);
 
 /*
+ * An input file named by the user (a profile, a baseline, an ELF object), opened for reading
+ * only if it is a regular file: the open never blocks (O_NONBLOCK, cleared after), so a FIFO
+ * with no writer, /dev/zero, a terminal or a directory is refused at once rather than hang or
+ * be read without end. MAX_BYTES caps its size (0: no cap). The fd (O_CLOEXEC), or -errno:
+ * -EINVAL when not a regular file, -EFBIG when larger than MAX_BYTES.
+ */
+int open_regular(const char *path, size_t max_bytes);
+/*
+ * The whole of such a file, at most MAX_BYTES, in a NUL-terminated buffer (free it): 0, or
+ * -errno as open_regular (-EFBIG also when it grew past the cap while read).
+ */
+int read_regular(const char *path, size_t max_bytes, char **buf, size_t *len);
+/* The reason for an open_regular/read_regular error, for "PATH: reason". */
+const char *input_strerror(int err);
+
+/*
  * Run as root on the paths of whoever invoked sudo (docs/tracing.md, "Running as root"): under sudo (euid 0, SUDO_UID/SUDO_GID naming a user other than root) files the user
  * names are opened, and outputs created, with that user's rights, never root's. Without sudo
  * every helper here is a no-op.

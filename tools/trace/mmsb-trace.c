@@ -118,7 +118,7 @@ static int list_object(const char *path, bool quiet_empty, struct json_object *a
 	if (n < 0) {
 		if (quiet_empty)
 			return 0;
-		p_err("%s: %s", path, n == -ENOEXEC ? "not an ELF object" : strerror(-n));
+		p_err("%s: %s", path, n == -ENOEXEC ? "not an ELF object" : input_strerror(n));
 		return EXIT_FAIL;
 	}
 	if (!n && quiet_empty) {

@@ -169,6 +169,9 @@ static int set_key(struct trace_profile *p, const char *key, char *val, char *wh
 	return 0;
 }
 
+/* A profile is a few lines: anything larger is not one. */
+#define PROFILE_MAX_BYTES (1u << 20)
+
 static const char *const keys[] = {
 	"description", "kinds", "stacks", "mode", "outputs", "duration", "pmu", "host_sample",
 };
@@ -179,6 +182,8 @@ int profile_parse(const char *path, struct trace_profile *p)
 	bool seen[sizeof(keys) / sizeof(keys[0])] = { 0 };
 	const char *base = strrchr(path, '/');
 	int ln = 0, err = 0;
+	char *text = NULL;
+	size_t len = 0;
 	FILE *f;
 
 	memset(p, 0, sizeof(*p));
@@ -188,12 +193,23 @@ int profile_parse(const char *path, struct trace_profile *p)
 	snprintf(p->path, sizeof(p->path), "%s", path);
 	base = base ? base + 1 : path;
 	snprintf(p->name, sizeof(p->name), "%.*s", (int)strcspn(base, "."), base);
-	f = fopen(path, "re");
-	if (!f) {
-		p_err("%s: %s", path, strerror(errno));
-		return -errno;
+	/*
+	 * A regular file, read whole (at most 1 MiB): a FIFO, /dev/zero or a terminal named as a
+	 * profile would hang the parse or never end it.
+	 */
+	err = read_regular(path, PROFILE_MAX_BYTES, &text, &len);
+	if (err) {
+		p_err("%s: %s", path, input_strerror(err));
+		return err;
 	}
-	while (!err && fgets(line, sizeof(line), f)) {
+	f = len ? fmemopen(text, len, "r") : NULL;
+	if (!f && len) {
+		err = -errno;
+		p_err("%s: %s", path, strerror(errno));
+		free(text);
+		return err;
+	}
+	while (!err && f && fgets(line, sizeof(line), f)) {
 		char *s, *eq, *key, *val, *hash;
 		size_t k;
 
@@ -245,7 +261,9 @@ int profile_parse(const char *path, struct trace_profile *p)
 		p_err("%s: read error", path);
 		err = -EIO;
 	}
-	fclose(f);
+	if (f)
+		fclose(f);
+	free(text);
 	return err;
 }
 

@@ -121,7 +121,7 @@ static int attach_all(struct mmsb_trace_bpf *skel, int pid, const char *lib, uin
 	int nn = usdt_notes_read(lib, &notes);
 
 	if (nn < 0) {
-		p_err("%s: %s", lib, strerror(-nn));
+		p_err("%s: %s", lib, nn == -ENOEXEC ? "not an ELF object" : input_strerror(nn));
 		return -1;
 	}
 	*n_links = 0;
@@ -397,10 +397,19 @@ static int check_request(struct session *s)
 static int find_lib_as_user(struct session *s)
 {
 	if (ro.lib) {
+		int fd;
+
 		if (!realpath(ro.lib, s->lib) || faccessat(AT_FDCWD, s->lib, R_OK, AT_EACCESS)) {
 			p_err("%s: %s", ro.lib, strerror(errno));
 			return EXIT_FAIL;
 		}
+		/* a FIFO or a device is no library: its ELF read would hang (tool_helpers.h) */
+		fd = open_regular(s->lib, 0);
+		if (fd < 0) {
+			p_err("%s: %s", ro.lib, input_strerror(fd));
+			return EXIT_FAIL;
+		}
+		close(fd);
 	} else if (ro.pid) {
 		int err = target_lib_of_pid((int)ro.pid, s->lib, sizeof(s->lib));
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "syms_helpers.h"
+#include "tool_helpers.h"
 
 struct sym {
 	uint64_t addr, size; /* link-time address (st_value) */
@@ -78,7 +79,7 @@ static void load_module(struct module *m)
 	m->loaded = true;
 	if (elf_version(EV_CURRENT) == EV_NONE)
 		return;
-	fd = open(m->path, O_RDONLY | O_CLOEXEC);
+	fd = open_regular(m->path, 0); /* a mapped device (/dev/zero) is no ELF: never read it */
 	if (fd < 0)
 		return;
 	elf = elf_begin(fd, ELF_C_READ, NULL);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tool_helpers.h"
 #include "usdt_helpers.h"
 
 #define NT_STAPSDT 3
@@ -40,9 +41,10 @@ static int elf_open(const char *path, int *fd, Elf **elf)
 {
 	if (elf_version(EV_CURRENT) == EV_NONE)
 		return -EINVAL;
-	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* a regular file only: libelf reading a FIFO or /dev/zero would hang or never end */
+	*fd = open_regular(path, 0);
 	if (*fd < 0)
-		return -errno;
+		return *fd;
 	*elf = elf_begin(*fd, ELF_C_READ, NULL);
 	if (*elf && elf_kind(*elf) == ELF_K_ELF)
 		return 0;
