@@ -11,6 +11,9 @@ set -u
 O=${O:-.output}
 T="$O/mmsb-trace"
 W="$O/tests/trace_workload"
+# the host profile's Python workload loads libmmsb: this build's, not .output's
+MMSB_LIB="$(realpath "$O/libmmsb.so.0" 2>/dev/null)"
+export MMSB_LIB
 . "$(dirname "$0")/tap.sh"
 shipped=(default propagation allocation ffi ci host)
 

@@ -3,7 +3,7 @@
 
     python3 -m mmsb.bench [--quick] [--seconds S] [--dir DIR] [--keys K1,K2]    JSON on stdout
 
-Each key builds the same state as its C twin in tools/bench_keys.c (the same page sizes, chains,
+Each key builds the same state as its C twin in tools/bench/keys.c (the same page sizes, chains,
 log with durability none, alternating buffers so every timed update changes bytes) and times the
 binding's public methods, which is what a Python host pays. `mmsb-bench --host python` runs this
 and puts the figures beside the C ones: the difference per library call is the crossing cost.
