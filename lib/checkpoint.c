@@ -401,6 +401,42 @@ int mmsb__checkpoint_parse(const char *path, struct mmsb_state **out,
 	return parse(path, out, info);
 }
 
+/*
+ * A state with a log goes on writing that log, so what it holds must be what the log describes:
+ * only a checkpoint of this log, at an LSN the log holds, is loaded, and the log's records after
+ * that LSN are replayed on top of it. The id counters then continue past everything logged, and
+ * the log still replays to the live state. Anything else is refused before the state changes.
+ */
+static int onto_log(struct mmsb_state *s, struct mmsb_state *t,
+		    const struct mmsb_checkpoint_info *info, const char *path)
+{
+	uint64_t id = mmsb__log_id(s->log), last = mmsb__log_next_lsn(s->log) - 1;
+	int err;
+
+	if (info->version != 3 || info->log_id != id) {
+		pr_warn("checkpoint %s: not a checkpoint of log %s (log id %016llx, checkpoint's "
+			"%016llx)\n",
+			path, mmsb__log_path(s->log), (unsigned long long)id,
+			(unsigned long long)info->log_id);
+		return -MMSB_ERR_LOG_FOREIGN;
+	}
+	if (info->log_lsn > last) {
+		pr_warn("checkpoint %s: names LSN %llu, past the end of log %s (LSN %llu)\n", path,
+			(unsigned long long)info->log_lsn, mmsb__log_path(s->log),
+			(unsigned long long)last);
+		return -MMSB_ERR_LOG_FOREIGN;
+	}
+	/* the tail is read from the file: everything the writer buffered goes there first */
+	err = mmsb__log_flush(s->log);
+	if (!err)
+		err = mmsb__replay_tail(t, mmsb__log_path(s->log), id, info->log_lsn);
+	if (err)
+		pr_warn("checkpoint %s: replaying log %s after LSN %llu: %s\n", path,
+			mmsb__log_path(s->log), (unsigned long long)info->log_lsn,
+			mmsb__strerror(err));
+	return err;
+}
+
 static int checkpoint_load(struct mmsb_state *s, const char *path, uint64_t *pages)
 {
 	struct mmsb_checkpoint_info info;
@@ -415,12 +451,20 @@ static int checkpoint_load(struct mmsb_state *s, const char *path, uint64_t *pag
 	err = parse(path, &t, &info);
 	if (err)
 		return err;
-	*pages = info.pages;
 	err = mmsb__lock_mut(s);
 	if (err) {
 		mmsb__state_close(t);
 		return err;
 	}
+	if (s->log) {
+		err = onto_log(s, t, &info, path);
+		if (err) {
+			mmsb__unlock(s);
+			mmsb__state_close(t);
+			return err;
+		}
+	}
+	*pages = t->pages.n;
 	/* recompute bindings belong to the process, not the file: keep them by page id */
 	mmsb__map_for_each(&t->pages, i, p) {
 		struct mmsb_page *o = mmsb__map_get(&s->pages, p->id);

@@ -398,6 +398,12 @@ void mmsb__log_stats_reset(struct mmsb_log *l) MMSB_HIDDEN;
 
 int mmsb__checkpoint_parse(const char *path, struct mmsb_state **out,
 			   struct mmsb_checkpoint_info *info) MMSB_HIDDEN;
+/*
+ * Replay the records of the v3 log at log_path after LSN after onto t (a parsed checkpoint of that
+ * log): -MMSB_ERR_LOG_FOREIGN when the file is not the v3 log with id log_id.
+ */
+int mmsb__replay_tail(struct mmsb_state *t, const char *log_path, uint64_t log_id,
+		      uint64_t after) MMSB_HIDDEN;
 
 /* ---- state ---- */
 

@@ -65,12 +65,49 @@ static int replay_record(struct mmsb_state *t, const struct mmsb_log_record *rec
 	return 0;
 }
 
+/* r's records after LSN after (v3; every record of v1/v2) onto t. */
+static int replay_records(struct mmsb_state *t, struct mmsb_log_reader *r, int version,
+			  uint64_t after, const struct mmsb_replay_opts *o, uint64_t *records)
+{
+	struct mmsb_log_record rec;
+	int err;
+
+	while ((err = mmsb__log_reader_next(r, &rec)) > 0) {
+		if (version == 3 && rec.lsn <= after)
+			continue; /* already in the checkpoint */
+		if (OPTS_GET(o, to_lsn, 0) && rec.lsn > o->to_lsn)
+			break;
+		if (OPTS_GET(o, to_timestamp, 0) && rec.timestamp > o->to_timestamp)
+			continue;
+		err = replay_record(t, &rec, version, o);
+		if (err)
+			break;
+		(*records)++;
+	}
+	return err < 0 ? err : 0;
+}
+
+int mmsb__replay_tail(struct mmsb_state *t, const char *log_path, uint64_t log_id, uint64_t after)
+{
+	struct mmsb_log_reader *r = mmsb__log_reader_open(log_path);
+	uint64_t records = 0;
+	int err;
+
+	if (!r)
+		return -errno;
+	if (mmsb__log_reader_version(r) != 3 || mmsb__log_reader_log_id(r) != log_id)
+		err = -MMSB_ERR_LOG_FOREIGN;
+	else
+		err = replay_records(t, r, 3, after, NULL, &records);
+	mmsb__log_reader_close(r);
+	return err;
+}
+
 static struct mmsb_state *replay(const char *log_path, const struct mmsb_replay_opts *o,
 				 uint64_t *records)
 {
 	struct mmsb_checkpoint_info info = { 0 };
 	struct mmsb_log_reader *r;
-	struct mmsb_log_record rec;
 	struct mmsb_state *t = NULL;
 	int err, version;
 
@@ -100,19 +137,8 @@ static struct mmsb_state *replay(const char *log_path, const struct mmsb_replay_
 				goto fail;
 		}
 	}
-	while ((err = mmsb__log_reader_next(r, &rec)) > 0) {
-		if (version == 3 && rec.lsn <= info.log_lsn)
-			continue; /* already in the checkpoint */
-		if (OPTS_GET(o, to_lsn, 0) && rec.lsn > o->to_lsn)
-			break;
-		if (OPTS_GET(o, to_timestamp, 0) && rec.timestamp > o->to_timestamp)
-			continue;
-		err = replay_record(t, &rec, version, o);
-		if (err)
-			break;
-		(*records)++;
-	}
-	if (err < 0)
+	err = replay_records(t, r, version, info.log_lsn, o, records);
+	if (err)
 		goto fail;
 	mmsb__log_reader_close(r);
 	return t;

@@ -325,3 +325,102 @@ TEST(append_restores_the_state_from_its_log)
 	ASSERT_EQ(mmsb_log_summarize(path, &sum), 0);
 	ASSERT_EQ(sum.page_creates, 9);
 }
+
+static void copy_file(const char *from, const char *to)
+{
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+	char buf[4096];
+	size_t n;
+
+	ASSERT_TRUE(in && out);
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		ASSERT_EQ(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	ASSERT_EQ(fclose(out), 0);
+}
+
+/* s equals what its log replays to, and the log reads to its end */
+static void log_describes(struct mmsb_state *s, const char *path)
+{
+	struct mmsb_log_summary sum;
+	struct mmsb_state *r;
+
+	ASSERT_EQ(mmsb_state_verify(s, NULL), 0);
+	ASSERT_TRUE(r = mmsb_replay(path, NULL));
+	same_pages(s, r);
+	mmsb_state_close(r);
+	ASSERT_EQ(mmsb_log_summarize(path, &sum), 0);
+}
+
+TEST(checkpoint_load_on_a_logged_state_replays_the_tail)
+{
+	const char *path = th_path("ct.tlog"), *ck = th_path("ct.ckpt"), *early = th_path("e.tlog");
+	MMSB_OPTS(mmsb_state_opts, o, .log_path = path, .log_mode = MMSB_LOG_APPEND);
+	MMSB_OPTS(mmsb_state_opts, oe, .log_path = early, .log_mode = MMSB_LOG_APPEND);
+	struct mmsb_state *s, *f, *r;
+	struct mmsb_counters c0, c1;
+	uint8_t b[32];
+	uint64_t a, c, d;
+
+	ASSERT_TRUE(s = mmsb_state_open(&o));
+	ASSERT_EQ(mmsb_page_create(s, 32, MMSB_LOC_CPU, &a), 0);
+	memset(b, 1, sizeof(b));
+	ASSERT_EQ(mmsb_page_update(s, a, b, 32), 1);
+	ASSERT_EQ(mmsb_checkpoint_write(s, ck), 0);
+	/* the log's tail after the checkpoint: a page created, both changed, one freed */
+	ASSERT_EQ(mmsb_page_create(s, 32, MMSB_LOC_CPU, &c), 0);
+	ASSERT_EQ(mmsb_page_create(s, 16, MMSB_LOC_CPU, &d), 0);
+	memset(b, 2, sizeof(b));
+	ASSERT_EQ(mmsb_page_update(s, a, b, 32), 1);
+	ASSERT_EQ(mmsb_page_update(s, c, b, 32), 1);
+	ASSERT_EQ(mmsb_page_free(s, d), 0);
+	mmsb_state_close(s);
+
+	ASSERT_TRUE(s = mmsb_state_open(&o));
+	ASSERT_EQ(mmsb_checkpoint_load(s, ck), 0);
+	/* checkpoint plus the log's tail: the state the log describes, counters past it all */
+	log_describes(s, path);
+	ASSERT_EQ(mmsb_page_epoch(s, a), 2);
+	ASSERT_EQ(mmsb_page_create(s, 32, MMSB_LOC_CPU, &d), 0);
+	ASSERT_EQ(d, c + 2); /* not c again, and not the freed one */
+	memset(b, 3, sizeof(b));
+	ASSERT_EQ(mmsb_page_update(s, d, b, 32), 1);
+	ASSERT_EQ(mmsb_page_update(s, a, b, 32), 1);
+	log_describes(s, path);
+
+	/* refused, the state unchanged: another log's checkpoint, and one of no log */
+	f = mmsb_state_open(NULL);
+	ASSERT_TRUE(f);
+	ASSERT_EQ(mmsb_page_create(f, 8, MMSB_LOC_CPU, &c), 0);
+	ASSERT_EQ(mmsb_checkpoint_write(f, th_path("none.ckpt")), 0);
+	mmsb_state_close(f);
+	MMSB_OPTS(mmsb_state_opts, of, .log_path = th_path("f.tlog"));
+	ASSERT_TRUE(f = mmsb_state_open(&of));
+	ASSERT_EQ(mmsb_page_create(f, 8, MMSB_LOC_CPU, &c), 0);
+	ASSERT_EQ(mmsb_checkpoint_write(f, th_path("f.ckpt")), 0);
+	mmsb_state_close(f);
+	ASSERT_EQ(mmsb_state_counters(s, &c0), 0);
+	ASSERT_TRUE(r = mmsb_replay(path, NULL));
+	ASSERT_EQ(mmsb_checkpoint_load(s, th_path("f.ckpt")), -MMSB_ERR_LOG_FOREIGN);
+	ASSERT_EQ(mmsb_checkpoint_load(s, th_path("none.ckpt")), -MMSB_ERR_LOG_FOREIGN);
+	ASSERT_EQ(mmsb_state_counters(s, &c1), 0);
+	ASSERT_MEM_EQ(&c0, &c1, sizeof(c0));
+	same_pages(s, r);
+	mmsb_state_close(r);
+	log_describes(s, path);
+
+	/* this log's checkpoint at an LSN a shorter copy of the log does not hold */
+	ASSERT_EQ(mmsb_state_flush(s), 0);
+	copy_file(path, early);
+	memset(b, 4, sizeof(b));
+	ASSERT_EQ(mmsb_page_update(s, d, b, 32), 1);
+	ASSERT_EQ(mmsb_checkpoint_write(s, ck), 0);
+	mmsb_state_close(s);
+	ASSERT_TRUE(s = mmsb_state_open(&oe));
+	ASSERT_EQ(mmsb_state_counters(s, &c0), 0);
+	ASSERT_EQ(mmsb_checkpoint_load(s, ck), -MMSB_ERR_LOG_FOREIGN);
+	ASSERT_EQ(mmsb_state_counters(s, &c1), 0);
+	ASSERT_MEM_EQ(&c0, &c1, sizeof(c0));
+	log_describes(s, early);
+	mmsb_state_close(s);
+}

@@ -786,6 +786,12 @@ MMSB_API int mmsb_checkpoint_write(struct mmsb_state *s, const char *path);
  * pages, edges and counters. The whole file is validated and the new state built before anything
  * is replaced: on error the state is exactly as it was. Recompute bindings survive for page ids
  * that exist in the checkpoint.
+ *
+ * A state with a log goes on writing it, so it must stay what the log describes: only a
+ * checkpoint written from this log (same log id) at an LSN the log holds is loaded, and the log's
+ * records after that LSN are replayed on top of it (checkpoint plus the log's tail), so the state
+ * and its id counters continue from everything logged. A checkpoint of another log, of no log,
+ * a v2 one or one naming a later LSN is refused with -MMSB_ERR_LOG_FOREIGN, the state unchanged.
  */
 MMSB_API int mmsb_checkpoint_load(struct mmsb_state *s, const char *path);
 
