@@ -23,6 +23,8 @@
 #       euid is the invoking user's
 # 18.   special files as inputs (profiles, list, record -P, record -l of a FIFO; profiles
 #       /dev/zero): one line "not a regular file", exit 1, at once (never a hang)
+# 19.   plain root (CI): a directory symlink owned by a user in an output path (-J, -o DIR) is
+#       not followed: one line naming it, exit 1, its target untouched; a root-owned one is
 set -u
 O=${O:-.output}
 T="$(realpath "$O/mmsb-trace" 2>/dev/null)"
@@ -32,13 +34,13 @@ pids=()
 trap 'for p in ${pids[@]+"${pids[@]}"}; do kill -9 "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 
 echo "TAP version 13"
-echo "1..18"
+echo "1..19"
 names=("symlink at -J" "symlink at -f" "symlink at -s" "symlink at -e" "symlink in -o DIR"
 	"sudo: outputs and command as the user" "sudo: unreadable inputs" "sudo: -p of root's process"
 	"quote in CMD's path" "CMD never run as root" "unwritable output checked first"
 	"exit status" "signal status" "-d leaves the command running" "children told"
 	"sudo: --as-root refused" "sudo: a setuid command runs unprivileged"
-	"special files as inputs")
+	"special files as inputs" "plain root: a user's directory symlink")
 skip_all() {
 	for t in "${names[@]}"; do skip "$t" "$1"; done
 	exit 0
@@ -309,5 +311,29 @@ if [ -z "$res" ]; then
 	ok "profiles, list, record -P and -l of a FIFO, profiles /dev/zero: one line, exit 1, at once"
 else
 	bad "special files as inputs:$res"
+fi
+# 19. plain root on a checkout a pull request controls: u/odlink -> a root-only directory, the
+# link committed (owned) by the user; a root-owned link is the system's and followed
+mkdir "$tmp/rootdir" && chmod 700 "$tmp/rootdir"
+ln -s "$tmp/rootdir" "$tmp/u/odlink" && chown -h "$U:$G" "$tmp/u/odlink"
+ln -s "$tmp/rootdir" "$tmp/rlink"
+res=""
+(cd "$tmp" && "${R[@]}" -J u/odlink/trace.json -- true) >/dev/null 2>"$tmp/e"
+rc=$?
+[ $rc -eq 1 ] && [ "$(wc -l <"$tmp/e")" -eq 1 ] && grep -q odlink "$tmp/e" ||
+	res="$res [-J u/odlink/trace.json: exit $rc, $(head -c 120 "$tmp/e")]"
+(cd "$tmp" && "${R[@]}" -P "$tmp/json.profile" -o u/odlink/sub -- true) >/dev/null 2>"$tmp/e2"
+rc2=$?
+[ $rc2 -eq 1 ] && [ "$(wc -l <"$tmp/e2")" -eq 1 ] ||
+	res="$res [-o u/odlink/sub: exit $rc2, $(head -c 120 "$tmp/e2")]"
+[ -z "$(ls -A "$tmp/rootdir")" ] || res="$res [the target now holds: $(ls -A "$tmp/rootdir" | tr '\n' ' ')]"
+"${R[@]}" -J "$tmp/rlink/trace.json" -- true >/dev/null 2>"$tmp/e3"
+rc3=$?
+[ $rc3 -eq 0 ] && [ -s "$tmp/rootdir/trace.json" ] ||
+	res="$res [root's link: exit $rc3, $(head -c 120 "$tmp/e3")]"
+if [ -z "$res" ]; then
+	ok "plain root: a user's directory link refused ($(cat "$tmp/e")), -o through it too; root's followed"
+else
+	bad "plain root, directory links:$res"
 fi
 exit $fail

@@ -376,10 +376,111 @@ int invoker_may_trace(int pid, char *why, size_t len)
 	return 0;
 }
 
+/* The directory symlink walk_dir() last refused: its path as written, and its owner. */
+static struct {
+	char link[PATH_MAX];
+	uid_t uid, writer;
+} refused;
+
+/*
+ * Open directory PATH (PLEN bytes) from START (or "/" when absolute) one component at a time,
+ * O_PATH|O_NOFOLLOW, so no lookup but ours ever follows a link. A symlink among the components
+ * is followed only when it belongs to the writer (the fs uid: root when plain root, the user
+ * under sudo) or to root (/var/run and the like): a CI job running as root on a checkout must not
+ * follow a link a pull request committed. Another's link: -EPERM with it noted in `refused`.
+ * The directory's fd (O_PATH), or -errno.
+ */
+static int walk_dir(int start, const char *path, size_t plen, int *links)
+{
+	const char *p = path, *end = path + plen;
+	uid_t writer = (uid_t)setfsuid((uid_t)-1);
+	int fd, nfd, err;
+
+	if (*p == '/' || start == AT_FDCWD)
+		fd = open(*p == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	else
+		fd = fcntl(start, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	while (p < end) {
+		char comp[NAME_MAX + 1], target[PATH_MAX];
+		const char *q;
+		struct stat st;
+		ssize_t tl;
+		size_t n;
+
+		while (p < end && *p == '/')
+			p++;
+		if (p == end)
+			break;
+		q = memchr(p, '/', (size_t)(end - p));
+		n = q ? (size_t)(q - p) : (size_t)(end - p);
+		if (n > NAME_MAX) {
+			err = -ENAMETOOLONG;
+			goto fail;
+		}
+		memcpy(comp, p, n);
+		comp[n] = 0;
+		p += n;
+		if (!strcmp(comp, "."))
+			continue;
+		if (fstatat(fd, comp, &st, AT_SYMLINK_NOFOLLOW)) {
+			err = -errno;
+			goto fail;
+		}
+		if (S_ISLNK(st.st_mode)) {
+			if (st.st_uid != writer && st.st_uid != 0) {
+				snprintf(refused.link, sizeof(refused.link), "%.*s",
+					 (int)(p - path), path);
+				refused.uid = st.st_uid;
+				refused.writer = writer;
+				err = -EPERM;
+				goto fail;
+			}
+			if (++*links > 40) {
+				err = -ELOOP;
+				goto fail;
+			}
+			tl = readlinkat(fd, comp, target, sizeof(target) - 1);
+			if (tl <= 0) {
+				err = tl < 0 ? -errno : -ENOENT;
+				goto fail;
+			}
+			target[tl] = 0;
+			nfd = walk_dir(fd, target, (size_t)tl, links);
+		} else {
+			nfd = openat(fd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (nfd < 0)
+				nfd = -errno; /* ENOTDIR also when it became a link since the fstatat */
+		}
+		close(fd);
+		if (nfd < 0)
+			return nfd;
+		fd = nfd;
+	}
+	return fd;
+fail:
+	close(fd);
+	return err;
+}
+
+/* Directory DIR opened for an output: walk_dir() from the cwd. */
+static int out_dir_open(const char *dir)
+{
+	int links = 0;
+
+	refused.link[0] = 0;
+	return walk_dir(AT_FDCWD, dir, strlen(dir), &links);
+}
+
 /* One line for a path the user's rights do not reach: under sudo, say whose rights those were. */
 static void out_err(const char *path, int err)
 {
-	if (err == -ELOOP)
+	if (err == -EPERM && refused.link[0])
+		p_err("%s: %s is a symbolic link owned by uid %u, neither the writer (uid %u) nor "
+		      "root: not followed",
+		      path, refused.link, (unsigned int)refused.uid, (unsigned int)refused.writer);
+	else if (err == -ELOOP)
 		p_err("%s: is a symbolic link: outputs are not written through one", path);
 	else if (err == -EINVAL)
 		p_err("%s: not a regular file, a FIFO or a character device", path);
@@ -392,25 +493,56 @@ static void out_err(const char *path, int err)
 		p_err("%s: %s", path, strerror(-err));
 }
 
-int out_mkdir(const char *dir)
+/* DIR made (unless there) inside its parent, opened by walk_dir(): no lookup follows a link. */
+static int out_mkdir_as_user(const char *dir)
 {
+	char buf[PATH_MAX], *slash, *name;
+	size_t len = strlen(dir);
 	struct stat st;
-	int err = as_user_enter();
+	int pfd, err = 0;
 
-	if (err)
-		goto fail;
-	if (mkdir(dir, 0777) && errno != EEXIST)
+	if (len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, dir, len + 1);
+	while (len > 1 && buf[len - 1] == '/')
+		buf[--len] = 0;
+	slash = strrchr(buf, '/');
+	name = slash ? slash + 1 : buf;
+	if (!strcmp(name, ".") || !strcmp(name, "..") || !strcmp(buf, "/")) {
+		/* nothing to make: the directory must be there, reached by the same rule */
+		pfd = out_dir_open(buf);
+		if (pfd < 0)
+			return pfd;
+		close(pfd);
+		return 0;
+	}
+	if (slash)
+		*slash = 0;
+	pfd = out_dir_open(!slash ? "." : slash == buf ? "/" : buf);
+	if (pfd < 0)
+		return pfd;
+	if (mkdirat(pfd, name, 0777) && errno != EEXIST)
 		err = -errno;
-	else if (lstat(dir, &st))
+	else if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW))
 		err = -errno;
 	else if (S_ISLNK(st.st_mode))
 		err = -ELOOP;
 	else if (!S_ISDIR(st.st_mode))
 		err = -ENOTDIR;
-	as_user_leave();
+	close(pfd);
+	return err;
+}
+
+int out_mkdir(const char *dir)
+{
+	int err = as_user_enter();
+
+	if (!err) {
+		err = out_mkdir_as_user(dir);
+		as_user_leave();
+	}
 	if (!err)
 		return 0;
-fail:
 	out_err(dir, err);
 	return err;
 }
@@ -437,8 +569,8 @@ static int out_split(struct out_file *o, const char *path)
 		return -EISDIR;
 	if (strlen(o->name) >= sizeof(o->name) - 1)
 		return -ENAMETOOLONG;
-	o->dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	return o->dirfd < 0 ? -errno : 0;
+	o->dirfd = out_dir_open(dir);
+	return o->dirfd < 0 ? o->dirfd : 0;
 }
 
 /* A new temporary beside the output: O_EXCL never opens what is there, O_NOFOLLOW no link. */
