@@ -294,8 +294,10 @@ deps:
 	$(Q)ci/install-deps.sh
 
 # make check: packages, build, format, every test program; the last line is the total.
+# The build runs a job per CPU unless make was given -j (the tests themselves run one at a time).
+CHECK_JOBS = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc))
 check: deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory $(CHECK_JOBS) all
 	$(Q)$(MAKE) --no-print-directory format-check
 	$(Q)O=$(O) SAN=$(SAN) tests/run.sh $(TEST_BINS) $(TEST_SCRIPTS)
 
@@ -327,10 +329,16 @@ FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilib/inc
 
 fuzz: $(FUZZ_BINS)
 
-$(O)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(wildcard lib/*.h) $(HEADERS) \
-		  $(O)/gen/mmsb_probes.h $(filter %/probes_sema.o,$(LIB_OBJS)) | $(O)/fuzz
+# The library is compiled once with the fuzzer's flags and linked into every target.
+FUZZ_LIB_OBJS := $(patsubst lib/%.c,$(O)/fuzz/lib/%.o,$(LIB_SRCS))
+
+$(O)/fuzz/lib/%.o: lib/%.c $(wildcard lib/*.h) $(HEADERS) $(O)/gen/mmsb_probes.h | $(O)/fuzz
+	$(Q)mkdir -p $(@D)
+	$(Q)clang $(FUZZ_FLAGS) -c $< -o $@
+
+$(O)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS) $(filter %/probes_sema.o,$(LIB_OBJS)) | $(O)/fuzz
 	$(call msg,FUZZ,$@)
-	$(Q)clang $(FUZZ_FLAGS) -Itests/fuzz $< $(LIB_SRCS) $(filter %/probes_sema.o,$(LIB_OBJS)) \
+	$(Q)clang $(FUZZ_FLAGS) -Itests/fuzz $< $(FUZZ_LIB_OBJS) $(filter %/probes_sema.o,$(LIB_OBJS)) \
 		-o $@ -lpthread -lm
 
 $(O)/fuzz:

@@ -13,7 +13,7 @@ if [ -n "${SAN:-}" ]; then
 	for i in "${!targets[@]}"; do echo "ok $((i + 1)) fuzz_${targets[$i]} # SKIP the fuzz targets run in the plain make check"; done
 	exit 0
 fi
-if ! make --no-print-directory -s fuzz O="$O" >/dev/null 2>&1; then
+if ! make --no-print-directory -s -j"$(nproc)" fuzz O="$O" >/dev/null 2>&1; then
 	for i in "${!targets[@]}"; do echo "ok $((i + 1)) fuzz_${targets[$i]} # SKIP clang cannot build libFuzzer targets here"; done
 	exit 0
 fi

@@ -126,7 +126,7 @@ else
 	bad "missing PID message: $(cat "$tmp/err")"
 fi
 # compiled out: no note, no semaphore
-if make --no-print-directory -s lib O="$O-noprobes" PROBES=0 SAN="${SAN:-}" >"$tmp/log" 2>&1; then
+if make --no-print-directory -s -j"$(nproc)" lib O="$O-noprobes" PROBES=0 SAN="${SAN:-}" >"$tmp/log" 2>&1; then
 	if ! readelf -n "$O-noprobes/libmmsb.so" | grep -q stapsdt &&
 		! nm "$O-noprobes/libmmsb.so" | grep -q _semaphore &&
 		"$T" list "$O-noprobes/libmmsb.so" | grep -q "no USDT probes"; then
