@@ -51,18 +51,30 @@ static int apply_host(struct mmsb_page *p, const struct mmsb_delta *d, size_t *b
 int mmsb__apply_bytes(struct mmsb_page *p, const struct mmsb_delta *d, size_t *bytes)
 {
 	size_t n = min_t(size_t, d->mask_len, p->size), w;
+	bool dev;
+	int err;
 
 	if (!p->dev) {
 		*bytes = cpu_apply(p, d, n);
 		return 0;
 	}
-	/* a GPU page: the router's side; an apply the device fails is done on the host instead */
+	/*
+	 * A GPU page: the router's side; an apply the device fails is done on the host instead, and
+	 * one whose host copy cannot be fetched on the device, whose copy is current then: in a
+	 * logged batch the frame is already durable, so the page takes it if either side can.
+	 */
 	w = delta_written(d, n);
-	if (mmsb__gpu_route(p, w) && !mmsb__gpu_apply(p, d, n, w)) {
+	dev = mmsb__gpu_route(p, w);
+	if (dev && !mmsb__gpu_apply(p, d, n, w)) {
 		*bytes = w;
 		return 0;
 	}
-	return apply_host(p, d, bytes);
+	err = apply_host(p, d, bytes);
+	if (err && !dev && (p->coh & MMSB_COH_DEV) && !mmsb__gpu_apply(p, d, n, w)) {
+		*bytes = w;
+		return 0;
+	}
+	return err;
 }
 
 int mmsb__apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t *bytes)
@@ -300,17 +312,38 @@ int mmsb__apply_batch(struct mmsb_state *s, struct mmsb_page **pages, struct mms
 		      size_t n, bool on_gpu, struct mmsb_page **changed, size_t *n_changed)
 {
 	enum apply_how gpu = APPLY_ROUTED;
-	uint64_t gen = ++s->mark_gen;
-	int err = 0;
+	uint64_t gen = ++s->mark_gen, failed = 0;
+	int err = 0, e;
 
 	/* the launch first, so no DELTA_APPLIED of a GPU page comes before its bytes */
 	if (on_gpu)
 		gpu = mmsb__gpu_apply_batch(pages, ds, n) ? APPLY_HOST : APPLY_DONE;
-	for (size_t i = 0; i < n && !err; i++) {
-		err = apply_logged(s, pages[i], ds[i], pages[i]->dev ? gpu : APPLY_ROUTED);
-		if (!err && pages[i]->mark != gen) {
-			pages[i]->mark = gen;
-			changed[(*n_changed)++] = pages[i];
+	for (size_t i = 0; i < n; i++) {
+		struct mmsb_page *p = pages[i];
+
+		if (failed && p->mark == failed) {
+			/* logged after a delta its page failed: not applied, its id and epoch spent */
+			p->epoch = ds[i]->epoch;
+			s->next_delta_id = ds[i]->id + 1;
+			continue;
+		}
+		e = apply_logged(s, p, ds[i], p->dev ? gpu : APPLY_ROUTED);
+		if (e && !s->log)
+			return e; /* nothing logged: nothing to keep in step with */
+		if (e) {
+			/*
+			 * The frames are committed: the other pages' deltas are applied still, and
+			 * this page's later ones spend their ids and epochs, so none is used again.
+			 */
+			err = err ? err : e;
+			if (!failed)
+				failed = ++s->mark_gen;
+			p->mark = failed;
+			continue;
+		}
+		if (p->mark != gen) {
+			p->mark = gen;
+			changed[(*n_changed)++] = p;
 		}
 	}
 	return err;

@@ -534,7 +534,10 @@ bool mmsb__batch_on_gpu(struct mmsb_page **pages, struct mmsb_delta *const *ds,
 			size_t n) MMSB_HIDDEN;
 /*
  * A routed batch already framed and committed: apply each delta in input order (GPU pages in one
- * launch when on_gpu), the pages it changed into changed[] (each once). Stops at an error.
+ * launch when on_gpu), the pages it changed into changed[] (each once). With a log, an apply that
+ * fails does not stop it: the other pages' deltas are applied, the failed page's later ones only
+ * spend their ids and epochs (the log holds them all), and the first error is returned. Without
+ * one it stops at the error.
  */
 int mmsb__apply_batch(struct mmsb_state *s, struct mmsb_page **pages, struct mmsb_delta *const *ds,
 		      size_t n, bool on_gpu, struct mmsb_page **changed,

@@ -100,6 +100,18 @@ static int stage(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *d
 	return s->log ? mmsb__log_buffer(s->log, d) : 0;
 }
 
+/*
+ * A whole-page write applied on the device: the host copy is the write itself, so it is made
+ * current too, and the page's next write in the batch is diffed without a download.
+ */
+static void keep_host(struct mmsb_page *p, const void *data)
+{
+	if (!p->dev || (p->coh & MMSB_COH_HOST))
+		return;
+	memcpy(p->data, data, p->size);
+	p->coh |= MMSB_COH_HOST;
+}
+
 /* One wave over the pages a batch changed, their events, and the state's verdict on it all. */
 static int batch_wave(struct mmsb_state *s, struct mmsb_page **changed, size_t n_changed, int err)
 {
@@ -174,37 +186,58 @@ int mmsb_page_update_batch(struct mmsb_state *s, const struct mmsb_page_write *w
 		if (err)
 			goto out;
 	}
+	/*
+	 * Each write against the one before it on its page (the page itself for its first), as it
+	 * was staged: the same deltas, ids and epochs in the same order. With a log nothing here needs
+	 * a download: staging fetched every page's host copy, and a write applied on the device
+	 * leaves the host copy current too (keep_host()). Should an apply fail all the same once the
+	 * frames are committed, the rest of the batch's ids and epochs are still spent, so the next
+	 * delta never repeats one the log holds.
+	 */
 	gen = ++s->mark_gen;
 	for (size_t i = 0; i < n; i++) {
+		struct mmsb_page *p = pages[i];
 		struct mmsb_delta d = { 0 };
+		bool first;
 
-		/* against the page as the writes before this one left it */
-		err = mmsb__page_host(pages[i]);
-		if (err)
+		if (p->mark != gen) {
+			p->mark = gen;
+			p->stage_data = NULL;
+		}
+		first = !p->stage_data;
+		if (!s->log && (err = mmsb__page_host(p)))
 			break;
-		if (!mmsb__delta_diff(&d, pages[i]->data, w[i].data, w[i].len, scratch,
-				      scratch + w[i].len))
+		if (!mmsb__delta_diff(&d, first ? p->data : p->stage_data, w[i].data, w[i].len,
+				      scratch, scratch + w[i].len))
 			continue;
+		p->stage_data = w[i].data;
+		if (err) {
+			/* framed and committed, not applied: its id and epoch are spent all the same */
+			s->next_delta_id++;
+			p->epoch++;
+			continue;
+		}
 		d.page_id = w[i].id;
 		d.source = (char *)"api";
 		d.timestamp = mmsb__now_ns(CLOCK_REALTIME);
 		if (s->log) {
 			/* framed above: the same delta, its id and epoch in sequence */
-			MMSB_TRACE(DELTA_APPLY_BEGIN, pages[i]->id, s->next_delta_id, d.mask_count);
+			MMSB_TRACE(DELTA_APPLY_BEGIN, p->id, s->next_delta_id, d.mask_count);
 			d.id = s->next_delta_id;
-			d.epoch = pages[i]->epoch + 1;
-			err = mmsb__apply_logged(s, pages[i], &d);
-			MMSB_TRACE(DELTA_APPLY_END, pages[i]->id, pages[i]->epoch, d.mask_count);
+			d.epoch = p->epoch + 1;
+			err = mmsb__apply_logged(s, p, &d);
+			MMSB_TRACE(DELTA_APPLY_END, p->id, p->epoch, d.mask_count);
 		} else {
-			err = mmsb__commit_traced(s, pages[i], &d, false);
+			err = mmsb__commit_traced(s, p, &d, false);
 		}
-		if (err)
+		if (err && !s->log)
 			break;
+		if (err)
+			continue; /* apply_logged spent this one's id and epoch */
+		keep_host(p, w[i].data);
 		writes++;
-		if (pages[i]->mark != gen) {
-			pages[i]->mark = gen;
-			changed[n_changed++] = pages[i];
-		}
+		if (first)
+			changed[n_changed++] = p;
 	}
 	s->st.delta_ns += mmsb__now_ns(CLOCK_MONOTONIC) - t0;
 	err = batch_wave(s, changed, n_changed, err);

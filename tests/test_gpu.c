@@ -397,6 +397,133 @@ TEST(failed_download_is_an_error_before_the_log)
 	rmdir(dir);
 }
 
+/*
+ * A batch over a CPU page and a GPU page whose host copy cannot be downloaded: the GPU page's first
+ * write goes to the device, so the host copy of the second must not need a download once the
+ * batch is logged. Before, it did: the call failed after the commit with the rest of the batch's
+ * ids unspent, the next update logged an id the log held, and the log no longer replayed.
+ */
+TEST(update_batch_needs_no_download_after_its_commit)
+{
+	char dir[] = "/tmp/mmsb-gpu.XXXXXX", log[64];
+	static uint8_t v[5][4096], out[4096];
+	struct mmsb_page_write w[5];
+	struct mmsb_counters c0, c1;
+	struct mmsb_divergence dv;
+	struct mmsb_state *s;
+	uint64_t cpu, gpu;
+	int ret;
+
+	fake();
+	ASSERT_TRUE(mkdtemp(dir));
+	snprintf(log, sizeof(log), "%s/b.tlog", dir);
+	MMSB_OPTS(mmsb_state_opts, o, .log_path = log, .durability = MMSB_DURABLE_BATCH);
+	s = mmsb_state_open(&o);
+	ASSERT_TRUE(s);
+	ASSERT_EQ(mmsb_page_create(s, sizeof(out), MMSB_LOC_CPU, &cpu), 0);
+	ASSERT_EQ(mmsb_page_create(s, sizeof(out), MMSB_LOC_GPU, &gpu), 0);
+	ASSERT_EQ(mmsb_gpu_set_policy(MMSB_GPU_POLICY_GPU), 0);
+	for (int i = 0; i < 5; i++) {
+		memset(v[i], i + 1, sizeof(v[i]));
+		w[i] = (struct mmsb_page_write){ i & 1 ? gpu : cpu, v[i], sizeof(v[i]) };
+	}
+	ASSERT_EQ(mmsb_state_counters(s, &c0), 0);
+	if (!getenv("MMSB_TEST_GPU_BACKEND"))
+		setenv("FAKE_GPU_FAIL", "download", 1);
+	ret = mmsb_page_update_batch(s, w, 5);
+	if (ret != 5)
+		TH_LOG("batch: %d", ret);
+	ASSERT_EQ(ret, 5);
+	ASSERT_EQ(mmsb_state_counters(s, &c1), 0);
+	ASSERT_EQ(c1.next_delta_id, c0.next_delta_id + 5);
+	ASSERT_EQ(mmsb_page_epoch(s, cpu), 3);
+	ASSERT_EQ(mmsb_page_epoch(s, gpu), 2);
+	/* downloads still fail: a new update of each page logs after the batch */
+	memset(v[0], 9, sizeof(v[0]));
+	ASSERT_EQ(mmsb_page_update(s, gpu, v[0], sizeof(v[0])), 1);
+	ASSERT_EQ(mmsb_page_update(s, cpu, v[0], sizeof(v[0])), 1);
+	ASSERT_EQ(mmsb_page_read(s, cpu, out, sizeof(out), 0), (ssize_t)sizeof(out));
+	ASSERT_EQ(memcmp(out, v[0], sizeof(out)), 0);
+	unsetenv("FAKE_GPU_FAIL");
+	ASSERT_EQ(mmsb_page_read(s, gpu, out, sizeof(out), 0), (ssize_t)sizeof(out));
+	ASSERT_EQ(memcmp(out, v[0], sizeof(out)), 0);
+	/* and the log replays to the live state */
+	ASSERT_EQ(mmsb_state_verify(s, &dv), 0);
+	ASSERT_EQ(dv.pages_compared, 2);
+	ASSERT_EQ(mmsb_page_epoch(s, gpu), 3);
+	mmsb_state_close(s);
+	unlink(log);
+	rmdir(dir);
+}
+
+/*
+ * A routed batch the router keeps off the device as a batch, whose GPU page's first delta goes to
+ * the device alone and its second to the host, whose copy cannot be downloaded: both are logged
+ * by then. Before, the call failed there and left the CPU page's later delta logged, unapplied,
+ * its id unspent; now the second goes to the device copy, current then, and the batch completes.
+ */
+TEST(route_batch_after_its_commit_takes_the_side_that_works)
+{
+	char dir[] = "/tmp/mmsb-gpu.XXXXXX", log[64], table[64];
+	static uint8_t full[4096], mask[4096], one[1] = { 5 }, out[4096];
+	struct mmsb_counters c0, c1;
+	struct mmsb_delta *ds[3];
+	struct mmsb_state *s;
+	uint64_t cpu, gpu;
+	FILE *f;
+	int ret;
+
+	if (getenv("MMSB_TEST_GPU_BACKEND"))
+		SKIP("the download failure is the test backend's");
+	use_backend("libmmsb-fakegpu.so");
+	ASSERT_TRUE(mkdtemp(dir));
+	snprintf(log, sizeof(log), "%s/r.tlog", dir);
+	snprintf(table, sizeof(table), "%s/xo", dir);
+	/* 4 KiB pages: a full delta alone on the GPU, a 1-byte one and a batch of 2 on the CPU */
+	ASSERT_TRUE(f = fopen(table, "w"));
+	fprintf(f, "apply 4096 1 1 9000 500\n"
+		   "apply 4096 0.001 1 500 9000\n"
+		   "apply 4096 0.5 2 500 9000\n");
+	ASSERT_EQ(fclose(f), 0);
+	ASSERT_EQ(mmsb_gpu_crossover_load(table), 0);
+	MMSB_OPTS(mmsb_state_opts, o, .log_path = log, .durability = MMSB_DURABLE_BATCH);
+	s = mmsb_state_open(&o);
+	ASSERT_TRUE(s);
+	ASSERT_EQ(mmsb_page_create(s, sizeof(out), MMSB_LOC_CPU, &cpu), 0);
+	ASSERT_EQ(mmsb_page_create(s, sizeof(out), MMSB_LOC_GPU, &gpu), 0);
+	memset(full, 3, sizeof(full));
+	memset(mask, 1, sizeof(mask));
+	ASSERT_TRUE(ds[0] = mmsb_delta_new(gpu, mask, sizeof(mask), full, sizeof(full), 0));
+	memset(mask, 0, sizeof(mask));
+	mask[7] = 1;
+	ASSERT_TRUE(ds[1] = mmsb_delta_new(gpu, mask, sizeof(mask), one, 1, MMSB_DELTA_SPARSE));
+	ASSERT_TRUE(ds[2] = mmsb_delta_new(cpu, mask, sizeof(mask), one, 1, MMSB_DELTA_SPARSE));
+	ASSERT_EQ(mmsb_state_counters(s, &c0), 0);
+	setenv("FAKE_GPU_FAIL", "download", 1);
+	ret = mmsb_route_batch(s, ds, 3);
+	if (ret)
+		TH_LOG("batch: %d", ret);
+	ASSERT_EQ(ret, 0);
+	ASSERT_EQ(mmsb_state_counters(s, &c1), 0);
+	ASSERT_EQ(c1.next_delta_id, c0.next_delta_id + 3);
+	ASSERT_EQ(mmsb_page_epoch(s, gpu), 2);
+	ASSERT_EQ(mmsb_page_epoch(s, cpu), 1);
+	/* a new delta logs after them, and the log replays to the live state */
+	memset(out, 4, sizeof(out));
+	ASSERT_EQ(mmsb_page_update(s, cpu, out, sizeof(out)), 1);
+	unsetenv("FAKE_GPU_FAIL");
+	ASSERT_EQ(mmsb_page_read(s, gpu, out, sizeof(out), 0), (ssize_t)sizeof(out));
+	for (size_t k = 0; k < sizeof(out); k++)
+		ASSERT_EQ(out[k], k == 7 ? 5 : 3);
+	ASSERT_EQ(mmsb_state_verify(s, NULL), 0);
+	for (int i = 0; i < 3; i++)
+		mmsb_delta_free(ds[i]);
+	mmsb_state_close(s);
+	unlink(log);
+	unlink(table);
+	rmdir(dir);
+}
+
 TEST(router_follows_its_table_and_keeps_it_on_a_bad_file)
 {
 	char path[] = "/tmp/mmsb-xo.XXXXXX";
