@@ -23,22 +23,6 @@ const volatile bool with_events = false;
 const volatile __u32 n_pmu = 0;	  /* counters per span, at most MAX_PMU */
 const volatile __u32 nr_cpus = 1; /* pmu_events index: event * nr_cpus + cpu */
 
-struct open_span {
-	__u64 start_ns, child_ns, chain;
-	__u32 kind;
-	__s32 stack_id;
-	/* counters at the begin (scaled), and the nested spans' deltas; cpu -1: none taken */
-	__u64 pmu_start[MAX_PMU], pmu_child[MAX_PMU];
-	__s32 cpu;
-	__u32 pad;
-};
-
-struct span_stack {
-	__u32 depth;	/* entries used */
-	__u32 overflow; /* begins past MAX_SPAN_DEPTH still open */
-	struct open_span s[MAX_SPAN_DEPTH];
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
@@ -110,6 +94,17 @@ struct {
 __u64 counters[CNT_MAX] = {};
 /* the traced window: the first span's begin and the last end seen (ktime ns) */
 __u64 first_begin_ns = 0, last_end_ns = 0;
+/*
+ * The window's switch, set by mmsb-trace: WINDOW_BEFORE until every probe is attached, then
+ * WINDOW_OPEN, then WINDOW_STOPPED at the instant the window ends, before anything is detached.
+ * Every recording program reads it first: nothing is recorded outside the window.
+ */
+volatile __u32 window_state = WINDOW_BEFORE;
+
+static __always_inline bool recording(void)
+{
+	return window_state == WINDOW_OPEN;
+}
 
 /*
  * Counter i on this CPU, scaled to the time it was enabled (multiplexing): false when the
@@ -168,7 +163,7 @@ static __always_inline int begin(struct pt_regs *ctx, __u32 kind)
 	__u32 tid = (__u32)bpf_get_current_pid_tgid(), zero = 0;
 	struct span_stack *st;
 
-	if (!wanted(kind))
+	if (!recording() || !wanted(kind))
 		return 0;
 	__sync_fetch_and_add(&counters[CNT_HITS], 1);
 	st = bpf_map_lookup_elem(&stacks_open, &tid);
@@ -299,7 +294,7 @@ static __always_inline int end(struct pt_regs *ctx, __u32 kind, __u64 now)
 	struct span_stack *st;
 	int found = -1;
 
-	if (!wanted(kind))
+	if (!recording() || !wanted(kind))
 		return 0;
 	__sync_fetch_and_add(&counters[CNT_HITS], 1);
 	st = bpf_map_lookup_elem(&stacks_open, &tid);
@@ -416,7 +411,7 @@ int host_register(struct pt_regs *ctx)
 	__u32 tid = (__u32)id;
 	long addr;
 
-	if (targ_tgid && (id >> 32) != targ_tgid)
+	if (!recording() || (targ_tgid && (id >> 32) != targ_tgid))
 		return 0;
 	if (bpf_usdt_arg(ctx, 0, &addr) || bpf_probe_read_user(&rec, sizeof(rec), (void *)addr))
 		return 0;
@@ -444,7 +439,7 @@ int host_sample(struct bpf_perf_event_data *ctx)
 	struct mmsb_host_rec_abi rec;
 	struct host_thread *t;
 
-	if ((id >> 32) != targ_tgid)
+	if (!recording() || (id >> 32) != targ_tgid)
 		return 0;
 	t = bpf_map_lookup_elem(&host_threads, &tid);
 	if (!t) {

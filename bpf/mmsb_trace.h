@@ -91,6 +91,28 @@ struct mmsb_host_rec_abi {
 	__u64 crossings;
 };
 
+/* a thread's open spans (the stacks_open map, read by mmsb-trace at the stop) */
+struct open_span {
+	__u64 start_ns, child_ns, chain;
+	__u32 kind;
+	__s32 stack_id;
+	/* counters at the begin (scaled), and the nested spans' deltas; cpu -1: none taken */
+	__u64 pmu_start[MAX_PMU], pmu_child[MAX_PMU];
+	__s32 cpu;
+	__u32 pad;
+};
+
+struct span_stack {
+	__u32 depth;	/* entries used */
+	__u32 overflow; /* begins past MAX_SPAN_DEPTH still open */
+	struct open_span s[MAX_SPAN_DEPTH];
+};
+
+/* window_state */
+#define WINDOW_BEFORE 0	 /* probes being attached: nothing recorded */
+#define WINDOW_OPEN 1	 /* recording */
+#define WINDOW_STOPPED 2 /* the window is over: nothing recorded, the probes may come out */
+
 struct span_event {
 	__u64 start_ns, dur_ns, self_ns;
 	__u32 tid, kind;

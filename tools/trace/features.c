@@ -86,6 +86,7 @@ static int calibrate(double *per_hit_ns, uint64_t *hits)
 	if (!l[0] || !l[1])
 		goto out;
 	skel->bss->counters[CNT_HITS] = 0;
+	skel->bss->window_state = WINDOW_OPEN;
 	t0 = mono_ns();
 	for (int i = 0; i < n; i++)
 		mmsb_page_epoch(s, id);

@@ -220,6 +220,11 @@ int json_report_write(const struct report *rp, struct json_object *jstacks)
 	json_object_object_add(o, "target", target_json(rp));
 	json_object_object_add(o, "wall_ns", json_object_new_uint64(rp->wall_ns));
 	json_object_object_add(o, "span_window_ns", json_object_new_uint64(rp->window_ns));
+	/* the window, attach complete to stop, and the spans in it (CLOCK_MONOTONIC ns) */
+	json_object_object_add(o, "window_start_ns", json_object_new_uint64(rp->window_start_ns));
+	json_object_object_add(o, "window_end_ns", json_object_new_uint64(rp->window_end_ns));
+	json_object_object_add(o, "first_begin_ns", json_object_new_uint64(rp->first_begin_ns));
+	json_object_object_add(o, "last_end_ns", json_object_new_uint64(rp->last_end_ns));
 	json_object_object_add(o, "hits", json_object_new_uint64(hits));
 	json_object_object_add(o, "hit_cost_ns", json_object_new_uint64(ro->hit_ns));
 	json_object_object_add(o, "estimated_overhead_ns",

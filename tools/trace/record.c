@@ -590,6 +590,20 @@ static int attach(struct session *s)
 	return 0;
 }
 
+/*
+ * The window's end, one instant for every kind: the programs stop recording before anything is
+ * taken out (a probe's removal takes tens of ms, and they come out one by one). The instant is
+ * read after the switch: every span recorded ended before it.
+ */
+static void stop_window(struct session *s)
+{
+	struct report *rp = &s->rp;
+
+	__atomic_store_n(&s->skel->bss->window_state, WINDOW_STOPPED, __ATOMIC_SEQ_CST);
+	rp->window_end_ns = mono_ns();
+	rp->wall_ns = rp->window_end_ns - rp->window_start_ns;
+}
+
 /* Follow the target until it exits, the duration ends or we are told to stop. */
 static void follow(struct session *s)
 {
@@ -605,18 +619,26 @@ static void follow(struct session *s)
 		ro.duration ? "tracing for the duration" : "Ctrl-C or the target's exit stops");
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	if (!s->cmd)
+		rp->syms = syms_load_pid(rp->pid);
+	/* every probe is in: the window opens, for every kind at once */
 	t0 = mono_ns();
+	__atomic_store_n(&s->skel->bss->window_state, WINDOW_OPEN, __ATOMIC_SEQ_CST);
+	rp->window_start_ns = t0;
 	if (ro.duration)
 		deadline = t0 + (uint64_t)(ro.duration * 1e9);
 	if (s->cmd) {
 		ptrace(PTRACE_CONT, s->tr.main, NULL, NULL);
 		s->started = true;
-	} else {
-		rp->syms = syms_load_pid(rp->pid);
 	}
 	for (;;) {
-		if (stop_requested || (deadline && mono_ns() >= deadline))
+		uint64_t now = mono_ns(), nap = s->cmd ? 2000000 : 50000000;
+
+		if (stop_requested || (deadline && now >= deadline))
 			break;
+		/* never sleep past the deadline: the window is the duration asked for */
+		if (deadline && deadline - now < nap)
+			nap = deadline - now;
 		if (s->cmd) {
 			pid_t w = waitpid(-1, &status, __WALL | WNOHANG);
 
@@ -643,19 +665,20 @@ static void follow(struct session *s)
 			last_maps = mono_ns();
 		}
 		if (s->rb)
-			ring_buffer__poll(s->rb, s->cmd ? 2 : 50);
+			ring_buffer__poll(s->rb, (int)((nap + 999999) / 1000000));
 		else
-			usleep(s->cmd ? 2000 : 50000);
+			usleep((useconds_t)((nap + 999) / 1000));
 	}
-	rp->wall_ns = mono_ns() - t0;
+	stop_window(s);
 }
 
 /*
- * The tracing over: the command's processes let go first (a tracee that stops, a signal or a
- * fork, while the probes come out, seconds, would wait for us), then the probes out before the
- * report: the target runs on untraced. The sampler first: its samples must cover the traced time.
+ * The window closed: the command's processes let go first (a tracee that stops, a signal or a
+ * fork, while the probes come out, seconds, would wait for us), then what the maps hold, read
+ * while every probe is still in: nothing is recorded any more, and the report comes before the
+ * slow teardown (teardown()).
  */
-static void detach(struct session *s)
+static void collect(struct session *s)
 {
 	struct mmsb_trace_bpf *skel = s->skel;
 	struct report *rp = &s->rp;
@@ -675,19 +698,44 @@ static void detach(struct session *s)
 		tree_release(&s->tr);
 		rp->untraced = s->tr.untraced;
 	}
+	if (s->rb)
+		ring_buffer__consume(s->rb); /* what the target wrote before the stop */
+	for (int i = 0; i < CNT_MAX; i++)
+		rp->counters[i] = skel->bss->counters[i];
+	rp->first_begin_ns = skel->bss->first_begin_ns;
+	rp->last_end_ns = skel->bss->last_end_ns;
+	if (rp->last_end_ns > rp->first_begin_ns)
+		rp->window_ns = rp->last_end_ns - rp->first_begin_ns;
+	features_probe(&rp->features);
+}
+
+/*
+ * Every probe out, after the report: the kernel removes them one at a time, tens of ms each
+ * (about 20 s for all of them). The sampler first, the records' switch last: the kernel takes a
+ * probe out only once every task has passed a quiescent point, and a host busy in user space can
+ * hold that for seconds. The time it took ends the table.
+ */
+static void teardown(struct session *s)
+{
+	int n = s->n_host_links + s->n_links + !!s->host_reg;
+	uint64_t t0 = mono_ns();
+	char d[32];
+
+	fflush(stdout);
 	for (int i = 0; i < s->n_host_links; i++)
 		bpf_link__destroy(s->host_links[i]);
 	s->n_host_links = 0;
 	for (int i = 0; i < s->n_links; i++)
 		bpf_link__destroy(s->links[i]);
 	s->n_links = 0;
-	if (s->rb)
-		ring_buffer__consume(s->rb); /* what the target wrote before we detached */
-	for (int i = 0; i < CNT_MAX; i++)
-		rp->counters[i] = skel->bss->counters[i];
-	if (skel->bss->last_end_ns > skel->bss->first_begin_ns)
-		rp->window_ns = skel->bss->last_end_ns - skel->bss->first_begin_ns;
-	features_probe(&rp->features);
+	bpf_link__destroy(s->host_reg);
+	s->host_reg = NULL;
+	fmt_dur(mono_ns() - t0, d, sizeof(d));
+	if (!ro.no_table && n) {
+		printf("teardown after the report: %d probe link%s removed in %s\n", n,
+		       n > 1 ? "s" : "", d);
+		fflush(stdout);
+	}
 }
 
 /* The report, the event stream closed, and the status: the command's, unless the report failed. */
@@ -714,14 +762,6 @@ static int conclude(struct session *s)
 	ret = report_write(rp);
 	if (!ro.as_root)
 		as_user_leave();
-	/*
-	 * The records' switch last, after the report: the kernel takes a probe out only once every
-	 * task has passed a quiescent point, and a host busy in user space (what this measures, with
-	 * nothing trapping) can hold that for seconds.
-	 */
-	fflush(stdout);
-	bpf_link__destroy(s->host_reg);
-	s->host_reg = NULL;
 	if (s->tl.f) {
 		if (s->tl.write_err) {
 			p_err("%s: %s", ro.events, strerror(EIO));
@@ -738,6 +778,7 @@ static int conclude(struct session *s)
 			"traced: only process %d is (docs/tracing.md)\n",
 			prog_name, tr->untraced, tr->untraced > 1 ? "es" : "", tr->first_untraced,
 			tr->untraced > 1 ? "were" : "was", tr->main);
+	teardown(s);
 	if (s->cmd && !tr->main_gone && !tr->main_exiting) {
 		/* -d or a signal ended the tracing: the command goes on, we do not wait for it */
 		fprintf(stderr, "%s: tracing ended; process %d goes on untraced\n", prog_name,
@@ -807,7 +848,7 @@ int do_record(int argc, char **argv)
 		ret = attach(&s) ? EXIT_FAIL : GO_ON;
 	if (ret == GO_ON) {
 		follow(&s);
-		detach(&s);
+		collect(&s);
 		ret = conclude(&s);
 	}
 	session_free(&s);

@@ -110,12 +110,15 @@ struct report {
 	struct record_opts *o;
 	int stats_fd, stacks_fd; /* the BPF maps span_stats and user_stacks */
 	struct syms *syms;
-	uint64_t wall_ns;
+	uint64_t wall_ns; /* the window: window_end_ns - window_start_ns */
 	int pid;
 	char **cmd;
 	const char *lib;
 	uint64_t counters[CNT_MAX];
-	uint64_t window_ns;	 /* first span begin to last span end: the traced window */
+	/* the window, attach complete to stop (CLOCK_MONOTONIC, the programs' clock) */
+	uint64_t window_start_ns, window_end_ns;
+	uint64_t first_begin_ns, last_end_ns; /* the spans recorded in it: first begin, last end */
+	uint64_t window_ns;	 /* first span begin to last span end: the span window */
 	struct timeline *tl;	 /* NULL without -e */
 	struct host_report host; /* --host-sample */
 	struct trace_features features;

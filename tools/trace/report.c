@@ -182,15 +182,16 @@ static void table_kinds(const struct report *rp)
 {
 	const struct record_opts *o = rp->o;
 	uint64_t hits = rp->counters[CNT_HITS], overhead = hits * o->hit_ns;
-	char w[32], ov[32];
+	char ov[32];
 
-	fmt_dur(rp->wall_ns, w, sizeof(w));
 	fmt_dur(overhead, ov, sizeof(ov));
+	/* the window is every kind's: shares are of it */
 	tprintf(rp,
-		"mmsb-trace: %s traced in process %d, %" PRIu64
-		" probe hits, estimated probe cost %s "
-		"(%.1f%% of the wall time, at %" PRIu64 " ns a hit)\n\n",
-		w, rp->pid, hits, ov, 100.0 * share(overhead, rp->wall_ns), o->hit_ns);
+		"mmsb-trace: window: %.2f s from attach to stop, process %d: %" PRIu64
+		" probe hits, estimated probe cost %s (%.1f%% of the window, at %" PRIu64
+		" ns a hit)\n\n",
+		(double)rp->wall_ns / 1e9, rp->pid, hits, ov, 100.0 * share(overhead, rp->wall_ns),
+		o->hit_ns);
 	tprintf(rp, "%-16s %-12s %10s %11s %11s %7s %9s %9s\n", "SPAN", "CATEGORY", "CALLS",
 		"TOTAL", "SELF", "SELF%", "P50<=", "P99<=");
 	for (int k = 0; k < SPAN_KINDS; k++) {
@@ -242,14 +243,15 @@ static void table_footer(const struct report *rp)
 
 	if (rp->window_ns)
 		tprintf(rp,
-			"\nself time attributed: %.1f%% of the wall time, %.1f%% of the span window; "
+			"\nself time attributed: %.1f%% of the window, %.1f%% of the span window "
+			"(first begin to last end); "
 			"overflow %" PRIu64 ", unmatched ends %" PRIu64 ", abandoned %" PRIu64
 			", stack errors %" PRIu64 ", not aggregated (map full) %" PRIu64 "\n",
 			100.0 * share(rp->self_sum, rp->wall_ns),
 			100.0 * (double)rp->self_sum / (double)rp->window_ns, c[CNT_OVERFLOW],
 			c[CNT_UNMATCHED], c[CNT_ABANDONED], c[CNT_STACK_ERR], c[CNT_STATS_FULL]);
 	else
-		tprintf(rp, "\nself time attributed: %.1f%% of the wall time (no span probes)\n",
+		tprintf(rp, "\nself time attributed: %.1f%% of the window (no span probes)\n",
 			100.0 * share(rp->self_sum, rp->wall_ns));
 	if (rp->o->host_hz) {
 		uint64_t classified = rp->host.samples[HOST_FFI] + rp->host.samples[HOST_OTHER];

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# timeout: 300
+#
+# mmsb-trace record's window, structurally (no judgment of a time against a wall clock):
+#  1. window: -p PID -d 2 on a process updating pages: the window is the tool's own instants from
+#     attach to stop, at least the -d; every span recorded lies inside it; one thread's self times
+#     never exceed it
+# Privileged parts SKIP without root or BTF.
+set -u
+O=${O:-.output}
+T="$O/mmsb-trace"
+W="$O/tests/trace_workload"
+. "$(dirname "$0")/tap.sh"
+pids=()
+trap 'for p in ${pids[@]+"${pids[@]}"}; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
+
+echo "TAP version 13"
+echo "1..1"
+
+names=(window)
+if [ -n "${SAN:-}" ] || [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
+	for t in "${names[@]}"; do
+		skip "$t" "needs root (CAP_BPF, CAP_PERFMON), a kernel with BTF and the plain build"
+	done
+	exit 0
+fi
+
+# 1. the window: -p with -d 2
+"$W" loop >"$tmp/loop.out" &
+wp=$!
+pids+=("$wp")
+sleep 0.3
+"$T" record -p "$wp" -d 2 -J "$tmp/w.json" >"$tmp/w.out" 2>"$tmp/w.err"
+rc=$?
+kill -USR1 "$wp"
+wait "$wp"
+if [ $rc -eq 0 ] && python3 - "$tmp/w.json" "$tmp/w.out" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+out = open(sys.argv[2]).read()
+bad = 0
+def check(what, ok):
+    global bad
+    if not ok:
+        print("# FAILED:", what); bad = 1
+s, e, w = j["window_start_ns"], j["window_end_ns"], j["wall_ns"]
+check(f"window {e} - {s} is the wall {w}", e - s == w)
+# the stop is the tool's instant at or after the deadline; 1 s of slack for a loaded machine
+check(f"window {w} holds the -d 2", 2_000_000_000 <= w < 3_000_000_000)
+check(f"first begin {j['first_begin_ns']} inside [{s}, {e}]", s <= j["first_begin_ns"] <= e)
+check(f"last end {j['last_end_ns']} inside [{s}, {e}]", s <= j["last_end_ns"] <= e)
+check(f"span window {j['span_window_ns']} inside the window {w}", 0 < j["span_window_ns"] <= w)
+check(f"self sum {j['self_ns_sum']} inside the window {w}", j["self_ns_sum"] <= w)
+check("the table says the window", "from attach to stop" in out)
+check("the table ends with the teardown", out.rstrip().splitlines()[-1].startswith("teardown after the report:"))
+print(f"# window {w / 1e9:.3f} s; {out.rstrip().splitlines()[-1]}")
+sys.exit(bad)
+PY
+then
+	ok "window: the -d from attach to stop; every span inside it"
+else
+	sed 's/^/# /' "$tmp/w.err" | tail -3
+	bad "window (exit $rc)"
+fi
+exit $fail
