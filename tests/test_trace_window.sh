@@ -6,6 +6,8 @@
 #  1. window: -p PID -d 2 on a process updating pages: the window is the tool's own instants from
 #     attach to stop, at least the -d; every span recorded lies inside it; one thread's self times
 #     never exceed it
+#  2. open spans: a recompute that blocks on a FIFO across the stop is reported open (1, with its
+#     time so far), as are the api, update and propagate spans around it; nothing inconsistent
 # Privileged parts SKIP without root or BTF.
 set -u
 O=${O:-.output}
@@ -16,9 +18,9 @@ pids=()
 trap 'for p in ${pids[@]+"${pids[@]}"}; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 
 echo "TAP version 13"
-echo "1..1"
+echo "1..2"
 
-names=(window)
+names=(window open)
 if [ -n "${SAN:-}" ] || [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
 	for t in "${names[@]}"; do
 		skip "$t" "needs root (CAP_BPF, CAP_PERFMON), a kernel with BTF and the plain build"
@@ -62,5 +64,39 @@ then
 else
 	sed 's/^/# /' "$tmp/w.err" | tail -3
 	bad "window (exit $rc)"
+fi
+
+# 2. open at the stop: the recompute blocks until the test writes to the FIFO, after the report
+mkfifo "$tmp/fifo"
+"$T" record -d 1 -J "$tmp/o.json" -- "$W" hold "$tmp/fifo" >"$tmp/o.out" 2>"$tmp/o.err"
+rc=$?
+timeout 10 sh -c 'echo x >"$1"' sh "$tmp/fifo"
+if [ $rc -eq 0 ] && python3 - "$tmp/o.json" "$tmp/o.out" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+out = open(sys.argv[2]).read()
+k = {x["kind"]: x for x in j["kinds"]}
+c = j["counters"]
+bad = 0
+def check(what, ok):
+    global bad
+    if not ok:
+        print("# FAILED:", what); bad = 1
+w = j["wall_ns"]
+for kind in ("api", "update", "propagate", "recompute"):
+    o = k.get(kind, {}).get("open", {})
+    check(f"{kind} open {o}: 1, its time so far inside the window {w}",
+          o.get("count") == 1 and 0 < o.get("ns_so_far", 0) <= w)
+check(f"recompute never closed: calls {k['recompute']['calls']}", k["recompute"]["calls"] == 0)
+check(f"counters {c}: open 4, nothing inconsistent or past the depth",
+      c["open"] == 4 and c["open_inconsistent"] == 0 and c["open_past_depth"] == 0)
+check("the table says so", "open at stop: api 1 (" in out and "recompute 1 (" in out)
+sys.exit(bad)
+PY
+then
+	ok "open: a span held across the stop is counted open with its time so far"
+else
+	sed 's/^/# /' "$tmp/o.err" | tail -3
+	bad "open (exit $rc)"
 fi
 exit $fail

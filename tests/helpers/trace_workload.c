@@ -12,6 +12,9 @@
  *                              one byte in each: N * P page faults inside recompute spans
  *   trace_workload updates N   N updates of a 1 KiB page alternating two buffers, no log: the C
  *                              twin of tests/helpers/ffi_workload.py; prints ns_per_update
+ *   trace_workload hold FIFO   one update whose child's recompute blocks until a byte can be
+ *                              read from FIFO: an api, update, propagate and recompute span held
+ *                              open for as long as the test wants
  *
  * With MMSB_WORKLOAD_HOLD=FIFO it first reads a byte from FIFO (see probe_workload.c).
  */
@@ -101,6 +104,36 @@ static void hold(void)
 	if (fd < 0 || read(fd, &c, 1) < 0)
 		exit(1);
 	close(fd);
+}
+
+/* Block in the recompute until the FIFO named by ctx gives a byte. */
+static int blocking_copy(struct mmsb_state *s, uint64_t id, uint8_t *out, size_t size, void *ctx)
+{
+	int fd = open((const char *)ctx, O_RDONLY);
+	char c;
+
+	if (fd < 0 || read(fd, &c, 1) < 0)
+		return -EIO;
+	close(fd);
+	return mmsb_page_read(s, id - 1, out, size, 0) < 0 ? -EIO : 0;
+}
+
+static int hold_open(const char *fifo)
+{
+	struct mmsb_state *s = mmsb_state_open(NULL);
+	uint8_t buf[64] = { 1 };
+	uint64_t a, b;
+
+	if (!s || mmsb_page_create(s, sizeof(buf), MMSB_LOC_CPU, &a) ||
+	    mmsb_page_create(s, sizeof(buf), MMSB_LOC_CPU, &b) ||
+	    mmsb_edge_add(s, a, b, MMSB_EDGE_DATA) ||
+	    mmsb_page_set_recompute(s, b, blocking_copy, (void *)fifo))
+		return 1;
+	if (mmsb_page_update(s, a, buf, sizeof(buf)) != 1)
+		return 1;
+	printf("held\n");
+	mmsb_state_close(s);
+	return 0;
 }
 
 static int spin(long n, long us)
@@ -211,7 +244,10 @@ int main(int argc, char **argv)
 		return fault(atol(argv[2]), atol(argv[3]));
 	if (argc == 3 && !strcmp(argv[1], "updates") && atol(argv[2]) > 0)
 		return updates(atol(argv[2]));
+	if (argc == 3 && !strcmp(argv[1], "hold"))
+		return hold_open(argv[2]);
 	fprintf(stderr,
-		"usage: trace_workload spin N US | loop | rounds N | fault N PAGES | updates N\n");
+		"usage: trace_workload spin N US | loop | rounds N | fault N PAGES | updates N |\n"
+		"       hold FIFO\n");
 	return 2;
 }

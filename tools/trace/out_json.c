@@ -64,7 +64,7 @@ struct json_object *json_stack(const struct record_opts *o, const struct stack_r
 static struct json_object *kind_json(const struct report *rp, int k)
 {
 	const struct kind_total *t = &rp->kt[k];
-	struct json_object *jk = json_object_new_object(), *jh = json_object_new_array();
+	struct json_object *jk = json_object_new_object(), *jh = json_object_new_array(), *jo;
 
 	json_object_object_add(jk, "kind", json_object_new_string(span_name(k)));
 	json_object_object_add(jk, "category", json_object_new_string(span_category(k)));
@@ -83,6 +83,11 @@ static struct json_object *kind_json(const struct report *rp, int k)
 	for (int i = 0; i < HIST_SLOTS; i++)
 		json_object_array_add(jh, json_object_new_uint64(t->hist[i]));
 	json_object_object_add(jk, "log2_hist", jh);
+	/* begun in the window, still open at its stop: not in calls nor the times above */
+	jo = json_object_new_object();
+	json_object_object_add(jo, "count", json_object_new_uint64(rp->open_n[k]));
+	json_object_object_add(jo, "ns_so_far", json_object_new_uint64(rp->open_ns[k]));
+	json_object_object_add(jk, "open", jo);
 	if (rp->o->n_pmu)
 		json_object_object_add(jk, "pmu",
 				       pmu_json(rp->o, t->pmu_total, t->pmu_self, t->pmu_count));
@@ -95,7 +100,7 @@ static struct json_object *kinds_json(const struct report *rp)
 	struct json_object *jkinds = json_object_new_array(), *jk;
 
 	for (int k = 0; k < SPAN_KINDS; k++)
-		if (rp->kt[k].count)
+		if (rp->kt[k].count || rp->open_n[k])
 			json_object_array_add(jkinds, kind_json(rp, k));
 	if (!rp->o->host_hz)
 		return jkinds;
@@ -192,7 +197,15 @@ static struct json_object *counters_json(const struct report *rp)
 
 	for (int i = 0; i <= CNT_HOST_OTHER; i++)
 		json_object_object_add(c, cnt_names[i], json_object_new_uint64(rp->counters[i]));
+	uint64_t open = 0;
+
+	for (int k = 0; k < SPAN_KINDS; k++)
+		open += rp->open_n[k];
 	json_object_object_add(c, "crossings", json_object_new_uint64(rp->counters[CNT_CROSSINGS]));
+	/* spans open at the stop, those past the stack's depth, and stack entries that make none */
+	json_object_object_add(c, "open", json_object_new_uint64(open));
+	json_object_object_add(c, "open_past_depth", json_object_new_uint64(rp->open_deep));
+	json_object_object_add(c, "open_inconsistent", json_object_new_uint64(rp->open_bad));
 	return c;
 }
 

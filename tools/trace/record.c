@@ -128,15 +128,21 @@ static int attach_all(struct mmsb_trace_bpf *skel, int pid, const char *lib, uin
 	for (int k = 0; k < SPAN_KINDS; k++) {
 		if (!(mask & (1u << k)) || k == SPAN_HOST)
 			continue;
-		for (int end = 0; end < 2; end++) {
-			const char *name = span_probe(k, end);
+		bool pair = true;
+
+		/* both ends or neither: a begin whose end is not attached would never close */
+		for (int end = 0; end < 2 && pair; end++) {
 			bool present = false;
 
 			for (int i = 0; i < nn && !present; i++)
 				present = !strcmp(notes[i].provider, "mmsb") &&
-					  !strcmp(notes[i].name, name);
-			if (!present)
-				continue; /* an older library without this probe */
+					  !strcmp(notes[i].name, span_probe(k, end));
+			pair = present;
+		}
+		if (!pair)
+			continue; /* an older library without this kind */
+		for (int end = 0; end < 2; end++) {
+			const char *name = span_probe(k, end);
 			LIBBPF_OPTS(bpf_usdt_opts, uo, .usdt_cookie = (uint64_t)k);
 			struct bpf_link *l = bpf_program__attach_usdt(end ? skel->progs.span_end :
 									    skel->progs.span_begin,
@@ -673,6 +679,44 @@ static void follow(struct session *s)
 }
 
 /*
+ * The spans still open at the stop, from the per-thread span stacks (frozen: nothing is recorded
+ * any more): per kind the count and the time so far (stop - begin). Begins past the stack's depth
+ * still open are counted apart; an entry that cannot be one of this window's open spans (a kind
+ * not traced, a begin outside the window, a depth past the stack) is counted as inconsistent,
+ * never left unsaid.
+ */
+static void collect_open(struct session *s)
+{
+	int fd = bpf_map__fd(s->skel->maps.stacks_open);
+	struct report *rp = &s->rp;
+	__u32 key, next, *prev = NULL;
+	struct span_stack st;
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &st))
+			continue;
+		rp->open_deep += st.overflow;
+		if (st.depth > MAX_SPAN_DEPTH) {
+			rp->open_bad += st.depth;
+			continue;
+		}
+		for (__u32 d = 0; d < st.depth; d++) {
+			const struct open_span *o = &st.s[d];
+
+			if (o->kind >= SPAN_KINDS || !(s->mask & (1u << o->kind)) ||
+			    o->start_ns < rp->window_start_ns || o->start_ns > rp->window_end_ns) {
+				rp->open_bad++;
+				continue;
+			}
+			rp->open_n[o->kind]++;
+			rp->open_ns[o->kind] += rp->window_end_ns - o->start_ns;
+		}
+	}
+}
+
+/*
  * The window closed: the command's processes let go first (a tracee that stops, a signal or a
  * fork, while the probes come out, seconds, would wait for us), then what the maps hold, read
  * while every probe is still in: nothing is recorded any more, and the report comes before the
@@ -706,6 +750,7 @@ static void collect(struct session *s)
 	rp->last_end_ns = skel->bss->last_end_ns;
 	if (rp->last_end_ns > rp->first_begin_ns)
 		rp->window_ns = rp->last_end_ns - rp->first_begin_ns;
+	collect_open(s);
 	features_probe(&rp->features);
 }
 

@@ -123,6 +123,10 @@ struct report {
 	struct host_report host; /* --host-sample */
 	struct trace_features features;
 	int untraced; /* other processes of the command's tree that used libmmsb */
+	/* spans open at the stop (collect_open): per kind, the count and the time so far */
+	uint64_t open_n[SPAN_KINDS], open_ns[SPAN_KINDS];
+	uint64_t open_deep; /* begins past the stack's depth still open */
+	uint64_t open_bad;  /* stack entries that cannot be this window's open spans */
 	/* what report_write() sums from the maps */
 	struct kind_total kt[SPAN_KINDS];
 	uint64_t self_sum, host_ns, period; /* period: of a host sample, in ns */

@@ -236,6 +236,33 @@ static void table_kinds(const struct report *rp)
 	}
 }
 
+/* The spans open at the stop, per kind: their count and time so far (not in the rows above). */
+static void table_open(const struct report *rp)
+{
+	uint64_t n = rp->open_deep + rp->open_bad;
+	const char *sep = "";
+
+	for (int k = 0; k < SPAN_KINDS; k++)
+		n += rp->open_n[k];
+	tprintf(rp, "open at stop:");
+	if (!n)
+		tprintf(rp, " none");
+	for (int k = 0; k < SPAN_KINDS; k++) {
+		char d[32];
+
+		if (!rp->open_n[k])
+			continue;
+		fmt_dur(rp->open_ns[k], d, sizeof(d));
+		tprintf(rp, "%s %s %" PRIu64 " (%s so far)", sep, span_name(k), rp->open_n[k], d);
+		sep = ",";
+	}
+	if (rp->open_deep)
+		tprintf(rp, "%s past depth %d %" PRIu64, sep, MAX_SPAN_DEPTH, rp->open_deep);
+	if (rp->open_bad)
+		tprintf(rp, "; inconsistent stack entries %" PRIu64, rp->open_bad);
+	tprintf(rp, "\n");
+}
+
 /* What the table's figures cover: the attributed share, what was lost, the host's samples. */
 static void table_footer(const struct report *rp)
 {
@@ -253,6 +280,7 @@ static void table_footer(const struct report *rp)
 	else
 		tprintf(rp, "\nself time attributed: %.1f%% of the window (no span probes)\n",
 			100.0 * share(rp->self_sum, rp->wall_ns));
+	table_open(rp);
 	if (rp->o->host_hz) {
 		uint64_t classified = rp->host.samples[HOST_FFI] + rp->host.samples[HOST_OTHER];
 		uint64_t unclassified =
