@@ -112,6 +112,7 @@ struct span_stack {
 #define WINDOW_BEFORE 0	 /* probes being attached: nothing recorded */
 #define WINDOW_OPEN 1	 /* recording */
 #define WINDOW_STOPPED 2 /* the window is over: nothing recorded, the probes may come out */
+#define WINDOW_CAL 3	 /* before the window: mmsb-trace measuring a hit's cost on itself */
 
 struct span_event {
 	__u64 start_ns, dur_ns, self_ns;

@@ -8,6 +8,8 @@
 #     never exceed it
 #  2. open spans: a recompute that blocks on a FIFO across the stop is reported open (1, with its
 #     time so far), as are the api, update and propagate spans around it; nothing inconsistent
+#  3. hit cost: measured by default (hit_cost_source, a value > 0); --hit-cost 1000000 makes the
+#     overhead warning appear, --hit-cost 0 keeps it away, both said to be given
 # Privileged parts SKIP without root or BTF.
 set -u
 O=${O:-.output}
@@ -18,9 +20,9 @@ pids=()
 trap 'for p in ${pids[@]+"${pids[@]}"}; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 
 echo "TAP version 13"
-echo "1..2"
+echo "1..3"
 
-names=(window open)
+names=(window open hit-cost)
 if [ -n "${SAN:-}" ] || [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
 	for t in "${names[@]}"; do
 		skip "$t" "needs root (CAP_BPF, CAP_PERFMON), a kernel with BTF and the plain build"
@@ -98,5 +100,40 @@ then
 else
 	sed 's/^/# /' "$tmp/o.err" | tail -3
 	bad "open (exit $rc)"
+fi
+
+# 3. the hit cost: measured, or given; the warning past 10 % of the window
+hc_ok=1
+"$T" record -k update -J "$tmp/m.json" -- "$W" spin 20 100 >"$tmp/m.out" 2>"$tmp/m.err" || hc_ok=0
+"$T" record -k update --hit-cost 1000000 -J "$tmp/g.json" -- "$W" spin 20 100 >"$tmp/g.out" 2>"$tmp/g.err" || hc_ok=0
+"$T" record -k update --hit-cost 0 -J "$tmp/z.json" -- "$W" spin 20 100 >"$tmp/z.out" 2>"$tmp/z.err" || hc_ok=0
+warn="the probes cost an estimated"
+if [ $hc_ok -eq 1 ] && python3 - "$tmp" <<'PY'
+import json, sys
+d = sys.argv[1]
+m, g, z = (json.load(open(f"{d}/{x}.json")) for x in "mgz")
+bad = 0
+def check(what, ok):
+    global bad
+    if not ok:
+        print("# FAILED:", what); bad = 1
+check(f"measured: {m['hit_cost_source']} {m['hit_cost_ns']}", m["hit_cost_source"] == "measured" and m["hit_cost_ns"] > 0)
+check("the table says measured", "ns a hit (measured)" in open(f"{d}/m.out").read())
+check(f"given: {g['hit_cost_source']} {g['hit_cost_ns']}", g["hit_cost_source"] == "given" and g["hit_cost_ns"] == 1000000)
+check(f"given 0: {z['hit_cost_source']} {z['hit_cost_ns']}", z["hit_cost_source"] == "given" and z["hit_cost_ns"] == 0)
+check("the table says given", "ns a hit (given)" in open(f"{d}/g.out").read())
+print(f"# measured {m['hit_cost_ns']} ns a hit in {m.get('hit_cost_measured_in_ns', 0) / 1e6:.1f} ms")
+sys.exit(bad)
+PY
+then
+	if [ "$(grep -c "$warn" "$tmp/g.err")" -eq 1 ] && ! grep -q "$warn" "$tmp/z.err"; then
+		ok "hit cost: measured by default, given with --hit-cost; one warning line past 10 %"
+	else
+		sed 's/^/# /' "$tmp/g.err" "$tmp/z.err" | tail -4
+		bad "hit cost: the warning line"
+	fi
+else
+	sed 's/^/# /' "$tmp/m.err" | tail -3
+	bad "hit cost"
 fi
 exit $fail

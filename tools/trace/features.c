@@ -1,12 +1,18 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* mmsb-trace features: what the kernel offers the tracer, and what one probe hit costs here. */
+#include <dlfcn.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
+#include <link.h>
 #include <linux/capability.h>
 #include <getopt.h>
 #include <json-c/json.h>
 #include <limits.h>
 #include <mmsb/mmsb.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -19,6 +25,8 @@
 #include "mmsb_trace.h"
 #include "mmsb_trace.skel.h"
 #include "tool_helpers.h"
+#include "usdt_helpers.h"
+#include "usdt_helpers.h"
 #include "trace.h"
 
 /* Root, or CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON: what loading and attaching need. */
@@ -100,6 +108,154 @@ out:
 	mmsb_trace_bpf__destroy(skel);
 	mmsb_state_close(s);
 	return err;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The median of n batch times (n >= 1), sorted in place. */
+static uint64_t median(uint64_t *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_u64);
+	return v[n / 2];
+}
+
+#define HIT_BATCH 32	/* calls a batch */
+#define HIT_BATCHES 512 /* at most, each way */
+
+/*
+ * The api pair's call sites inside mmsb_page_epoch (found from its symbol in our own process,
+ * dladdr1), as uprobes running cal_begin/cal_end with the probes' semaphore counted: 0, or -1.
+ */
+static int attach_epoch_sites(struct mmsb_trace_bpf *skel, struct hit_cal *hc, const char *path)
+{
+	const ElfW(Sym) *sym = NULL;
+	struct usdt_note *notes;
+	uint64_t lo, hi;
+	Dl_info di;
+	int nn, err = 0;
+
+	if (!dladdr1((void *)mmsb_page_epoch, &di, (void **)&sym, RTLD_DL_SYMENT) || !sym ||
+	    !sym->st_size)
+		return -1;
+	lo = (uint64_t)((uintptr_t)di.dli_saddr - (uintptr_t)di.dli_fbase);
+	hi = lo + sym->st_size;
+	nn = usdt_notes_read(path, &notes);
+	if (nn < 0)
+		return -1;
+	for (int i = 0; i < nn && !err; i++) {
+		bool b = !strcmp(notes[i].name, "api__entry"),
+		     e = !strcmp(notes[i].name, "api__exit");
+		struct bpf_link *l;
+
+		if (strcmp(notes[i].provider, "mmsb") || (!b && !e) || notes[i].pc < lo ||
+		    notes[i].pc >= hi)
+			continue;
+		if (hc->n >= HIT_SITES) {
+			err = -1;
+			break;
+		}
+		/* the library fires its probes only while their semaphore is set */
+		LIBBPF_OPTS(bpf_uprobe_opts, uo, .ref_ctr_offset = (size_t)notes[i].sema_off);
+		l = bpf_program__attach_uprobe_opts(b ? skel->progs.cal_begin : skel->progs.cal_end,
+						    getpid(), path, (size_t)notes[i].pc_off, &uo);
+		if (!l)
+			err = -1;
+		else
+			hc->l[hc->n++] = l;
+	}
+	free(notes);
+	return err;
+}
+
+/* Every key of a map deleted: what the measurement left, before the window opens. */
+static void map_empty(struct bpf_map *m, size_t key_size)
+{
+	char key[64], next[64];
+	int fd = bpf_map__fd(m);
+
+	if (key_size > sizeof(key))
+		return;
+	while (!bpf_map_get_next_key(fd, NULL, next)) {
+		memcpy(key, next, key_size);
+		if (bpf_map_delete_elem(fd, key))
+			break;
+	}
+}
+
+/*
+ * calibrate() bounded in time, for record, on the run's own loaded programs before its window
+ * opens: batches of HIT_BATCH mmsb_page_epoch calls untraced for a fifth of the budget, then with
+ * that function's api pair attached in our own process (cal_begin/cal_end, the run's settings)
+ * until the budget is spent; the difference of the batches' medians per hit. Medians of small
+ * batches: a preemption spoils one batch, not the figure. Then the maps are emptied of what it
+ * recorded; the probes stay in hc until the caller's teardown (hit_cal_free: their removal is
+ * slow).
+ */
+int hit_cost_measure(struct mmsb_trace_bpf *skel, uint64_t budget_ns, struct hit_cal *hc,
+		     double *per_hit_ns)
+{
+	static uint64_t plain[HIT_BATCHES], traced[HIT_BATCHES];
+	uint64_t t_end = mono_ns() + budget_ns, t_plain, id, calls = 0, hits;
+	const char *lib = own_libmmsb();
+	int np = 0, nt = 0, err = -1;
+	char path[PATH_MAX];
+
+	memset(hc, 0, sizeof(*hc));
+	hc->s = mmsb_state_open(NULL);
+	if (!hc->s || !lib || !realpath(lib, path) || mmsb_page_create(hc->s, 8, MMSB_LOC_CPU, &id))
+		return -1;
+	t_plain = mono_ns() + budget_ns / 5;
+	for (int i = 0; i < HIT_BATCH; i++) /* warm */
+		mmsb_page_epoch(hc->s, id);
+	while (np < HIT_BATCHES && (np < 3 || mono_ns() < t_plain)) {
+		uint64_t t0 = mono_ns();
+
+		for (int i = 0; i < HIT_BATCH; i++)
+			mmsb_page_epoch(hc->s, id);
+		plain[np++] = mono_ns() - t0;
+	}
+	if (attach_epoch_sites(skel, hc, path) || !hc->n)
+		return -1;
+	skel->bss->cal_tgid = (uint32_t)getpid();
+	__atomic_store_n(&skel->bss->window_state, WINDOW_CAL, __ATOMIC_SEQ_CST);
+	while (nt < HIT_BATCHES && (nt < 3 || mono_ns() < t_end)) {
+		uint64_t t0 = mono_ns();
+
+		for (int i = 0; i < HIT_BATCH; i++)
+			mmsb_page_epoch(hc->s, id);
+		traced[nt++] = mono_ns() - t0;
+		calls += HIT_BATCH;
+	}
+	__atomic_store_n(&skel->bss->window_state, WINDOW_BEFORE, __ATOMIC_SEQ_CST);
+	/* the hits the program saw, per call: 2 unless a probe did not fire */
+	hits = skel->bss->counters[CNT_HITS];
+	if (hits) {
+		double per_call = (double)hits / (double)calls;
+		uint64_t mp = median(plain, np), mt = median(traced, nt);
+
+		*per_hit_ns = mt > mp ? (double)(mt - mp) / HIT_BATCH / per_call : 0;
+		err = 0;
+	}
+	/* nothing of it in the run's report */
+	map_empty(skel->maps.stacks_open, sizeof(__u32));
+	map_empty(skel->maps.span_stats, sizeof(struct span_key));
+	map_empty(skel->maps.user_stacks, sizeof(__u32));
+	memset(skel->bss->counters, 0, sizeof(skel->bss->counters));
+	skel->bss->first_begin_ns = skel->bss->last_end_ns = 0;
+	return err;
+}
+
+void hit_cal_free(struct hit_cal *hc)
+{
+	for (int i = 0; i < hc->n; i++)
+		bpf_link__destroy(hc->l[i]);
+	mmsb_state_close(hc->s);
+	memset(hc, 0, sizeof(*hc));
 }
 
 void features_probe(struct trace_features *f)

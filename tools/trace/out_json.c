@@ -240,6 +240,10 @@ int json_report_write(const struct report *rp, struct json_object *jstacks)
 	json_object_object_add(o, "last_end_ns", json_object_new_uint64(rp->last_end_ns));
 	json_object_object_add(o, "hits", json_object_new_uint64(hits));
 	json_object_object_add(o, "hit_cost_ns", json_object_new_uint64(ro->hit_ns));
+	json_object_object_add(o, "hit_cost_source", json_object_new_string(ro->hit_src));
+	if (ro->hit_measure_ns)
+		json_object_object_add(o, "hit_cost_measured_in_ns",
+				       json_object_new_uint64(ro->hit_measure_ns));
 	json_object_object_add(o, "estimated_overhead_ns",
 			       json_object_new_uint64(hits * ro->hit_ns));
 	json_object_object_add(o, "self_ns_sum", json_object_new_uint64(rp->self_sum));

@@ -25,8 +25,13 @@
 #include "syms_helpers.h"
 #include "usdt_helpers.h"
 
-/* Measured with `mmsb-trace features --calibrate` on the reference machine (docs/tracing.md). */
+/*
+ * A probe hit's cost is this host's, measured at the start of each run within HIT_BUDGET_NS
+ * (features.c: hit_cost_measure) unless --hit-cost gives it; DEFAULT_HIT_NS only when the
+ * measurement fails (said so). The report warns when the estimate passes 10 % of the window.
+ */
 #define DEFAULT_HIT_NS 600
+#define HIT_BUDGET_NS 80000000ull
 /*
  * --host-sample: every sample interrupts the target, about 15 us each on the VM measured
  * (docs/ffi.md): 1 kHz slows it by about 1 %, 10 kHz by 16 %.
@@ -94,7 +99,8 @@ int record_help(void)
 	       "                         HZ a second (default %d): kind ffi_host. Alone it attaches\n"
 	       "                         no span probe (their traps would slow the host); with -k\n"
 	       "                         or -P, both\n"
-	       "      --hit-cost NS      cost of one probe hit for the overhead estimate (default %d)\n"
+	       "      --hit-cost NS      cost of one probe hit for the overhead estimate (default:\n"
+	       "                         measured on this host at the start, within 0.1 s)\n"
 	       "      --as-root          root only (refused under sudo): run CMD as root\n\n"
 	       "Outputs are never written through a symlink at their path, are replaced only once\n"
 	       "complete, and under sudo are created as the invoking user, whose rights also open\n"
@@ -103,7 +109,7 @@ int record_help(void)
 	       "found); 0 with -p or when -d or a signal ended the tracing first; 1 when the trace\n"
 	       "failed; 2 usage.\n\n"
 	       "Kinds:",
-	       prog_name, prog_name, prog_name, prog_name, DEFAULT_HOST_HZ, DEFAULT_HIT_NS);
+	       prog_name, prog_name, prog_name, prog_name, DEFAULT_HOST_HZ);
 	kinds_help();
 	printf("Examples:\n"
 	       "  sudo %s record -- .output/mmsb-bench --quick\n"
@@ -235,6 +241,7 @@ static int parse_args(int argc, char **argv, char ***cmd)
 
 	memset(&ro, 0, sizeof(ro));
 	ro.hit_ns = DEFAULT_HIT_NS;
+	ro.hit_src = NULL; /* measured in do_record() */
 	ro.stack_mode = STACKS_OUTER;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+p:d:l:k:f:J:s:e:P:o:h", opts, NULL)) != -1) {
@@ -296,6 +303,7 @@ static int parse_args(int argc, char **argv, char ***cmd)
 				p_err("invalid hit cost '%s' (ns)", optarg);
 				return EXIT_USAGE;
 			}
+			ro.hit_src = "given";
 			break;
 		case 3:
 			ro.as_root = true;
@@ -347,6 +355,7 @@ struct session {
 	uint32_t mask;
 	char **cmd;
 	bool started;
+	struct hit_cal hc; /* the hit cost's probes in our own process, out at the teardown */
 };
 
 /* The request checked whole, and the machine's means for it, before anything is started. */
@@ -775,6 +784,8 @@ static void teardown(struct session *s)
 	s->n_links = 0;
 	bpf_link__destroy(s->host_reg);
 	s->host_reg = NULL;
+	n += s->hc.n;
+	hit_cal_free(&s->hc);
 	fmt_dur(mono_ns() - t0, d, sizeof(d));
 	if (!ro.no_table && n) {
 		printf("teardown after the report: %d probe link%s removed in %s\n", n,
@@ -842,6 +853,25 @@ static int conclude(struct session *s)
 	return ret;
 }
 
+/* This host's cost of a hit, on the loaded programs before the window: ro.hit_ns, its source. */
+static void measure_hit_cost(struct session *s)
+{
+	uint64_t t0 = mono_ns();
+	double ns;
+
+	if (s->mask && !hit_cost_measure(s->skel, HIT_BUDGET_NS, &s->hc, &ns)) {
+		ro.hit_measure_ns = mono_ns() - t0;
+		ro.hit_ns = (uint64_t)(ns + 0.5);
+		ro.hit_src = "measured";
+		return;
+	}
+	ro.hit_ns = DEFAULT_HIT_NS;
+	ro.hit_src = s->mask ? "default (the measurement failed)" : "default (no span probes)";
+	if (s->mask)
+		fprintf(stderr, "%s: the hit cost could not be measured: %d ns a hit assumed\n",
+			prog_name, DEFAULT_HIT_NS);
+}
+
 static void session_free(struct session *s)
 {
 	int status;
@@ -852,6 +882,7 @@ static void session_free(struct session *s)
 		bpf_link__destroy(s->host_links[i]);
 	free(s->host_links);
 	bpf_link__destroy(s->host_reg);
+	hit_cal_free(&s->hc);
 	host_report_free(&s->rp.host);
 	if (s->tr.main > 0 && !s->started && !s->tr.main_gone) {
 		/* stopped at its exec, never ran an instruction of its own: nothing was started */
@@ -889,6 +920,8 @@ int do_record(int argc, char **argv)
 		ret = EXIT_FAIL;
 	else
 		ret = load(&s);
+	if (ret == GO_ON && !ro.hit_src)
+		measure_hit_cost(&s);
 	if (ret == GO_ON)
 		ret = attach(&s) ? EXIT_FAIL : GO_ON;
 	if (ret == GO_ON) {

@@ -29,6 +29,8 @@ struct record_opts {
 	bool as_root, no_table, stacks_set;
 	int stack_mode;
 	uint64_t hit_ns;
+	const char *hit_src;	 /* "measured", "given" (--hit-cost), "default (...)" */
+	uint64_t hit_measure_ns; /* how long the measurement took */
 	char paths[4][PATH_MAX]; /* the profile's output files in out_dir */
 	char profile_pmu[256];
 	struct pmu_event ev[MAX_PMU];

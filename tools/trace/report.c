@@ -189,9 +189,9 @@ static void table_kinds(const struct report *rp)
 	tprintf(rp,
 		"mmsb-trace: window: %.2f s from attach to stop, process %d: %" PRIu64
 		" probe hits, estimated probe cost %s (%.1f%% of the window, at %" PRIu64
-		" ns a hit)\n\n",
+		" ns a hit (%s))\n\n",
 		(double)rp->wall_ns / 1e9, rp->pid, hits, ov, 100.0 * share(overhead, rp->wall_ns),
-		o->hit_ns);
+		o->hit_ns, o->hit_src);
 	tprintf(rp, "%-16s %-12s %10s %11s %11s %7s %9s %9s\n", "SPAN", "CATEGORY", "CALLS",
 		"TOTAL", "SELF", "SELF%", "P50<=", "P99<=");
 	for (int k = 0; k < SPAN_KINDS; k++) {
@@ -305,6 +305,20 @@ static void table_footer(const struct report *rp)
 			rp->tl->not_kept ? "; the speedscope timeline holds the first 524288" : "");
 }
 
+/* One line on stderr when the traps' estimated cost passes 10 % of the window. */
+static void overhead_warning(const struct report *rp)
+{
+	uint64_t overhead = rp->counters[CNT_HITS] * rp->o->hit_ns;
+
+	if (!rp->wall_ns || overhead * 10 <= rp->wall_ns)
+		return;
+	fflush(stdout);
+	fprintf(stderr,
+		"%s: the probes cost an estimated %.1f %% of the traced time on this host (%" PRIu64
+		" ns a hit): figures include it\n",
+		prog_name, 100.0 * share(overhead, rp->wall_ns), rp->o->hit_ns);
+}
+
 int report_write(struct report *rp)
 {
 	struct record_opts *o = rp->o;
@@ -322,6 +336,7 @@ int report_write(struct report *rp)
 		ret = EXIT_FAIL;
 	table_kinds(rp);
 	table_footer(rp);
+	overhead_warning(rp);
 	if (o->json_out && json_report_write(rp, jstacks))
 		ret = EXIT_FAIL;
 	if (ssp) {

@@ -28,6 +28,28 @@ struct trace_features {
 struct json_object;
 
 void features_probe(struct trace_features *f);
+
+/* The cost of one probe hit here, measured for record (features.c): what it holds till freed. */
+struct mmsb_state;
+struct mmsb_trace_bpf;
+struct bpf_link;
+
+#define HIT_SITES 8 /* the api pair's sites in mmsb_page_epoch, at most */
+
+struct hit_cal {
+	struct mmsb_state *s;
+	struct bpf_link *l[HIT_SITES];
+	int n;
+};
+
+/*
+ * On the run's loaded programs, before its window opens, within budget_ns (give or take a
+ * batch): 0 and the ns a hit, or -1. The maps are left as it found them, empty.
+ */
+int hit_cost_measure(struct mmsb_trace_bpf *skel, uint64_t budget_ns, struct hit_cal *hc,
+		     double *per_hit_ns);
+/* Its probes out (slow: tens of ms each); a zeroed hc is nothing. */
+void hit_cal_free(struct hit_cal *hc);
 /* The same as a JSON object (unknown as null), for features --json and record's report */
 struct json_object *features_json(const struct trace_features *f);
 
