@@ -81,6 +81,7 @@ B="$OUT/head/mmsb-bench"
 
 # the plan comes from HEAD: a key HEAD adds is reported as new, not judged
 "$B" --gate-plan >"$OUT/plan" || die "mmsb-bench --gate-plan failed"
+cp "$OUT/plan" "$OUT/plan.all"
 if [ -n "${PERF_GATE_KEYS:-}" ]; then
 	want=",${PERF_GATE_KEYS},"
 	awk -v w="$want" 'index(w, "," $2 ",")' "$OUT/plan" >"$OUT/plan.sel"

@@ -211,7 +211,8 @@ def gate(out, base, t_insn, t_paired):
     plan = [l.split() for l in read_text(os.path.join(out, "plan")).splitlines()]
     base_keys = set(read_text(os.path.join(out, "base-keys")).split())
     paired_plan = {k for how, k in plan if how == "paired"} if runs_made(out) else set()
-    for key in sorted(base_keys - {k for _, k in plan}):
+    full = [l.split() for l in read_text(os.path.join(out, "plan.all")).splitlines()] or plan
+    for key in sorted(base_keys - {k for _, k in full}):
         # a key BASE judged and HEAD no longer has: renamed or dropped, said rather than skipped
         rows.append({"key": key, "how": "-", "verdict": "gone from HEAD's plan: not judged"})
     for key in sorted(paired_plan - {k.split(":")[0] for k in pairs}):
