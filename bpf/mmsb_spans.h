@@ -12,7 +12,7 @@
 
 /* clang-format off: one kind a line, whatever the width */
 #define MMSB_SPANS(X)                                                                              \
-	X(API, "api", "api__entry", "api__exit", "ffi")                                            \
+	X(API, "api", "api__entry", "api__exit", "library")                                        \
 	X(STATE_OPEN, "state_open", "state__open__begin", "state__open__end", "allocation")        \
 	X(STATE_CLOSE, "state_close", "state__close__begin", "state__close__end", "allocation")    \
 	X(PAGE_ALLOC, "page_alloc", "page__alloc__begin", "page__alloc__end", "allocation")        \
