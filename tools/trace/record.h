@@ -38,6 +38,30 @@ struct record_opts {
 	uint64_t host_hz; /* --host-sample: 0, off */
 };
 
+/* The one set of options, filled by record_parse_args() (record_opts.c). */
+extern struct record_opts ro;
+
+/*
+ * A probe hit's cost is this host's, measured at the start of each run within HIT_BUDGET_NS
+ * (features.c: hit_cost_measure) unless --hit-cost gives it; DEFAULT_HIT_NS only when the
+ * measurement fails (said so). The report warns when the estimate passes 10 % of the window.
+ */
+#define DEFAULT_HIT_NS 600
+#define HIT_BUDGET_NS 80000000ull
+/*
+ * --host-sample: every sample interrupts the target, about 15 us each on the VM measured
+ * (docs/ffi.md): 1 kHz slows it by about 1 %, 10 kHz by 16 %.
+ */
+#define DEFAULT_HOST_HZ 1000
+
+/* Returned by a step of record that found nothing to stop for. */
+#define GO_ON (-1)
+
+/* The command line into ro (GO_ON, or the status to exit with); *cmd: the command, or NULL. */
+int record_parse_args(int argc, char **argv, char ***cmd);
+/* A profile's settings (-P) into ro where the command line did not say; its kinds into *mask. */
+int record_apply_profile(uint32_t *mask);
+
 /* ---- the target (target.c) ---- */
 
 /* Where libmmsb lives for PID: a mapped libmmsb.so*, or the executable if it carries the probes. */

@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * mmsb-trace record: what the user asked for. The help, the options and a profile's settings
+ * into the one struct record_opts the session (record.c) and the outputs read.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "record.h"
+#include "usdt_helpers.h"
+
+struct record_opts ro;
+
+/* The -k names, from the span list, wrapped under "Kinds:"; then the two that are not probes. */
+static void kinds_help(void)
+{
+	int col = 6;
+
+	for (int k = 0; k < SPAN_KINDS; k++) {
+		const char *name = span_name(k);
+
+		if (k == SPAN_HOST)
+			continue;
+		if (col + 1 + (int)strlen(name) > 85) {
+			printf("\n      ");
+			col = 6;
+		}
+		col += printf(" %s", name);
+	}
+	printf("\n       ffi_call (a host's libffi calls into libmmsb, probed: costs what it measures)\n"
+	       "       (ffi_host, the host's side sampled, comes with --host-sample, not -k)\n\n");
+}
+
+int record_help(void)
+{
+	printf("Usage: %s record [OPTIONS] -- CMD [ARGS...]\n"
+	       "       %s record [OPTIONS] -p PID\n\n"
+	       "Attach to every span probe of libmmsb in one process and report where its time went:\n"
+	       "per span kind the calls, the inclusive and self time, the share of the traced wall\n"
+	       "time, p50/p99, and the probe hits with their estimated cost.\n\n"
+	       "  -p, --pid PID          attach to a running process (detaches cleanly); under sudo,\n"
+	       "                         one the invoking user could trace\n"
+	       "  -d, --duration SECS    stop after SECS (default: Ctrl-C or the target's exit);\n"
+	       "                         the command goes on, untraced, and is not waited for\n"
+	       "  -l, --lib PATH         the libmmsb.so to attach to (default: found from the target)\n"
+	       "  -k, --kinds LIST       only these span kinds (comma-separated; see below), or none\n"
+	       "  -P, --profile NAME|FILE  settings from a trace profile ('%s profiles' lists\n"
+	       "                         them); options given here override it\n"
+	       "  -o, --output-dir DIR   where a profile's outputs go (default: .): trace.json,\n"
+	       "                         trace.folded, trace.speedscope.json, trace.events.ndjson\n"
+	       "      --stacks MODE      outer (default: the outermost span's, inherited inside it),\n"
+	       "                         all (every span's; a stack walk per begin) or none\n"
+	       "  -f, --folded FILE      folded stacks weighted in ns of self time\n"
+	       "  -J, --json FILE        everything, as JSON\n"
+	       "  -s, --speedscope FILE  a speedscope profile (with -e, also a timeline per thread)\n"
+	       "  -e, --events FILE      stream every closed span through a ring buffer into FILE,\n"
+	       "                         one JSON object a line; drops are counted and reported\n"
+	       "      --pmu EVENTS       count these events per span (comma list, at most 4; see\n"
+	       "                         '%s pmu list'), e.g. perf::PAGE-FAULTS,perf::TASK-CLOCK\n"
+	       "      --host-sample[=HZ] sample the host's side of the crossings into libmmsb (its\n"
+	       "                         marshalling and call loop) with a CPU clock on every CPU,\n"
+	       "                         HZ a second (default %d): kind ffi_host. Alone it attaches\n"
+	       "                         no span probe (their traps would slow the host); with -k\n"
+	       "                         or -P, both\n"
+	       "      --hit-cost NS      cost of one probe hit for the overhead estimate (default:\n"
+	       "                         measured on this host at the start, within 0.1 s)\n"
+	       "      --as-root          root only (refused under sudo): run CMD as root\n\n"
+	       "Outputs are never written through a symlink at their path, are replaced only once\n"
+	       "complete, and under sudo are created as the invoking user, whose rights also open\n"
+	       "the files named here. FILE '-' is stdout.\n\n"
+	       "Exit status: the command's (128+N when signal N ended it, 127 when it is not\n"
+	       "found); 0 with -p or when -d or a signal ended the tracing first; 1 when the trace\n"
+	       "failed; 2 usage.\n\n"
+	       "Kinds:",
+	       prog_name, prog_name, prog_name, prog_name, DEFAULT_HOST_HZ);
+	kinds_help();
+	printf("Examples:\n"
+	       "  sudo %s record -- .output/mmsb-bench --quick\n"
+	       "  sudo %s record -p 4242 -d 10 -f out.folded   # flamegraph.pl out.folded\n"
+	       "  sudo %s record -P ci -o artifacts -- .output/mmsb-bench\n",
+	       prog_name, prog_name, prog_name);
+	return EXIT_OK;
+}
+
+/* The profile's settings, where the command line did not say otherwise. */
+int record_apply_profile(uint32_t *mask)
+{
+	static const char *const files[] = {
+		[PROFILE_OUT_JSON] = "trace.json",
+		[PROFILE_OUT_FOLDED] = "trace.folded",
+		[PROFILE_OUT_SPEEDSCOPE] = "trace.speedscope.json",
+		[PROFILE_OUT_TABLE] =
+			"trace.events.ndjson", /* the table has no file: events use it */
+	};
+	const char *dir = ro.out_dir ? ro.out_dir : ".";
+	struct trace_profile p;
+
+	if (profile_load(ro.profile, &p))
+		return -1;
+	if (ro.out_dir && out_mkdir(ro.out_dir))
+		return -1;
+	if (!ro.kinds)
+		*mask = p.kinds_mask;
+	if (!ro.stacks_set)
+		ro.stack_mode = p.stack_mode;
+	if (!ro.duration && p.duration)
+		ro.duration = (double)p.duration;
+	ro.no_table = !(p.outputs & (1u << PROFILE_OUT_TABLE));
+	for (int i = 0; i < 4; i++)
+		snprintf(ro.paths[i], sizeof(ro.paths[i]), "%s/%s", dir, files[i]);
+	if (!ro.json_out && (p.outputs & (1u << PROFILE_OUT_JSON)))
+		ro.json_out = ro.paths[PROFILE_OUT_JSON];
+	if (!ro.folded && (p.outputs & (1u << PROFILE_OUT_FOLDED)))
+		ro.folded = ro.paths[PROFILE_OUT_FOLDED];
+	if (!ro.speedscope && (p.outputs & (1u << PROFILE_OUT_SPEEDSCOPE)))
+		ro.speedscope = ro.paths[PROFILE_OUT_SPEEDSCOPE];
+	if (!ro.events && p.events)
+		ro.events = ro.paths[PROFILE_OUT_TABLE];
+	if (!ro.host_hz)
+		ro.host_hz = p.host_hz;
+	if (!ro.pmu && p.pmu[0]) {
+		snprintf(ro.profile_pmu, sizeof(ro.profile_pmu), "%s", p.pmu);
+		ro.pmu = ro.profile_pmu;
+	}
+	return 0;
+}
+
+int record_parse_args(int argc, char **argv, char ***cmd)
+{
+	static const struct option opts[] = {
+		{ "pid", required_argument, NULL, 'p' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "lib", required_argument, NULL, 'l' },
+		{ "kinds", required_argument, NULL, 'k' },
+		{ "folded", required_argument, NULL, 'f' },
+		{ "json", required_argument, NULL, 'J' },
+		{ "speedscope", required_argument, NULL, 's' },
+		{ "events", required_argument, NULL, 'e' },
+		{ "profile", required_argument, NULL, 'P' },
+		{ "output-dir", required_argument, NULL, 'o' },
+		{ "stacks", required_argument, NULL, 1 },
+		{ "hit-cost", required_argument, NULL, 2 },
+		{ "as-root", no_argument, NULL, 3 },
+		{ "pmu", required_argument, NULL, 4 },
+		{ "host-sample", optional_argument, NULL, 5 },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	int c;
+
+	memset(&ro, 0, sizeof(ro));
+	ro.hit_ns = DEFAULT_HIT_NS;
+	ro.hit_src = NULL; /* measured in do_record() */
+	ro.stack_mode = STACKS_OUTER;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+p:d:l:k:f:J:s:e:P:o:h", opts, NULL)) != -1) {
+		uint64_t v;
+
+		switch (c) {
+		case 'p':
+			if (parse_u64(optarg, 1, 4194304, &ro.pid)) {
+				p_err("invalid PID '%s'", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'd':
+			if (parse_u64(optarg, 1, 86400 * 365, &v)) {
+				p_err("invalid duration '%s' (whole seconds)", optarg);
+				return EXIT_USAGE;
+			}
+			ro.duration = (double)v;
+			break;
+		case 'l':
+			ro.lib = optarg;
+			break;
+		case 'k':
+			ro.kinds = optarg;
+			break;
+		case 'f':
+			ro.folded = optarg;
+			break;
+		case 'J':
+			ro.json_out = optarg;
+			break;
+		case 's':
+			ro.speedscope = optarg;
+			break;
+		case 'e':
+			ro.events = optarg;
+			break;
+		case 'P':
+			ro.profile = optarg;
+			break;
+		case 'o':
+			ro.out_dir = optarg;
+			break;
+		case 1:
+			if (!strcmp(optarg, "outer"))
+				ro.stack_mode = STACKS_OUTER;
+			else if (!strcmp(optarg, "all"))
+				ro.stack_mode = STACKS_ALL;
+			else if (!strcmp(optarg, "none"))
+				ro.stack_mode = STACKS_NONE;
+			else {
+				p_err("--stacks takes outer, all or none, not '%s'", optarg);
+				return EXIT_USAGE;
+			}
+			ro.stacks_set = true;
+			break;
+		case 2:
+			if (parse_u64(optarg, 0, 1000000, &ro.hit_ns)) {
+				p_err("invalid hit cost '%s' (ns)", optarg);
+				return EXIT_USAGE;
+			}
+			ro.hit_src = "given";
+			break;
+		case 3:
+			ro.as_root = true;
+			break;
+		case 4:
+			ro.pmu = optarg;
+			break;
+		case 5:
+			ro.host_hz = DEFAULT_HOST_HZ;
+			if (optarg && parse_u64(optarg, 1, 1000000, &ro.host_hz)) {
+				p_err("invalid --host-sample rate '%s' (Hz)", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			return record_help();
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	/*
+	 * --as-root is for root itself. Under sudo it would hand root to whoever may sudo only
+	 * mmsb-trace (a command run as root, any process traced): any SUDO_UID but root's, even
+	 * one that does not parse, refuses it.
+	 */
+	if (ro.as_root && sudo_env()) {
+		p_err("--as-root is refused under sudo (SUDO_UID=%.20s): only root itself may use it",
+		      getenv("SUDO_UID"));
+		return EXIT_USAGE;
+	}
+	if (optind < argc && !strcmp(argv[optind], "--"))
+		optind++;
+	*cmd = optind < argc ? argv + optind : NULL;
+	return GO_ON;
+}
