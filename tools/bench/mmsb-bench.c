@@ -244,7 +244,7 @@ static int print_info(void)
 		       k->skip ? k->skip : "", k->skip ? "]" : "");
 	}
 	for (size_t i = 0; i < n_bench_keys; i++)
-		if (bench_keys[i].applies && !strcmp(bench_keys[i].category, "propagation"))
+		if (key_has_derived(&bench_keys[i]))
 			printf("propagation/%s_per_apply%*s v2: %s divided by its %u applies\n",
 			       bench_keys[i].name,
 			       (int)(34 - strlen("propagation/_per_apply") -
@@ -355,7 +355,7 @@ static int run_suite(struct bench_result *res, struct derived *dv, size_t *nd,
 			ret = EXIT_FAIL;
 		print_result(r);
 		fflush(stdout);
-		if (k->applies && !strcmp(k->category, "propagation") && !r->err && *nd < 8)
+		if (key_has_derived(k) && !r->err && *nd < 8)
 			derive(k, r, &dv[(*nd)++]);
 	}
 	return ret;

@@ -264,28 +264,45 @@ char *key_name(const struct bench_key *k)
 	return buf;
 }
 
-static bool in_list(const char *list, const char *item)
+bool key_has_derived(const struct bench_key *k)
 {
-	char *copy = strdup(list), *tok, *save;
-	bool hit = false;
+	return k->applies && !strcmp(k->category, "propagation");
+}
 
-	for (tok = strtok_r(copy, ",", &save); tok && !hit; tok = strtok_r(NULL, ",", &save))
-		hit = !strcmp(tok, item);
-	free(copy);
-	return hit;
+/* Does the name at P (LEN bytes: a -c or -k token) name k: its category, or its own or derived name? */
+static bool names_key(const char *p, size_t len, const struct bench_key *k, bool category)
+{
+	static const char derived[] = "_per_apply";
+	const char *full = key_name(k);
+	size_t fl = strlen(full), dl = sizeof(derived) - 1;
+
+	if (category)
+		return strlen(k->category) == len && !strncmp(p, k->category, len);
+	if (len == fl && !strncmp(p, full, len))
+		return true;
+	return key_has_derived(k) && len == fl + dl && !strncmp(p, full, fl) &&
+	       !strncmp(p + fl, derived, dl);
+}
+
+/* Does a token of the comma-separated LIST name k? */
+static bool list_names(const char *list, const struct bench_key *k, bool category)
+{
+	for (const char *p = list;; p += strcspn(p, ",") + 1) {
+		size_t len = strcspn(p, ",");
+
+		if (names_key(p, len, k, category))
+			return true;
+		if (!p[len])
+			return false;
+	}
 }
 
 /* A derived key (propagation/X_per_apply) is selected by its own name too: it needs X. */
 bool key_selected(const struct bench_opts *o, const struct bench_key *k)
 {
-	char derived[160];
-
-	if (o->categories && !in_list(o->categories, k->category))
+	if (o->categories && !list_names(o->categories, k, true))
 		return false;
-	if (!o->keys || in_list(o->keys, key_name(k)))
-		return true;
-	snprintf(derived, sizeof(derived), "%s_per_apply", key_name(k));
-	return k->applies && !strcmp(k->category, "propagation") && in_list(o->keys, derived);
+	return !o->keys || list_names(o->keys, k, false);
 }
 
 /*
@@ -295,33 +312,18 @@ bool key_selected(const struct bench_opts *o, const struct bench_key *k)
 const char *unknown_name(const char *list, bool categories)
 {
 	static char bad[128];
-	const char *p = list;
 
-	for (;;) {
+	for (const char *p = list;; p += strcspn(p, ",") + 1) {
 		size_t len = strcspn(p, ",");
 		bool known = false;
 
-		for (size_t i = 0; len && !known && i < n_bench_keys; i++) {
-			const struct bench_key *k = &bench_keys[i];
-			char name[160];
-
-			if (categories) {
-				known = strlen(k->category) == len && !strncmp(p, k->category, len);
-				continue;
-			}
-			snprintf(name, sizeof(name), "%s", key_name(k));
-			known = strlen(name) == len && !strncmp(p, name, len);
-			if (!known && k->applies && !strcmp(k->category, "propagation")) {
-				snprintf(name, sizeof(name), "%s_per_apply", key_name(k));
-				known = strlen(name) == len && !strncmp(p, name, len);
-			}
-		}
+		for (size_t i = 0; len && !known && i < n_bench_keys; i++)
+			known = names_key(p, len, &bench_keys[i], categories);
 		if (!known) {
 			snprintf(bad, sizeof(bad), "%.*s", (int)(len < 100 ? len : 100), p);
 			return bad;
 		}
 		if (!p[len])
 			return NULL;
-		p += len + 1;
 	}
 }

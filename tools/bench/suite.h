@@ -49,6 +49,8 @@ extern const bool allocs_counted;
 int cmp_double(const void *a, const void *b);
 /* "category/name", in a static buffer */
 char *key_name(const struct bench_key *k);
+/* A propagation key that counts its applies has a derived twin, propagation/NAME_per_apply. */
+bool key_has_derived(const struct bench_key *k);
 /* Whether -c and -k select the key. */
 bool key_selected(const struct bench_opts *o, const struct bench_key *k);
 /* The first name of LIST the suite does not know ("" for an empty one), NULL when all are. */
