@@ -79,7 +79,7 @@ fi
 taskset -c "$cpu" python3 tests/helpers/ffi_workload.py 100000000 0 >/dev/null 2>&1 &
 host=$!
 # once it has loaded libmmsb (seconds on a loaded machine), and a moment of calls after that
-for _ in $(seq 300); do grep -q libmmsb "/proc/$host/maps" 2>/dev/null && break; sleep 0.1; done
+wait_mapped $host
 sleep 1
 "$T" record --host-sample -p $host -d 2 -J "$tmp/p.json" >"$tmp/p.out" 2>"$tmp/p.err"
 rc=$?
@@ -106,12 +106,7 @@ fi
 if ! command -v bpftrace >/dev/null; then
 	skip "slowdown against bpftrace" "bpftrace is not installed"
 else
-	cat >"$tmp/spans.bt" <<BT
-usdt:$WS:mmsb:update__begin { @ub[tid] = nsecs; }
-usdt:$WS:mmsb:update__end /@ub[tid]/ { @update_n = count(); @update_ns = sum(nsecs - @ub[tid]); delete(@ub[tid]); }
-usdt:$WS:mmsb:recompute__begin { @rb[tid] = nsecs; }
-usdt:$WS:mmsb:recompute__end /@rb[tid]/ { @recompute_n = count(); @recompute_ns = sum(nsecs - @rb[tid]); delete(@rb[tid]); }
-BT
+	sed "s|@WORKLOAD@|$WS|g" tests/helpers/spans.bt >"$tmp/spans.bt"
 	: >"$tmp/slow"
 	for round in 1 2 3; do
 		plain=$("$WS" rounds 20000 | awk '{ print $6 }')

@@ -9,3 +9,12 @@ n=0 fail=0
 ok() { n=$((n + 1)); echo "ok $n $1"; }
 bad() { n=$((n + 1)); fail=1; echo "not ok $n $1"; }
 skip() { n=$((n + 1)); echo "ok $n $1 # SKIP $2"; }
+# wait_mapped PID: until the process has libmmsb mapped (at its start, or a host's import of the
+# binding): at once when it has, at most 30 s on a loaded machine; false if it never does.
+wait_mapped() {
+	for _ in $(seq 300); do
+		grep -q libmmsb "/proc/$1/maps" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}

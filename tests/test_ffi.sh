@@ -125,7 +125,7 @@ fi
 python3 tests/helpers/ffi_workload.py 100000000 0 >/dev/null 2>&1 &
 host=$!
 # once it has loaded libmmsb (seconds on a loaded machine), and a moment of calls after that
-for _ in $(seq 300); do grep -q libmmsb "/proc/$host/maps" 2>/dev/null && break; sleep 0.1; done
+wait_mapped $host
 sleep 1
 "$T" record --host-sample -p $host -d 2 -J "$tmp/p.json" >"$tmp/p.out" 2>"$tmp/p.err"
 rc=$?

@@ -108,7 +108,7 @@ fi
 mkfifo "$tmp/hold"
 MMSB_WORKLOAD_HOLD="$tmp/hold" "$O/tests/probe_workload" "$tmp" >/dev/null &
 wpid=$!
-for _ in $(seq 50); do grep -q libmmsb "/proc/$wpid/maps" 2>/dev/null && break; sleep 0.02; done
+wait_mapped $wpid
 if "$T" list -p "$wpid" >"$tmp/plist" 2>&1 && grep -q "libmmsb.so" "$tmp/plist" &&
 	grep -q "mmsb:update__begin" "$tmp/plist"; then
 	ok "mmsb-trace list -p finds the probes in a running process"

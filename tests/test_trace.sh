@@ -205,12 +205,7 @@ fi
 if ! command -v bpftrace >/dev/null; then
 	skip "agreement with bpftrace" "bpftrace is not installed"
 else
-	cat >"$tmp/spans.bt" <<BT
-usdt:$WS:mmsb:update__begin { @ub[tid] = nsecs; }
-usdt:$WS:mmsb:update__end /@ub[tid]/ { @update_n = count(); @update_ns = sum(nsecs - @ub[tid]); delete(@ub[tid]); }
-usdt:$WS:mmsb:recompute__begin { @rb[tid] = nsecs; }
-usdt:$WS:mmsb:recompute__end /@rb[tid]/ { @recompute_n = count(); @recompute_ns = sum(nsecs - @rb[tid]); delete(@rb[tid]); }
-BT
+	sed "s|@WORKLOAD@|$WS|g" tests/helpers/spans.bt >"$tmp/spans.bt"
 	mkfifo "$tmp/hold"
 	MMSB_WORKLOAD_HOLD="$tmp/hold" "$WS" spin 100 2000 >"$tmp/w.out" &
 	wpid=$!
@@ -256,7 +251,7 @@ fi
 "$W" loop >"$tmp/loop.out" &
 lpid=$!
 pids+=("$lpid")
-for _ in $(seq 100); do grep -q libmmsb "/proc/$lpid/maps" 2>/dev/null && break; sleep 0.02; done
+wait_mapped $lpid
 cycles=0 zero=0
 for i in $(seq 12); do
 	"$T" record -p "$lpid" -k update,propagate -d 1 >"$tmp/p.out" 2>"$tmp/p.err" || break

@@ -134,10 +134,8 @@ else
 	setpriv --reuid="$U" --regid="$G" --clear-groups "$W" loop >/dev/null &
 	upid=$!
 	pids+=("$upid")
-	for _ in $(seq 100); do
-		grep -q libmmsb "/proc/$rpid/maps" 2>/dev/null && grep -q libmmsb "/proc/$upid/maps" 2>/dev/null && break
-		sleep 0.02
-	done
+	wait_mapped $rpid
+	wait_mapped $upid
 	as_sudo "${R[@]}" -p "$rpid" -d 1 >"$tmp/o" 2>"$tmp/e"
 	rc1=$?
 	as_sudo "${R[@]}" --as-root -p "$rpid" -d 1 >/dev/null 2>"$tmp/e2"

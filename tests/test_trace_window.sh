@@ -36,7 +36,7 @@ wp=$!
 pids+=("$wp")
 # once it has loaded libmmsb; three kinds, not all: removing a probe site takes the kernel ~90 ms
 # here, and the api pair alone has ~200
-for _ in $(seq 300); do grep -q libmmsb "/proc/$wp/maps" 2>/dev/null && break; sleep 0.02; done
+wait_mapped $wp
 "$T" record -p "$wp" -d 2 -k update,propagate,recompute -J "$tmp/w.json" >"$tmp/w.out" 2>"$tmp/w.err"
 rc=$?
 kill -USR1 "$wp"
