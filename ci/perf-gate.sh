@@ -76,7 +76,7 @@ make -s -j"$(nproc)" O="$OUT/head" CUDA=0 "$OUT/head/mmsb-bench" >"$OUT/head-bui
 	die "the work tree does not build: $OUT/head-build.log"
 A="$bdir/build/mmsb-bench"
 B="$OUT/head/mmsb-bench"
-"$A" --gate-plan >/dev/null 2>&1 ||
+"$A" --gate-plan 2>/dev/null | awk '{ print $2 }' >"$OUT/base-keys" && [ -s "$OUT/base-keys" ] ||
 	die "BASE $short predates mmsb-bench --gate-plan/--evals: choose a later BASE"
 
 # the plan comes from HEAD: a key HEAD adds is reported as new, not judged
@@ -88,7 +88,6 @@ if [ -n "${PERF_GATE_KEYS:-}" ]; then
 	mv "$OUT/plan.sel" "$OUT/plan"
 	[ -s "$OUT/plan" ] || die "no key of PERF_GATE_KEYS is in the gate's plan ($B --gate-plan)"
 fi
-"$A" --gate-plan | awk '{ print $2 }' >"$OUT/base-keys"
 
 # one instruction count: SIDE KEY EVALS -> "SIDE KEY EVALS IREFS" (an empty count on failure)
 count() {
