@@ -101,7 +101,8 @@ cat "$OUT/gate.err" >&2
 # judge
 regressed=0 invalid=0
 if [ $gate_rc -eq 1 ]; then
-	regressed=$(python3 -c 'import json,sys; print(sum(k["verdict"] == "REGRESSION" for k in json.load(open(sys.argv[1]))["keys"]))' "$OUT/gate.json")
+	# a regression, or a key HEAD failed to run: the gate failed either way
+	regressed=$(python3 -c 'import json,sys; print(max(1, sum(k["verdict"] == "REGRESSION" or k["verdict"].startswith("FAILED") for k in json.load(open(sys.argv[1]))["keys"])))' "$OUT/gate.json" 2>/dev/null || echo 1)
 elif [ $gate_rc -ne 0 ]; then
 	status "gate_note=$(grep 'perf-gate:' "$OUT/gate.err" | tail -1)"
 fi
