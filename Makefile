@@ -90,7 +90,7 @@ ifeq ($(PROBES),1)
 # the semaphores of every probe, from dtrace -G
 LIB_OBJS += $(O)/lib/probes_sema.o
 endif
-HEADERS := lib/include/mmsb/mmsb.h
+HEADERS := lib/include/mmsb/mmsb.h lib/include/mmsb/span_abi.h
 
 TOOLS := mmsb-tlog mmsb-bench mmsb-trace
 TOOL_BINS := $(addprefix $(O)/,$(TOOLS))
@@ -168,10 +168,11 @@ $(O)/gen/mmsb_probes_dtrace.h: lib/probes.d | $(O)/gen
 	$(call msg,DTRACE,$@)
 	$(Q)$(DTRACE) -h -s $< -o $@
 
-$(O)/gen/mmsb_probes.h: lib/probes.d lib/api-ids.list lib/gen-probes.sh $(O)/gen/probes.mode \
-			$(if $(filter 1,$(PROBES)),$(O)/gen/mmsb_probes_dtrace.h)
+$(O)/gen/mmsb_probes.h: lib/probes.d lib/api-ids.list bpf/mmsb_spans.h lib/gen-probes.sh \
+			$(O)/gen/probes.mode $(if $(filter 1,$(PROBES)),$(O)/gen/mmsb_probes_dtrace.h)
 	$(call msg,GEN,$@)
-	$(Q)lib/gen-probes.sh $(PROBES) $< lib/api-ids.list $@ $(O)/gen/mmsb_probes_dtrace.h
+	$(Q)CC="$(CC)" lib/gen-probes.sh $(PROBES) $< lib/api-ids.list bpf/mmsb_spans.h $@ \
+		$(O)/gen/mmsb_probes_dtrace.h
 
 $(O)/lib/probes_sema.o: lib/probes.d | $(O)/lib
 	$(call msg,DTRACE,$@)

@@ -423,6 +423,7 @@ static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_
 			pages += e->wk[k].n_touched;
 		MMSB_ENGINE_BATCH_END(n, err ? 0 : pages, err);
 	}
+	MMSB_SPAN(ENGINE_BATCH_END);
 	return err;
 }
 

@@ -1,17 +1,20 @@
 #!/bin/sh
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #
-# Generate the probe header from lib/probes.d, the manifest, and lib/api-ids.list:
-#   gen-probes.sh 1 lib/probes.d lib/api-ids.list OUT.h DTRACE.h   probes on: OUT.h includes
-#                                                                   DTRACE.h (dtrace -h)
-#   gen-probes.sh 0 lib/probes.d lib/api-ids.list OUT.h            probes compiled out: empty
-#                                                                   macros, no notes
+# Generate the probe header from lib/probes.d, the manifest, lib/api-ids.list and the span kinds
+# of bpf/mmsb_spans.h:
+#   gen-probes.sh 1 lib/probes.d lib/api-ids.list bpf/mmsb_spans.h OUT.h DTRACE.h
+#       probes on: OUT.h includes DTRACE.h (dtrace -h)
+#   gen-probes.sh 0 lib/probes.d lib/api-ids.list bpf/mmsb_spans.h OUT.h
+#       probes compiled out: empty macros, no notes
 # Both define MMSB_FN_<function> (the API ids), MMSB_PROBE_NAMES (every probe's name, in the
 # manifest's order, for the tests and helpers that attach to each) and make each NAME__end /
 # api__exit probe share the semaphore of its NAME__begin / api__entry, so a tracer enables a
-# span's two ends together.
+# span's two ends together. With probes on, MMSB__SPAN_<PROBE>(args) is the in-process span of
+# each probe (lib/probes.h): a begin or an end of the kind whose pair it is, nothing for a probe
+# of no pair. The kinds are numbered by the C preprocessor from the X-macro itself ($CC -E).
 set -eu
-mode=$1 manifest=$2 api_list=$3 out=$4 dtrace_h=${5:-}
+mode=$1 manifest=$2 api_list=$3 spans_h=$4 out=$5 dtrace_h=${6:-}
 probes=$(sed -n 's/^[[:space:]]*probe[[:space:]]\{1,\}\([a-z0-9_]*\)(.*/\1/p' "$manifest")
 # every line of the id list is a comment, blank, or "ID mmsb_function": nothing is dropped silently
 bad=$(grep -n -v -E '^(#.*|[[:space:]]*|[0-9]+ mmsb_[a-z0-9_]+)$' "$api_list" || true)
@@ -46,6 +49,22 @@ tmp="$out.tmp"
 		fi
 	done
 	if [ "$mode" = 1 ]; then
+		# "ID begin end" per kind, in the X-macro's order: the kind's number is its line's
+		kinds=$(printf '#include "%s"\n#define X(id, n, b, e, c) id b e\nMMSB_SPANS(X)\n' \
+			"$(realpath "$spans_h")" | ${CC:-cc} -E -P -x c - | tr -d '"' | xargs -n 3)
+		echo "#define MMSB_SPAN_KINDS $(echo "$kinds" | wc -l)"
+		echo "$kinds" | awk '{ printf "#define MMSB_SPAN_KIND_%s %d\n", $1, NR - 1 }'
+		for p in $probes; do
+			upper=$(echo "$p" | sed 's/__/_/g' | tr 'a-z' 'A-Z')
+			k=$(echo "$kinds" | awk -v p="$p" '$2 == p || $3 == p { print NR - 1; exit }')
+			if [ -z "$k" ]; then
+				echo "#define MMSB__SPAN_${upper}(...) do { } while (0)"
+			elif echo "$kinds" | awk -v p="$p" '$2 == p { f = 1 } END { exit !f }'; then
+				echo "#define MMSB__SPAN_${upper}(...) mmsb__span_begin($k, MMSB__SPAN_KEY(__VA_ARGS__, 0))"
+			else
+				echo "#define MMSB__SPAN_${upper}(...) mmsb__span_end($k)"
+			fi
+		done
 		echo "#include \"$(basename "$dtrace_h")\""
 	fi
 	echo "#endif"

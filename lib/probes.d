@@ -23,6 +23,11 @@ provider mmsb {
 	 * first API call while a tracer is attached here; that attachment also turns the records on
 	 */
 	probe host__register(void *rec);
+	/*
+	 * a thread's span block (struct mmsb_span_thread, mmsb/span_abi.h), once per thread, when
+	 * it takes the block; a tracer attached here turns the in-process spans on
+	 */
+	probe span__register(void *block);
 
 	/* mmsb_state_open(): opening the log included */
 	probe state__open__begin(const char *log_path);

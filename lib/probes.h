@@ -18,11 +18,44 @@
 #include "mmsb_probes.h"
 
 #if MMSB_PROBES
+#include "mmsb/span_abi.h"
+
+/*
+ * In-process spans (mmsb/span_abi.h, lib/spans.c): a begin is kept only while a tracer holds
+ * the span__register semaphore, one load and a not-taken branch otherwise; an end looks at its
+ * thread's block only when the thread has one. The generated MMSB__SPAN_<PROBE> macros call
+ * these for each begin and end probe of bpf/mmsb_spans.h (lib/gen-probes.sh).
+ */
+extern __thread struct mmsb_span_thread *mmsb__span_self __attribute__((tls_model("initial-exec")));
+void mmsb__span_push(unsigned int kind, uint64_t key);
+void mmsb__span_pop(struct mmsb_span_thread *t, unsigned int kind);
+
+static inline void mmsb__span_begin(unsigned int kind, uint64_t key)
+{
+	if (__builtin_expect(MMSB_SPAN_REGISTER_ENABLED(), 0))
+		mmsb__span_push(kind, key);
+}
+
+static inline void mmsb__span_end(unsigned int kind)
+{
+	struct mmsb_span_thread *t = mmsb__span_self;
+
+	if (__builtin_expect(t != NULL, 0))
+		mmsb__span_pop(t, kind);
+}
+
+/* a begin's key: its first argument, whatever its type */
+#define MMSB__SPAN_KEY(a, ...) ((uint64_t)(uintptr_t)(a))
+
+/* The probe, and the in-process span when NAME begins or ends one. */
 #define MMSB_TRACE(NAME, ...)                                                                      \
 	do {                                                                                       \
+		MMSB__SPAN_##NAME(__VA_ARGS__);                                                    \
 		if (MMSB_##NAME##_ENABLED())                                                       \
 			MMSB_##NAME(__VA_ARGS__);                                                  \
 	} while (0)
+/* Only the in-process span, where the site fires the probe under its own check. */
+#define MMSB_SPAN(NAME, ...) MMSB__SPAN_##NAME(__VA_ARGS__)
 
 /*
  * The host side of the boundary, sampled (mmsb-trace record --host-sample, docs/ffi.md). While a
@@ -64,8 +97,7 @@ static inline void mmsb__api_leave(const struct mmsb__api_scope *sc)
 {
 	if (sc->host)
 		mmsb__host.depth--;
-	if (MMSB_API_EXIT_ENABLED())
-		MMSB_API_EXIT(sc->id);
+	MMSB_TRACE(API_EXIT, sc->id);
 }
 
 /* The exit fires from the cleanup of a scoped variable: every return path is covered. */
@@ -73,8 +105,7 @@ static inline void mmsb__api_leave(const struct mmsb__api_scope *sc)
 	const struct mmsb__api_scope mmsb__api_scope __attribute__((cleanup(mmsb__api_leave))) = { \
 		MMSB_FN_##fn, MMSB_HOST_REGISTER_ENABLED() && mmsb__host_enter()                   \
 	};                                                                                         \
-	if (MMSB_API_ENTRY_ENABLED())                                                              \
-	MMSB_API_ENTRY(mmsb__api_scope.id)
+	MMSB_TRACE(API_ENTRY, mmsb__api_scope.id)
 #else
 /* compiled out: the arguments still count as used, but are never evaluated */
 static inline void mmsb__probe_args(int unused, ...)
@@ -88,6 +119,7 @@ static inline void mmsb__probe_args(int unused, ...)
 			mmsb__probe_args(0, __VA_ARGS__);                                          \
 	} while (0)
 #define MMSB_API_SCOPE(fn) ((void)0)
+#define MMSB_SPAN(NAME, ...) ((void)0)
 #endif
 
 #endif /* __MMSB_PROBES_H */

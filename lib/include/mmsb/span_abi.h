@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * libmmsb's in-process spans: the memory layout an outside reader (mmsb-trace, its BPF programs,
+ * any profiler's agent) finds in a process that uses libmmsb. docs/probes.md describes it.
+ *
+ * While a tracer is attached to the mmsb:span__register probe (its semaphore is non-zero), every
+ * thread that opens a span keeps, in a block of its own, the stack of its open spans and, per
+ * span tree node (a kind under a chain of enclosing kinds), the count, inclusive and self time
+ * and a log-linear histogram of the durations. No probe fires per span: a span costs two reads of
+ * CLOCK_MONOTONIC and a few stores. The blocks are linked from the exported object
+ * mmsb_span_registry; the registry and the blocks are never freed, a block whose thread exited is
+ * handed to the next new thread with its figures (they only grow: readers take differences).
+ *
+ * Reading a block: read seq, the block, seq again; the copy is consistent when both reads give
+ * the same even value (the owner makes seq odd while it writes). The current span of a thread is
+ * stack[depth - 1] when depth > 0; mmsb:span__register(block) fires once per block, on the owner
+ * thread, when the block is made or handed over, so a BPF program learns tid -> block there.
+ *
+ * Layout version 1. Fields are only appended; a reader checks magic, version and the sizes.
+ */
+#ifndef __MMSB_SPAN_ABI_H
+#define __MMSB_SPAN_ABI_H
+
+#ifndef __bpf__
+#include <linux/types.h>
+#endif
+
+#define MMSB_SPAN_MAGIC 0x3142535053424d4dull /* "MMBSPSB1", little-endian */
+#define MMSB_SPAN_VERSION 1
+
+#define MMSB_SPAN_DEPTH 16  /* open spans kept per thread; deeper ones are counted */
+#define MMSB_SPAN_NODES 128 /* span tree nodes per thread, node 0 the root (no span) */
+#define MMSB_SPAN_KIND_MAX 32
+
+/*
+ * The duration histogram, log-linear: 8 sub-buckets per power of two, so a quantile read at a
+ * bucket's middle is within 6.25 % (HdrHistogram's scheme with 3 bits). Durations below 8 ns
+ * have a slot each; the last slot holds everything from 2^40 ns (18 minutes) up.
+ */
+#define MMSB_HIST_SUB_BITS 3
+#define MMSB_HIST_SLOTS 312
+
+static inline __u32 mmsb_hist_slot(__u64 ns)
+{
+	__u32 msb, slot;
+
+	if (ns < (1u << MMSB_HIST_SUB_BITS))
+		return (__u32)ns;
+	msb = 63 - (__u32)__builtin_clzll(ns);
+	slot = ((msb - MMSB_HIST_SUB_BITS + 1) << MMSB_HIST_SUB_BITS) +
+	       (__u32)((ns >> (msb - MMSB_HIST_SUB_BITS)) & ((1u << MMSB_HIST_SUB_BITS) - 1));
+	return slot < MMSB_HIST_SLOTS ? slot : MMSB_HIST_SLOTS - 1;
+}
+
+/* The smallest duration a slot holds; the slot holds up to the next slot's. */
+static inline __u64 mmsb_hist_slot_low(__u32 slot)
+{
+	__u32 sub = slot & ((1u << MMSB_HIST_SUB_BITS) - 1), msb;
+
+	if (slot < (1u << MMSB_HIST_SUB_BITS))
+		return slot;
+	msb = (slot >> MMSB_HIST_SUB_BITS) + MMSB_HIST_SUB_BITS - 1;
+	return (__u64)((1u << MMSB_HIST_SUB_BITS) + sub) << (msb - MMSB_HIST_SUB_BITS);
+}
+
+/* An open span. */
+struct mmsb_span_frame {
+	__u64 start_ns; /* CLOCK_MONOTONIC at its begin */
+	__u64 child_ns; /* inclusive time of the spans that closed directly inside it */
+	__u64 key;	/* its begin probe's first argument (a page id, a count, a pointer) */
+	__u16 node;	/* its node, 0 when the node table was full (not aggregated) */
+	__u8 kind;	/* the span kind (bpf/mmsb_spans.h order, docs/probes.md) */
+	__u8 pad[5];
+};
+
+/* A node of the thread's span tree: one kind under one chain of enclosing kinds. */
+struct mmsb_span_node {
+	__u64 count;	/* spans closed */
+	__u64 total_ns; /* inclusive */
+	__u64 self_ns;	/* minus the spans directly inside */
+	__u64 max_ns;
+	__u16 parent; /* 0: an outermost span */
+	__u8 kind;
+	__u8 pad[5];
+	__u32 hist[MMSB_HIST_SLOTS]; /* inclusive durations, mmsb_hist_slot() */
+};
+
+struct mmsb_span_thread {
+	__u64 magic;	      /* MMSB_SPAN_MAGIC */
+	__u32 seq;	      /* odd while the owner writes */
+	__u32 depth;	      /* frames in stack[] */
+	__s32 tid;	      /* the owner; 0 while the block waits for a new thread */
+	__u32 overflow;	      /* spans open past MMSB_SPAN_DEPTH */
+	__u64 next;	      /* the next block (an address in the process), 0 at the end */
+	__u64 owner_since_ns; /* CLOCK_MONOTONIC when tid took the block */
+	__u32 owners;	      /* threads that have had the block, tid included */
+	__u32 n_nodes;	      /* nodes[] in use, the root included */
+	__u64 deep;	      /* spans closed past MMSB_SPAN_DEPTH: counted here, not timed */
+	__u64 lost;	      /* spans closed without a node (the table was full) */
+	struct mmsb_span_frame stack[MMSB_SPAN_DEPTH];
+	__u8 child[MMSB_SPAN_NODES][MMSB_SPAN_KIND_MAX]; /* node of (parent, kind), 0: none yet */
+	struct mmsb_span_node nodes[MMSB_SPAN_NODES];
+};
+
+/* The exported object mmsb_span_registry. */
+struct mmsb_span_registry {
+	__u64 magic;	  /* MMSB_SPAN_MAGIC */
+	__u32 version;	  /* MMSB_SPAN_VERSION */
+	__u32 block_size; /* sizeof(struct mmsb_span_thread) */
+	__u64 head;	  /* the newest block, 0 before the first */
+	__u32 blocks;	  /* blocks made */
+	__u32 kinds;	  /* span kinds this library knows */
+};
+
+#endif /* __MMSB_SPAN_ABI_H */

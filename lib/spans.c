@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * In-process spans (lib/include/mmsb/span_abi.h): each thread's open spans and its per-node
+ * aggregates, kept while a tracer holds the mmsb:span__register semaphore, read from outside
+ * (mmsb-trace's default mode) without a trap per span. lib/probes.h has the inline checks; this
+ * file is the work behind them.
+ *
+ * One writer per block, its thread: the figures are plain stores bracketed by seq, which readers
+ * in other processes check. A block is never freed; the registry only grows (one block per
+ * thread alive at once, at most), so a reader may follow next pointers at any time.
+ */
+#include <pthread.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mmsb_internal.h"
+#include "probes.h"
+
+#if MMSB_PROBES
+struct mmsb_span_registry mmsb_span_registry __attribute__((visibility("default"))) = {
+	.magic = MMSB_SPAN_MAGIC,
+	.version = MMSB_SPAN_VERSION,
+	.block_size = sizeof(struct mmsb_span_thread),
+	.kinds = MMSB_SPAN_KINDS,
+};
+
+__thread struct mmsb_span_thread *mmsb__span_self __attribute__((tls_model("initial-exec")))
+MMSB_HIDDEN;
+
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+/* set when a block could not be made: this thread (and the next ones) do without */
+static __thread bool no_block;
+
+_Static_assert(MMSB_SPAN_KINDS <= MMSB_SPAN_KIND_MAX, "span kinds: at most MMSB_SPAN_KIND_MAX");
+_Static_assert(MMSB_SPAN_NODES <= 256, "node ids are 8 bits in child[]");
+
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The owner's writes, between two seq increments a reader can see. */
+static inline void write_begin(struct mmsb_span_thread *t)
+{
+	__atomic_store_n(&t->seq, t->seq + 1, __ATOMIC_RELAXED);
+	/* the odd seq is seen before any store that follows (smp_wmb: a no-op on x86) */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static inline void write_end(struct mmsb_span_thread *t)
+{
+	__atomic_store_n(&t->seq, t->seq + 1, __ATOMIC_RELEASE);
+}
+
+/* A thread's exit hands its block to the next thread; its figures stay in it. */
+static void thread_exit(void *arg)
+{
+	struct mmsb_span_thread *t = arg;
+
+	write_begin(t);
+	t->depth = 0;
+	t->overflow = 0;
+	write_end(t);
+	mmsb__span_self = NULL;
+	__atomic_store_n(&t->tid, 0, __ATOMIC_RELEASE);
+}
+
+/*
+ * A forked child has one thread, the forking one, with a copy of every block: the others'
+ * threads do not exist there, and its own block is its own under its new tid.
+ */
+static void fork_child(void)
+{
+	struct mmsb_span_thread *self = mmsb__span_self;
+
+	for (struct mmsb_span_thread *t =
+		     (void *)(uintptr_t)__atomic_load_n(&mmsb_span_registry.head, __ATOMIC_ACQUIRE);
+	     t; t = (void *)(uintptr_t)t->next)
+		t->tid = t == self ? (int32_t)gettid() : 0;
+	if (self) {
+		self->owner_since_ns = now_ns();
+		self->owners++;
+		MMSB_SPAN_REGISTER(self);
+	}
+}
+
+static void exit_key_make(void)
+{
+	if (pthread_key_create(&exit_key, thread_exit))
+		exit_key = (pthread_key_t)-1;
+	else
+		pthread_atfork(NULL, NULL, fork_child);
+}
+
+/* A block for this thread: a free one taken over, else a new one linked at the head. */
+static struct mmsb_span_thread *block_get(void)
+{
+	struct mmsb_span_thread *t;
+	int32_t tid = (int32_t)gettid(), free_tid = 0;
+
+	pthread_once(&exit_once, exit_key_make);
+	if (exit_key == (pthread_key_t)-1)
+		return NULL; /* its block could never be handed on: no spans for this thread */
+	for (t = (void *)(uintptr_t)__atomic_load_n(&mmsb_span_registry.head, __ATOMIC_ACQUIRE); t;
+	     t = (void *)(uintptr_t)t->next) {
+		if (__atomic_compare_exchange_n(&t->tid, &free_tid, tid, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_RELAXED))
+			break;
+		free_tid = 0;
+	}
+	if (!t) {
+		uint64_t head;
+
+		t = mmap(NULL, sizeof(*t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			 0);
+		if (t == MAP_FAILED)
+			return NULL;
+		t->magic = MMSB_SPAN_MAGIC;
+		t->tid = tid;
+		t->n_nodes = 1; /* the root */
+		head = __atomic_load_n(&mmsb_span_registry.head, __ATOMIC_RELAXED);
+		do
+			t->next = head;
+		while (!__atomic_compare_exchange_n(&mmsb_span_registry.head, &head,
+						    (uint64_t)(uintptr_t)t, true, __ATOMIC_RELEASE,
+						    __ATOMIC_RELAXED));
+		__atomic_fetch_add(&mmsb_span_registry.blocks, 1, __ATOMIC_RELAXED);
+	}
+	write_begin(t);
+	t->owner_since_ns = now_ns();
+	t->owners++;
+	write_end(t);
+	if (pthread_setspecific(exit_key, t)) {
+		__atomic_store_n(&t->tid, 0, __ATOMIC_RELEASE);
+		return NULL;
+	}
+	/* the one trap of a thread: a tracer's program learns tid -> block here */
+	MMSB_SPAN_REGISTER(t);
+	return t;
+}
+
+/* The node of KIND under PARENT, made on first use; 0 when the table is full. */
+static uint16_t node_of(struct mmsb_span_thread *t, uint16_t parent, unsigned int kind)
+{
+	uint16_t n = t->child[parent][kind];
+	struct mmsb_span_node *nd;
+
+	if (n || t->n_nodes >= MMSB_SPAN_NODES)
+		return n;
+	n = (uint16_t)t->n_nodes;
+	nd = &t->nodes[n];
+	nd->parent = parent;
+	nd->kind = (uint8_t)kind;
+	t->child[parent][kind] = (uint8_t)n;
+	t->n_nodes++;
+	return n;
+}
+
+void mmsb__span_push(unsigned int kind, uint64_t key)
+{
+	struct mmsb_span_thread *t = mmsb__span_self;
+	struct mmsb_span_frame *f;
+
+	if (!t) {
+		if (no_block || !(t = block_get())) {
+			no_block = true;
+			return;
+		}
+		mmsb__span_self = t;
+	}
+	if (t->depth >= MMSB_SPAN_DEPTH) {
+		t->overflow++;
+		return;
+	}
+	write_begin(t);
+	f = &t->stack[t->depth];
+	f->node = node_of(t, t->depth ? t->stack[t->depth - 1].node : 0, kind);
+	f->kind = (uint8_t)kind;
+	f->key = key;
+	f->child_ns = 0;
+	f->start_ns = now_ns();
+	t->depth++;
+	write_end(t);
+}
+
+void mmsb__span_pop(struct mmsb_span_thread *t, unsigned int kind)
+{
+	struct mmsb_span_frame *f;
+	struct mmsb_span_node *nd;
+	uint64_t end, dur, self;
+
+	if (t->overflow) {
+		/* spans nest: the innermost open one is past the stack */
+		t->overflow--;
+		t->deep++;
+		return;
+	}
+	/*
+	 * An end whose begin was not kept (it came before a tracer turned the spans on) finds
+	 * another kind on top, or nothing: it is not ours to close.
+	 */
+	if (!t->depth || t->stack[t->depth - 1].kind != kind)
+		return;
+	end = now_ns();
+	f = &t->stack[t->depth - 1];
+	dur = end - f->start_ns;
+	self = dur > f->child_ns ? dur - f->child_ns : 0;
+	write_begin(t);
+	if (f->node) {
+		nd = &t->nodes[f->node];
+		nd->count++;
+		nd->total_ns += dur;
+		nd->self_ns += self;
+		if (dur > nd->max_ns)
+			nd->max_ns = dur;
+		nd->hist[mmsb_hist_slot(dur)]++;
+	} else {
+		t->lost++;
+	}
+	t->depth--;
+	if (t->depth)
+		t->stack[t->depth - 1].child_ns += dur;
+	write_end(t);
+}
+#endif
