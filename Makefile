@@ -276,7 +276,7 @@ $(O)/vmlinux.h: $(VMLINUX_BTF) | $(O)/bpf
 
 $(O)/bpf/%.bpf.o: bpf/%.bpf.c $(O)/vmlinux.h | $(O)/bpf
 	$(call msg,BPF,$@)
-	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(O) -Ibpf \
+	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(O) -Ibpf -Ilib/include \
 		$(CLANG_BPF_SYS_INCLUDES) -MD -MP -c $< -o $@
 
 $(O)/bpf/%.skel.h: $(O)/bpf/%.bpf.o

@@ -37,9 +37,11 @@ struct {
 	__type(value, struct span_stack);
 } scratch SEC(".maps");
 
+/* allocated as keys come: a value is 2.9 KiB (the histogram), 16384 preallocated would be 47 MiB */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct span_key);
 	__type(value, struct span_stats);
 } span_stats SEC(".maps");
@@ -91,6 +93,35 @@ struct {
 	__type(value, struct host_thread);
 } host_threads SEC(".maps");
 
+/* the default mode: each thread's span block (mmsb:span__register), by tid */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u64);
+} span_blocks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct switched_out);
+} offcpu_start SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct span_tid_node);
+	__type(value, struct offcpu_ns);
+} span_offcpu SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct sample_key);
+	__type(value, __u64);
+} span_samples SEC(".maps");
+
 __u64 counters[CNT_MAX] = {};
 /* the traced window: the first span's begin and the last end seen (ktime ns) */
 __u64 first_begin_ns = 0, last_end_ns = 0;
@@ -131,20 +162,6 @@ static __always_inline bool wanted(__u32 kind, bool cal)
 	if (cal ? tgid != cal_tgid : targ_tgid && tgid != targ_tgid)
 		return false;
 	return kind < SPAN_KINDS && (cal || (kinds_mask & (1u << kind)));
-}
-
-static __always_inline __u32 log2_slot(__u64 v)
-{
-	__u32 r = 0;
-
-	/* bounded for the verifier: 40 slots reach 2^39 ns, about 9 minutes */
-	for (int i = 0; i < HIST_SLOTS - 1; i++) {
-		if (v < 2)
-			break;
-		v >>= 1;
-		r++;
-	}
-	return r;
 }
 
 static __always_inline void host_add(__u64 ip, __u32 cls)
@@ -260,7 +277,7 @@ static __always_inline void record(struct open_span *o, __u64 dur, __u64 self, _
 		v->min_ns = dur;
 	if (dur > v->max_ns)
 		v->max_ns = dur;
-	__u32 slot = log2_slot(dur);
+	__u32 slot = mmsb_hist_slot(dur);
 
 	if (slot < HIST_SLOTS)
 		__sync_fetch_and_add(&v->hist[slot], 1);
@@ -490,6 +507,130 @@ int host_sample(struct bpf_perf_event_data *ctx)
 	}
 	__sync_fetch_and_add(&counters[CNT_SMP_HOST], 1);
 	host_add(ip, rec.crossings != before ? HOST_FFI : HOST_OTHER);
+	return 0;
+}
+
+/*
+ * ---- the default mode: the target keeps its spans, the kernel adds what only it sees ----
+ *
+ * A thread's block is announced on the thread, once, by mmsb:span__register (attaching here is
+ * what turns the spans on); mmsb-trace adds the blocks that were made before it came.
+ */
+SEC("usdt")
+int span_register(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid(), blk;
+	__u32 tid = (__u32)id;
+	long addr;
+
+	if ((id >> 32) != targ_tgid || bpf_usdt_arg(ctx, 0, &addr))
+		return 0;
+	blk = (__u64)addr;
+	bpf_map_update_elem(&span_blocks, &tid, &blk, BPF_ANY);
+	return 0;
+}
+
+/*
+ * The innermost open span of the current thread, from its block (the thread's own memory: it
+ * is current): its node, 0 outside every span. false when the block cannot be read.
+ */
+static __always_inline bool current_node(__u32 tid, __u32 *node)
+{
+	const struct mmsb_span_thread *t;
+	__u64 *blk = bpf_map_lookup_elem(&span_blocks, &tid);
+	__u32 depth;
+	__u16 n;
+
+	*node = 0;
+	if (!blk)
+		return true; /* never opened a span */
+	t = (const void *)*blk;
+	if (bpf_probe_read_user(&depth, sizeof(depth), &t->depth))
+		return false;
+	if (!depth || depth > MMSB_SPAN_DEPTH)
+		return true;
+	if (bpf_probe_read_user(&n, sizeof(n), &t->stack[(depth - 1) & (MMSB_SPAN_DEPTH - 1)].node))
+		return false;
+	*node = n;
+	return true;
+}
+
+/*
+ * Off-CPU time, charged to the span the thread left the CPU in: at the switch out, the
+ * thread's innermost span and why it left (asleep or preempted); at its switch back in, the
+ * time between goes to that span. What is still out at the window's end mmsb-trace charges up
+ * to the end (offcpu_start).
+ */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(span_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct switched_out *so;
+	__u32 tid;
+
+	if (!recording(false))
+		return 0;
+	if (prev->tgid == targ_tgid) {
+		struct switched_out o = { .ts = now };
+
+		tid = prev->pid;
+		if (!current_node(tid, &o.node)) {
+			__sync_fetch_and_add(&counters[CNT_SPAN_SWITCH_LOST], 1);
+		} else if (o.node) {
+			o.blocked = !preempt && prev->__state != 0;
+			bpf_map_update_elem(&offcpu_start, &tid, &o, BPF_ANY);
+		}
+	}
+	if (next->tgid == targ_tgid) {
+		tid = next->pid;
+		so = bpf_map_lookup_elem(&offcpu_start, &tid);
+		if (so) {
+			struct span_tid_node k = { .tid = tid, .node = so->node };
+			struct offcpu_ns *v = bpf_map_lookup_elem(&span_offcpu, &k);
+			__u64 d = now - so->ts;
+
+			if (!v) {
+				struct offcpu_ns z = {};
+
+				bpf_map_update_elem(&span_offcpu, &k, &z, BPF_NOEXIST);
+				v = bpf_map_lookup_elem(&span_offcpu, &k);
+			}
+			if (v && so->blocked)
+				__sync_fetch_and_add(&v->blocked, d);
+			else if (v)
+				__sync_fetch_and_add(&v->waiting, d);
+			bpf_map_delete_elem(&offcpu_start, &tid);
+		}
+	}
+	return 0;
+}
+
+/*
+ * The stacks: a CPU clock on every CPU samples the target's threads with their innermost span,
+ * user stack and kernel stack. Counts and times come from the blocks, exactly; these say where
+ * inside a span the CPU went.
+ */
+SEC("perf_event")
+int span_sample(struct bpf_perf_event_data *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid(), one = 1, *v;
+	struct sample_key k = {};
+
+	if (!recording(false) || (id >> 32) != targ_tgid)
+		return 0;
+	k.tid = (__u32)id;
+	if (!current_node(k.tid, &k.node)) {
+		__sync_fetch_and_add(&counters[CNT_SPAN_SMP_LOST], 1);
+		return 0;
+	}
+	k.ustack = bpf_get_stackid(ctx, &user_stacks, BPF_F_USER_STACK);
+	k.kstack = bpf_get_stackid(ctx, &user_stacks, 0);
+	__sync_fetch_and_add(&counters[CNT_SPAN_SMP], 1);
+	v = bpf_map_lookup_elem(&span_samples, &k);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+	else if (bpf_map_update_elem(&span_samples, &k, &one, BPF_NOEXIST))
+		__sync_fetch_and_add(&counters[CNT_SPAN_SMP_LOST], 1);
 	return 0;
 }
 

@@ -7,6 +7,7 @@
 #define __MMSB_TRACE_H
 
 #include "mmsb_spans.h"
+#include "mmsb/span_abi.h" /* the in-process spans' layout, the histogram's slots */
 
 /* span kinds: SPAN_API, SPAN_STATE_OPEN, ... one per line of mmsb_spans.h (the attach cookie) */
 enum {
@@ -19,8 +20,8 @@ enum {
 /* a kind is a bit of kinds_mask (32) and 5 bits of span_key.chain (kind + 1) */
 _Static_assert(SPAN_KINDS <= 31, "span kinds: at most 31");
 
-#define MAX_SPAN_DEPTH 16 /* open spans per thread; deeper ones are counted, not timed */
-#define HIST_SLOTS 40	  /* log2 buckets of the inclusive duration in ns */
+#define MAX_SPAN_DEPTH 16	   /* open spans per thread; deeper ones are counted, not timed */
+#define HIST_SLOTS MMSB_HIST_SLOTS /* log-linear: mmsb_hist_slot() */
 #define MAX_STACK_FRAMES 64
 #define MAX_PMU 4    /* counters read at every begin and end (--pmu) */
 #define MAX_CPUS 256 /* pmu_events holds MAX_PMU * MAX_CPUS per-CPU counters */
@@ -68,7 +69,11 @@ struct span_stats {
 #define CNT_SMP_KERNEL 12 /* kernel mode outside API calls: the host's system calls, faults */
 #define CNT_SMP_LOST 13	  /* a record unreadable, or the host_samples map full */
 #define CNT_SMP_HOST 14	  /* user mode outside API calls: the host's (host_samples) */
-#define CNT_MAX 16
+/* the default mode (in-process spans) */
+#define CNT_SPAN_SMP 15		/* timer samples of the target's threads */
+#define CNT_SPAN_SMP_LOST 16	/* a sample whose thread's span block could not be read */
+#define CNT_SPAN_SWITCH_LOST 17 /* a switch whose thread's span block could not be read */
+#define CNT_MAX 18
 
 /*
  * Host samples (--host-sample): a timer sample of a target thread in user mode outside every
@@ -106,6 +111,35 @@ struct span_stack {
 	__u32 depth;	/* entries used */
 	__u32 overflow; /* begins past MAX_SPAN_DEPTH still open */
 	struct open_span s[MAX_SPAN_DEPTH];
+};
+
+/*
+ * The default mode: the target's threads keep their spans themselves (mmsb/span_abi.h). The
+ * kernel adds what only it sees: the time each thread spent off a CPU while a span was open,
+ * charged to the innermost one (span_offcpu), and timer samples with the open span and the
+ * stacks (span_samples). node: the span's node in its thread's block, 0 outside every span.
+ */
+struct span_tid_node {
+	__u32 tid;
+	__u32 node;
+};
+
+struct offcpu_ns {
+	__u64 blocked; /* asleep: I/O, a lock, a sleep */
+	__u64 waiting; /* runnable, preempted: waiting for a CPU */
+};
+
+/* a thread switched out inside a span (offcpu_start, by tid) */
+struct switched_out {
+	__u64 ts;
+	__u32 node;
+	__u32 blocked;
+};
+
+struct sample_key {
+	__u32 tid;
+	__u32 node;
+	__s32 ustack, kstack; /* in user_stacks; -1 without */
 };
 
 /* window_state */

@@ -47,8 +47,8 @@ int host_sample_check(uint64_t hz, char *why, size_t len)
 	return 0;
 }
 
-int host_sample_open(struct bpf_program *prog, uint64_t hz, int nr_cpus, struct bpf_link **links,
-		     int *n_links)
+int perf_sample_open(struct bpf_program *prog, uint64_t hz, int nr_cpus, struct bpf_link **links,
+		     int *n_links, const char *what)
 {
 	struct perf_event_attr attr = {
 		.type = PERF_TYPE_SOFTWARE,
@@ -66,14 +66,14 @@ int host_sample_open(struct bpf_program *prog, uint64_t hz, int nr_cpus, struct 
 		if (fd < 0 && err == ENODEV)
 			continue; /* an offline CPU */
 		if (fd < 0) {
-			p_err("--host-sample: a CPU clock on CPU %d: %s", cpu, strerror(err));
+			p_err("%s: a CPU clock on CPU %d: %s", what, cpu, strerror(err));
 			return -err;
 		}
 		l = bpf_program__attach_perf_event(prog, fd);
 		if (!l) {
 			err = errno;
 			close(fd);
-			p_err("--host-sample: attach on CPU %d: %s", cpu, strerror(err));
+			p_err("%s: attach on CPU %d: %s", what, cpu, strerror(err));
 			return -err;
 		}
 		links[(*n_links)++] = l; /* the link owns fd */

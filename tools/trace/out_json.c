@@ -80,9 +80,18 @@ static struct json_object *kind_json(const struct report *rp, int k)
 	json_object_object_add(
 		jk, "self_share",
 		json_object_new_double(rp->wall_ns ? (double)t->self / (double)rp->wall_ns : 0));
-	for (int i = 0; i < HIST_SLOTS; i++)
-		json_object_array_add(jh, json_object_new_uint64(t->hist[i]));
-	json_object_object_add(jk, "log2_hist", jh);
+	/* the non-empty slots, [lowest ns, count]: a slot holds up to the next one's lowest */
+	for (uint32_t i = 0; i < HIST_SLOTS; i++) {
+		struct json_object *b;
+
+		if (!t->hist[i])
+			continue;
+		b = json_object_new_array();
+		json_object_array_add(b, json_object_new_uint64(mmsb_hist_slot_low(i)));
+		json_object_array_add(b, json_object_new_uint64(t->hist[i]));
+		json_object_array_add(jh, b);
+	}
+	json_object_object_add(jk, "hist", jh);
 	/* begun in the window, still open at its stop: not in calls nor the times above */
 	jo = json_object_new_object();
 	json_object_object_add(jo, "count", json_object_new_uint64(rp->open_n[k]));

@@ -100,7 +100,35 @@ struct session {
 	char **cmd;
 	bool started;
 	struct hit_cal hc; /* the hit cost's probes in our own process, out at the teardown */
+	struct inproc *ip; /* spans mode: the target's own spans */
+	struct bpf_link *span_reg, *switch_link, **smp_links;
+	int n_smp_links;
 };
+
+/*
+ * Spans mode unless the request needs a program on every probe: per-event output (-e), counters
+ * per span (--pmu), a stack per span (--stacks), libffi's calls (ffi_call), the host's side
+ * sampled alone. Asked for spans mode with one of those is a usage error, said in one line.
+ */
+static int choose_mode(struct session *s)
+{
+	const char *needs = ro.events				    ? "-e" :
+			    ro.pmu				    ? "--pmu" :
+			    ro.stacks_set			    ? "--stacks" :
+			    s->mask & (1u << SPAN_HOST) && ro.kinds ? "-k ffi_call" :
+			    !s->mask && ro.host_hz ? "--host-sample without span kinds" :
+						     NULL;
+
+	if (ro.mode == MODE_SPANS && needs) {
+		p_err("%s needs --mode probes (a program on every probe)", needs);
+		return -1;
+	}
+	if (ro.mode < 0)
+		ro.mode = needs ? MODE_PROBES : MODE_SPANS;
+	if (ro.mode == MODE_SPANS)
+		s->mask &= ~(1u << SPAN_HOST); /* a uprobe on libffi: the probes mode's */
+	return 0;
+}
 
 /* The request checked whole, and the machine's means for it, before anything is started. */
 static int check_request(struct session *s)
@@ -124,6 +152,8 @@ static int check_request(struct session *s)
 		p_err("nothing to trace: no span kind (-k none) and no --host-sample");
 		return EXIT_USAGE;
 	}
+	if (choose_mode(s))
+		return EXIT_USAGE;
 	if (ro.pmu) {
 		char why[320];
 
@@ -304,12 +334,52 @@ static int load(struct session *s)
 	return GO_ON;
 }
 
+/*
+ * Spans mode: our program on mmsb:span__register (its semaphore turns the target's spans on),
+ * the scheduler's switches (off-CPU time per span) and the stack sampler. 0, or -1 after a line.
+ */
+static int attach_spans(struct session *s)
+{
+	struct mmsb_trace_bpf *skel = s->skel;
+
+	s->ip = inproc_new(s->rp.pid, s->lib);
+	if (!s->ip) {
+		p_err("%s has no in-process spans (mmsb_span_registry): an older libmmsb? use "
+		      "--mode probes",
+		      s->lib);
+		return -1;
+	}
+	s->rp.span_cost_ns = inproc_span_cost();
+	s->span_reg = bpf_program__attach_usdt(skel->progs.span_register, s->rp.pid, s->lib, "mmsb",
+					       "span__register", NULL);
+	if (!s->span_reg) {
+		p_err("attach mmsb:span__register in %s: %s (built with PROBES=0?)", s->lib,
+		      strerror(errno));
+		return -1;
+	}
+	s->switch_link = bpf_program__attach(skel->progs.span_switch);
+	if (!s->switch_link) {
+		p_err("attach sched_switch: %s", strerror(errno));
+		return -1;
+	}
+	if (ro.sample_hz) {
+		s->smp_links = calloc((size_t)s->nr_cpus, sizeof(*s->smp_links));
+		if (!s->smp_links ||
+		    perf_sample_open(skel->progs.span_sample, ro.sample_hz, s->nr_cpus,
+				     s->smp_links, &s->n_smp_links, "stack samples"))
+			return -1;
+	}
+	return 0;
+}
+
 /* The span probes, libffi's call (ffi_call) and the host sampler: 0, or -1 after one line. */
 static int attach(struct session *s)
 {
 	struct mmsb_trace_bpf *skel = s->skel;
 
-	if (attach_all(skel, s->rp.pid, s->lib, s->mask, s->links, &s->n_links))
+	if (ro.mode == MODE_SPANS ?
+		    attach_spans(s) :
+		    attach_all(skel, s->rp.pid, s->lib, s->mask, s->links, &s->n_links))
 		return -1;
 	if (s->ffi_lib[0]) {
 		/* the host side of the boundary: libffi's call, entry and return */
@@ -342,8 +412,8 @@ static int attach(struct session *s)
 			return -1;
 		}
 		s->host_reg = l;
-		if (host_sample_open(skel->progs.host_sample, ro.host_hz, s->nr_cpus, s->host_links,
-				     &s->n_host_links))
+		if (perf_sample_open(skel->progs.host_sample, ro.host_hz, s->nr_cpus, s->host_links,
+				     &s->n_host_links, "--host-sample"))
 			return -1;
 	}
 	return 0;
@@ -361,21 +431,30 @@ static void stop_window(struct session *s)
 	__atomic_store_n(&s->skel->bss->window_state, WINDOW_STOPPED, __ATOMIC_SEQ_CST);
 	rp->window_end_ns = mono_ns();
 	rp->wall_ns = rp->window_end_ns - rp->window_start_ns;
+	if (s->ip)
+		inproc_stop(s->ip);
 }
 
 /* Follow the target until it exits, the duration ends or we are told to stop. */
 static void follow(struct session *s)
 {
 	struct report *rp = &s->rp;
-	uint64_t t0, deadline = 0, last_maps = 0;
+	uint64_t t0, deadline = 0, last_maps = 0, last_poll = 0;
 	int status;
 
 	rp->lib = s->lib;
 	rp->cmd = s->cmd;
-	fprintf(stderr, "%s: attached to %d probes of %s in process %d%s; %s\n", prog_name,
-		s->n_links + !!s->host_reg, s->lib, rp->pid,
-		s->n_host_links ? ", sampling its host side" : "",
-		ro.duration ? "tracing for the duration" : "Ctrl-C or the target's exit stops");
+	if (s->ip)
+		fprintf(stderr, "%s: recording the spans of process %d in %s (spans mode)%s; %s\n",
+			prog_name, rp->pid, s->lib, s->n_smp_links ? ", sampling its stacks" : "",
+			ro.duration ? "tracing for the duration" :
+				      "Ctrl-C or the target's exit stops");
+	else
+		fprintf(stderr, "%s: attached to %d probes of %s in process %d%s; %s\n", prog_name,
+			s->n_links + !!s->host_reg, s->lib, rp->pid,
+			s->n_host_links ? ", sampling its host side" : "",
+			ro.duration ? "tracing for the duration" :
+				      "Ctrl-C or the target's exit stops");
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	if (!s->cmd)
@@ -384,6 +463,10 @@ static void follow(struct session *s)
 	t0 = mono_ns();
 	__atomic_store_n(&s->skel->bss->window_state, WINDOW_OPEN, __ATOMIC_SEQ_CST);
 	rp->window_start_ns = t0;
+	if (s->ip) {
+		inproc_poll(s->ip, bpf_map__fd(s->skel->maps.span_blocks));
+		inproc_start(s->ip);
+	}
 	if (ro.duration)
 		deadline = t0 + (uint64_t)(ro.duration * 1e9);
 	if (s->cmd) {
@@ -413,7 +496,13 @@ static void follow(struct session *s)
 			}
 		} else if (kill(rp->pid, 0) && errno == ESRCH) {
 			break;
-		} else if (mono_ns() - last_maps > 1000000000ull) {
+		}
+		if (s->ip && mono_ns() - last_poll > 100000000ull) {
+			/* blocks whose announcement came before the program did */
+			inproc_poll(s->ip, bpf_map__fd(s->skel->maps.span_blocks));
+			last_poll = mono_ns();
+		}
+		if (!s->cmd && mono_ns() - last_maps > 1000000000ull) {
 			/* keep recent maps: the target may exit before we report */
 			struct syms *sy = syms_load_pid(rp->pid);
 
@@ -503,7 +592,21 @@ static void collect(struct session *s)
 	rp->last_end_ns = skel->bss->last_end_ns;
 	if (rp->last_end_ns > rp->first_begin_ns)
 		rp->window_ns = rp->last_end_ns - rp->first_begin_ns;
-	collect_open(s);
+	if (s->ip) {
+		rp->maps = (struct inproc_maps){
+			.stats_fd = bpf_map__fd(skel->maps.span_stats),
+			.blocks_fd = bpf_map__fd(skel->maps.span_blocks),
+			.offcpu_fd = bpf_map__fd(skel->maps.span_offcpu),
+			.offcpu_start_fd = bpf_map__fd(skel->maps.offcpu_start),
+			.samples_fd = bpf_map__fd(skel->maps.span_samples),
+			.stacks_fd = bpf_map__fd(skel->maps.user_stacks),
+		};
+		rp->ip = s->ip;
+		if (inproc_report(s->ip, rp, &rp->maps))
+			p_err("spans: %s", strerror(ENOMEM));
+	} else {
+		collect_open(s);
+	}
 	features_probe(&rp->features);
 }
 
@@ -515,11 +618,20 @@ static void collect(struct session *s)
  */
 static void teardown(struct session *s)
 {
-	int n = s->n_host_links + s->n_links + !!s->host_reg;
+	int n = s->n_host_links + s->n_links + !!s->host_reg + s->n_smp_links + !!s->span_reg +
+		!!s->switch_link;
 	uint64_t t0 = mono_ns();
 	char d[32];
 
 	fflush(stdout);
+	for (int i = 0; i < s->n_smp_links; i++)
+		bpf_link__destroy(s->smp_links[i]);
+	s->n_smp_links = 0;
+	bpf_link__destroy(s->switch_link);
+	s->switch_link = NULL;
+	/* the spans' switch: the target's threads stop keeping them */
+	bpf_link__destroy(s->span_reg);
+	s->span_reg = NULL;
 	for (int i = 0; i < s->n_host_links; i++)
 		bpf_link__destroy(s->host_links[i]);
 	s->n_host_links = 0;
@@ -625,6 +737,13 @@ static void session_free(struct session *s)
 	for (int i = 0; i < s->n_host_links; i++)
 		bpf_link__destroy(s->host_links[i]);
 	free(s->host_links);
+	for (int i = 0; i < s->n_smp_links; i++)
+		bpf_link__destroy(s->smp_links[i]);
+	free(s->smp_links);
+	bpf_link__destroy(s->switch_link);
+	bpf_link__destroy(s->span_reg);
+	inproc_free(s->ip);
+	free(s->rp.threads);
 	bpf_link__destroy(s->host_reg);
 	hit_cal_free(&s->hc);
 	host_report_free(&s->rp.host);
@@ -664,7 +783,7 @@ int do_record(int argc, char **argv)
 		ret = EXIT_FAIL;
 	else
 		ret = load(&s);
-	if (ret == GO_ON && !ro.hit_src)
+	if (ret == GO_ON && !ro.hit_src && ro.mode == MODE_PROBES)
 		measure_hit_cost(&s);
 	if (ret == GO_ON)
 		ret = attach(&s) ? EXIT_FAIL : GO_ON;

@@ -17,6 +17,13 @@
 #include "tool_helpers.h"
 #include "trace.h"
 
+/*
+ * How spans are recorded: MODE_SPANS (the default) reads the spans the target keeps itself
+ * (inproc.c), no trap per span; MODE_PROBES attaches a program to every span probe, what perf
+ * and bpftrace see, with every event (-e).
+ */
+enum { MODE_SPANS, MODE_PROBES };
+
 /* The files record writes, each opened before the command starts (tool_helpers.h). */
 enum { OUT_FOLDED, OUT_JSON, OUT_SPEEDSCOPE, OUT_EVENTS, N_OUT };
 
@@ -35,7 +42,9 @@ struct record_opts {
 	char profile_pmu[256];
 	struct pmu_event ev[MAX_PMU];
 	int n_pmu;
-	uint64_t host_hz; /* --host-sample: 0, off */
+	uint64_t host_hz;   /* --host-sample: 0, off */
+	int mode;	    /* MODE_SPANS, MODE_PROBES (--mode) */
+	uint64_t sample_hz; /* the default mode's stack samples (-F), 0: none */
 };
 
 /* The one set of options, filled by record_parse_args() (record_opts.c). */
@@ -53,6 +62,8 @@ extern struct record_opts ro;
  * (docs/ffi.md): 1 kHz slows it by about 1 %, 10 kHz by 16 %.
  */
 #define DEFAULT_HOST_HZ 1000
+/* spans mode's stack samples: perf's and bpftrace's habit, off the beat of periodic work */
+#define DEFAULT_SAMPLE_HZ 99
 
 /* Returned by a step of record that found nothing to stop for. */
 #define GO_ON (-1)
@@ -104,6 +115,30 @@ void tree_release(struct tree *t);
 /* The command's end as a shell reports it: the status to exit with, a line for a signal. */
 int command_status(const char *name, int status);
 
+/* ---- the default mode: the target's own spans (inproc.c) ---- */
+
+struct inproc;
+struct report;
+struct inproc_maps {
+	int stats_fd, blocks_fd, offcpu_fd, offcpu_start_fd, samples_fd, stacks_fd;
+};
+
+/* NULL (errno ENOENT) when LIB has no mmsb_span_registry: a library older than the mode. */
+struct inproc *inproc_new(int pid, const char *lib);
+/* The blocks made so far into the programs' tid -> block map (blocks_fd). */
+void inproc_poll(struct inproc *ip, int blocks_fd);
+/* Read every block at the window's start, and at its end. */
+void inproc_start(struct inproc *ip);
+void inproc_stop(struct inproc *ip);
+/* The window's figures into span_stats and rp (threads, open spans, off-CPU time). */
+int inproc_report(struct inproc *ip, struct report *rp, const struct inproc_maps *m);
+/* The stack samples as folded stacks, weighted by PERIOD_NS each. */
+void inproc_folded(struct inproc *ip, struct report *rp, const struct inproc_maps *m, FILE *f,
+		   uint64_t period_ns);
+void inproc_free(struct inproc *ip);
+/* ns a span costs the target on this host (measured in our process, about 5 ms) */
+uint64_t inproc_span_cost(void);
+
 /* ---- the report (report.c, out_*.c) ---- */
 
 /* One span kind, summed over its stacks. */
@@ -132,6 +167,17 @@ int timeline_on_event(void *ctx, void *data, size_t size);
 
 struct syms;
 
+/* A thread of the default mode: its time in the window and what its spans took of it. */
+struct thread_row {
+	int tid;
+	char comm[16];
+	uint32_t owners;  /* threads that had its block in the window (exited ones handed it on) */
+	uint64_t time_ns; /* the window, from its first span if later */
+	uint64_t in_spans_ns;	  /* inside its outermost spans, open ones so far included */
+	uint64_t off_ns, wait_ns; /* inside spans, off a CPU: asleep, waiting for one */
+	uint64_t spans;		  /* closed in the window */
+};
+
 struct report {
 	struct record_opts *o;
 	int stats_fd, stacks_fd; /* the BPF maps span_stats and user_stacks */
@@ -153,6 +199,15 @@ struct report {
 	uint64_t open_n[SPAN_KINDS], open_ns[SPAN_KINDS];
 	uint64_t open_deep; /* begins past the stack's depth still open */
 	uint64_t open_bad;  /* stack entries that cannot be this window's open spans */
+	/* the default mode (inproc.c) */
+	bool inproc;
+	struct thread_row *threads;
+	int n_threads;
+	uint64_t thread_ns; /* the threads' times summed: what shares are of */
+	uint64_t off_ns[SPAN_KINDS], wait_ns[SPAN_KINDS]; /* self time off a CPU per kind */
+	uint64_t span_deep, span_lost, span_torn, samples, span_cost_ns;
+	struct inproc *ip;
+	struct inproc_maps maps;
 	/* what report_write() sums from the maps */
 	struct kind_total kt[SPAN_KINDS];
 	uint64_t self_sum, host_ns, period; /* period: of a host sample, in ns */
@@ -174,6 +229,8 @@ struct stack_row {
 
 /* Every output of the run: the table on stdout and the files asked for. EXIT_OK or EXIT_FAIL. */
 int report_write(struct report *rp);
+/* What shares are of: the threads' time in spans mode, else the window. */
+uint64_t report_share_base(const struct report *rp);
 /* The table's duration format: "812 ns", "12.3 us", "4.5 ms", "2.10 s" */
 void fmt_dur(uint64_t ns, char *buf, size_t len);
 /* The upper bound of the log2 bucket holding quantile q */

@@ -41,9 +41,17 @@ int record_help(void)
 {
 	printf("Usage: %s record [OPTIONS] -- CMD [ARGS...]\n"
 	       "       %s record [OPTIONS] -p PID\n\n"
-	       "Attach to every span probe of libmmsb in one process and report where its time went:\n"
-	       "per span kind the calls, the inclusive and self time, the share of the traced wall\n"
-	       "time, p50/p99, and the probe hits with their estimated cost.\n\n"
+	       "Report where the time of one process's libmmsb calls went: per span kind the calls,\n"
+	       "the inclusive and self time (on and off a CPU), the share of the threads' time,\n"
+	       "p50/p99, per thread, and what the tracing itself cost.\n\n"
+	       "      --mode MODE        spans (default): the library keeps its spans itself while\n"
+	       "                         traced and they are read from its memory, no trap per\n"
+	       "                         call; stacks come from timer samples (-F). probes: a\n"
+	       "                         program on every span probe, a trap per begin and end (what\n"
+	       "                         perf and bpftrace see); needed for -e, --pmu, --stacks,\n"
+	       "                         ffi_call\n"
+	       "  -F, --freq HZ          spans mode: stack samples a second on each CPU (default %d,\n"
+	       "                         0: none)\n"
 	       "  -p, --pid PID          attach to a running process (detaches cleanly); under sudo,\n"
 	       "                         one the invoking user could trace\n"
 	       "  -d, --duration SECS    stop after SECS (default: Ctrl-C or the target's exit);\n"
@@ -78,7 +86,7 @@ int record_help(void)
 	       "found); 0 with -p or when -d or a signal ended the tracing first; 1 when the trace\n"
 	       "failed; 2 usage.\n\n"
 	       "Kinds:",
-	       prog_name, prog_name, prog_name, prog_name, DEFAULT_HOST_HZ);
+	       prog_name, prog_name, DEFAULT_SAMPLE_HZ, prog_name, prog_name, DEFAULT_HOST_HZ);
 	kinds_help();
 	printf("Examples:\n"
 	       "  sudo %s record -- .output/mmsb-bench --quick\n"
@@ -149,6 +157,8 @@ int record_parse_args(int argc, char **argv, char ***cmd)
 		{ "as-root", no_argument, NULL, 3 },
 		{ "pmu", required_argument, NULL, 4 },
 		{ "host-sample", optional_argument, NULL, 5 },
+		{ "mode", required_argument, NULL, 6 },
+		{ "freq", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -158,8 +168,10 @@ int record_parse_args(int argc, char **argv, char ***cmd)
 	ro.hit_ns = DEFAULT_HIT_NS;
 	ro.hit_src = NULL; /* measured in do_record() */
 	ro.stack_mode = STACKS_OUTER;
+	ro.mode = -1; /* chosen in check_request(): what the options need */
+	ro.sample_hz = DEFAULT_SAMPLE_HZ;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+p:d:l:k:f:J:s:e:P:o:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+p:d:l:k:f:J:s:e:P:o:F:h", opts, NULL)) != -1) {
 		uint64_t v;
 
 		switch (c) {
@@ -230,6 +242,22 @@ int record_parse_args(int argc, char **argv, char ***cmd)
 			ro.host_hz = DEFAULT_HOST_HZ;
 			if (optarg && parse_u64(optarg, 1, 1000000, &ro.host_hz)) {
 				p_err("invalid --host-sample rate '%s' (Hz)", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 6:
+			if (!strcmp(optarg, "spans")) {
+				ro.mode = MODE_SPANS;
+			} else if (!strcmp(optarg, "probes")) {
+				ro.mode = MODE_PROBES;
+			} else {
+				p_err("--mode takes spans or probes, not '%s'", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'F':
+			if (parse_u64(optarg, 0, 100000, &ro.sample_hz)) {
+				p_err("invalid sample rate '%s' (Hz, 0 to 100000)", optarg);
 				return EXIT_USAGE;
 			}
 			break;

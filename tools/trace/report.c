@@ -18,15 +18,21 @@
 
 uint64_t hist_quantile(const uint64_t *hist, uint64_t count, double q)
 {
-	uint64_t want = (uint64_t)(q * (double)count), seen = 0;
+	double want = q * (double)count, seen = 0;
 
 	if (!count)
 		return 0;
-	for (int i = 0; i < HIST_SLOTS; i++) {
-		seen += hist[i];
-		if (seen > want || (seen == count && seen))
-			return 2ull
-			       << i; /* the bucket's upper bound: slot i holds [2^i, 2^(i+1)) */
+	for (uint32_t i = 0; i < HIST_SLOTS; i++) {
+		double low, high;
+
+		if (!hist[i] || seen + (double)hist[i] < want) {
+			seen += (double)hist[i];
+			continue;
+		}
+		/* within the slot, by rank: the slots are an eighth of a power of two wide */
+		low = (double)mmsb_hist_slot_low(i);
+		high = i + 1 < HIST_SLOTS ? (double)mmsb_hist_slot_low(i + 1) : 2 * low;
+		return (uint64_t)(low + (high - low) * (want - seen) / (double)hist[i]);
 	}
 	return 0;
 }
@@ -130,7 +136,8 @@ static void walk_stacks(struct report *rp, struct speedscope *ss, struct json_ob
 		row.leaf = leaf;
 		if (ss)
 			speedscope_stack(ss, &row);
-		if (folded)
+		/* spans mode with samples: the folded stacks are theirs (inproc_folded) */
+		if (folded && !(rp->ip && rp->o->sample_hz))
 			folded_stack(folded, &row);
 		if (jstacks)
 			json_object_array_add(jstacks, json_stack(rp->o, &row));
@@ -177,6 +184,65 @@ static double share(uint64_t ns, uint64_t of)
 	return of ? (double)ns / (double)of : 0;
 }
 
+uint64_t report_share_base(const struct report *rp)
+{
+	/* spans mode: the threads' times, so a process's shares add up to at most 100 % */
+	return rp->inproc && rp->thread_ns ? rp->thread_ns : rp->wall_ns;
+}
+
+/* Spans mode's heading, kinds and threads: self time split on and off a CPU. */
+static void table_spans(const struct report *rp)
+{
+	uint64_t spans = 0, base = report_share_base(rp), cost;
+	char ov[32];
+
+	for (int k = 0; k < SPAN_KINDS; k++)
+		spans += rp->kt[k].count + rp->open_n[k];
+	cost = spans * rp->span_cost_ns;
+	fmt_dur(cost, ov, sizeof(ov));
+	tprintf(rp,
+		"mmsb-trace: window: %.2f s, process %d, %d thread%s (%.2f s of thread time): "
+		"spans mode, %" PRIu64 " spans, estimated cost %s (%.1f%% of the thread time, at "
+		"%" PRIu64 " ns a span, measured)\n\n",
+		(double)rp->wall_ns / 1e9, rp->pid, rp->n_threads, rp->n_threads == 1 ? "" : "s",
+		(double)rp->thread_ns / 1e9, spans, ov, 100.0 * share(cost, base), rp->span_cost_ns);
+	tprintf(rp, "%-16s %-12s %10s %11s %11s %7s %11s %11s %11s %9s %9s\n", "SPAN", "CATEGORY",
+		"CALLS", "TOTAL", "SELF", "SELF%", "ON-CPU", "OFF-CPU", "RUNQ", "P50", "P99");
+	for (int k = 0; k < SPAN_KINDS; k++) {
+		const struct kind_total *t = &rp->kt[k];
+		uint64_t off = rp->off_ns[k], wait = rp->wait_ns[k];
+		uint64_t on = t->self > off + wait ? t->self - off - wait : 0;
+		char tot[32], self[32], p50[32], p99[32], son[32], soff[32], swait[32];
+
+		if (!t->count)
+			continue;
+		fmt_dur(t->total, tot, sizeof(tot));
+		fmt_dur(t->self, self, sizeof(self));
+		fmt_dur(on, son, sizeof(son));
+		fmt_dur(off, soff, sizeof(soff));
+		fmt_dur(wait, swait, sizeof(swait));
+		fmt_dur(hist_quantile(t->hist, t->count, 0.5), p50, sizeof(p50));
+		fmt_dur(hist_quantile(t->hist, t->count, 0.99), p99, sizeof(p99));
+		tprintf(rp, "%-16s %-12s %10" PRIu64 " %11s %11s %6.1f%% %11s %11s %11s %9s %9s\n",
+			span_name(k), span_category(k), t->count, tot, self,
+			100.0 * share(t->self, base), son, soff, swait, p50, p99);
+	}
+	tprintf(rp, "\n%-8s %-16s %4s %11s %11s %7s %11s %11s %10s\n", "TID", "COMM", "OWN",
+		"TIME", "IN SPANS", "SHARE", "OFF-CPU", "RUNQ", "SPANS");
+	for (int i = 0; i < rp->n_threads; i++) {
+		const struct thread_row *r = &rp->threads[i];
+		char tm[32], in[32], off[32], wait[32];
+
+		fmt_dur(r->time_ns, tm, sizeof(tm));
+		fmt_dur(r->in_spans_ns, in, sizeof(in));
+		fmt_dur(r->off_ns, off, sizeof(off));
+		fmt_dur(r->wait_ns, wait, sizeof(wait));
+		tprintf(rp, "%-8d %-16s %4u %11s %11s %6.1f%% %11s %11s %10" PRIu64 "\n", r->tid,
+			r->comm, r->owners, tm, in, 100.0 * share(r->in_spans_ns, r->time_ns), off,
+			wait, r->spans);
+	}
+}
+
 /* The heading and a row per kind that ran, then ffi_host and the counters per call. */
 static void table_kinds(const struct report *rp)
 {
@@ -184,6 +250,10 @@ static void table_kinds(const struct report *rp)
 	uint64_t hits = rp->counters[CNT_HITS], overhead = hits * o->hit_ns;
 	char ov[32];
 
+	if (rp->inproc) {
+		table_spans(rp);
+		return;
+	}
 	fmt_dur(overhead, ov, sizeof(ov));
 	/* the window is every kind's: shares are of it */
 	tprintf(rp,
@@ -193,7 +263,7 @@ static void table_kinds(const struct report *rp)
 		(double)rp->wall_ns / 1e9, rp->pid, hits, ov, 100.0 * share(overhead, rp->wall_ns),
 		o->hit_ns, o->hit_src);
 	tprintf(rp, "%-16s %-12s %10s %11s %11s %7s %9s %9s\n", "SPAN", "CATEGORY", "CALLS",
-		"TOTAL", "SELF", "SELF%", "P50<=", "P99<=");
+		"TOTAL", "SELF", "SELF%", "P50", "P99");
 	for (int k = 0; k < SPAN_KINDS; k++) {
 		const struct kind_total *t = &rp->kt[k];
 		char tot[32], self[32], p50[32], p99[32];
@@ -268,7 +338,16 @@ static void table_footer(const struct report *rp)
 {
 	const uint64_t *c = rp->counters;
 
-	if (rp->window_ns)
+	if (rp->inproc)
+		tprintf(rp,
+			"\nself time in spans: %.1f%% of the thread time; spans past depth %d %" PRIu64
+			" (counted, not timed), not aggregated (node table full) %" PRIu64
+			", blocks read while written %" PRIu64 "; %" PRIu64
+			" stack samples (%" PRIu64 " unreadable)\n",
+			100.0 * share(rp->self_sum, report_share_base(rp)), MMSB_SPAN_DEPTH,
+			rp->span_deep, rp->span_lost, rp->span_torn, c[CNT_SPAN_SMP],
+			c[CNT_SPAN_SMP_LOST]);
+	else if (rp->window_ns)
 		tprintf(rp,
 			"\nself time attributed: %.1f%% of the window, %.1f%% of the span window "
 			"(first begin to last end); "
@@ -310,7 +389,7 @@ static void overhead_warning(const struct report *rp)
 {
 	uint64_t overhead = rp->counters[CNT_HITS] * rp->o->hit_ns;
 
-	if (!rp->wall_ns || overhead * 10 <= rp->wall_ns)
+	if (rp->inproc || !rp->wall_ns || overhead * 10 <= rp->wall_ns)
 		return;
 	fflush(stdout);
 	fprintf(stderr,
@@ -332,6 +411,9 @@ int report_write(struct report *rp)
 	rp->self_sum = 0;
 	walk_stacks(rp, ssp, jstacks);
 	walk_host(rp, ssp);
+	if (rp->ip && o->sample_hz && o->out[OUT_FOLDED].f)
+		inproc_folded(rp->ip, rp, &rp->maps, o->out[OUT_FOLDED].f,
+			      1000000000ull / o->sample_hz);
 	if (out_close(&o->out[OUT_FOLDED]))
 		ret = EXIT_FAIL;
 	table_kinds(rp);

@@ -93,9 +93,12 @@ struct syms;
 
 /* 0, or -EINVAL with the reason: a rate the kernel allows */
 int host_sample_check(uint64_t hz, char *why, size_t len);
-/* A CPU clock on every CPU at hz, each running prog; the links (one per CPU) into links. */
-int host_sample_open(struct bpf_program *prog, uint64_t hz, int nr_cpus, struct bpf_link **links,
-		     int *n_links);
+/*
+ * A CPU clock on every CPU at hz, each running prog; the links (one per CPU) into links. WHAT
+ * names the samples in an error line.
+ */
+int perf_sample_open(struct bpf_program *prog, uint64_t hz, int nr_cpus, struct bpf_link **links,
+		     int *n_links, const char *what);
 int host_collect(int samples_fd, struct syms *sy, struct host_report *hr);
 void host_report_free(struct host_report *hr);
 int pmu_help(void);

@@ -40,13 +40,41 @@
 #define MMSB_HIST_SUB_BITS 3
 #define MMSB_HIST_SLOTS 312
 
+/* The highest bit set in v (v > 0): six steps, nothing a BPF program cannot run. */
+static inline __u32 mmsb__msb64(__u64 v)
+{
+	__u32 r = 0;
+
+	if (v >> 32) {
+		v >>= 32;
+		r += 32;
+	}
+	if (v >> 16) {
+		v >>= 16;
+		r += 16;
+	}
+	if (v >> 8) {
+		v >>= 8;
+		r += 8;
+	}
+	if (v >> 4) {
+		v >>= 4;
+		r += 4;
+	}
+	if (v >> 2) {
+		v >>= 2;
+		r += 2;
+	}
+	return r + (__u32)(v >> 1);
+}
+
 static inline __u32 mmsb_hist_slot(__u64 ns)
 {
 	__u32 msb, slot;
 
 	if (ns < (1u << MMSB_HIST_SUB_BITS))
 		return (__u32)ns;
-	msb = 63 - (__u32)__builtin_clzll(ns);
+	msb = mmsb__msb64(ns);
 	slot = ((msb - MMSB_HIST_SUB_BITS + 1) << MMSB_HIST_SUB_BITS) +
 	       (__u32)((ns >> (msb - MMSB_HIST_SUB_BITS)) & ((1u << MMSB_HIST_SUB_BITS) - 1));
 	return slot < MMSB_HIST_SLOTS ? slot : MMSB_HIST_SLOTS - 1;
