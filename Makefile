@@ -66,6 +66,8 @@ LIBBPF_LIBS := $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf -le
 
 JSONC_CFLAGS := $(shell $(PKG_CONFIG) --cflags json-c 2>/dev/null)
 JSONC_LIBS := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c)
+# mmsb-trace's symbols: elfutils' libdwfl (libdw loads libdebuginfod itself when it is used)
+DW_LIBS := $(shell $(PKG_CONFIG) --libs libdw 2>/dev/null || echo -ldw -lelf)
 
 # CUDA: the GPU backend, its own shared object loaded at run time (libmmsb never links CUDA).
 # CUDA=auto builds it when nvcc is found, CUDA=1 requires it, CUDA=0 skips it. sm_90 code plus
@@ -209,7 +211,7 @@ $(O)/mmsb-bench: $(BENCH_OBJS) \
 $(O)/mmsb-trace: $(TRACE_OBJS) $(O)/libmmsb.so
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) $(JSONC_LIBS) \
-		$(LIBBPF_LIBS) -lelf -lpfm
+		$(LIBBPF_LIBS) $(DW_LIBS) -lelf -lpfm
 
 # the tracer's BPF skeletons exist before its first compile; then its .d files name them
 $(filter-out $(COMMON_OBJS),$(TRACE_OBJS)): | $(BPF_SKELS)
@@ -404,7 +406,7 @@ install: lib tools $(O)/libmmsb.pc
 	$(Q)$(CC) $(LDFLAGS) $(BENCH_OBJS) -o $(DESTDIR)$(PREFIX)/bin/mmsb-bench -L$(O) -lmmsb \
 		-Wl,-rpath,$(LIBDIR) $(JSONC_LIBS) -lm
 	$(Q)$(CC) $(LDFLAGS) $(TRACE_OBJS) -o $(DESTDIR)$(PREFIX)/bin/mmsb-trace -L$(O) -lmmsb \
-		-Wl,-rpath,$(LIBDIR) $(JSONC_LIBS) $(LIBBPF_LIBS) -lelf -lpfm
+		-Wl,-rpath,$(LIBDIR) $(JSONC_LIBS) $(LIBBPF_LIBS) $(DW_LIBS) -lelf -lpfm
 
 uninstall:
 	$(Q)rm -f $(DESTDIR)$(LIBDIR)/libmmsb.so* $(DESTDIR)$(LIBDIR)/libmmsb.a \

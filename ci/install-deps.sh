@@ -9,6 +9,7 @@ set -euo pipefail
 PKGS=(
 	gcc make clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
 	systemtap-sdt-dev libjson-c-dev libpfm4-dev bpftrace python3 valgrind
+	libdw-dev libdebuginfod1 libc6-dbg elfutils
 )
 
 missing=()

@@ -49,38 +49,78 @@ void fmt_dur(uint64_t ns, char *buf, size_t len)
 		snprintf(buf, len, "%.2f s", (double)ns / 1e9);
 }
 
+/* A frame's location: the file, build id and offset of its address, and its source line. */
+static struct json_object *frame_json(struct syms *sy, uint64_t ip, const struct sym_frame *f)
+{
+	struct json_object *l = json_object_new_object();
+	struct frame_loc fl;
+
+	if (syms_locate(sy, ip, &fl)) {
+		json_object_object_add(l, "module", json_object_new_string(fl.module));
+		json_object_object_add(l, "build_id",
+				       fl.build_id[0] ? json_object_new_string(fl.build_id) : NULL);
+		json_object_object_add(l, "offset", json_object_new_uint64(fl.offset));
+	} else {
+		json_object_object_add(l, "address", json_object_new_uint64(ip));
+	}
+	if (!f) {
+		/* the walk left the code here: no frame of it, or past it, is real */
+		json_object_object_add(l, "code", json_object_new_boolean(0));
+		return l;
+	}
+	if (f->file) {
+		json_object_object_add(l, "file", json_object_new_string(f->file));
+		json_object_object_add(l, "line", json_object_new_int(f->line));
+	}
+	if (f->inlined)
+		json_object_object_add(l, "inlined", json_object_new_boolean(1));
+	return l;
+}
+
 /*
- * Frames of a stack id, root first, as names; returns the count. With locs, each frame's file,
- * build id and offset go there, so the record can be symbolised again later, elsewhere.
+ * Frames of a stack id, root first, as names; returns the count. An address can give several:
+ * the functions inlined at it are frames of their own, as perf shows them. The walk is cut at
+ * the first address that is no code (a stack word read as a return address where a frame
+ * pointer was missing): one "[unknown]" root stands for it and what lay past it. With locs,
+ * each frame's file, build id, offset and line go there, so the record can be symbolised again
+ * later, elsewhere. The leaf-most frames are kept when there are more than max.
  */
 static int frames_of(int stacks_fd, int32_t id, struct syms *sy, char names[][256], int max,
 		     struct json_object *locs)
 {
+	static struct sym_frame fr[MAX_STACK_FRAMES];
+	static uint64_t fr_ip[MAX_STACK_FRAMES];
 	uint64_t ips[MAX_STACK_FRAMES] = { 0 };
-	int n = 0, k = 0;
+	int n = 0, k = 0, cut = -1;
 
 	if (id < 0 || bpf_map_lookup_elem(stacks_fd, &id, ips))
 		return 0;
+	if (max > MAX_STACK_FRAMES)
+		max = MAX_STACK_FRAMES;
 	while (n < MAX_STACK_FRAMES && ips[n])
 		n++;
-	for (int i = n - 1; i >= 0 && k < max; i--) {
-		struct json_object *l;
-		struct frame_loc fl;
+	/* leaf first; ips[0] is where the probe hit, every other a return address */
+	for (int i = 0; i < n && k < max; i++) {
+		int got;
 
-		syms_name(sy, ips[i], names[k++], 256);
-		if (!locs)
-			continue;
-		l = json_object_new_object();
-		if (syms_locate(sy, ips[i], &fl)) {
-			json_object_object_add(l, "module", json_object_new_string(fl.module));
-			json_object_object_add(
-				l, "build_id",
-				fl.build_id[0] ? json_object_new_string(fl.build_id) : NULL);
-			json_object_object_add(l, "offset", json_object_new_uint64(fl.offset));
-		} else {
-			json_object_object_add(l, "address", json_object_new_uint64(ips[i]));
+		if (!syms_is_code(sy, ips[i])) {
+			cut = k;
+			fr_ip[k++] = ips[i];
+			break;
 		}
-		json_object_array_add(locs, l);
+		got = syms_frames(sy, ips[i], i > 0, &fr[k], max - k);
+		for (int j = 0; j < got; j++)
+			fr_ip[k + j] = ips[i];
+		k += got;
+	}
+	for (int i = k - 1, o = 0; i >= 0; i--, o++) {
+		if (i == cut)
+			snprintf(names[o], 256, "[unknown]");
+		else
+			snprintf(names[o], 256, "%s", fr[i].name);
+		if (locs)
+			json_object_array_add(locs,
+					      frame_json(sy, fr_ip[i], i == cut ? NULL : &fr[i]));
 	}
 	return k;
 }
