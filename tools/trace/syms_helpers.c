@@ -528,9 +528,14 @@ int syms_frames(struct syms *s, uint64_t addr, bool caller, struct sym_frame *f,
 	if (max <= 0)
 		return 0;
 	memset(&f[0], 0, sizeof(f[0]));
-	if (!m) {
+	if (!s) { /* no snapshot: nothing known either way */
 		snprintf(f[0].name, sizeof(f[0].name), "[unknown]+0x%llx",
 			 (unsigned long long)addr);
+		return 1;
+	}
+	if (!m || !m->exec) {
+		/* no code (syms_is_code()): never shown as a place in some code */
+		snprintf(f[0].name, sizeof(f[0].name), "[unknown]");
 		return 1;
 	}
 	if (m->mod >= 0) {

@@ -19,8 +19,10 @@ void syms_free(struct syms *s);
 
 /*
  * Name addr: "function" when a symbol covers it (the file's, its separate debug file's, or a JIT
- * map's), else "module+0xoffset" (the module's file offset), else "[unknown]+0xaddr". Never
- * fails; buf receives the name. The function that holds addr, not what was inlined into it.
+ * map's), else "module+0xoffset" (the module's file offset), else "[unknown]" when it is no code
+ * (syms_is_code(): a stack or data address is never shown as a place in code), or
+ * "[unknown]+0xaddr" without a snapshot. Never fails; buf receives the name. The function that
+ * holds addr, not what was inlined into it.
  */
 void syms_name(struct syms *s, uint64_t addr, char *buf, size_t len);
 
