@@ -2,10 +2,11 @@
 /*
  * record --speedscope: a speedscope profile (https://www.speedscope.app/file-format-schema.json).
  * A sampled profile of libmmsb's self time, one sample per stack weighted in ns; with -e, also
- * an evented timeline per thread from the event stream.
+ * an evented timeline per thread from the event stream, and the file opens on it.
  */
 #include <json-c/json.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "mmsb_version.h"
 #include "record.h"
@@ -155,7 +156,66 @@ static void timeline_profiles(struct speedscope *ss, struct timeline *tl, struct
 		json_object_array_add(profs, thread_timeline(ss, tl, &i, t0));
 }
 
-/* The document into out; the frames, samples and weights go with it. */
+static const char *frame_name(struct json_object *frames, struct json_object *idx)
+{
+	struct json_object *fr = json_object_array_get_idx(frames, json_object_get_int(idx)), *nm;
+
+	return json_object_object_get_ex(fr, "name", &nm) ? json_object_get_string(nm) : "";
+}
+
+/* Two samples by their frames' names, root first; a stack before the stacks it is a prefix of. */
+static int cmp_sample(const void *a, const void *b, void *ctx)
+{
+	struct json_object *x = *(struct json_object *const *)a,
+			   *y = *(struct json_object *const *)b;
+	size_t nx = json_object_array_length(x), ny = json_object_array_length(y);
+
+	for (size_t i = 0; i < nx && i < ny; i++) {
+		int c = strcmp(frame_name(ctx, json_object_array_get_idx(x, i)),
+			       frame_name(ctx, json_object_array_get_idx(y, i)));
+
+		if (c)
+			return c;
+	}
+	return nx < ny ? -1 : nx > ny;
+}
+
+/*
+ * The samples in the order of their stacks' names, as flamegraph.pl sorts its lines. speedscope
+ * shows a sampled profile first in "Time Order", and the walk's order is the stack map's hash
+ * order: drawn as it came it looks like a timeline and is none. Sorted, equal prefixes sit side
+ * by side and the view is a flame graph, each function one box.
+ */
+static void sort_samples(struct speedscope *ss)
+{
+	size_t n = json_object_array_length(ss->samples);
+	struct json_object **pairs = calloc(n * 2, sizeof(*pairs)), *samples, *weights;
+
+	if (!pairs)
+		return; /* unsorted, still valid */
+	/* each sample with its weight behind it: sorted as one */
+	for (size_t i = 0; i < n; i++) {
+		pairs[2 * i] = json_object_array_get_idx(ss->samples, i);
+		pairs[2 * i + 1] = json_object_array_get_idx(ss->weights, i);
+	}
+	qsort_r(pairs, n, 2 * sizeof(*pairs), cmp_sample, ss->frames);
+	samples = json_object_new_array_ext((int)n);
+	weights = json_object_new_array_ext((int)n);
+	for (size_t i = 0; i < n; i++) {
+		json_object_array_add(samples, json_object_get(pairs[2 * i]));
+		json_object_array_add(weights, json_object_get(pairs[2 * i + 1]));
+	}
+	json_object_put(ss->samples);
+	json_object_put(ss->weights);
+	ss->samples = samples;
+	ss->weights = weights;
+	free(pairs);
+}
+
+/*
+ * The document into out; the frames, samples and weights go with it. It opens on the first
+ * thread's timeline when there is one (-e): a profile that is time, shown as time.
+ */
 int speedscope_write(struct speedscope *ss, struct out_file *out, struct timeline *tl)
 {
 	struct json_object *o = json_object_new_object(), *shared = json_object_new_object();
@@ -163,6 +223,7 @@ int speedscope_write(struct speedscope *ss, struct out_file *out, struct timelin
 	uint64_t end = 0;
 	int ret;
 
+	sort_samples(ss);
 	for (size_t i = 0; i < json_object_array_length(ss->weights); i++)
 		end += json_object_get_uint64(json_object_array_get_idx(ss->weights, i));
 	json_object_object_add(
@@ -171,7 +232,9 @@ int speedscope_write(struct speedscope *ss, struct out_file *out, struct timelin
 	json_object_object_add(shared, "frames", ss->frames);
 	json_object_object_add(o, "shared", shared);
 	json_object_object_add(prof, "type", json_object_new_string("sampled"));
-	json_object_object_add(prof, "name", json_object_new_string("libmmsb self time"));
+	json_object_object_add(
+		prof, "name",
+		json_object_new_string("libmmsb self time (stacks by name, not time)"));
 	json_object_object_add(prof, "unit", json_object_new_string("nanoseconds"));
 	json_object_object_add(prof, "startValue", json_object_new_int(0));
 	json_object_object_add(prof, "endValue", json_object_new_uint64(end));
@@ -182,7 +245,9 @@ int speedscope_write(struct speedscope *ss, struct out_file *out, struct timelin
 		timeline_profiles(ss, tl, profs);
 	json_object_object_add(o, "profiles", profs);
 	json_object_object_add(o, "name", json_object_new_string("mmsb-trace"));
-	json_object_object_add(o, "activeProfileIndex", json_object_new_int(0));
+	/* profile 0 is the sampled one; 1, when there, the first timeline */
+	json_object_object_add(o, "activeProfileIndex",
+			       json_object_new_int(json_object_array_length(profs) > 1));
 	json_object_object_add(o, "exporter",
 			       json_object_new_string("mmsb-trace " MMSB_TOOLS_VERSION));
 	ss->frames = ss->samples = ss->weights = NULL;
