@@ -1,14 +1,23 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * The throughput engine: big batches applied by a fixed pool of workers, the calling thread being
- * worker 0. Two passes, both split W ways:
- *  - validate: worker j checks the j-th contiguous slice of the batch, resolves each delta's page
- *    and drops its index into bucket [j][owner(page)], owners being a hash of the page id;
- *  - apply: worker k applies buckets [0][k], [1][k], ... in that order. Slices are in input order,
- *    so each page's deltas are applied by one worker in input order, without sorting or locks.
- * Between the passes a barrier lets worker 0 decide: any bad delta anywhere aborts the batch before
- * a byte changes, and a logged state frames and commits the batch there, so what is on disk always
- * precedes what is applied.
+ * worker 0. Two passes, each cut into units that any worker claims, in order, from one counter:
+ *  - validate: a chunk is a contiguous slice of the batch; its claimer checks each delta,
+ *    resolves its page and drops its index into the chunk's bucket [part(page)], parts being a
+ *    hash of the page id;
+ *  - apply: a part's claimer applies buckets [0][part], [1][part], ... in that order. Chunks are
+ *    in input order, so each page's deltas are applied by one worker in input order, without
+ *    sorting or locks.
+ * Between the passes worker 0 decides, once every chunk is done: any bad delta anywhere aborts the
+ * batch before a byte changes, and a logged state frames and commits the batch there, so what is
+ * on disk always precedes what is applied.
+ *
+ * Why claimed units and not one fixed slice per worker (docs/benchmarks.md, "Two workers"): on a
+ * VM the vCPU a worker needs is not always running, and a batch cut into fixed slices waits for
+ * its slowest slice, so a worker that is not scheduled stalls the batch for a whole time slice
+ * while worker 0 spins. With claims, worker 0 does whatever nobody else has taken: a batch is
+ * never slower than worker 0 alone by more than the wake-up and one chunk another worker holds.
+ * A batch too small for two chunks is run by worker 0 alone, without waking anyone.
  */
 #include <sched.h>
 #include <stdatomic.h>
@@ -21,6 +30,23 @@
 #define MAX_WORKERS 64
 /* How long an idle worker spins for the next batch before it sleeps on the condition variable. */
 #define IDLE_SPIN_NS 50000
+/*
+ * The smallest chunk worth handing to another worker: 512 no-op deltas are about 3 us of work
+ * here, the order of a cache-line round trip between vCPUs times the lines a chunk shares.
+ */
+#define CHUNK_MIN 512
+/* Chunks per worker at most: enough for a late worker to still find work, few enough to merge. */
+#define CHUNKS_PER_WORKER 4
+/* Parts per worker: a late worker's parts are small enough for worker 0 to take some of them. */
+#define PARTS_PER_WORKER 4
+/*
+ * Every PROBE_EVERY batches that could be shared, the way not chosen is tried for PROBE_LEN in a
+ * row; the first of them is not counted (it pays the other workers' wake-up, or their cold caches).
+ */
+#define PROBE_EVERY 64
+#define PROBE_LEN 3
+/* Pause iterations before a waiting thread yields its CPU to the thread it waits for. */
+#define SPIN_PAUSES 2000
 
 /* A delta of the batch with its page resolved: what the apply pass reads, contiguous. */
 struct item {
@@ -33,40 +59,74 @@ struct bucket {
 	size_t n, cap;
 };
 
+/* A validate unit: a contiguous slice of the batch, split by part. */
+struct chunk {
+	struct bucket *bucket; /* [part] */
+	size_t n_gpu;	       /* deltas of this slice to GPU pages */
+	size_t err_at;	       /* smallest bad index in the slice, or SIZE_MAX */
+	int err;
+} __attribute__((aligned(64)));
+
+/* An apply unit: the pages that hash to it, and what applying their deltas did. */
+struct part {
+	/*
+	 * The job in the high 32 bits, 1 in the low ones once taken. A part goes to the same worker
+	 * batch after batch when it can (worker k asks for part k first): its pages' lines then stay
+	 * in that worker's cache, where two workers trading them cost more than the deltas.
+	 */
+	_Atomic uint64_t claim;
+	struct mmsb_page **touched; /* pages this part changed in the batch */
+	size_t n_touched, cap_touched;
+	uint64_t bytes;
+	int err;
+} __attribute__((aligned(64)));
+
 struct worker {
 	struct mmsb_engine *e;
 	unsigned int k;
 	pthread_t thread;
-	struct bucket *bucket; /* [owner]: this worker's slice, split by the owner of each page */
-	struct mmsb_page **touched; /* pages this worker changed in the batch */
-	size_t n_touched, cap_touched;
-	uint64_t bytes;
-	size_t n_gpu;  /* deltas of this worker's slice to GPU pages */
-	size_t err_at; /* smallest bad index this worker saw, or SIZE_MAX */
-	int err;
-} __attribute__((aligned(64)));
+};
 
 struct mmsb_engine {
 	struct mmsb_state *s;
-	unsigned int w;
-	bool oversubscribed; /* more workers than CPUs: spinning must yield */
+	unsigned int w;	      /* workers, the caller included */
+	unsigned int started; /* threads running: workers 1 .. started - 1 */
+	bool oversubscribed;  /* more workers than CPUs: waiting must yield at once */
 	struct worker *wk;
+	unsigned int max_parts; /* PARTS_PER_WORKER * w */
+	struct chunk *chunk;	/* CHUNKS_PER_WORKER * w */
+	struct part *part;	/* max_parts */
+	/*
+	 * Nanoseconds a delta, a moving average, of the batches worker 0 ran alone [0] and shared
+	 * [1]: a batch is shared only while sharing has been the faster (see pick_shared()).
+	 */
+	double ns_per[2];
+	unsigned int since_probe, probe_left;
+	bool counted; /* this batch's time goes into ns_per */
 
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	_Atomic uint64_t job; /* bumped to start a batch */
+	_Atomic uint64_t job; /* bumped to start a batch that others may join */
 	_Atomic unsigned int sleepers;
 	_Atomic bool stop;
 
 	/* the batch */
 	struct mmsb_delta *const *ds;
 	size_t n;
+	unsigned int n_chunks, n_parts;
+	uint64_t seq;		  /* the batch's job number */
+	bool any_gpu;		  /* a GPU page may be in the batch */
 	struct mmsb_page **pages; /* pages[i] for ds[i]: only for a logged state, else NULL */
 	struct mmsb_page **page_buf;
 	size_t cap_pages;
 	uint64_t gen, base_id;
-	_Atomic unsigned int validated, finished;
-	_Atomic int go; /* 0 waiting, 1 apply, -1 abort */
+	/*
+	 * Claims: the job number in the high 32 bits, the next unit in the low 32; a claim is a
+	 * compare-and-swap, so a worker that comes late to a batch never takes a unit of the next.
+	 */
+	_Atomic uint64_t vclaim;
+	_Atomic unsigned int vdone, adone; /* units finished */
+	_Atomic uint32_t go;		   /* the job whose apply pass may start (or was aborted) */
 };
 
 static inline void cpu_relax(void)
@@ -76,19 +136,45 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static void spin_until(struct mmsb_engine *e, _Atomic unsigned int *v, unsigned int want)
+/* One round of a wait: pause a little, then give the CPU to whoever we wait for. */
+static inline void wait_step(const struct mmsb_engine *e, unsigned int *i)
 {
-	for (unsigned int i = 0; atomic_load_explicit(v, memory_order_acquire) < want; i++) {
-		if (e->oversubscribed || i > 100000)
-			sched_yield();
-		else
-			cpu_relax();
+	if (e->oversubscribed || ++*i > SPIN_PAUSES)
+		sched_yield();
+	else
+		cpu_relax();
+}
+
+static void wait_done(struct mmsb_engine *e, _Atomic unsigned int *v, unsigned int want)
+{
+	unsigned int i = 0;
+
+	while (atomic_load_explicit(v, memory_order_acquire) < want)
+		wait_step(e, &i);
+}
+
+/*
+ * The next chunk of job, or -1 when none is left or the job is over. The word holds the job in its
+ * high 32 bits, then the number of chunks and the next one, so a worker that comes late to a batch
+ * never takes a chunk of the next, and reads nothing of a batch it has not claimed a chunk of.
+ */
+static long claim_chunk(struct mmsb_engine *e, uint32_t job)
+{
+	uint64_t v = atomic_load_explicit(&e->vclaim, memory_order_acquire);
+
+	for (;;) {
+		if ((uint32_t)(v >> 32) != job || (v & 0xffff) >= ((v >> 16) & 0xffff))
+			return -1;
+		if (atomic_compare_exchange_weak_explicit(
+			    &e->vclaim, &v, v + 1, memory_order_acq_rel, memory_order_acquire))
+			return (long)(v & 0xffff);
 	}
 }
 
-static inline unsigned int owner(const struct mmsb_engine *e, uint64_t page_id)
+static inline unsigned int part_of(const struct mmsb_engine *e, uint64_t page_id)
 {
-	return (unsigned int)(((page_id * 0x9E3779B97F4A7C15ull) >> 32) % e->w);
+	/* the hash's top 32 bits scaled to [0, n_parts): a multiply, not a division per delta */
+	return (unsigned int)((((page_id * 0x9E3779B97F4A7C15ull) >> 32) * e->n_parts) >> 32);
 }
 
 static int push_item(struct bucket *b, size_t i, struct mmsb_page *p)
@@ -99,18 +185,17 @@ static int push_item(struct bucket *b, size_t i, struct mmsb_page *p)
 	return 0;
 }
 
-/* Pass 1: check this worker's slice and sort it into the owners' buckets. */
-static void validate(struct mmsb_engine *e, struct worker *w)
+/* Pass 1: check chunk c's slice and sort it into the parts' buckets. */
+static void validate(struct mmsb_engine *e, unsigned int c)
 {
-	size_t lo = e->n * w->k / e->w, hi = e->n * (w->k + 1) / e->w;
+	struct chunk *ch = &e->chunk[c];
+	size_t lo = e->n * c / e->n_chunks, hi = e->n * (c + 1) / e->n_chunks;
 
-	for (unsigned int b = 0; b < e->w; b++)
-		w->bucket[b].n = 0;
-	w->n_touched = 0;
-	w->n_gpu = 0;
-	w->bytes = 0;
-	w->err = 0;
-	w->err_at = SIZE_MAX;
+	for (unsigned int b = 0; b < e->n_parts; b++)
+		ch->bucket[b].n = 0;
+	ch->n_gpu = 0;
+	ch->err = 0;
+	ch->err_at = SIZE_MAX;
 	for (size_t i = lo; i < hi; i++) {
 		struct mmsb_delta *d = e->ds[i];
 		int err = d ? mmsb__delta_validate(d) : -EINVAL;
@@ -120,24 +205,28 @@ static void validate(struct mmsb_engine *e, struct worker *w)
 		if (!err && !p)
 			err = -MMSB_ERR_PAGE_NOT_FOUND;
 		if (!err)
-			err = push_item(&w->bucket[e->w > 1 ? owner(e, d->page_id) : 0], i, p);
+			err = push_item(&ch->bucket[e->n_parts > 1 ? part_of(e, d->page_id) : 0], i,
+					p);
 		if (!err && e->pages)
 			e->pages[i] = p; /* the log pass reads pages in input order */
-		if (!err)
-			w->n_gpu += p->dev != NULL;
+		/* the page's own line is left to its part's worker, which writes it */
+		if (!err && e->any_gpu)
+			ch->n_gpu += p->dev != NULL;
 		if (err) {
-			w->err = err;
-			w->err_at = i;
+			ch->err = err;
+			ch->err_at = i;
 			return; /* later indices of a slice cannot be the batch's first error */
 		}
 	}
 }
 
-/* Pass 2: apply the deltas of this worker's pages; a page's epoch moves once per batch. */
-static int apply(struct mmsb_engine *e, struct worker *w)
+/* Pass 2: apply the deltas of part k's pages; a page's epoch moves once per batch. */
+static int apply(struct mmsb_engine *e, unsigned int k)
 {
-	for (unsigned int j = 0; j < e->w; j++) {
-		const struct bucket *b = &e->wk[j].bucket[w->k];
+	struct part *pt = &e->part[k];
+
+	for (unsigned int c = 0; c < e->n_chunks; c++) {
+		const struct bucket *b = &e->chunk[c].bucket[k];
 
 		for (size_t x = 0; x < b->n; x++) {
 			struct mmsb_page *p = b->v[x].p;
@@ -146,18 +235,18 @@ static int apply(struct mmsb_engine *e, struct worker *w)
 			if (p->batch_gen != e->gen) {
 				p->batch_gen = e->gen;
 				p->epoch++;
-				if (w->n_touched == w->cap_touched &&
-				    mmsb__grow((void **)&w->touched, &w->cap_touched,
-					       w->n_touched + 1, sizeof(*w->touched)))
+				if (pt->n_touched == pt->cap_touched &&
+				    mmsb__grow((void **)&pt->touched, &pt->cap_touched,
+					       pt->n_touched + 1, sizeof(*pt->touched)))
 					return -ENOMEM;
-				w->touched[w->n_touched++] = p;
+				pt->touched[pt->n_touched++] = p;
 			}
 			size_t bytes;
 			int err = mmsb__apply_bytes(p, d, &bytes);
 
 			if (err)
 				return err;
-			w->bytes += bytes;
+			pt->bytes += bytes;
 		}
 	}
 	return 0;
@@ -173,11 +262,11 @@ static int prepare_gpu(struct mmsb_engine *e)
 	size_t n_gpu = 0;
 	int err = 0;
 
-	for (unsigned int k = 0; k < e->w; k++)
-		n_gpu += e->wk[k].n_gpu;
-	for (unsigned int j = 0; n_gpu && j < e->w; j++)
-		for (unsigned int k = 0; k < e->w; k++) {
-			const struct bucket *b = &e->wk[j].bucket[k];
+	for (unsigned int c = 0; c < e->n_chunks; c++)
+		n_gpu += e->chunk[c].n_gpu;
+	for (unsigned int c = 0; n_gpu && c < e->n_chunks; c++)
+		for (unsigned int k = 0; k < e->n_parts; k++) {
+			const struct bucket *b = &e->chunk[c].bucket[k];
 
 			for (size_t x = 0; x < b->n && !err; x++) {
 				struct mmsb_page *p = b->v[x].p;
@@ -200,10 +289,10 @@ static int decide(struct mmsb_engine *e)
 	size_t first = SIZE_MAX;
 	int err = 0;
 
-	for (unsigned int k = 0; k < e->w; k++)
-		if (e->wk[k].err && e->wk[k].err_at < first) {
-			first = e->wk[k].err_at;
-			err = e->wk[k].err;
+	for (unsigned int c = 0; c < e->n_chunks; c++)
+		if (e->chunk[c].err && e->chunk[c].err_at < first) {
+			first = e->chunk[c].err_at;
+			err = e->chunk[c].err;
 		}
 	if (!err)
 		err = prepare_gpu(e);
@@ -227,29 +316,65 @@ static int decide(struct mmsb_engine *e)
 	return mmsb__log_commit_batch(s->log);
 }
 
-static void work(struct mmsb_engine *e, struct worker *w)
+/* Part k of job, when nobody has taken it yet. */
+static bool claim_part(struct part *pt, uint32_t job)
 {
-	int go;
+	uint64_t v = atomic_load_explicit(&pt->claim, memory_order_acquire);
 
-	validate(e, w);
-	atomic_fetch_add_explicit(&e->validated, 1, memory_order_acq_rel);
-	if (!w->k) {
-		spin_until(e, &e->validated, e->w);
-		go = decide(e);
-		if (go)
-			w->err = go, w->err_at = 0;
-		atomic_store_explicit(&e->go, go ? -1 : 1, memory_order_release);
+	return v == (uint64_t)job << 32 &&
+	       atomic_compare_exchange_strong_explicit(&pt->claim, &v, v | 1, memory_order_acq_rel,
+						       memory_order_acquire);
+}
+
+/*
+ * The units of job's passes that this thread can claim. Worker 0 (first) also decides between the
+ * passes and waits for every unit to finish; it returns the batch's error (a bad delta, the log).
+ */
+static int work(struct mmsb_engine *e, struct worker *w, uint32_t job)
+{
+	bool first = !w->k;
+	unsigned int i = 0;
+	int err = 0;
+	long u;
+
+	while ((u = claim_chunk(e, job)) >= 0) {
+		validate(e, (unsigned int)u);
+		atomic_fetch_add_explicit(&e->vdone, 1, memory_order_release);
+	}
+	if (first) {
+		wait_done(e, &e->vdone, e->n_chunks);
+		err = decide(e);
+		/* an abort leaves nothing to claim */
+		for (unsigned int k = 0; k < e->n_parts; k++)
+			atomic_store_explicit(&e->part[k].claim, (uint64_t)job << 32 | !!err,
+					      memory_order_relaxed);
+		atomic_store_explicit(&e->go, job, memory_order_release);
 	} else {
-		while (!(go = atomic_load_explicit(&e->go, memory_order_acquire)))
-			e->oversubscribed ? sched_yield() : cpu_relax();
+		/* until worker 0 has decided, or a later batch has started without us */
+		while (atomic_load_explicit(&e->go, memory_order_acquire) != job &&
+		       (uint32_t)(atomic_load_explicit(&e->vclaim, memory_order_acquire) >> 32) ==
+			       job)
+			wait_step(e, &i);
 	}
-	if (atomic_load_explicit(&e->go, memory_order_acquire) > 0) {
-		int err = apply(e, w);
+	/*
+	 * Own parts first (k, k + w, ...), then any left; each is taken once, and a late worker finds
+	 * them all taken. Parts past this batch's count hold an older job: never claimed.
+	 */
+	for (unsigned int j = 0; j < e->max_parts + e->max_parts / e->w; j++) {
+		unsigned int own = e->max_parts / e->w, k = j < own ? w->k + j * e->w : j - own;
+		int aerr;
 
-		if (err)
-			w->err = err, w->err_at = 0;
+		if (atomic_load_explicit(&e->go, memory_order_acquire) != job ||
+		    !claim_part(&e->part[k], job))
+			continue;
+		aerr = apply(e, k);
+		if (aerr)
+			e->part[k].err = aerr;
+		atomic_fetch_add_explicit(&e->adone, 1, memory_order_release);
 	}
-	atomic_fetch_add_explicit(&e->finished, 1, memory_order_acq_rel);
+	if (first && !err)
+		wait_done(e, &e->adone, e->n_parts);
+	return err;
 }
 
 static void *worker_main(void *arg)
@@ -280,12 +405,24 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&e->mu);
 		if (atomic_load(&e->stop))
 			return NULL;
-		seen = atomic_load(&e->job);
-		work(e, w);
+		seen = atomic_load_explicit(&e->job, memory_order_acquire);
+		work(e, w, (uint32_t)seen);
 	}
 }
 
 static void engine_free(struct mmsb_engine *e);
+
+/* aligned_alloc, zeroed: the engine's per-line arrays */
+static void *zalloc64(size_t n)
+{
+	void *p;
+
+	n = (n + 63) & ~(size_t)63;
+	p = aligned_alloc(64, n);
+	if (p)
+		memset(p, 0, n);
+	return p;
+}
 
 struct mmsb_engine *mmsb_engine_new(struct mmsb_state *s, const struct mmsb_engine_opts *opts)
 {
@@ -293,6 +430,7 @@ struct mmsb_engine *mmsb_engine_new(struct mmsb_state *s, const struct mmsb_engi
 	struct mmsb_engine *e;
 	unsigned int w;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int err = -ENOMEM;
 
 	if (!s || !OPTS_VALID(opts, mmsb_engine_opts))
 		return mmsb__err_ptr(-EINVAL);
@@ -306,40 +444,32 @@ struct mmsb_engine *mmsb_engine_new(struct mmsb_state *s, const struct mmsb_engi
 		return NULL;
 	e->s = s;
 	e->w = w;
+	e->started = 1; /* the caller is worker 0 */
 	e->oversubscribed = cpus > 0 && w > (unsigned int)cpus;
 	pthread_mutex_init(&e->mu, NULL);
 	pthread_cond_init(&e->cv, NULL);
-	e->wk = aligned_alloc(64, sizeof(*e->wk) * w);
-	if (!e->wk) {
-		free(e);
-		return NULL;
-	}
-	memset(e->wk, 0, sizeof(*e->wk) * w);
-	for (unsigned int k = 0; k < w; k++) {
-		e->wk[k].e = e;
-		e->wk[k].k = k;
-		/* each worker's counters on lines of their own: pushes from two cores must not share */
-		size_t bsz = (w * sizeof(struct bucket) + 63) & ~(size_t)63;
-
-		e->wk[k].bucket = aligned_alloc(64, bsz);
-		if (e->wk[k].bucket)
-			memset(e->wk[k].bucket, 0, bsz);
-		if (!e->wk[k].bucket) {
-			e->w = 1; /* no thread started yet */
-			engine_free(e);
-			return mmsb__err_ptr(-ENOMEM);
-		}
-	}
-	for (unsigned int k = 1; k < w; k++) {
-		int err = pthread_create(&e->wk[k].thread, NULL, worker_main, &e->wk[k]);
-
-		if (err) {
-			e->w = k; /* free the ones that started */
-			engine_free(e);
-			return mmsb__err_ptr(-err);
-		}
+	e->wk = calloc(w, sizeof(*e->wk));
+	e->chunk = zalloc64(sizeof(*e->chunk) * CHUNKS_PER_WORKER * w);
+	e->max_parts = PARTS_PER_WORKER * w;
+	e->part = zalloc64(sizeof(*e->part) * e->max_parts);
+	if (!e->wk || !e->chunk || !e->part)
+		goto fail;
+	for (unsigned int k = 0; k < w; k++)
+		e->wk[k] = (struct worker){ .e = e, .k = k };
+	/* each chunk's bucket counters on lines of their own: pushes from two cores must not share */
+	for (unsigned int c = 0; c < CHUNKS_PER_WORKER * w; c++)
+		if (!(e->chunk[c].bucket = zalloc64(e->max_parts * sizeof(struct bucket))))
+			goto fail;
+	for (; e->started < w; e->started++) {
+		err = -pthread_create(&e->wk[e->started].thread, NULL, worker_main,
+				      &e->wk[e->started]);
+		if (err)
+			goto fail;
 	}
 	return e;
+fail:
+	engine_free(e);
+	return mmsb__err_ptr(err);
 }
 
 static void engine_free(struct mmsb_engine *e)
@@ -350,14 +480,17 @@ static void engine_free(struct mmsb_engine *e)
 	atomic_store(&e->stop, true);
 	pthread_cond_broadcast(&e->cv);
 	pthread_mutex_unlock(&e->mu);
-	for (unsigned int k = 1; k < e->w; k++)
+	for (unsigned int k = 1; k < e->started; k++)
 		pthread_join(e->wk[k].thread, NULL);
-	for (unsigned int k = 0; k < e->w; k++) {
-		for (unsigned int b = 0; e->wk[k].bucket && b < e->w; b++)
-			free(e->wk[k].bucket[b].v);
-		free(e->wk[k].bucket);
-		free(e->wk[k].touched);
+	for (unsigned int c = 0; e->chunk && c < CHUNKS_PER_WORKER * e->w; c++) {
+		for (unsigned int b = 0; e->chunk[c].bucket && b < e->max_parts; b++)
+			free(e->chunk[c].bucket[b].v);
+		free(e->chunk[c].bucket);
 	}
+	for (unsigned int k = 0; e->part && k < e->max_parts; k++)
+		free(e->part[k].touched);
+	free(e->chunk);
+	free(e->part);
 	free(e->wk);
 	free(e->page_buf);
 	pthread_cond_destroy(&e->cv);
@@ -371,11 +504,51 @@ void mmsb_engine_free(struct mmsb_engine *e)
 	engine_free(e);
 }
 
-/* Run a batch with the state locked; the touched pages stay in the workers for mmsb_tick(). */
+/*
+ * Share this batch, or let worker 0 run it alone? Whichever has been faster a delta lately, and
+ * now and then the other, so a machine whose second CPU comes back (or goes) is followed. On a VM
+ * whose vCPUs are not co-scheduled a shared batch can cost more than one worker's: the workers
+ * wait for each other and the pages' cache lines move between them (docs/benchmarks.md).
+ */
+static bool pick_shared(struct mmsb_engine *e)
+{
+	bool shared;
+
+	if (!e->ns_per[1])
+		shared = true;
+	else if (!e->ns_per[0])
+		shared = false;
+	else
+		shared = e->ns_per[1] < e->ns_per[0];
+	e->counted = true;
+	if (!e->probe_left && ++e->since_probe >= PROBE_EVERY) {
+		e->since_probe = 0;
+		e->probe_left = PROBE_LEN;
+		e->counted = false;
+	}
+	if (e->probe_left) {
+		e->probe_left--;
+		shared = !shared;
+	}
+	return shared;
+}
+
+static void learn(struct mmsb_engine *e, bool shared, uint64_t ns, size_t n)
+{
+	double v = (double)ns / (double)n, *avg = &e->ns_per[shared];
+
+	if (e->counted)
+		*avg = *avg ? (3 * *avg + v) / 4 : v;
+}
+
+/* Run a batch with the state locked; the touched pages stay in the parts for mmsb_tick(). */
 static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_t n)
 {
 	struct mmsb_state *s = e->s;
-	int err = 0;
+	size_t nc = n / CHUNK_MIN;
+	bool shared = e->w > 1 && nc >= 2;
+	uint64_t t0;
+	int err;
 
 	e->pages = NULL;
 	/* the batch's ids are next_delta_id .. + n - 1: they never pass MMSB_ID_MAX */
@@ -387,16 +560,31 @@ static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_
 			return -ENOMEM;
 		e->pages = e->page_buf;
 	}
-	MMSB_TRACE(ENGINE_BATCH_BEGIN, n, e->w);
+	/* two chunks at least, and sharing paying lately, or worker 0 runs it alone */
+	shared = shared && pick_shared(e);
+	e->n_chunks = shared ? (unsigned int)min_t(size_t, nc, CHUNKS_PER_WORKER * e->w) : 1;
+	e->n_parts = shared ? e->max_parts : 1;
+	MMSB_TRACE(ENGINE_BATCH_BEGIN, n, shared ? e->w : 1);
 	e->ds = ds;
 	e->n = n;
+	e->any_gpu = mmsb__gpu_any_pages();
 	e->gen = ++s->batch_gen;
 	e->base_id = s->next_delta_id;
-	atomic_store(&e->validated, 0);
-	atomic_store(&e->finished, 0);
-	atomic_store(&e->go, 0);
-	if (e->w > 1) {
-		atomic_fetch_add(&e->job, 1);
+	for (unsigned int k = 0; k < e->n_parts; k++) {
+		e->part[k].n_touched = 0;
+		e->part[k].bytes = 0;
+		e->part[k].err = 0;
+	}
+	atomic_store_explicit(&e->vdone, 0, memory_order_relaxed);
+	atomic_store_explicit(&e->adone, 0, memory_order_relaxed);
+	e->seq++;
+	/* the batch above is published by this store: a claim that sees the job sees the batch */
+	atomic_store_explicit(&e->vclaim,
+			      (e->seq & 0xffffffffu) << 32 | (uint64_t)e->n_chunks << 16,
+			      memory_order_release);
+	t0 = mmsb__now_ns(CLOCK_MONOTONIC);
+	if (shared) {
+		atomic_store_explicit(&e->job, e->seq, memory_order_release);
 		/* a worker that counted itself a sleeper is waiting on the condition variable */
 		if (atomic_load(&e->sleepers)) {
 			pthread_mutex_lock(&e->mu);
@@ -404,26 +592,27 @@ static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_
 			pthread_mutex_unlock(&e->mu);
 		}
 	}
-	work(e, &e->wk[0]);
-	spin_until(e, &e->finished, e->w);
-	for (unsigned int k = 0; k < e->w && !err; k++)
-		err = e->wk[k].err;
-	if (atomic_load(&e->go) > 0) {
+	err = work(e, &e->wk[0], (uint32_t)e->seq);
+	if (e->w > 1 && nc >= 2)
+		learn(e, shared, mmsb__now_ns(CLOCK_MONOTONIC) - t0, n);
+	if (!err) {
 		/* applied (an ENOMEM while recording touched pages does not undo the bytes) */
 		s->next_delta_id += n;
 		s->st.deltas_applied += n;
-		for (unsigned int k = 0; k < e->w; k++)
-			s->st.delta_bytes += e->wk[k].bytes;
+		for (unsigned int k = 0; k < e->n_parts; k++) {
+			s->st.delta_bytes += e->part[k].bytes;
+			if (!err)
+				err = e->part[k].err;
+		}
 	}
 	if (MMSB_ENGINE_BATCH_END_ENABLED()) {
 		uint64_t pages = 0;
 
 		/* summed only for a tracer: nobody attached, nobody pays */
-		for (unsigned int k = 0; k < e->w; k++)
-			pages += e->wk[k].n_touched;
+		for (unsigned int k = 0; k < e->n_parts; k++)
+			pages += e->part[k].n_touched;
 		MMSB_ENGINE_BATCH_END(n, err ? 0 : pages, err);
 	}
-	MMSB_SPAN(ENGINE_BATCH_END);
 	return err;
 }
 
@@ -445,8 +634,8 @@ int mmsb_engine_apply(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_
 		memset(m, 0, sizeof(*m));
 		if (!err && n) {
 			m->processed = n;
-			for (unsigned int k = 0; k < e->w; k++)
-				m->pages += e->wk[k].n_touched;
+			for (unsigned int k = 0; k < e->n_parts; k++)
+				m->pages += e->part[k].n_touched;
 		}
 		m->duration_ns = mmsb__now_ns(CLOCK_MONOTONIC) - t0;
 		m->rate = m->duration_ns ? (double)m->processed * 1e9 / (double)m->duration_ns : 0;
@@ -514,20 +703,20 @@ int mmsb_tick(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_t n,
 	if (err)
 		goto out;
 	m->processed = n;
-	/* with no batch the workers' lists are the previous batch's: nothing changed this tick */
-	for (unsigned int k = 0; n && k < e->w; k++)
-		m->pages += e->wk[k].n_touched;
+	/* with no batch the parts' lists are the previous batch's: nothing changed this tick */
+	for (unsigned int k = 0; n && k < e->n_parts; k++)
+		m->pages += e->part[k].n_touched;
 	changed = malloc((m->pages ? m->pages : 1) * sizeof(*changed));
 	if (!changed) {
 		err = -ENOMEM;
 		goto out;
 	}
-	for (unsigned int k = 0; n && k < e->w; k++) {
-		if (!e->wk[k].n_touched)
+	for (unsigned int k = 0; n && k < e->n_parts; k++) {
+		if (!e->part[k].n_touched)
 			continue;
-		memcpy(changed + n_changed, e->wk[k].touched,
-		       e->wk[k].n_touched * sizeof(*changed));
-		n_changed += e->wk[k].n_touched;
+		memcpy(changed + n_changed, e->part[k].touched,
+		       e->part[k].n_touched * sizeof(*changed));
+		n_changed += e->part[k].n_touched;
 	}
 	err = mmsb__wave(e->s, changed, n_changed, NULL, 0);
 	m->propagation_ns = mmsb__now_ns(CLOCK_MONOTONIC) - t1;

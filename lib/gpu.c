@@ -278,6 +278,14 @@ int mmsb__gpu_upload(struct mmsb_page *p)
 	return err;
 }
 
+/* Device copies alive in the process: while there are none, no batch needs to look for one. */
+static _Atomic size_t gpu_pages;
+
+bool mmsb__gpu_any_pages(void)
+{
+	return atomic_load_explicit(&gpu_pages, memory_order_relaxed) != 0;
+}
+
 int mmsb__gpu_page_alloc(struct mmsb_page *p)
 {
 	const struct mmsb_gpu_ops *ops = mmsb__gpu();
@@ -289,11 +297,14 @@ int mmsb__gpu_page_alloc(struct mmsb_page *p)
 	if (err)
 		return err;
 	p->coh = MMSB_COH_HOST | MMSB_COH_DEV; /* both zeroed */
+	atomic_fetch_add_explicit(&gpu_pages, 1, memory_order_relaxed);
 	return 0;
 }
 
 void mmsb__gpu_page_free(struct mmsb_page *p)
 {
+	if (p->dev)
+		atomic_fetch_sub_explicit(&gpu_pages, 1, memory_order_relaxed);
 	if (p->dev && gpu.ops)
 		gpu.ops->free(p->dev, p->size);
 	p->dev = NULL;

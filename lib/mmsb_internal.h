@@ -309,6 +309,8 @@ struct mmsb_gpu_ops;
 const struct mmsb_gpu_ops *mmsb__gpu(void) MMSB_HIDDEN;
 bool mmsb__gpu_prefer(size_t size, size_t changed, size_t batch) MMSB_HIDDEN;
 int mmsb__gpu_page_alloc(struct mmsb_page *p) MMSB_HIDDEN;
+/* Has any page of the process a device copy? (false: no page's p->dev needs a look) */
+bool mmsb__gpu_any_pages(void) MMSB_HIDDEN;
 void mmsb__gpu_page_free(struct mmsb_page *p) MMSB_HIDDEN;
 void mmsb__gpu_host_written(struct mmsb_page *p) MMSB_HIDDEN;
 /* Copy the device copy into the host mirror (counted in mmsb_gpu_info().errors on a failure). */

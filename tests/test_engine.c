@@ -129,6 +129,48 @@ TEST(bad_delta_changes_nothing)
 	free_batch(ds, 400);
 }
 
+/*
+ * Batches big enough to share, many times over: the engine runs some shared and some on worker 0
+ * alone (it picks by what has been faster, and tries the other way now and then), and every one,
+ * applied or refused, must leave what one worker leaves.
+ */
+TEST_TIMEOUT(shared_and_alone_batches_agree, 120)
+{
+	static uint8_t ref[PAGES * PSZ], got[PAGES * PSZ];
+	int64_t ref_ep[PAGES], got_ep[PAGES];
+	struct mmsb_delta **a = make_batch(5, DELTAS), **b = make_batch(6, DELTAS);
+	const uint8_t m = 1, v = 9;
+	struct mmsb_delta *orphan = mmsb_delta_new(PAGES + 50, &m, 1, &v, 1, 0);
+
+	ASSERT_TRUE(orphan);
+	for (unsigned int w = 1; w <= 3; w++) {
+		MMSB_OPTS(mmsb_engine_opts, eo, .workers = w);
+		struct mmsb_state *s = pages_state(NULL);
+		struct mmsb_engine *e = mmsb_engine_new(s, &eo);
+
+		ASSERT_TRUE(e);
+		for (int i = 0; i < 300; i++) {
+			struct mmsb_delta **ds = i % 2 ? b : a, *saved = ds[4321];
+
+			ASSERT_EQ(mmsb_engine_apply(e, ds, DELTAS - i, NULL), 0);
+			/* a bad delta late in the batch: refused whole, whoever validated it */
+			ds[4321] = orphan;
+			ASSERT_EQ(mmsb_engine_apply(e, ds, DELTAS, NULL), -MMSB_ERR_PAGE_NOT_FOUND);
+			ds[4321] = saved;
+		}
+		snapshot(s, w == 1 ? ref : got, w == 1 ? ref_ep : got_ep);
+		if (w > 1) {
+			ASSERT_MEM_EQ(got, ref, sizeof(ref));
+			ASSERT_MEM_EQ(got_ep, ref_ep, sizeof(ref_ep));
+		}
+		mmsb_engine_free(e);
+		mmsb_state_close(s);
+	}
+	mmsb_delta_free(orphan);
+	free_batch(a, DELTAS);
+	free_batch(b, DELTAS);
+}
+
 TEST(logged_batches_replay)
 {
 	struct mmsb_state *s = pages_state(th_path("e.tlog"));
