@@ -35,5 +35,7 @@ int syscalls_per_delta(struct bench_result *r);
 int throughput_1w(struct bench_result *r);
 int throughput_8w(struct bench_result *r);
 int throughput_ncpu(struct bench_result *r);
+/* The limit keys (keys_limits.c): a cost beside this machine's own limit, measured together. */
+int limits_scaling_2w(struct bench_result *r);
 
 #endif /* __MMSB_BENCH_KEYS_H */

@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * mmsb-bench's limit keys: each sets one of the library's costs beside what this machine can do at
+ * all, both measured in the same process and interleaved round by round, so the ratio holds on a
+ * quiet machine and a busy one alike (docs/benchmarks.md, "The core against this machine's
+ * limits"). Each prints the median of the per-round ratios and their spread.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <mmsb/mmsb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "keys.h"
+#include "tool_helpers.h"
+
+#define MAX_ROUNDS 9
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The median of v[0..n) (sorted in place); *lo and *hi the spread. */
+static double median_of(double *v, int n, double *lo, double *hi)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	*lo = v[0];
+	*hi = v[n - 1];
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static int rounds(void)
+{
+	return benv.quick ? 2 : 7;
+}
+
+/* ---- scaling: the engine with 2 workers against 1, beside two threads summing arrays ---- */
+
+/* The machine's own 2-thread scaling: each thread sums a private 32 KiB array (L1-resident). */
+#define PAR_WORDS 4096
+#define PAR_PASSES 4000
+
+struct par_arg {
+	uint64_t v[PAR_WORDS];
+	uint64_t sum;
+} __attribute__((aligned(64)));
+
+static void *par_run(void *arg)
+{
+	struct par_arg *a = arg;
+	uint64_t s = 0;
+
+	for (int r = 0; r < PAR_PASSES; r++)
+		for (int i = 0; i < PAR_WORDS; i++)
+			s += a->v[i] ^ (uint64_t)r;
+	a->sum = s;
+	return NULL;
+}
+
+/* Time for both arrays' work on one thread, and on two: their ratio. */
+static int par_scaling(struct par_arg *a, double *ratio)
+{
+	uint64_t t0 = mono_ns(), one, two;
+	pthread_t th;
+	int err;
+
+	par_run(&a[0]);
+	par_run(&a[1]);
+	one = mono_ns() - t0;
+	t0 = mono_ns();
+	err = pthread_create(&th, NULL, par_run, &a[1]);
+	if (err)
+		return -err;
+	par_run(&a[0]);
+	pthread_join(th, NULL);
+	two = mono_ns() - t0;
+	*ratio = (double)one / (double)(two ? two : 1);
+	return 0;
+}
+
+/* One engine workload: a state, its pages and one batch of deltas. */
+struct eng_load {
+	struct mmsb_state *s;
+	struct mmsb_delta **ds;
+	size_t batch;
+};
+
+static void eng_load_free(struct eng_load *l)
+{
+	for (size_t i = 0; l->ds && i < l->batch; i++)
+		mmsb_delta_free(l->ds[i]);
+	free(l->ds);
+	mmsb_state_close(l->s);
+}
+
+/* pages pages of psz bytes, batch deltas of dsz bytes (a full mask), one per page in turn */
+static int eng_load_init(struct eng_load *l, size_t pages, size_t psz, size_t batch, size_t dsz)
+{
+	uint8_t mask[128], pay[128];
+	int err = 0;
+
+	memset(l, 0, sizeof(*l));
+	memset(mask, 1, sizeof(mask));
+	l->batch = batch;
+	l->s = mmsb_state_open(NULL);
+	l->ds = calloc(batch, sizeof(*l->ds));
+	if (!l->s || !l->ds)
+		return -ENOMEM;
+	for (size_t i = 0; i < pages && !err; i++)
+		err = mmsb_page_create(l->s, psz, MMSB_LOC_CPU, NULL);
+	for (size_t i = 0; i < batch && !err; i++) {
+		memset(pay, (int)i, sizeof(pay));
+		l->ds[i] = mmsb_delta_new(i % pages + 1, mask, dsz, pay, dsz, 0);
+		if (!l->ds[i])
+			err = -errno;
+	}
+	return err;
+}
+
+/* Deltas a second through an engine of w workers, after warm-up batches it learns from. */
+static int eng_rate(struct eng_load *l, unsigned int w, size_t total, double *rate)
+{
+	MMSB_OPTS(mmsb_engine_opts, eo, .workers = w);
+	struct mmsb_engine *e = mmsb_engine_new(l->s, &eo);
+	uint64_t t0;
+	int err = 0;
+
+	if (!e)
+		return -errno;
+	for (int i = 0; i < 256 && !err; i++)
+		err = mmsb_engine_apply(e, l->ds, l->batch, NULL);
+	t0 = mono_ns();
+	for (size_t done = 0; done < total && !err; done += l->batch)
+		err = mmsb_engine_apply(e, l->ds, l->batch, NULL);
+	*rate = (double)total * 1e9 / (double)(mono_ns() - t0);
+	mmsb_engine_free(e);
+	return err;
+}
+
+int limits_scaling_2w(struct bench_result *r)
+{
+	double machine[MAX_ROUNDS], noop[MAX_ROUNDS], b128[MAX_ROUNDS], lo, hi, m, n1, n2;
+	size_t total = benv.quick ? 1u << 20 : 8u << 20;
+	struct par_arg *par = aligned_alloc(64, 2 * sizeof(*par));
+	struct eng_load ln, lb;
+	int err, nr = rounds();
+
+	if (!par)
+		return -ENOMEM;
+	memset(par, 1, 2 * sizeof(*par));
+	/* the original's no-op deltas (4,096 1 B pages), and phase6's 128 B on 4 KiB pages */
+	err = eng_load_init(&ln, 4096, 1, 4096, 0);
+	if (!err)
+		err = eng_load_init(&lb, 4096, 4096, 4096, 128);
+	for (int i = 0; i < nr && !err; i++) {
+		double a, b;
+
+		err = par_scaling(par, &machine[i]);
+		if (!err)
+			err = eng_rate(&ln, 1, total, &a);
+		if (!err)
+			err = eng_rate(&ln, 2, total, &b);
+		noop[i] = b / a;
+		if (!err)
+			err = eng_rate(&lb, 1, total / 2, &a);
+		if (!err)
+			err = eng_rate(&lb, 2, total / 2, &b);
+		b128[i] = b / a;
+	}
+	if (!err) {
+		m = median_of(machine, nr, &lo, &hi);
+		bench_value(r, "machine_2t", m);
+		n1 = median_of(noop, nr, &lo, &hi);
+		bench_value(r, "engine_noop", n1);
+		bench_value(r, "engine_noop_min", lo);
+		n2 = median_of(b128, nr, &lo, &hi);
+		bench_value(r, "engine_128b", n2);
+		bench_value(r, "engine_128b_min", lo);
+		bench_value(r, "noop_of_machine", n1 / m);
+		bench_value(r, "b128_of_machine", n2 / m);
+		bench_value(r, "rounds", nr);
+		printf("METRIC:scaling_2w machine_2t=%.2f engine_noop=%.2f engine_128b=%.2f\n", m,
+		       n1, n2);
+	}
+	eng_load_free(&ln);
+	eng_load_free(&lb);
+	free(par);
+	return err;
+}
