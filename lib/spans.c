@@ -11,6 +11,10 @@
  */
 #include <pthread.h>
 #include <sys/mman.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <x86intrin.h>
+#endif
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +46,30 @@ static inline uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static bool use_tsc;
+
+/* The span clock (mmsb/span_abi.h): the TSC where it is invariant, else CLOCK_MONOTONIC. */
+static inline uint64_t span_clock(void)
+{
+#if defined(__x86_64__)
+	if (__builtin_expect(use_tsc, 1))
+		return __rdtsc();
+#endif
+	return now_ns();
+}
+
+/* Chosen once, before the first block is linked: readers read the registry's clock first. */
+static void clock_choose(void)
+{
+#if defined(__x86_64__)
+	unsigned int a, b, c, d;
+
+	/* CPUID 0x80000007 EDX bit 8: the TSC runs at one rate in every state, on every CPU */
+	use_tsc = __get_cpuid(0x80000007, &a, &b, &c, &d) && (d & (1u << 8));
+#endif
+	mmsb_span_registry.clock = use_tsc ? MMSB_SPAN_CLOCK_TSC : MMSB_SPAN_CLOCK_MONOTONIC;
 }
 
 /* The owner's writes, between two seq increments a reader can see. */
@@ -91,6 +119,7 @@ static void fork_child(void)
 
 static void exit_key_make(void)
 {
+	clock_choose();
 	if (pthread_key_create(&exit_key, thread_exit))
 		exit_key = (pthread_key_t)-1;
 	else
@@ -182,8 +211,8 @@ void mmsb__span_push(unsigned int kind, uint64_t key)
 	f->node = node_of(t, t->depth ? t->stack[t->depth - 1].node : 0, kind);
 	f->kind = (uint8_t)kind;
 	f->key = key;
-	f->child_ns = 0;
-	f->start_ns = now_ns();
+	f->child = 0;
+	f->start = span_clock();
 	t->depth++;
 	write_end(t);
 }
@@ -206,25 +235,25 @@ void mmsb__span_pop(struct mmsb_span_thread *t, unsigned int kind)
 	 */
 	if (!t->depth || t->stack[t->depth - 1].kind != kind)
 		return;
-	end = now_ns();
+	end = span_clock();
 	f = &t->stack[t->depth - 1];
-	dur = end - f->start_ns;
-	self = dur > f->child_ns ? dur - f->child_ns : 0;
+	dur = end - f->start;
+	self = dur > f->child ? dur - f->child : 0;
 	write_begin(t);
 	if (f->node) {
 		nd = &t->nodes[f->node];
 		nd->count++;
-		nd->total_ns += dur;
-		nd->self_ns += self;
-		if (dur > nd->max_ns)
-			nd->max_ns = dur;
+		nd->total += dur;
+		nd->self += self;
+		if (dur > nd->max)
+			nd->max = dur;
 		nd->hist[mmsb_hist_slot(dur)]++;
 	} else {
 		t->lost++;
 	}
 	t->depth--;
 	if (t->depth)
-		t->stack[t->depth - 1].child_ns += dur;
+		t->stack[t->depth - 1].child += dur;
 	write_end(t);
 }
 #endif

@@ -22,13 +22,16 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
 
 #include "record.h"
 #include "syms_helpers.h"
 
 /* A block as read: the copy, where it lives, when it was read. */
 struct blk {
-	uint64_t addr, read_ns;
+	uint64_t addr, read_ns, read_u; /* read at: CLOCK_MONOTONIC, and in the span clock */
 	struct mmsb_span_thread *t;
 };
 
@@ -45,7 +48,31 @@ struct inproc {
 	uint64_t sym_off; /* its file offset in lib, 0 when lib has none */
 	struct snap s[2]; /* the window's start and end */
 	uint64_t torn;	  /* blocks read while their thread wrote, after retries */
+	uint32_t clock;	  /* the registry's: MMSB_SPAN_CLOCK_* */
+	/* the TSC beside CLOCK_MONOTONIC at the start and the window's end: its rate */
+	uint64_t tsc0, ns0;
+	double ns_per_unit;
 };
+
+static uint64_t tsc(void)
+{
+#if defined(__x86_64__)
+	return __rdtsc();
+#else
+	return 0;
+#endif
+}
+
+/* Now in the target's span clock. */
+static uint64_t clock_now(const struct inproc *ip)
+{
+	return ip->clock == MMSB_SPAN_CLOCK_TSC ? tsc() : mono_ns();
+}
+
+static uint64_t u2ns(const struct inproc *ip, uint64_t u)
+{
+	return (uint64_t)((double)u * ip->ns_per_unit + 0.5);
+}
 
 /* The file offset of the data symbol NAME in the ELF file PATH: 0, or -errno. */
 static int sym_file_off(const char *path, const char *name, uint64_t *off)
@@ -148,6 +175,9 @@ struct inproc *inproc_new(int pid, const char *lib)
 		return NULL;
 	ip->pid = pid;
 	ip->lib = lib;
+	ip->ns_per_unit = 1;
+	ip->tsc0 = tsc();
+	ip->ns0 = mono_ns();
 	if (sym_file_off(lib, "mmsb_span_registry", &ip->sym_off)) {
 		free(ip);
 		errno = ENOENT;
@@ -169,6 +199,7 @@ static bool find_registry(struct inproc *ip)
 	    r.version != MMSB_SPAN_VERSION || r.block_size != sizeof(struct mmsb_span_thread))
 		return false;
 	ip->reg = a;
+	ip->clock = r.clock;
 	return true;
 }
 
@@ -187,6 +218,7 @@ static int read_block(struct inproc *ip, uint64_t addr, struct blk *b)
 		return -ENOMEM;
 	for (int tries = 0;; tries++) {
 		b->read_ns = mono_ns();
+		b->read_u = clock_now(ip);
 		if (peek(ip->pid, addr, t, head) || t->magic != MMSB_SPAN_MAGIC ||
 		    t->n_nodes > MMSB_SPAN_NODES) {
 			free(t);
@@ -248,7 +280,12 @@ void inproc_start(struct inproc *ip)
 
 void inproc_stop(struct inproc *ip)
 {
+	uint64_t t = tsc(), ns = mono_ns();
+
 	snapshot(ip, 1);
+	/* ticks to ns over everything since we started: a third of a second at least, attached */
+	if (ip->clock == MMSB_SPAN_CLOCK_TSC && t > ip->tsc0)
+		ip->ns_per_unit = (double)(ns - ip->ns0) / (double)(t - ip->tsc0);
 }
 
 /* Blocks made before we came (or not yet announced) into the programs' tid -> block map. */
@@ -302,8 +339,8 @@ static uint64_t chain_of(const struct mmsb_span_thread *t, uint16_t node)
 }
 
 /* Add a node's figures of the window into span_stats. */
-static void stats_add(int fd, const struct mmsb_span_thread *t, uint16_t node,
-		      const struct mmsb_span_node *d)
+static void stats_add(const struct inproc *ip, int fd, const struct mmsb_span_thread *t,
+		      uint16_t node, const struct mmsb_span_node *d)
 {
 	struct span_key key = { .kind = t->nodes[node].kind,
 				.stack_id = -1,
@@ -313,12 +350,25 @@ static void stats_add(int fd, const struct mmsb_span_thread *t, uint16_t node,
 	memset(&v, 0, sizeof(v));
 	bpf_map_lookup_elem(fd, &key, &v);
 	v.count += d->count;
-	v.total_ns += d->total_ns;
-	v.self_ns += d->self_ns;
-	if (d->max_ns > v.max_ns)
-		v.max_ns = d->max_ns;
-	for (int i = 0; i < MMSB_HIST_SLOTS; i++)
-		v.hist[i] += d->hist[i];
+	v.total_ns += u2ns(ip, d->total);
+	v.self_ns += u2ns(ip, d->self);
+	if (u2ns(ip, d->max) > v.max_ns)
+		v.max_ns = u2ns(ip, d->max);
+	for (uint32_t i = 0; i < MMSB_HIST_SLOTS; i++) {
+		uint64_t lo = mmsb_hist_slot_low(i);
+		uint64_t hi = i + 1 < MMSB_HIST_SLOTS ? mmsb_hist_slot_low(i + 1) : 2 * lo;
+		uint32_t slot = i;
+
+		if (!d->hist[i])
+			continue;
+		/* a slot of ticks into the slot of ns that holds its middle */
+		if (ip->ns_per_unit != 1)
+			slot = mmsb_hist_slot(u2ns(ip, (lo + hi) / 2));
+		/* no minimum is kept: the lowest slot's bound stands for it */
+		if (!v.min_ns || mmsb_hist_slot_low(slot) < v.min_ns)
+			v.min_ns = mmsb_hist_slot_low(slot);
+		v.hist[slot] += d->hist[i];
+	}
 	bpf_map_update_elem(fd, &key, &v, BPF_ANY);
 }
 
@@ -351,6 +401,8 @@ static void block_window(struct inproc *ip, const struct blk *e, int stats_fd, s
 	const struct blk *b = find_blk(&ip->s[0], e->addr);
 	const struct mmsb_span_thread *t1 = e->t, *t0 = b ? b->t : NULL;
 	uint64_t t0_ns = b ? b->read_ns : rp->window_start_ns, t1_ns = e->read_ns;
+	/* the same instants in the span clock: a block first read at the end began in the window */
+	uint64_t t0_u = b ? b->read_u : 0, t1_u = e->read_u;
 	static struct mmsb_span_node d[MMSB_SPAN_NODES];
 	struct thread_row *row = &rp->threads[rp->n_threads++];
 	uint32_t kept = 0; /* frames of the start's stack still open at the end */
@@ -361,31 +413,29 @@ static void block_window(struct inproc *ip, const struct blk *e, int stats_fd, s
 		const struct mmsb_span_node *z = t0 && n < t0->n_nodes ? &t0->nodes[n] : NULL;
 
 		d[n].count = a->count - (z ? z->count : 0);
-		d[n].total_ns = a->total_ns - (z ? z->total_ns : 0);
-		d[n].self_ns = a->self_ns - (z ? z->self_ns : 0);
-		d[n].max_ns = a->max_ns; /* the largest since the block was made */
+		d[n].total = a->total - (z ? z->total : 0);
+		d[n].self = a->self - (z ? z->self : 0);
+		d[n].max = a->max; /* the largest since the block was made */
 		for (int i = 0; i < MMSB_HIST_SLOTS; i++)
 			d[n].hist[i] = a->hist[i] - (z ? z->hist[i] : 0);
 	}
 	/* the start's open spans: those still open at the end are the end's to count */
 	while (t0 && kept < t0->depth && kept < t1->depth &&
-	       t0->stack[kept].start_ns == t1->stack[kept].start_ns &&
+	       t0->stack[kept].start == t1->stack[kept].start &&
 	       t0->stack[kept].kind == t1->stack[kept].kind)
 		kept++;
 	for (uint32_t i = kept; t0 && i < t0->depth; i++) {
 		const struct mmsb_span_frame *f = &t0->stack[i];
-		uint64_t before = t0_ns > f->start_ns ? t0_ns - f->start_ns : 0;
-		uint64_t inner = i + 1 < t0->depth && t0_ns > t0->stack[i + 1].start_ns ?
-					 t0_ns - t0->stack[i + 1].start_ns :
+		uint64_t before = t0_u > f->start ? t0_u - f->start : 0;
+		uint64_t inner = i + 1 < t0->depth && t0_u > t0->stack[i + 1].start ?
+					 t0_u - t0->stack[i + 1].start :
 					 0;
-		uint64_t self_before =
-			before > f->child_ns + inner ? before - f->child_ns - inner : 0;
+		uint64_t self_before = before > f->child + inner ? before - f->child - inner : 0;
 
 		if (!f->node || f->node >= t1->n_nodes)
 			continue;
-		d[f->node].total_ns -= before < d[f->node].total_ns ? before : d[f->node].total_ns;
-		d[f->node].self_ns -=
-			self_before < d[f->node].self_ns ? self_before : d[f->node].self_ns;
+		d[f->node].total -= before < d[f->node].total ? before : d[f->node].total;
+		d[f->node].self -= self_before < d[f->node].self ? self_before : d[f->node].self;
 	}
 	row->tid = t1->tid;
 	row->owners = t1->owners - (t0 ? t0->owners : 0);
@@ -395,18 +445,18 @@ static void block_window(struct inproc *ip, const struct blk *e, int stats_fd, s
 					t1->owner_since_ns :
 					t0_ns);
 	for (uint32_t n = 1; n < t1->n_nodes; n++) {
-		if (!d[n].count && !d[n].total_ns)
+		if (!d[n].count && !d[n].total)
 			continue;
-		stats_add(stats_fd, t1, (uint16_t)n, &d[n]);
+		stats_add(ip, stats_fd, t1, (uint16_t)n, &d[n]);
 		row->spans += d[n].count;
 		if (!t1->nodes[n].parent)
-			row->in_spans_ns += d[n].total_ns;
+			row->in_spans_ns += u2ns(ip, d[n].total);
 	}
 	/* open at the end: their time in the window so far */
 	for (uint32_t i = 0; i < t1->depth; i++) {
 		const struct mmsb_span_frame *f = &t1->stack[i];
-		uint64_t from = f->start_ns > t0_ns ? f->start_ns : t0_ns;
-		uint64_t so_far = t1_ns > from ? t1_ns - from : 0;
+		uint64_t from = f->start > t0_u ? f->start : t0_u;
+		uint64_t so_far = u2ns(ip, t1_u > from ? t1_u - from : 0);
 
 		if (f->kind >= SPAN_KINDS) {
 			rp->open_bad++;
@@ -607,7 +657,7 @@ void inproc_folded(struct inproc *ip, struct report *rp, const struct inproc_map
 
 /*
  * What a span costs the target on this host, measured here: what lib/spans.c does per span (two
- * CLOCK_MONOTONIC reads, the frame's stores, the node's figures and histogram, the seq
+ * reads of the TSC, the frame's stores, the node's figures and histogram, the seq
  * increments) in a loop on a block of our own, the median of 5 rounds of 20000, about 5 ms.
  */
 uint64_t inproc_span_cost(void)
@@ -629,16 +679,16 @@ uint64_t inproc_span_cost(void)
 			f->node = (uint16_t)(1 + (i & 7));
 			f->kind = (uint8_t)(i & 7);
 			f->key = (uint64_t)i;
-			f->child_ns = 0;
-			f->start_ns = mono_ns();
+			f->child = 0;
+			f->start = tsc();
 			__atomic_store_n(&t->seq, t->seq + 1, __ATOMIC_RELEASE);
-			dur = mono_ns() - f->start_ns;
+			dur = tsc() - f->start;
 			__atomic_store_n(&t->seq, t->seq + 1, __ATOMIC_RELEASE);
 			nd->count++;
-			nd->total_ns += dur;
-			nd->self_ns += dur - f->child_ns;
-			if (dur > nd->max_ns)
-				nd->max_ns = dur;
+			nd->total += dur;
+			nd->self += dur - f->child;
+			if (dur > nd->max)
+				nd->max = dur;
 			nd->hist[mmsb_hist_slot(dur)]++;
 			__atomic_store_n(&t->seq, t->seq + 1, __ATOMIC_RELEASE);
 		}

@@ -79,7 +79,19 @@ static struct json_object *kind_json(const struct report *rp, int k)
 			       json_object_new_uint64(hist_quantile(t->hist, t->count, 0.99)));
 	json_object_object_add(
 		jk, "self_share",
-		json_object_new_double(rp->wall_ns ? (double)t->self / (double)rp->wall_ns : 0));
+		json_object_new_double(report_share_base(rp) ?
+					       (double)t->self / (double)report_share_base(rp) :
+					       0));
+	if (rp->inproc) {
+		uint64_t off = rp->off_ns[k], wait = rp->wait_ns[k];
+
+		/* the self time apart: off a CPU asleep, waiting for one, and on one */
+		json_object_object_add(jk, "off_cpu_ns", json_object_new_uint64(off));
+		json_object_object_add(jk, "runq_ns", json_object_new_uint64(wait));
+		json_object_object_add(
+			jk, "on_cpu_ns",
+			json_object_new_uint64(t->self > off + wait ? t->self - off - wait : 0));
+	}
 	/* the non-empty slots, [lowest ns, count]: a slot holds up to the next one's lowest */
 	for (uint32_t i = 0; i < HIST_SLOTS; i++) {
 		struct json_object *b;
@@ -230,6 +242,54 @@ static struct json_object *events_json(const struct report *rp)
 	return ev;
 }
 
+/* Spans mode: each thread's time in the window and its spans' share of it. */
+static struct json_object *threads_json(const struct report *rp)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (int i = 0; i < rp->n_threads; i++) {
+		const struct thread_row *r = &rp->threads[i];
+		struct json_object *t = json_object_new_object();
+
+		json_object_object_add(t, "tid", json_object_new_int(r->tid));
+		json_object_object_add(t, "comm", json_object_new_string(r->comm));
+		json_object_object_add(t, "owners", json_object_new_int((int)r->owners));
+		json_object_object_add(t, "time_ns", json_object_new_uint64(r->time_ns));
+		json_object_object_add(t, "in_spans_ns", json_object_new_uint64(r->in_spans_ns));
+		json_object_object_add(t, "off_cpu_ns", json_object_new_uint64(r->off_ns));
+		json_object_object_add(t, "runq_ns", json_object_new_uint64(r->wait_ns));
+		json_object_object_add(t, "spans", json_object_new_uint64(r->spans));
+		json_object_object_add(t, "share",
+				       json_object_new_double(r->time_ns ? (double)r->in_spans_ns /
+										   (double)r->time_ns :
+									   0));
+		json_object_array_add(a, t);
+	}
+	return a;
+}
+
+/* Spans mode's own figures: its cost, what it could not time or read. */
+static void spans_json(const struct report *rp, struct json_object *o)
+{
+	uint64_t spans = 0;
+
+	for (int k = 0; k < SPAN_KINDS; k++)
+		spans += rp->kt[k].count + rp->open_n[k];
+	json_object_object_add(o, "thread_ns", json_object_new_uint64(rp->thread_ns));
+	json_object_object_add(o, "spans", json_object_new_uint64(spans));
+	json_object_object_add(o, "span_cost_ns", json_object_new_uint64(rp->span_cost_ns));
+	json_object_object_add(o, "estimated_overhead_ns",
+			       json_object_new_uint64(spans * rp->span_cost_ns));
+	json_object_object_add(o, "spans_past_depth", json_object_new_uint64(rp->span_deep));
+	json_object_object_add(o, "spans_not_aggregated", json_object_new_uint64(rp->span_lost));
+	json_object_object_add(o, "blocks_read_while_written",
+			       json_object_new_uint64(rp->span_torn));
+	json_object_object_add(o, "stack_samples",
+			       json_object_new_uint64(rp->counters[CNT_SPAN_SMP]));
+	json_object_object_add(o, "sample_hz", json_object_new_uint64(rp->o->sample_hz));
+	json_object_object_add(o, "threads", threads_json(rp));
+}
+
 int json_report_write(const struct report *rp, struct json_object *jstacks)
 {
 	struct record_opts *ro = rp->o;
@@ -247,14 +307,21 @@ int json_report_write(const struct report *rp, struct json_object *jstacks)
 	json_object_object_add(o, "window_end_ns", json_object_new_uint64(rp->window_end_ns));
 	json_object_object_add(o, "first_begin_ns", json_object_new_uint64(rp->first_begin_ns));
 	json_object_object_add(o, "last_end_ns", json_object_new_uint64(rp->last_end_ns));
-	json_object_object_add(o, "hits", json_object_new_uint64(hits));
-	json_object_object_add(o, "hit_cost_ns", json_object_new_uint64(ro->hit_ns));
-	json_object_object_add(o, "hit_cost_source", json_object_new_string(ro->hit_src));
-	if (ro->hit_measure_ns)
-		json_object_object_add(o, "hit_cost_measured_in_ns",
-				       json_object_new_uint64(ro->hit_measure_ns));
-	json_object_object_add(o, "estimated_overhead_ns",
-			       json_object_new_uint64(hits * ro->hit_ns));
+	json_object_object_add(o, "mode",
+			       json_object_new_string(rp->inproc ? "spans" : "probes"));
+	if (rp->inproc) {
+		spans_json(rp, o);
+	} else {
+		json_object_object_add(o, "hits", json_object_new_uint64(hits));
+		json_object_object_add(o, "hit_cost_ns", json_object_new_uint64(ro->hit_ns));
+		json_object_object_add(o, "hit_cost_source",
+				       json_object_new_string(ro->hit_src));
+		if (ro->hit_measure_ns)
+			json_object_object_add(o, "hit_cost_measured_in_ns",
+					       json_object_new_uint64(ro->hit_measure_ns));
+		json_object_object_add(o, "estimated_overhead_ns",
+				       json_object_new_uint64(hits * ro->hit_ns));
+	}
 	json_object_object_add(o, "self_ns_sum", json_object_new_uint64(rp->self_sum));
 	json_object_object_add(o, "counters", counters_json(rp));
 	if (ro->host_hz)

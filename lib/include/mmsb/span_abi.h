@@ -7,7 +7,10 @@
  * thread that opens a span keeps, in a block of its own, the stack of its open spans and, per
  * span tree node (a kind under a chain of enclosing kinds), the count, inclusive and self time
  * and a log-linear histogram of the durations. No probe fires per span: a span costs two reads of
- * CLOCK_MONOTONIC and a few stores. The blocks are linked from the exported object
+ * the span clock and a few stores. The span clock is the registry's clock: the CPU's time stamp
+ * counter where it is invariant (x86: a plain RDTSC, 11 ns where a CLOCK_MONOTONIC read costs
+ * 26 ns and, with its LFENCE, waits for every load in flight), else CLOCK_MONOTONIC in ns. A
+ * reader converts TSC ticks itself (it reads the TSC beside CLOCK_MONOTONIC twice). The blocks are linked from the exported object
  * mmsb_span_registry; the registry and the blocks are never freed, a block whose thread exited is
  * handed to the next new thread with its figures (they only grow: readers take differences).
  *
@@ -91,26 +94,30 @@ static inline __u64 mmsb_hist_slot_low(__u32 slot)
 	return (__u64)((1u << MMSB_HIST_SUB_BITS) + sub) << (msb - MMSB_HIST_SUB_BITS);
 }
 
-/* An open span. */
+/* the registry's clock: what every time in a block counts */
+#define MMSB_SPAN_CLOCK_MONOTONIC 0 /* CLOCK_MONOTONIC, ns */
+#define MMSB_SPAN_CLOCK_TSC 1	    /* x86's invariant time stamp counter, ticks */
+
+/* An open span. Times in the registry's clock. */
 struct mmsb_span_frame {
-	__u64 start_ns; /* CLOCK_MONOTONIC at its begin */
-	__u64 child_ns; /* inclusive time of the spans that closed directly inside it */
-	__u64 key;	/* its begin probe's first argument (a page id, a count, a pointer) */
-	__u16 node;	/* its node, 0 when the node table was full (not aggregated) */
-	__u8 kind;	/* the span kind (bpf/mmsb_spans.h order, docs/probes.md) */
+	__u64 start; /* the clock at its begin */
+	__u64 child; /* inclusive time of the spans that closed directly inside it */
+	__u64 key;   /* its begin probe's first argument (a page id, a count, a pointer) */
+	__u16 node;  /* its node, 0 when the node table was full (not aggregated) */
+	__u8 kind;   /* the span kind (bpf/mmsb_spans.h order, docs/probes.md) */
 	__u8 pad[5];
 };
 
 /* A node of the thread's span tree: one kind under one chain of enclosing kinds. */
 struct mmsb_span_node {
-	__u64 count;	/* spans closed */
-	__u64 total_ns; /* inclusive */
-	__u64 self_ns;	/* minus the spans directly inside */
-	__u64 max_ns;
+	__u64 count; /* spans closed */
+	__u64 total; /* inclusive, in the registry's clock */
+	__u64 self;  /* minus the spans directly inside */
+	__u64 max;
 	__u16 parent; /* 0: an outermost span */
 	__u8 kind;
 	__u8 pad[5];
-	__u32 hist[MMSB_HIST_SLOTS]; /* inclusive durations, mmsb_hist_slot() */
+	__u32 hist[MMSB_HIST_SLOTS]; /* inclusive durations, mmsb_hist_slot() of the clock's */
 };
 
 struct mmsb_span_thread {
@@ -138,6 +145,8 @@ struct mmsb_span_registry {
 	__u64 head;	  /* the newest block, 0 before the first */
 	__u32 blocks;	  /* blocks made */
 	__u32 kinds;	  /* span kinds this library knows */
+	__u32 clock;	  /* MMSB_SPAN_CLOCK_*: fixed before the first block is linked */
+	__u32 pad;
 };
 
 #endif /* __MMSB_SPAN_ABI_H */
