@@ -10,6 +10,7 @@
  * thread alive at once, at most), so a reader may follow next pointers at any time.
  */
 #include <pthread.h>
+#include <sys/prctl.h>
 #include <sys/mman.h>
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -113,6 +114,7 @@ static void fork_child(void)
 	if (self) {
 		self->owner_since_ns = now_ns();
 		self->owners++;
+		self->last_tid = self->tid;
 		MMSB_SPAN_REGISTER(self);
 	}
 }
@@ -163,6 +165,8 @@ static struct mmsb_span_thread *block_get(void)
 	write_begin(t);
 	t->owner_since_ns = now_ns();
 	t->owners++;
+	t->last_tid = tid;
+	prctl(PR_GET_NAME, t->comm);
 	write_end(t);
 	if (pthread_setspecific(exit_key, t)) {
 		__atomic_store_n(&t->tid, 0, __ATOMIC_RELEASE);

@@ -4,6 +4,8 @@
  *
  *   trace_workload spin N US   N updates of a page whose child recomputes by spinning US
  *                              microseconds of CPU; prints the library's own counters
+ *   trace_workload sleep N US  the same, the child sleeping US microseconds (off a CPU)
+ *   trace_workload threads T N US   T threads, each doing `spin N US` on a state of its own
  *   trace_workload loop        keep updating pages until SIGUSR1, then print the rounds done and
  *                              a checksum of every page
  *   trace_workload rounds N    the same for exactly N rounds: what a traced `loop` of N rounds
@@ -19,9 +21,12 @@
  * With MMSB_WORKLOAD_HOLD=FIFO it first reads a byte from FIFO (see probe_workload.c).
  */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <mmsb/mmsb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,19 +43,27 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* the callbacks' own clock: a second measurement of the recompute time */
-static uint64_t callback_ns;
+/* A recompute of known cost: spin or sleep ns, timed by the callback itself. */
+struct known_cost {
+	uint64_t ns;
+	bool sleep;
+	uint64_t callback_ns; /* the callbacks' own clock: a second measurement */
+};
 
-/* Copy the parent, after spinning the configured time: a recompute of known cost. */
+/* Copy the parent, after spinning (or sleeping) the configured time. */
 static int spinning_copy(struct mmsb_state *s, uint64_t id, uint8_t *out, size_t size, void *ctx)
 {
-	uint64_t start = now_ns(), until = start + *(uint64_t *)ctx;
+	struct known_cost *kc = ctx;
+	uint64_t start = now_ns(), until = start + kc->ns;
+	struct timespec ts = { (time_t)(kc->ns / 1000000000ull), (long)(kc->ns % 1000000000ull) };
 	int err;
 
+	if (kc->sleep)
+		nanosleep(&ts, NULL);
 	while (now_ns() < until)
 		;
 	err = mmsb_page_read(s, id - 1, out, size, 0) < 0 ? -EIO : 0;
-	callback_ns += now_ns() - start;
+	kc->callback_ns += now_ns() - start;
 	return err;
 }
 
@@ -136,17 +149,18 @@ static int hold_open(const char *fifo)
 	return 0;
 }
 
-static int spin(long n, long us)
+static int spin(long n, long us, bool sleep)
 {
 	struct mmsb_state *s = mmsb_state_open(NULL);
-	uint64_t spin_ns = (uint64_t)us * 1000, a, b;
+	struct known_cost kc = { .ns = (uint64_t)us * 1000, .sleep = sleep };
 	uint8_t buf[256];
 	struct mmsb_stats st;
+	uint64_t a, b;
 
 	if (!s || mmsb_page_create(s, sizeof(buf), MMSB_LOC_CPU, &a) ||
 	    mmsb_page_create(s, sizeof(buf), MMSB_LOC_CPU, &b) ||
 	    mmsb_edge_add(s, a, b, MMSB_EDGE_DATA) ||
-	    mmsb_page_set_recompute(s, b, spinning_copy, &spin_ns))
+	    mmsb_page_set_recompute(s, b, spinning_copy, &kc))
 		return 1;
 	for (long i = 1; i <= n; i++) {
 		memset(buf, (int)i, sizeof(buf));
@@ -157,9 +171,37 @@ static int spin(long n, long us)
 	/* the library's own measurements, the second opinion on the trace */
 	printf("updates %ld recomputes %" PRIu64 " wave_ns %" PRIu64 " waves %" PRIu64
 	       " callback_ns %" PRIu64 "\n",
-	       n, st.recomputes, st.wave_ns, st.waves, callback_ns);
+	       n, st.recomputes, st.wave_ns, st.waves, kc.callback_ns);
 	mmsb_state_close(s);
 	return 0;
+}
+
+static long spin_n, spin_us;
+
+static void *spin_thread(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)spin(spin_n, spin_us, false);
+}
+
+/* T threads at once, each its own state: one line each, as spin prints. */
+static int threads(long t, long n, long us)
+{
+	pthread_t th[64];
+	int err = 0;
+
+	spin_n = n;
+	spin_us = us;
+	for (long i = 0; i < t; i++)
+		if (pthread_create(&th[i], NULL, spin_thread, NULL))
+			return 1;
+	for (long i = 0; i < t; i++) {
+		void *ret;
+
+		pthread_join(th[i], &ret);
+		err |= (int)(intptr_t)ret;
+	}
+	return err;
 }
 
 static volatile sig_atomic_t stop;
@@ -231,8 +273,12 @@ int main(int argc, char **argv)
 {
 	if (argc == 4 && !strcmp(argv[1], "spin")) {
 		hold();
-		return spin(atol(argv[2]), atol(argv[3]));
+		return spin(atol(argv[2]), atol(argv[3]), false);
 	}
+	if (argc == 4 && !strcmp(argv[1], "sleep"))
+		return spin(atol(argv[2]), atol(argv[3]), true);
+	if (argc == 5 && !strcmp(argv[1], "threads") && atol(argv[2]) > 0 && atol(argv[2]) <= 64)
+		return threads(atol(argv[2]), atol(argv[3]), atol(argv[4]));
 	if (argc == 2 && !strcmp(argv[1], "loop")) {
 		signal(SIGUSR1, on_usr1);
 		hold();
@@ -247,7 +293,7 @@ int main(int argc, char **argv)
 	if (argc == 3 && !strcmp(argv[1], "hold"))
 		return hold_open(argv[2]);
 	fprintf(stderr,
-		"usage: trace_workload spin N US | loop | rounds N | fault N PAGES | updates N |\n"
-		"       hold FIFO\n");
+		"usage: trace_workload spin N US | sleep N US | threads T N US | loop | rounds N |\n"
+		"       fault N PAGES | updates N | hold FIFO\n");
 	return 2;
 }

@@ -378,7 +378,6 @@ static void comm_of(int pid, int tid, char *buf, size_t len)
 	ssize_t n;
 	int fd;
 
-	snprintf(buf, len, "?");
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", pid, tid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -437,9 +436,13 @@ static void block_window(struct inproc *ip, const struct blk *e, int stats_fd, s
 		d[f->node].total -= before < d[f->node].total ? before : d[f->node].total;
 		d[f->node].self -= self_before < d[f->node].self ? self_before : d[f->node].self;
 	}
-	row->tid = t1->tid;
-	row->owners = t1->owners - (t0 ? t0->owners : 0);
-	comm_of(ip->pid, t1->tid, row->comm, sizeof(row->comm));
+	/* an exited thread's block keeps its tid and name (tid is 0 until another takes it) */
+	row->tid = t1->last_tid;
+	/* the owner at the start, and every thread that took the block after */
+	row->owners = t1->owners - (t0 ? t0->owners : 0) + (t0 && t0->tid);
+	snprintf(row->comm, sizeof(row->comm), "%.15s", t1->comm);
+	if (t1->tid)
+		comm_of(ip->pid, t1->tid, row->comm, sizeof(row->comm));
 	/* the thread's time: the window, from when it took the block if that was later */
 	row->time_ns = t1_ns - (t1->owner_since_ns > t0_ns && t1->owner_since_ns < t1_ns ?
 					t1->owner_since_ns :

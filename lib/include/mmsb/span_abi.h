@@ -132,6 +132,9 @@ struct mmsb_span_thread {
 	__u32 n_nodes;	      /* nodes[] in use, the root included */
 	__u64 deep;	      /* spans closed past MMSB_SPAN_DEPTH: counted here, not timed */
 	__u64 lost;	      /* spans closed without a node (the table was full) */
+	__s32 last_tid;	      /* the owner, or the last one: kept when it exits */
+	char comm[16];	      /* last_tid's name when it took the block */
+	__u32 pad;
 	struct mmsb_span_frame stack[MMSB_SPAN_DEPTH];
 	__u8 child[MMSB_SPAN_NODES][MMSB_SPAN_KIND_MAX]; /* node of (parent, kind), 0: none yet */
 	struct mmsb_span_node nodes[MMSB_SPAN_NODES];
