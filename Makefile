@@ -242,6 +242,11 @@ $(O)/tests/test_%: $(O)/tests/test_%.o $(O)/tests/harness.o $(O)/libmmsb.so
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) -lpthread -lm \
 		$(TEST_LIBS_$*)
 
+# reads libmmsb's in-process spans from inside: linked with libmmsb.a for its semaphore
+$(O)/tests/test_spans: $(O)/tests/test_spans.o $(O)/tests/harness.o $(O)/libmmsb.a
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) $(O)/libmmsb.a -o $@ -lpthread -lm
+
 $(O)/tests/probe_workload: tests/helpers/probe_workload.c $(O)/libmmsb.so | $(O)/tests
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) $(LINK_DEPFLAGS) $(LDFLAGS) $< -o $@ -L$(O) -lmmsb $(RPATH)

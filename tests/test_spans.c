@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The in-process spans (lib/spans.c, mmsb/span_abi.h), from inside: this program is linked with
+ * libmmsb.a, so it can raise the span__register semaphore itself, as a tracer's uprobe would,
+ * and read the registry and its own block as an outside reader does. Exact counts, the span
+ * tree's sums, the stack seen from inside a callback, blocks handed between threads, and ends
+ * whose begins came before the spans were turned on.
+ */
+#include <pthread.h>
+#include <unistd.h>
+
+#include <mmsb/mmsb.h>
+#include <mmsb/span_abi.h>
+
+#include "harness.h"
+#include "mmsb_probes.h"
+
+/* the semaphore dtrace -G made: weak, so a PROBES=0 build links and skips */
+extern unsigned short mmsb_span__register_semaphore __attribute__((weak));
+extern struct mmsb_span_registry mmsb_span_registry __attribute__((weak));
+
+#define N 200
+
+static void spans_on(bool on)
+{
+	if (!&mmsb_span__register_semaphore || !&mmsb_span_registry)
+		SKIP("libmmsb built with PROBES=0: no in-process spans");
+	__atomic_store_n(&mmsb_span__register_semaphore, on ? 1 : 0, __ATOMIC_SEQ_CST);
+}
+
+static struct mmsb_span_thread *my_block(void)
+{
+	int32_t tid = (int32_t)gettid();
+
+	for (struct mmsb_span_thread *t = (void *)(uintptr_t)mmsb_span_registry.head; t;
+	     t = (void *)(uintptr_t)t->next)
+		if (t->tid == tid)
+			return t;
+	return NULL;
+}
+
+/* The node of the chain KINDS (outermost first, n of them) in T, 0 when there is none. */
+static uint16_t node_at(const struct mmsb_span_thread *t, const int *kinds, int n)
+{
+	uint16_t node = 0;
+
+	for (int i = 0; i < n; i++) {
+		node = t->child[node][kinds[i]];
+		if (!node)
+			return 0;
+	}
+	return node;
+}
+
+/* a recompute that copies its parent, reading it through the public API (a nested api span) */
+static int copy_parent(struct mmsb_state *s, uint64_t id, uint8_t *out, size_t size, void *ctx)
+{
+	(void)ctx;
+	return mmsb_page_read(s, id - 1, out, size, 0) < 0 ? -EIO : 0;
+}
+
+static struct mmsb_state *chain(uint64_t *a, mmsb_recompute_fn fn, void *ctx)
+{
+	struct mmsb_state *s = mmsb_state_open(NULL);
+	uint64_t b;
+
+	ASSERT_TRUE(s);
+	ASSERT_EQ(mmsb_page_create(s, 64, MMSB_LOC_CPU, a), 0);
+	ASSERT_EQ(mmsb_page_create(s, 64, MMSB_LOC_CPU, &b), 0);
+	ASSERT_EQ(mmsb_edge_add(s, *a, b, MMSB_EDGE_DATA), 0);
+	ASSERT_EQ(mmsb_page_set_recompute(s, b, fn, ctx), 0);
+	return s;
+}
+
+static void updates(struct mmsb_state *s, uint64_t a, int n)
+{
+	uint8_t buf[64];
+
+	for (int i = 1; i <= n; i++) {
+		memset(buf, i, sizeof(buf));
+		ASSERT_EQ(mmsb_page_update(s, a, buf, sizeof(buf)), 1);
+	}
+}
+
+TEST(off_by_default_nothing_kept)
+{
+	struct mmsb_state *s;
+	uint64_t a;
+
+	spans_on(false);
+	s = chain(&a, copy_parent, NULL);
+	updates(s, a, 10);
+	mmsb_state_close(s);
+	ASSERT_EQ(mmsb_span_registry.head, 0);
+	ASSERT_EQ(mmsb_span_registry.blocks, 0);
+	ASSERT_EQ(mmsb_span_registry.magic, MMSB_SPAN_MAGIC);
+	ASSERT_EQ(mmsb_span_registry.block_size, sizeof(struct mmsb_span_thread));
+}
+
+TEST(counts_exact_and_the_tree_adds_up)
+{
+	static const int upd[] = { MMSB_SPAN_KIND_API, MMSB_SPAN_KIND_UPDATE };
+	static const int rec[] = { MMSB_SPAN_KIND_API, MMSB_SPAN_KIND_UPDATE,
+				   MMSB_SPAN_KIND_PROPAGATE, MMSB_SPAN_KIND_RECOMPUTE };
+	static const int read_in_rec[] = { MMSB_SPAN_KIND_API, MMSB_SPAN_KIND_UPDATE,
+					   MMSB_SPAN_KIND_PROPAGATE, MMSB_SPAN_KIND_RECOMPUTE,
+					   MMSB_SPAN_KIND_API };
+	struct mmsb_span_thread *t;
+	struct mmsb_state *s;
+	uint64_t a;
+
+	s = chain(&a, copy_parent, NULL);
+	spans_on(true);
+	updates(s, a, N);
+	spans_on(false);
+	t = my_block();
+	ASSERT_TRUE(t);
+	ASSERT_EQ(t->seq & 1, 0);
+	ASSERT_EQ(t->depth, 0);
+	ASSERT_EQ(t->lost, 0);
+	ASSERT_EQ(t->nodes[node_at(t, upd, 1)].count, N); /* mmsb_page_update, outermost */
+	ASSERT_EQ(t->nodes[node_at(t, upd, 2)].count, N);
+	ASSERT_EQ(t->nodes[node_at(t, rec, 4)].count, N);
+	ASSERT_EQ(t->nodes[node_at(t, read_in_rec, 5)].count, N); /* the callback's read */
+	/* every node: its histogram holds its count; its total is its self plus its children's */
+	for (uint32_t n = 1; n < t->n_nodes; n++) {
+		const struct mmsb_span_node *nd = &t->nodes[n];
+		uint64_t in_hist = 0, children = 0;
+
+		for (int i = 0; i < MMSB_HIST_SLOTS; i++)
+			in_hist += nd->hist[i];
+		for (uint32_t c = 1; c < t->n_nodes; c++)
+			if (t->nodes[c].parent == n)
+				children += t->nodes[c].total;
+		EXPECT_EQ(in_hist, nd->count);
+		EXPECT_EQ(nd->total, nd->self + children);
+		EXPECT_TRUE(nd->max <= nd->total);
+		EXPECT_EQ(t->child[nd->parent][nd->kind], n);
+	}
+	mmsb_state_close(s);
+}
+
+/* what the callback saw of its own thread's open spans */
+static uint32_t seen_depth;
+static uint8_t seen_kinds[MMSB_SPAN_DEPTH];
+
+static int look_inside(struct mmsb_state *s, uint64_t id, uint8_t *out, size_t size, void *ctx)
+{
+	const struct mmsb_span_thread *t = my_block();
+
+	(void)ctx;
+	if (t) {
+		seen_depth = t->depth;
+		for (uint32_t i = 0; i < t->depth && i < MMSB_SPAN_DEPTH; i++)
+			seen_kinds[i] = t->stack[i].kind;
+	}
+	return copy_parent(s, id, out, size, NULL);
+}
+
+TEST(the_open_stack_as_a_reader_sees_it)
+{
+	struct mmsb_state *s;
+	uint64_t a;
+
+	s = chain(&a, look_inside, NULL);
+	spans_on(true);
+	updates(s, a, 1);
+	spans_on(false);
+	ASSERT_EQ(seen_depth, 4);
+	EXPECT_EQ(seen_kinds[0], MMSB_SPAN_KIND_API);
+	EXPECT_EQ(seen_kinds[1], MMSB_SPAN_KIND_UPDATE);
+	EXPECT_EQ(seen_kinds[2], MMSB_SPAN_KIND_PROPAGATE);
+	EXPECT_EQ(seen_kinds[3], MMSB_SPAN_KIND_RECOMPUTE);
+	mmsb_state_close(s);
+}
+
+/* turned on inside a callback: the ends of the spans begun before must not close anything */
+static int turn_on_inside(struct mmsb_state *s, uint64_t id, uint8_t *out, size_t size, void *ctx)
+{
+	(void)ctx;
+	spans_on(true);
+	return copy_parent(s, id, out, size, NULL);
+}
+
+TEST(ends_of_unseen_begins_are_not_ours)
+{
+	static const int api[] = { MMSB_SPAN_KIND_API };
+	struct mmsb_span_thread *t;
+	struct mmsb_state *s;
+	uint64_t a;
+
+	spans_on(false);
+	s = chain(&a, turn_on_inside, NULL);
+	updates(s, a, 1);
+	spans_on(false);
+	t = my_block();
+	ASSERT_TRUE(t);
+	/*
+	 * The read's api span, outermost: nothing around it was seen to begin. What began after
+	 * it (the recompute's delta) is kept too; what began before is not, and nothing is left
+	 * open.
+	 */
+	ASSERT_EQ(t->depth, 0);
+	ASSERT_EQ(t->nodes[node_at(t, api, 1)].count, 1);
+	for (uint32_t n = 1; n < t->n_nodes; n++) {
+		EXPECT_NE(t->nodes[n].kind, MMSB_SPAN_KIND_UPDATE);
+		EXPECT_NE(t->nodes[n].kind, MMSB_SPAN_KIND_PROPAGATE);
+		EXPECT_NE(t->nodes[n].kind, MMSB_SPAN_KIND_RECOMPUTE);
+	}
+	mmsb_state_close(s);
+}
+
+static void *one_update(void *arg)
+{
+	struct mmsb_state *s = arg;
+	uint8_t buf[64] = { 7 };
+	uint64_t id;
+
+	if (mmsb_page_create(s, sizeof(buf), MMSB_LOC_CPU, &id))
+		return (void *)1;
+	return (void *)(intptr_t)(mmsb_page_update(s, id, buf, sizeof(buf)) != 1);
+}
+
+TEST(an_exited_threads_block_goes_to_the_next)
+{
+	struct mmsb_state *s = mmsb_state_open(NULL);
+	struct mmsb_span_thread *t;
+	pthread_t th;
+	void *ret;
+
+	ASSERT_TRUE(s);
+	spans_on(true);
+	for (int i = 0; i < 3; i++) {
+		ASSERT_EQ(pthread_create(&th, NULL, one_update, s), 0);
+		ASSERT_EQ(pthread_join(th, &ret), 0);
+		ASSERT_TRUE(ret == NULL);
+	}
+	spans_on(false);
+	/* one thread at a time: one block, three owners, the figures of all three */
+	ASSERT_EQ(mmsb_span_registry.blocks, 1);
+	t = (void *)(uintptr_t)mmsb_span_registry.head;
+	ASSERT_TRUE(t);
+	EXPECT_EQ(t->tid, 0);
+	EXPECT_EQ(t->owners, 3);
+	EXPECT_NE(t->last_tid, 0);
+	EXPECT_EQ(t->depth, 0);
+	for (uint32_t n = 1; n < t->n_nodes; n++)
+		if (t->nodes[n].kind == MMSB_SPAN_KIND_UPDATE)
+			EXPECT_EQ(t->nodes[n].count, 3);
+	mmsb_state_close(s);
+}
