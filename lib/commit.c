@@ -30,6 +30,11 @@ static size_t cpu_apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t 
 		memcpy(p->data, d->payload, n);
 		return n;
 	}
+	if (d->whole) {
+		/* a diff against these very bytes: where the mask is clear they are equal already */
+		memcpy(p->data, d->payload, n);
+		return d->mask_count;
+	}
 	mmsb__blend(p->data, d->payload, d->mask, n);
 	/* bytes written: the set positions inside the page */
 	return delta_written(d, n);

@@ -30,20 +30,23 @@ struct mmsb_delta *mmsb__delta_alloc(uint64_t page_id, size_t mask_len, size_t p
 }
 
 size_t mmsb__delta_diff(struct mmsb_delta *d, const uint8_t *old, const uint8_t *new, size_t len,
-			uint8_t *mask, uint8_t *pay)
+			uint8_t *mask, uint8_t *pay, uint8_t *bits)
 {
-	size_t count = mmsb__diff_mask(old, new, len, mask);
+	size_t count = mmsb__diff_bits(old, new, len, mask, bits);
 
 	d->mask = mask;
 	d->mask_len = len;
 	d->mask_count = count;
+	d->bits = bits;
 	/* few bytes changed: log those alone (a 256 KiB page with 256 changed costs 32 KiB, not 288) */
 	if (count < len / 2) {
 		d->sparse = true;
 		d->payload = pay;
 		d->payload_len = mmsb__gather(pay, new, mask, len);
 	} else {
+		/* the bytes outside the mask are equal in old and new: the apply copies new whole */
 		d->sparse = false;
+		d->whole = true;
 		d->payload = (uint8_t *)new;
 		d->payload_len = len;
 	}

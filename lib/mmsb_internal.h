@@ -128,6 +128,9 @@ const char *mmsb__strerror(int err) MMSB_HIDDEN;
 void mmsb__state_close(struct mmsb_state *s) MMSB_HIDDEN;
 void mmsb__delta_free(struct mmsb_delta *d) MMSB_HIDDEN;
 size_t mmsb__diff_mask(const void *a, const void *b, size_t len, uint8_t *out) MMSB_HIDDEN;
+/* The same, and (bits not NULL) the mask packed LSB-first into bits, in the same pass. */
+size_t mmsb__diff_bits(const void *a, const void *b, size_t len, uint8_t *out,
+		       uint8_t *bits) MMSB_HIDDEN;
 ssize_t mmsb__graph_toposort(struct mmsb_state *s, uint64_t *ids, size_t max) MMSB_HIDDEN;
 struct mmsb_log_reader *mmsb__log_reader_open(const char *path) MMSB_HIDDEN;
 void mmsb__log_reader_close(struct mmsb_log_reader *r) MMSB_HIDDEN;
@@ -146,7 +149,11 @@ struct mmsb_delta {
 	uint8_t *payload;
 	bool sparse;
 	bool owns_source;
+	/* a diff's dense delta: the payload is the page's whole new contents, an apply a copy */
+	bool whole;
 	uint32_t epoch;
+	/* the mask packed LSB-first as the log holds it, when the diff made it; else NULL */
+	const uint8_t *bits;
 	/* labels */
 	uint64_t id, lsn, timestamp;
 	char *source;
@@ -164,12 +171,19 @@ static inline int mmsb__delta_validate(const struct mmsb_delta *d)
 	return d->mask_len == d->payload_len ? 0 : -MMSB_ERR_DELTA_SCHEMA;
 }
 /*
- * Describe the change from old to new (len bytes each) as d's mask and payload: mask gets the
- * diff; the payload is new itself (dense) or, when fewer than half the bytes changed, those bytes
- * gathered into pay (sparse; pay may be new). Returns the number of changed bytes (0: no delta).
+ * Describe the change from old to new (len bytes each) as d's mask and payload, in one pass over
+ * both: mask gets the diff, and bits (when not NULL: len / 8 + 1 bytes) the same packed for the
+ * log; the payload is new itself (dense: applying it is a copy of new) or, when fewer than half
+ * the bytes changed, those bytes gathered into pay (sparse; pay may be new). Returns the number of
+ * changed bytes (0: no delta).
  */
 size_t mmsb__delta_diff(struct mmsb_delta *d, const uint8_t *old, const uint8_t *new, size_t len,
-			uint8_t *mask, uint8_t *pay) MMSB_HIDDEN;
+			uint8_t *mask, uint8_t *pay, uint8_t *bits) MMSB_HIDDEN;
+/* The scratch bytes a diff of len bytes needs: its mask, a sparse payload, the packed bits. */
+static inline size_t mmsb__diff_scratch(size_t len)
+{
+	return len > SIZE_MAX / 2 ? 0 : len + len / 2 + 1 + len / 8 + 1;
+}
 /* Byte-mask kernels (bytes.c): masks are one byte per position, 0 or 1. */
 size_t mmsb__popcount_bytes(const uint8_t *mask, size_t n) MMSB_HIDDEN;
 void mmsb__pack_mask(const uint8_t *mask, size_t n, uint8_t *bits) MMSB_HIDDEN;

@@ -89,7 +89,7 @@ static int recompute_one(struct mmsb_state *s, struct mmsb_page *p)
 	p->flags &= (uint8_t)~MMSB_PAGE_STALE;
 
 	/* the gathered payload may overwrite buf: it is not needed after this */
-	if (!mmsb__delta_diff(&d, p->data, buf, p->size, mask, buf)) {
+	if (!mmsb__delta_diff(&d, p->data, buf, p->size, mask, buf, NULL)) {
 		MMSB_TRACE(RECOMPUTE_END, p->id, 0, 0);
 		return 0;
 	}

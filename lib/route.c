@@ -33,8 +33,8 @@ int mmsb_page_update(struct mmsb_state *s, uint64_t id, const void *data, size_t
 		err = -MMSB_ERR_SIZE_MISMATCH;
 		goto out;
 	}
-	/* the mask, then room for a sparse payload of up to half the page */
-	scratch = len > SIZE_MAX / 2 ? NULL : mmsb__scratch(s, len + len / 2 + 1);
+	/* the mask, room for a sparse payload of up to half the page, the packed mask */
+	scratch = mmsb__diff_scratch(len) ? mmsb__scratch(s, mmsb__diff_scratch(len)) : NULL;
 	if (!scratch) {
 		err = -ENOMEM;
 		goto out;
@@ -42,7 +42,8 @@ int mmsb_page_update(struct mmsb_state *s, uint64_t id, const void *data, size_t
 	err = mmsb__page_host(p);
 	if (err)
 		goto out;
-	if (!mmsb__delta_diff(&d, p->data, data, len, scratch, scratch + len))
+	if (!mmsb__delta_diff(&d, p->data, data, len, scratch, scratch + len,
+			      scratch + len + len / 2 + 1))
 		goto out; /* unchanged: no delta, no epoch */
 	d.page_id = id;
 	d.source = (char *)"api";
@@ -155,7 +156,7 @@ int mmsb_page_update_batch(struct mmsb_state *s, const struct mmsb_page_write *w
 		if (w[i].len > max)
 			max = w[i].len;
 	}
-	scratch = max > SIZE_MAX / 2 ? NULL : mmsb__scratch(s, max + max / 2 + 1);
+	scratch = mmsb__diff_scratch(max) ? mmsb__scratch(s, mmsb__diff_scratch(max)) : NULL;
 	if (!scratch) {
 		err = -ENOMEM;
 		goto out;
@@ -174,7 +175,8 @@ int mmsb_page_update_batch(struct mmsb_state *s, const struct mmsb_page_write *w
 				break;
 			if (!mmsb__delta_diff(
 				    &d, p->mark == gen && p->stage_data ? p->stage_data : p->data,
-				    w[i].data, w[i].len, scratch, scratch + w[i].len))
+				    w[i].data, w[i].len, scratch, scratch + w[i].len,
+				    scratch + w[i].len + w[i].len / 2 + 1))
 				continue;
 			d.page_id = w[i].id;
 			d.source = (char *)"api";
@@ -208,7 +210,7 @@ int mmsb_page_update_batch(struct mmsb_state *s, const struct mmsb_page_write *w
 		if (!s->log && (err = mmsb__page_host(p)))
 			break;
 		if (!mmsb__delta_diff(&d, first ? p->data : p->stage_data, w[i].data, w[i].len,
-				      scratch, scratch + w[i].len))
+				      scratch, scratch + w[i].len, NULL))
 			continue;
 		p->stage_data = w[i].data;
 		if (err) {

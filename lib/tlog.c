@@ -102,7 +102,10 @@ static int encode_delta(struct mmsb_buf *b, const struct mmsb_delta *d)
 		return err;
 	mmsb__put(b, &h, sizeof(h));
 	/* pack the mask LSB-first: a dense full-page delta costs 1.125x the page, not 2x */
-	mmsb__pack_mask(d->mask, d->mask_len, b->p + b->len);
+	if (d->bits)
+		memcpy(b->p + b->len, d->bits, mb); /* packed by the diff, in its pass */
+	else
+		mmsb__pack_mask(d->mask, d->mask_len, b->p + b->len);
 	b->len += mb;
 	mmsb__put(b, d->payload, d->payload_len);
 	mmsb__put(b, d->source, src_len);
