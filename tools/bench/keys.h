@@ -37,5 +37,8 @@ int throughput_8w(struct bench_result *r);
 int throughput_ncpu(struct bench_result *r);
 /* The limit keys (keys_limits.c): a cost beside this machine's own limit, measured together. */
 int limits_scaling_2w(struct bench_result *r);
+int limits_dense_64k(struct bench_result *r);
+int limits_dense_1m(struct bench_result *r);
+int limits_dense_64m(struct bench_result *r);
 
 #endif /* __MMSB_BENCH_KEYS_H */

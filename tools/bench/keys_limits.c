@@ -193,3 +193,149 @@ int limits_scaling_2w(struct bench_result *r)
 	free(par);
 	return err;
 }
+
+/* ---- bandwidth: a dense page update against memcpy of the same bytes ---- */
+
+/* A frame's bytes for a dense update of len bytes: header, packed mask, payload, "api". */
+static size_t frame_bytes(size_t len)
+{
+	return 8 + 72 + (len + 7) / 8 + len + 3;
+}
+
+struct dense_rig {
+	struct mmsb_state *plain, *logged;
+	uint64_t plain_id, logged_id;
+	uint8_t *buf[2], *dst, *frame;
+	size_t len;
+	int fd;
+	char log[512], raw[512];
+};
+
+static void dense_rig_free(struct dense_rig *g)
+{
+	mmsb_state_close(g->plain);
+	mmsb_state_close(g->logged);
+	free(g->buf[0]);
+	free(g->buf[1]);
+	free(g->dst);
+	free(g->frame);
+	if (g->fd >= 0)
+		close(g->fd);
+	unlink(g->log);
+	unlink(g->raw);
+}
+
+static int dense_rig_init(struct dense_rig *g, size_t len)
+{
+	struct bench_ctx c = { 0 };
+	int err = 0;
+
+	memset(g, 0, sizeof(*g));
+	g->fd = -1;
+	g->len = len;
+	snprintf(g->raw, sizeof(g->raw), "%s/dense-raw.bin", benv.dir);
+	g->plain = mmsb_state_open(NULL);
+	g->logged = open_logged(&c, "dense.tlog", MMSB_DURABLE_NONE);
+	snprintf(g->log, sizeof(g->log), "%s", c.path);
+	g->buf[0] = malloc(len);
+	g->buf[1] = malloc(len);
+	g->dst = malloc(len);
+	g->frame = malloc(frame_bytes(len));
+	if (!g->plain || !g->logged || !g->buf[0] || !g->buf[1] || !g->dst || !g->frame)
+		return -ENOMEM;
+	g->fd = open(g->raw, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (g->fd < 0)
+		return -errno;
+	seed();
+	fill_random(g->buf[0], len);
+	fill_random(g->buf[1], len);
+	memset(g->dst, 0, len);
+	memset(g->frame, 0x5a, frame_bytes(len));
+	err = mmsb_page_create(g->plain, len, MMSB_LOC_CPU, &g->plain_id);
+	if (!err)
+		err = mmsb_page_create(g->logged, len, MMSB_LOC_CPU, &g->logged_id);
+	return err;
+}
+
+/* ns an operation, over reps of them: 0 memcpy, 1 update, 2 logged update, 3 raw append */
+static int dense_op_ns(struct dense_rig *g, int op, int reps, double *ns)
+{
+	uint64_t t0 = mono_ns();
+	int err = 0;
+
+	for (int i = 0; i < reps && !err; i++) {
+		const uint8_t *src = g->buf[i & 1];
+		int r;
+
+		switch (op) {
+		case 0:
+			memcpy(g->dst, src, g->len);
+			/* the copy must happen: the compiler sees dst read afterwards */
+			__asm__ volatile("" : : "r"(g->dst) : "memory");
+			break;
+		case 1:
+		case 2:
+			/* two buffers of random bytes alternate: every update changes most bytes */
+			r = op == 1 ? mmsb_page_update(g->plain, g->plain_id, src, g->len) :
+				      mmsb_page_update(g->logged, g->logged_id, src, g->len);
+			err = r == 1 ? 0 : r < 0 ? r : -EPROTO;
+			break;
+		default:
+			if (write(g->fd, g->frame, frame_bytes(g->len)) !=
+			    (ssize_t)frame_bytes(g->len))
+				err = -EIO;
+			break;
+		}
+	}
+	*ns = (double)(mono_ns() - t0) / reps;
+	return err;
+}
+
+static int dense_limits(struct bench_result *r, size_t len, int reps)
+{
+	double plain[MAX_ROUNDS], logged[MAX_ROUNDS], raw[MAX_ROUNDS], cp[MAX_ROUNDS], lo, hi, v[4];
+	struct dense_rig g;
+	int nr = rounds(), err = dense_rig_init(&g, len);
+
+	if (benv.quick)
+		reps = reps > 4 ? reps / 4 : 1;
+	/* one of each first: the page, scratch and log buffer grown before anything is timed */
+	for (int op = 0; op < 4 && !err; op++)
+		err = dense_op_ns(&g, op, 2, &v[op]);
+	for (int i = 0; i < nr && !err; i++) {
+		/* memcpy, plain, logged, the raw append, interleaved: one round, one machine state */
+		for (int op = 0; op < 4 && !err; op++)
+			err = dense_op_ns(&g, op, reps, &v[op]);
+		cp[i] = v[0];
+		plain[i] = v[1] / v[0];
+		logged[i] = v[2] / v[0];
+		raw[i] = v[3] / v[0];
+	}
+	if (!err) {
+		bench_value(r, "memcpy_ns", median_of(cp, nr, &lo, &hi));
+		bench_value(r, "unlogged_x", median_of(plain, nr, &lo, &hi));
+		bench_value(r, "unlogged_x_max", hi);
+		bench_value(r, "logged_x", median_of(logged, nr, &lo, &hi));
+		bench_value(r, "logged_x_max", hi);
+		/* what write() alone costs for the frame's bytes here: the logged figure's floor */
+		bench_value(r, "raw_write_x", median_of(raw, nr, &lo, &hi));
+		bench_value(r, "rounds", nr);
+	}
+	dense_rig_free(&g);
+	return err;
+}
+
+int limits_dense_64k(struct bench_result *r)
+{
+	return dense_limits(r, 64 << 10, 400);
+}
+
+int limits_dense_1m(struct bench_result *r)
+{
+	return dense_limits(r, 1 << 20, 24);
+}
+
+int limits_dense_64m(struct bench_result *r)
+{
+	return dense_limits(r, 64 << 20, 2);
+}
