@@ -21,21 +21,29 @@ static inline size_t delta_written(const struct mmsb_delta *d, size_t n)
 	return n == d->mask_len ? d->mask_count : mmsb__popcount_bytes(d->mask, n);
 }
 
+/* The mask entries of d that fall inside p: from its offset, up to the page's end. */
+static inline size_t delta_span(const struct mmsb_page *p, const struct mmsb_delta *d)
+{
+	return d->offset >= p->size ? 0 : min_t(size_t, d->mask_len, p->size - d->offset);
+}
+
 static size_t cpu_apply(struct mmsb_page *p, const struct mmsb_delta *d, size_t n)
 {
+	uint8_t *dst = p->data + (n ? d->offset : 0);
+
 	if (d->sparse)
-		return mmsb__scatter(p->data, d->payload, d->mask, n);
+		return mmsb__scatter(dst, d->payload, d->mask, n);
 	if (d->mask_count == d->mask_len) {
 		/* a full mask is a copy */
-		memcpy(p->data, d->payload, n);
+		memcpy(dst, d->payload, n);
 		return n;
 	}
 	if (d->whole) {
 		/* a diff against these very bytes: where the mask is clear they are equal already */
-		memcpy(p->data, d->payload, n);
+		memcpy(dst, d->payload, n);
 		return d->mask_count;
 	}
-	mmsb__blend(p->data, d->payload, d->mask, n);
+	mmsb__blend(dst, d->payload, d->mask, n);
 	/* bytes written: the set positions inside the page */
 	return delta_written(d, n);
 }
@@ -47,7 +55,7 @@ static int apply_host(struct mmsb_page *p, const struct mmsb_delta *d, size_t *b
 
 	if (err)
 		return err;
-	*bytes = cpu_apply(p, d, min_t(size_t, d->mask_len, p->size));
+	*bytes = cpu_apply(p, d, delta_span(p, d));
 	if (p->dev)
 		p->coh = MMSB_COH_HOST;
 	return 0;
@@ -55,11 +63,14 @@ static int apply_host(struct mmsb_page *p, const struct mmsb_delta *d, size_t *b
 
 int mmsb__apply_bytes(struct mmsb_page *p, const struct mmsb_delta *d, size_t *bytes)
 {
-	size_t n = min_t(size_t, d->mask_len, p->size), w;
+	size_t n = delta_span(p, d), w;
 	bool dev;
 	int err;
 
-	if (!p->dev) {
+	/* the device kernels write from byte 0: a range write goes to the host copy */
+	if (!p->dev || d->offset) {
+		if (p->dev)
+			return apply_host(p, d, bytes);
 		*bytes = cpu_apply(p, d, n);
 		return 0;
 	}
@@ -97,8 +108,10 @@ int mmsb__apply_prepare(struct mmsb_page *p, const struct mmsb_delta *d)
 
 	if (!p->dev)
 		return 0;
+	if (d->offset)
+		return mmsb__page_host(p); /* applied on the host: mmsb__apply_bytes() */
 	/* the router's side, asked as the apply will ask it; the host when the upload fails */
-	w = delta_written(d, min_t(size_t, d->mask_len, p->size));
+	w = delta_written(d, delta_span(p, d));
 	if (mmsb__gpu_prefer(p->size, w, 1) && !mmsb__gpu_upload(p))
 		return 0;
 	return mmsb__page_host(p);
@@ -114,8 +127,11 @@ static void undo_cut(struct mmsb_state *s, size_t n)
 	s->n_undo = n;
 }
 
-/* Save a page before a change whose frame is not durable yet, for a failed commit to restore. */
-static int undo_push(struct mmsb_state *s, struct mmsb_page *p)
+/*
+ * Save the bytes [off, off + len) of a page before a change whose frame is not durable yet, for a
+ * failed commit to restore: a range write saves its range, not its page.
+ */
+static int undo_push(struct mmsb_state *s, struct mmsb_page *p, size_t off, size_t len)
 {
 	uint8_t *copy;
 	int err = mmsb__page_host(p);
@@ -124,13 +140,13 @@ static int undo_push(struct mmsb_state *s, struct mmsb_page *p)
 		return err;
 	if (mmsb__grow((void **)&s->undo, &s->cap_undo, s->n_undo + 1, sizeof(*s->undo)))
 		return -ENOMEM;
-	copy = malloc(p->size);
+	copy = malloc(len ? len : 1);
 	if (!copy)
 		return -ENOMEM;
-	memcpy(copy, p->data, p->size); /* the host copy is current: fetched above */
+	memcpy(copy, p->data + off, len); /* the host copy is current: fetched above */
 	if (!s->n_undo)
 		s->undo_next_delta_id = s->next_delta_id;
-	s->undo[s->n_undo++] = (struct mmsb_undo){ p, p->epoch, copy };
+	s->undo[s->n_undo++] = (struct mmsb_undo){ p, p->epoch, off, len, copy };
 	return 0;
 }
 
@@ -160,7 +176,7 @@ int mmsb__finish(struct mmsb_state *s, int err)
 	for (size_t i = s->n_undo; cerr && i-- > 0;) {
 		struct mmsb_undo *u = &s->undo[i];
 
-		memcpy(u->p->data, u->data, u->p->size);
+		memcpy(u->p->data + u->off, u->data, u->len);
 		mmsb__gpu_host_written(u->p);
 		u->p->epoch = u->epoch;
 		u->p->has_sig = false; /* its parents changed under it: recompute next time */
@@ -199,7 +215,7 @@ static int apply_logged(struct mmsb_state *s, struct mmsb_page *p, const struct 
 	else if (how == APPLY_HOST)
 		err = apply_host(p, d, &bytes);
 	else
-		bytes = delta_written(d, min_t(size_t, d->mask_len, p->size));
+		bytes = delta_written(d, delta_span(p, d));
 	if (err && !s->log)
 		return err;
 	p->epoch++;
@@ -249,7 +265,8 @@ static int commit(struct mmsb_state *s, struct mmsb_page *p, struct mmsb_delta *
 
 		if (!later)
 			err = mmsb__log_commit_batch(s->log);
-		else if ((err = undo_push(s, p)))
+		else if ((err = undo_push(s, p, delta_span(p, d) ? d->offset : 0,
+					  delta_span(p, d))))
 			mmsb__log_rollback(s->log, mark);
 		if (err)
 			return err;
@@ -275,7 +292,7 @@ int mmsb__commit_staged(struct mmsb_state *s, struct mmsb_page **pages, size_t n
 	for (i = 0; i < n && !err; i++)
 		if (pages[i]->mark == gen) {
 			pages[i]->mark = done;
-			err = undo_push(s, pages[i]);
+			err = undo_push(s, pages[i], 0, pages[i]->size);
 		}
 	if (!err)
 		return 0;
@@ -304,12 +321,15 @@ bool mmsb__batch_on_gpu(struct mmsb_page **pages, struct mmsb_delta *const *ds, 
 {
 	size_t gpu = 0, size = 0, changed = 0;
 
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		if (pages[i]->dev && ds[i]->offset)
+			return false; /* a range write: the host applies it, the batch stays there */
 		if (pages[i]->dev) {
 			gpu++;
 			size += pages[i]->size;
 			changed += ds[i]->mask_count;
 		}
+	}
 	return gpu && mmsb__gpu_prefer(size / gpu, changed / gpu, gpu);
 }
 

@@ -135,6 +135,7 @@ static struct mmsb_delta *delta_dup(const struct mmsb_delta *d)
 	n->epoch = d->epoch;
 	n->timestamp = d->timestamp;
 	n->mask_count = d->mask_count;
+	n->offset = d->offset;
 	memcpy(n->mask, d->mask, d->mask_len);
 	memcpy(n->payload, d->payload, d->payload_len);
 	if (copy_labels(n, d)) {
@@ -188,6 +189,7 @@ struct mmsb_delta *mmsb_delta_to_dense(const struct mmsb_delta *d)
 	e->epoch = d->epoch;
 	e->timestamp = d->timestamp;
 	e->mask_count = d->mask_count;
+	e->offset = d->offset;
 	e->source = n->source;
 	e->owns_source = n->owns_source;
 	e->intent = n->intent;
@@ -207,7 +209,7 @@ struct mmsb_delta *mmsb_delta_merge(const struct mmsb_delta *a, const struct mms
 		return mmsb__err_ptr(-EINVAL);
 	if (a->page_id != b->page_id)
 		return mmsb__err_ptr(-MMSB_ERR_PAGE_MISMATCH);
-	if (a->mask_len != b->mask_len)
+	if (a->mask_len != b->mask_len || a->offset != b->offset)
 		return mmsb__err_ptr(-MMSB_ERR_MASK_MISMATCH);
 	m = mmsb__delta_alloc(b->page_id, a->mask_len, a->mask_len, false);
 	if (!m)
@@ -226,6 +228,7 @@ struct mmsb_delta *mmsb_delta_merge(const struct mmsb_delta *a, const struct mms
 	}
 	free(bd);
 	m->mask_count = mmsb__popcount_bytes(m->mask, m->mask_len);
+	m->offset = a->offset;
 	m->id = b->id;
 	m->epoch = max_t(uint32_t, a->epoch, b->epoch);
 	m->lsn = max_t(uint64_t, a->lsn, b->lsn);
@@ -310,6 +313,12 @@ size_t mmsb_delta_copy_mask(const struct mmsb_delta *d, uint8_t *out, size_t len
 	if (n)
 		memcpy(out, d->mask, n);
 	return n;
+}
+
+uint64_t mmsb_delta_offset(const struct mmsb_delta *d)
+{
+	MMSB_API_SCOPE(mmsb_delta_offset);
+	return d ? d->offset : (uint64_t)delta_null();
 }
 
 size_t mmsb_delta_payload_len(const struct mmsb_delta *d)

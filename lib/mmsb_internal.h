@@ -154,6 +154,8 @@ struct mmsb_delta {
 	uint32_t epoch;
 	/* the mask packed LSB-first as the log holds it, when the diff made it; else NULL */
 	const uint8_t *bits;
+	/* the byte of the page that mask entry 0 stands for (a range write; else 0) */
+	uint64_t offset;
 	/* labels */
 	uint64_t id, lsn, timestamp;
 	char *source;
@@ -443,7 +445,8 @@ struct mmsb_prov_ent {
 struct mmsb_undo {
 	struct mmsb_page *p;
 	uint32_t epoch;
-	uint8_t *data; /* the page's bytes before the change */
+	size_t off, len; /* the bytes the change may write */
+	uint8_t *data;	 /* those bytes before the change */
 };
 
 struct mmsb_state {

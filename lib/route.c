@@ -8,9 +8,15 @@
 #include "mmsb_internal.h"
 #include "probes.h"
 
-int mmsb_page_update(struct mmsb_state *s, uint64_t id, const void *data, size_t len)
+/*
+ * Write len bytes at offset of page id (whole: the write must be the whole page), diffed against
+ * the bytes it replaces: only those bytes are read, diffed, logged, applied and saved for an
+ * undo, so the cost is the write's, whatever the page's size. 1 when a delta was routed, 0 when
+ * the bytes were unchanged, or an error with nothing changed.
+ */
+static int update_range(struct mmsb_state *s, uint64_t id, uint64_t offset, const void *data,
+			size_t len, bool whole)
 {
-	MMSB_API_SCOPE(mmsb_page_update);
 	struct mmsb_delta d = { 0 };
 	struct mmsb_page *p;
 	uint8_t *scratch;
@@ -29,11 +35,13 @@ int mmsb_page_update(struct mmsb_state *s, uint64_t id, const void *data, size_t
 		err = -MMSB_ERR_PAGE_NOT_FOUND;
 		goto out;
 	}
-	if (len != p->size) {
+	if (whole ? len != p->size : offset > p->size || len > p->size - offset) {
 		err = -MMSB_ERR_SIZE_MISMATCH;
 		goto out;
 	}
-	/* the mask, room for a sparse payload of up to half the page, the packed mask */
+	if (!len)
+		goto out; /* an empty range changes nothing */
+	/* the mask, room for a sparse payload of up to half the bytes, the packed mask */
 	scratch = mmsb__diff_scratch(len) ? mmsb__scratch(s, mmsb__diff_scratch(len)) : NULL;
 	if (!scratch) {
 		err = -ENOMEM;
@@ -42,10 +50,11 @@ int mmsb_page_update(struct mmsb_state *s, uint64_t id, const void *data, size_t
 	err = mmsb__page_host(p);
 	if (err)
 		goto out;
-	if (!mmsb__delta_diff(&d, p->data, data, len, scratch, scratch + len,
+	if (!mmsb__delta_diff(&d, p->data + offset, data, len, scratch, scratch + len,
 			      scratch + len + len / 2 + 1))
 		goto out; /* unchanged: no delta, no epoch */
 	d.page_id = id;
+	d.offset = offset;
 	d.source = (char *)"api";
 	d.timestamp = mmsb__now_ns(CLOCK_REALTIME);
 	err = mmsb__commit_traced(s, p, &d, false);
@@ -62,6 +71,19 @@ out:
 	MMSB_TRACE(UPDATE_END, id, d.mask_count, err < 0 ? err : 0);
 	mmsb__unlock(s);
 	return err;
+}
+
+int mmsb_page_update(struct mmsb_state *s, uint64_t id, const void *data, size_t len)
+{
+	MMSB_API_SCOPE(mmsb_page_update);
+	return update_range(s, id, 0, data, len, true);
+}
+
+int mmsb_page_write(struct mmsb_state *s, uint64_t id, uint64_t offset, const void *data,
+		    size_t len)
+{
+	MMSB_API_SCOPE(mmsb_page_write);
+	return update_range(s, id, offset, data, len, false);
 }
 
 /* A batch's page arrays (its n pages, then the changed ones) and the state's lock. */

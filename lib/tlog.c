@@ -20,6 +20,8 @@
 /* NONE durability writes once this much is buffered. */
 #define LOG_BUF_FLUSH (256u << 10)
 #define REC_FLAG_SPARSE 0x01u
+/* a DELTA whose mask starts at byte page_size of the page (a range write) */
+#define REC_FLAG_OFFSET 0x02u
 
 struct mmsb_log {
 	int fd;
@@ -81,7 +83,8 @@ static int encode_delta(struct mmsb_buf *b, const struct mmsb_delta *d)
 	size_t mb = mask_bytes(d->mask_len), body, at;
 	struct rec_hdr h = {
 		.kind = MMSB_REC_DELTA,
-		.flags = d->sparse ? REC_FLAG_SPARSE : 0,
+		.flags = (uint8_t)((d->sparse ? REC_FLAG_SPARSE : 0) |
+				   (d->offset ? REC_FLAG_OFFSET : 0)),
 		.source_len = (uint16_t)src_len,
 		.epoch = d->epoch,
 		.lsn = d->lsn,
@@ -91,6 +94,7 @@ static int encode_delta(struct mmsb_buf *b, const struct mmsb_delta *d)
 		.mask_len = d->mask_len,
 		.payload_len = d->payload_len,
 		.intent_len = (uint32_t)in_len,
+		.page_size = d->offset,
 	};
 	int err;
 
@@ -352,7 +356,8 @@ static int decode_v3(struct mmsb_log_reader *r, const uint8_t *body, size_t len,
 	if (len < sizeof(h))
 		return -MMSB_ERR_CORRUPT;
 	memcpy(&h, body, sizeof(h));
-	if (h.kind > MMSB_REC_PAGE_FREE || (h.flags & ~REC_FLAG_SPARSE) || !h.page_id ||
+	if (h.kind > MMSB_REC_PAGE_FREE || (h.flags & ~(REC_FLAG_SPARSE | REC_FLAG_OFFSET)) ||
+	    (h.kind != MMSB_REC_DELTA && (h.flags & REC_FLAG_OFFSET)) || !h.page_id ||
 	    h.page_id > MMSB_ID_MAX || h.delta_id > MMSB_ID_MAX)
 		return -MMSB_ERR_CORRUPT;
 	/* LSNs start at 1 and run without gaps: a frame out of sequence is not from this writer */
@@ -378,7 +383,10 @@ static int decode_v3(struct mmsb_log_reader *r, const uint8_t *body, size_t len,
 		return 0;
 	}
 	/* every length is checked against the frame before anything is sized from it */
-	if (h.mask_len > (uint64_t)len * 8 || h.payload_len > len || h.page_size)
+	/* a range write's offset lies inside the largest page; without the flag it is 0 */
+	if (h.mask_len > (uint64_t)len * 8 || h.payload_len > len ||
+	    ((h.flags & REC_FLAG_OFFSET) ? !h.page_size || h.page_size >= MMSB_PAGE_SIZE_MAX :
+					   h.page_size != 0))
 		return -MMSB_ERR_CORRUPT;
 	mb = mask_bytes(h.mask_len);
 	need = sizeof(h) + mb + h.payload_len + h.source_len + (uint64_t)h.intent_len;
@@ -405,6 +413,8 @@ static int decode_v3(struct mmsb_log_reader *r, const uint8_t *body, size_t len,
 	if (!rec->delta)
 		return -ENOMEM;
 	rec->delta->id = h.delta_id;
+	rec->delta->offset = (h.flags & REC_FLAG_OFFSET) ? h.page_size : 0;
+	rec->page_size = 0;
 	rec->delta->epoch = h.epoch;
 	rec->delta->lsn = h.lsn;
 	rec->delta->timestamp = h.timestamp;

@@ -628,7 +628,7 @@ TEST_TIMEOUT(failed_commit_changes_nothing, 120)
 
 	signal(SIGXFSZ, SIG_IGN); /* a write past RLIMIT_FSIZE is EFBIG, not a kill */
 	for (size_t k = 0; k < 3; k++)
-		for (int op = 0; op < 8; op++) {
+		for (int op = 0; op < 9; op++) {
 			struct rlimit rl = { RLIM_INFINITY, RLIM_INFINITY };
 			uint8_t *b = malloc(BIG);
 			struct mmsb_state *s, *r;
@@ -693,8 +693,12 @@ TEST_TIMEOUT(failed_commit_changes_nothing, 120)
 			case 6:
 				err = mmsb_page_update_batch(s, w, 1);
 				break;
-			default:
+			case 7:
 				err = mmsb_route_batch(s, &e, 1);
+				break;
+			default:
+				/* a range write: its undo holds the range, not the page */
+				err = mmsb_page_write(s, 1, 0, b, 1);
 				break;
 			}
 			if (err >= 0)

@@ -207,6 +207,31 @@ static int delta_run(struct bench_ctx *c)
 	return flip_update(c, c->ids[0]);
 }
 
+/* A 64 MiB page whose 10 bytes at 40 MiB flip with mmsb_page_write(): the write's cost only. */
+#define WRITE_PAGE (64u << 20)
+#define WRITE_AT (40u << 20)
+
+static int write_10b_setup(struct bench_ctx *c)
+{
+	seed();
+	c->s = open_logged(c, "write.tlog", MMSB_DURABLE_NONE);
+	c->size = 10;
+	c->buf[0] = malloc(10);
+	c->buf[1] = calloc(1, 10);
+	if (!c->s || !c->buf[0] || !c->buf[1])
+		return -ENOMEM;
+	memset(c->buf[0], 0xff, 10);
+	return mmsb_page_create(c->s, WRITE_PAGE, MMSB_LOC_CPU, &c->ids[0]);
+}
+
+static int write_10b_run(struct bench_ctx *c)
+{
+	int r = mmsb_page_write(c->s, c->ids[0], WRITE_AT, c->buf[c->flip], 10);
+
+	c->flip ^= 1;
+	return r == 1 ? 0 : r < 0 ? r : -EAGAIN;
+}
+
 /* The same sparse update under batch durability: one write and one fdatasync each. */
 static int delta_durable_setup(struct bench_ctx *c)
 {
@@ -762,6 +787,9 @@ const struct bench_key bench_keys[] = {
 	TIMED_G(GATE_PAIRED, "delta", "cpu_sparse_durable",
 		"v2: cpu_sparse under batch durability (write + fdatasync)", delta_durable_setup,
 		NULL, delta_run, NULL, teardown_common, 1),
+	TIMED("delta", "write_10b_64m",
+	      "v2: mmsb_page_write of 10 bytes into a 64 MiB page (logged)", write_10b_setup, NULL,
+	      write_10b_run, NULL, teardown_common, 1),
 	TIMED("delta", "update_x64", "v2: 64 x 1 KiB pages, one update_page call each",
 	      update64_setup, NULL, update64_run, NULL, teardown_common, 64),
 	TIMED("delta", "update_batch_x64", "v2: the same 64 writes in one update_batch call",

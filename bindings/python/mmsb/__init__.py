@@ -114,6 +114,7 @@ _page_epoch = _sig("mmsb_page_epoch", _i64, _vp, _u64)
 _page_count = _sig("mmsb_page_count", _sz, _vp)
 _page_list = _sig("mmsb_page_list", _ssz, _vp, ctypes.POINTER(_u64), _sz)
 _page_update = _sig("mmsb_page_update", _int, _vp, _u64, _vp, _sz)
+_page_write = _sig("mmsb_page_write", _int, _vp, _u64, _u64, _vp, _sz)
 _page_update_batch = _sig("mmsb_page_update_batch", _int, _vp, ctypes.POINTER(_PageWrite), _sz)
 _delta_new = _sig("mmsb_delta_new", _vp, _u64, _vp, _sz, _vp, _sz, ctypes.c_uint)
 _delta_free = _sig("mmsb_delta_free", None, _vp)
@@ -504,6 +505,12 @@ class State(_Handle):
         if rc < 0:
             raise Error(rc, "page_update")
         return rc
+
+    def write(self, pid, offset, data):
+        """Write data at byte offset of the page, logged and propagated like update(): 1 if it
+        changed, 0 if not. Its cost is len(data)'s, not the page's."""
+        p, n = _buf(data)
+        return self._call(_page_write, "page_write", pid, offset, p, n)
 
     def update_batch(self, writes):
         """[(page_id, data), ...] in one crossing and one wave: the number of pages changed."""

@@ -51,6 +51,25 @@ class Pages(unittest.TestCase):
         with self.assertRaises(ValueError):
             self.s.read_into(a, b"immutable")
 
+    def test_write_a_range(self):
+        a, b = self.s.page_create(16), self.s.page_create(16)
+        self.s.edge_add(a, b)
+        self.s.set_passthrough(b, a)
+        self.assertEqual(self.s.write(a, 3, b"xyz"), 1)
+        self.assertEqual(self.s.write(a, 3, bytearray(b"xyz")), 0)  # unchanged: no delta
+        self.assertEqual(self.s.write(a, 15, memoryview(bytearray(b"!"))), 1)
+        self.assertEqual(self.s.write(a, 16, b""), 0)
+        want = bytearray(16)
+        want[3:6] = b"xyz"
+        want[15:16] = b"!"
+        self.assertEqual(self.s.read(a), want)
+        self.assertEqual(self.s.read(b), want)  # propagated
+        self.assertEqual(self.s.epoch(a), 2)
+        with self.assertRaises(mmsb.Error) as e:
+            self.s.write(a, 14, b"abc")  # past the end: nothing changes
+        self.assertEqual(e.exception.name, "SIZE_MISMATCH")
+        self.assertEqual(self.s.read(a), want)
+
     def test_errors_carry_the_library_name(self):
         a = self.s.page_create(8)
         with self.assertRaises(mmsb.Error) as e:

@@ -357,6 +357,11 @@ MMSB_API size_t mmsb_delta_mask_len(const struct mmsb_delta *d);
 /** @brief Number of set mask entries. */
 MMSB_API size_t mmsb_delta_mask_count(const struct mmsb_delta *d);
 /**
+ * @brief The page byte that mask entry 0 stands for: 0, except for the record of a range write
+ * (mmsb_page_write()), whose mask and payload cover [offset, offset + mask_len).
+ */
+MMSB_API uint64_t mmsb_delta_offset(const struct mmsb_delta *d);
+/**
  * @brief Copy min(len, mask_len) entries into out, one byte (0 or 1) per entry. 0 with errno
  * EINVAL when d is NULL, or out is NULL and len > 0.
  */
@@ -391,6 +396,19 @@ MMSB_API size_t mmsb_diff_mask(const void *a, const void *b, size_t len, uint8_t
  * -MMSB_ERR_SIZE_MISMATCH when len != page size.
  */
 MMSB_API int mmsb_page_update(struct mmsb_state *s, uint64_t id, const void *data, size_t len);
+
+/**
+ * @brief Write len bytes at byte offset of a page, as mmsb_page_update() writes a whole one:
+ * diffed against the bytes they replace and, when any differs, logged and applied as one delta
+ * (source "api") whose mask starts at offset (mmsb_delta_offset()), then a propagation wave.
+ * Its cost is the write's, not the page's: 10 bytes into a 64 MiB page read, log and apply 10
+ * bytes (a GPU page's host copy is fetched first when it is stale).
+ * @return 1 when a delta was routed, 0 when the bytes were unchanged (or len is 0), or a negative
+ * error with nothing changed: -EINVAL (s NULL, data NULL with len > 0), -MMSB_ERR_PAGE_NOT_FOUND,
+ * -MMSB_ERR_SIZE_MISMATCH (the range passes the page's end), -EDEADLK (inside a callback)
+ */
+MMSB_API int mmsb_page_write(struct mmsb_state *s, uint64_t id, uint64_t offset, const void *data,
+			     size_t len);
 
 /** One whole-page write of a batch: data must be the page's size. */
 struct mmsb_page_write {
