@@ -61,8 +61,8 @@ static inline uint64_t span_clock(void)
 	return now_ns();
 }
 
-/* Chosen once, before the first block is linked: readers read the registry's clock first. */
-static void clock_choose(void)
+/* Chosen at load, before any block: a reader finds the registry's clock set from the start. */
+__attribute__((constructor)) static void clock_choose(void)
 {
 #if defined(__x86_64__)
 	unsigned int a, b, c, d;
@@ -121,7 +121,6 @@ static void fork_child(void)
 
 static void exit_key_make(void)
 {
-	clock_choose();
 	if (pthread_key_create(&exit_key, thread_exit))
 		exit_key = (pthread_key_t)-1;
 	else

@@ -290,8 +290,10 @@ int main(int argc, char **argv)
 		return fault(atol(argv[2]), atol(argv[3]));
 	if (argc == 3 && !strcmp(argv[1], "updates") && atol(argv[2]) > 0)
 		return updates(atol(argv[2]));
-	if (argc == 3 && !strcmp(argv[1], "hold"))
+	if (argc == 3 && !strcmp(argv[1], "hold")) {
+		hold();
 		return hold_open(argv[2]);
+	}
 	fprintf(stderr,
 		"usage: trace_workload spin N US | sleep N US | threads T N US | loop | rounds N |\n"
 		"       fault N PAGES | updates N | hold FIFO\n");

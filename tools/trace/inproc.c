@@ -261,6 +261,7 @@ static void snapshot(struct inproc *ip, int which)
 	s->ns = mono_ns();
 	if (!find_registry(ip) || peek(ip->pid, ip->reg, &r, sizeof(r)))
 		return;
+	ip->clock = r.clock;
 	for (a = r.head; a && s->n < 65536;) {
 		struct blk *nb = realloc(s->b, (size_t)(s->n + 1) * sizeof(*nb));
 
@@ -634,7 +635,7 @@ void inproc_folded(struct inproc *ip, struct report *rp, const struct inproc_map
 		if (k.node && !bpf_map_lookup_elem(m->blocks_fd, &k.tid, &addr) &&
 		    (b = find_blk(&ip->s[1], addr)))
 			sample_chain(b->t, (uint16_t)k.node, chain, sizeof(chain));
-		fputs(chain[0] ? chain : "[outside spans];", f);
+		fputs(chain[0] ? chain : "[outside-spans];", f);
 		/* each frame ends in ';' but the leaf, whose ';' becomes the count's space */
 		memset(ips, 0, sizeof(ips));
 		if (k.ustack >= 0 && !bpf_map_lookup_elem(m->stacks_fd, &k.ustack, ips)) {

@@ -148,7 +148,7 @@ struct mmsb_span_registry {
 	__u64 head;	  /* the newest block, 0 before the first */
 	__u32 blocks;	  /* blocks made */
 	__u32 kinds;	  /* span kinds this library knows */
-	__u32 clock;	  /* MMSB_SPAN_CLOCK_*: fixed before the first block is linked */
+	__u32 clock;	  /* MMSB_SPAN_CLOCK_*: set when the library is loaded */
 	__u32 pad;
 };
 
