@@ -264,6 +264,9 @@ static int parse_v3(const struct mmsb_map *m, struct mmsb_state *t,
 	if (h.pages > (c.len - c.off) / (CKPT_PAGE_FIXED + 5) ||
 	    h.edges > (c.len - c.off) / CKPT_EDGE)
 		return -MMSB_ERR_CORRUPT;
+	/* the table sized once: no rehash of a million pages on the way */
+	if (mmsb__map_reserve(&t->pages, (size_t)h.pages))
+		return -ENOMEM;
 	for (uint64_t i = 0; i < h.pages; i++) {
 		size_t start = c.off;
 		struct ckpt_page r;

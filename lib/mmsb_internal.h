@@ -295,6 +295,8 @@ static inline struct mmsb_page *mmsb__map_get(const struct mmsb_page_map *m, uin
 }
 /* The rest of the table (pagemap.c). */
 int mmsb__map_put(struct mmsb_page_map *m, struct mmsb_page *p) MMSB_HIDDEN;
+/* Room for n pages without a rehash (a checkpoint load knows its count up front). */
+int mmsb__map_reserve(struct mmsb_page_map *m, size_t n) MMSB_HIDDEN;
 void mmsb__map_del(struct mmsb_page_map *m, uint64_t id) MMSB_HIDDEN;
 void mmsb__map_free(struct mmsb_page_map *m) MMSB_HIDDEN;
 /* qsort comparator for an array of struct mmsb_page pointers, by id. */

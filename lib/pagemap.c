@@ -7,33 +7,47 @@
 
 #include "mmsb_internal.h"
 
-static void map_place(struct mmsb_slot *slots, size_t cap, struct mmsb_page *p)
+static void map_place(struct mmsb_slot *slots, size_t cap, struct mmsb_slot s)
 {
 	struct mmsb_page_map tmp = { .slots = slots, .cap = cap };
-	size_t i = mmsb__slot_of(&tmp, p->id);
+	size_t i = mmsb__slot_of(&tmp, s.id);
 
 	while (slots[i].p)
 		i = (i + 1) & (cap - 1);
-	slots[i] = (struct mmsb_slot){ p->id, p };
+	slots[i] = s;
+}
+
+int mmsb__map_reserve(struct mmsb_page_map *m, size_t n)
+{
+	size_t ncap = m->cap ? m->cap : 64;
+	struct mmsb_slot *ns;
+
+	/* keep the load factor under 1/2 so probes stay short */
+	while (n > ncap / 2) {
+		if (ncap > SIZE_MAX / 2 / sizeof(*ns))
+			return -ENOMEM;
+		ncap *= 2;
+	}
+	if (ncap == m->cap)
+		return 0;
+	ns = calloc(ncap, sizeof(*ns));
+	if (!ns)
+		return -ENOMEM;
+	/* the slot's own id: a rehash never touches the pages (a cache miss each, at 1M of them) */
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->slots[i].p)
+			map_place(ns, ncap, m->slots[i]);
+	free(m->slots);
+	m->slots = ns;
+	m->cap = ncap;
+	return 0;
 }
 
 int mmsb__map_put(struct mmsb_page_map *m, struct mmsb_page *p)
 {
-	/* keep the load factor under 1/2 so probes stay short */
-	if ((m->n + 1) * 2 > m->cap) {
-		size_t ncap = m->cap ? m->cap * 2 : 64;
-		struct mmsb_slot *ns = calloc(ncap, sizeof(*ns));
-
-		if (!ns)
-			return -ENOMEM;
-		for (size_t i = 0; i < m->cap; i++)
-			if (m->slots[i].p)
-				map_place(ns, ncap, m->slots[i].p);
-		free(m->slots);
-		m->slots = ns;
-		m->cap = ncap;
-	}
-	map_place(m->slots, m->cap, p);
+	if ((m->n + 1) * 2 > m->cap && mmsb__map_reserve(m, m->cap ? m->cap : 32))
+		return -ENOMEM;
+	map_place(m->slots, m->cap, (struct mmsb_slot){ p->id, p });
 	m->n++;
 	return 0;
 }
@@ -76,17 +90,29 @@ int mmsb__cmp_page_id(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static int cmp_slot_id(const void *a, const void *b)
+{
+	uint64_t x = ((const struct mmsb_slot *)a)->id, y = ((const struct mmsb_slot *)b)->id;
+
+	return x < y ? -1 : x > y;
+}
+
 struct mmsb_page **mmsb__map_sorted(const struct mmsb_page_map *m, size_t *n)
 {
-	struct mmsb_page **v = malloc((m->n ? m->n : 1) * sizeof(*v));
-	struct mmsb_page *p;
+	struct mmsb_slot *v = malloc((m->n ? m->n : 1) * sizeof(*v));
+	struct mmsb_page **out = (struct mmsb_page **)v;
 	size_t i, k = 0;
 
 	if (!v)
 		return NULL;
-	mmsb__map_for_each(m, i, p)
-		v[k++] = p;
-	qsort(v, k, sizeof(*v), mmsb__cmp_page_id);
+	for (i = 0; i < m->cap; i++)
+		if (m->slots[i].p)
+			v[k++] = m->slots[i];
+	/* sorted by the ids the slots hold, not through the pages: no cache miss a comparison */
+	qsort(v, k, sizeof(*v), cmp_slot_id);
+	/* the pointers packed in place, front to back: slot i's pointer lands at or before it */
+	for (i = 0; i < k; i++)
+		out[i] = v[i].p;
 	*n = k;
-	return v;
+	return out;
 }
