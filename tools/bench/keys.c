@@ -94,6 +94,23 @@ static int alloc_run(size_t size)
 	return err;
 }
 
+/* A logged state's page create, the page freed untimed: what a create costs once warm. */
+static int create_logged_setup(struct bench_ctx *c)
+{
+	c->s = open_logged(c, "create.tlog", MMSB_DURABLE_NONE);
+	return c->s ? 0 : -errno;
+}
+
+static int create_logged_run(struct bench_ctx *c)
+{
+	return mmsb_page_create(c->s, SMALL_PAGE, MMSB_LOC_CPU, &c->ids[0]);
+}
+
+static int create_logged_post(struct bench_ctx *c)
+{
+	return mmsb_page_free(c->s, c->ids[0]);
+}
+
 static int alloc_1kb(struct bench_ctx *c)
 {
 	(void)c;
@@ -787,6 +804,9 @@ const struct bench_key bench_keys[] = {
 	TIMED_G(GATE_PAIRED, "delta", "cpu_sparse_durable",
 		"v2: cpu_sparse under batch durability (write + fdatasync)", delta_durable_setup,
 		NULL, delta_run, NULL, teardown_common, 1),
+	TIMED("allocation", "create_logged_1kb",
+	      "v2: one 1 KiB page created in a logged state (freed untimed)", create_logged_setup,
+	      NULL, create_logged_run, create_logged_post, teardown_common, 0),
 	TIMED("delta", "write_10b_64m",
 	      "v2: mmsb_page_write of 10 bytes into a 64 MiB page (logged)", write_10b_setup, NULL,
 	      write_10b_run, NULL, teardown_common, 1),
@@ -809,6 +829,9 @@ const struct bench_key bench_keys[] = {
 	       limits_dense_64k),
 	STRESS("delta", "dense_1m_vs_memcpy", "v2: the same at 1 MiB", limits_dense_1m),
 	STRESS("delta", "dense_64m_vs_memcpy", "v2: the same at 64 MiB", limits_dense_64m),
+	STRESS("persistence", "growth_1k_1m",
+	       "v2: us a page to create (logged), checkpoint and load 64 B pages, 1k to 1M of them",
+	       limits_growth),
 	STRESS("replay", "divergence_1000", "v2: 1000 updates, replay vs live every 100: L2",
 	       divergence_1000),
 	STRESS("syscalls", "per_delta",

@@ -40,5 +40,6 @@ int limits_scaling_2w(struct bench_result *r);
 int limits_dense_64k(struct bench_result *r);
 int limits_dense_1m(struct bench_result *r);
 int limits_dense_64m(struct bench_result *r);
+int limits_growth(struct bench_result *r);
 
 #endif /* __MMSB_BENCH_KEYS_H */

@@ -339,3 +339,61 @@ int limits_dense_64m(struct bench_result *r)
 {
 	return dense_limits(r, 64 << 20, 2);
 }
+
+/* ---- growth: per-page costs from 1k to 1M pages ---- */
+
+/* n logged pages of 64 B, half of them children: create, checkpoint and load, us a page each. */
+static int growth_at(size_t n, double *create, double *write_ck, double *load)
+{
+	struct bench_ctx c = { 0 };
+	struct mmsb_state *t = NULL;
+	char ckpt[512];
+	uint64_t t0;
+	int err = 0;
+
+	snprintf(ckpt, sizeof(ckpt), "%s/growth.ckpt", benv.dir);
+	c.s = open_logged(&c, "growth.tlog", MMSB_DURABLE_NONE);
+	if (!c.s)
+		return -errno;
+	t0 = mono_ns();
+	for (size_t i = 0; i < n && !err; i++)
+		err = mmsb_page_create(c.s, 64, MMSB_LOC_CPU, NULL);
+	*create = (double)(mono_ns() - t0) / 1e3 / (double)n;
+	for (uint64_t i = 1; i < n && !err; i += 2)
+		err = mmsb_edge_add(c.s, i, i + 1, MMSB_EDGE_DATA);
+	t0 = mono_ns();
+	if (!err)
+		err = mmsb_checkpoint_write(c.s, ckpt);
+	*write_ck = (double)(mono_ns() - t0) / 1e3 / (double)n;
+	if (!err && !(t = mmsb_state_open(NULL)))
+		err = -errno;
+	t0 = mono_ns();
+	if (!err)
+		err = mmsb_checkpoint_load(t, ckpt);
+	*load = (double)(mono_ns() - t0) / 1e3 / (double)n;
+	mmsb_state_close(t);
+	teardown_common(&c);
+	unlink(ckpt);
+	return err;
+}
+
+int limits_growth(struct bench_result *r)
+{
+	static const char *const load_name[] = { "load_us_1k", "load_us_10k", "load_us_100k",
+						 "load_us_1m" };
+	double create[4], write_ck[4], load[4];
+	int steps = benv.quick ? 2 : 4, err = 0;
+	size_t n = 1000;
+
+	for (int i = 0; i < steps && !err; i++, n *= 10)
+		err = growth_at(n, &create[i], &write_ck[i], &load[i]);
+	if (err)
+		return err;
+	for (int i = 0; i < steps; i++)
+		bench_value(r, load_name[i], load[i]);
+	bench_value(r, "create_us_1k", create[0]);
+	bench_value(r, "create_us_max", create[steps - 1]);
+	bench_value(r, "write_us_1k", write_ck[0]);
+	bench_value(r, "write_us_max", write_ck[steps - 1]);
+	return 0;
+}
