@@ -701,6 +701,69 @@ static int pipeline_run(struct bench_ctx *c)
 	return err;
 }
 
+/*
+ * The keys that sync, against this disk's own sync: each round times a 1 KiB append +
+ * fdatasync (the floor of any durable step here) beside full_pipeline, checkpoint_100pages and
+ * restore_100pages, interleaved, and counts the syncs each makes.
+ */
+struct sync_key {
+	const char *ratio, *syncs;
+	int (*setup)(struct bench_ctx *c);
+	int (*run)(struct bench_ctx *c);
+	int (*post)(struct bench_ctx *c);
+};
+
+static int sync_key_ns(const struct sync_key *k, int reps, double *ns, unsigned long *syncs)
+{
+	struct bench_ctx c = { 0 };
+	unsigned long s0;
+	uint64_t t0, sum = 0;
+	int err = k->setup(&c);
+
+	s0 = bench_syncs;
+	for (int i = 0; i < reps && !err; i++) {
+		t0 = mono_ns();
+		err = k->run(&c);
+		sum += mono_ns() - t0;
+		if (!err && k->post)
+			err = k->post(&c);
+	}
+	*syncs = (bench_syncs - s0) / (unsigned long)reps;
+	*ns = (double)sum / reps;
+	teardown_common(&c);
+	return err;
+}
+
+static int durability_vs_fsync(struct bench_result *r)
+{
+	static const struct sync_key keys[] = {
+		{ "pipeline_x", "pipeline_syncs", typical_setup, pipeline_run, NULL },
+		{ "checkpoint_x", "checkpoint_syncs", persist_setup, checkpoint_run, NULL },
+		{ "restore_x", "restore_syncs", persist_setup, restore_run, close_s2 },
+	};
+	double ratio[3][9], raw[9], lo, hi;
+	unsigned long syncs[3] = { 0 };
+	int nr = bench_rounds(), err = 0;
+
+	for (int i = 0; i < nr && !err; i++) {
+		double ns;
+
+		err = bench_raw_sync_ns(benv.quick ? 4 : 20, &raw[i]);
+		for (int k = 0; k < 3 && !err; k++) {
+			err = sync_key_ns(&keys[k], benv.quick ? 2 : 10, &ns, &syncs[k]);
+			ratio[k][i] = ns / raw[i];
+		}
+	}
+	if (err)
+		return err;
+	bench_value(r, "sync_us", bench_median(raw, nr, &lo, &hi) / 1e3);
+	for (int k = 0; k < 3; k++) {
+		bench_value(r, keys[k].ratio, bench_median(ratio[k], nr, &lo, &hi));
+		bench_value(r, keys[k].syncs, (double)syncs[k]);
+	}
+	return 0;
+}
+
 /* ---- the registry, in the original suite's order, then ours ---- */
 
 /* TIMED_G and STRESS_G name how the perf gate judges the key (enum bench_gate) */
@@ -829,6 +892,9 @@ const struct bench_key bench_keys[] = {
 	       limits_dense_64k),
 	STRESS("delta", "dense_1m_vs_memcpy", "v2: the same at 1 MiB", limits_dense_1m),
 	STRESS("delta", "dense_64m_vs_memcpy", "v2: the same at 64 MiB", limits_dense_64m),
+	STRESS("system", "durability_vs_fsync",
+	       "v2: full_pipeline, checkpoint_100pages, restore_100pages / a 1 KiB write+fdatasync",
+	       durability_vs_fsync),
 	STRESS("persistence", "growth_1k_1m",
 	       "v2: us a page to create (logged), checkpoint and load 64 B pages, 1k to 1M of them",
 	       limits_growth),

@@ -41,5 +41,11 @@ int limits_dense_64k(struct bench_result *r);
 int limits_dense_1m(struct bench_result *r);
 int limits_dense_64m(struct bench_result *r);
 int limits_growth(struct bench_result *r);
+/* fsync and fdatasync calls in the process so far (keys_limits.c interposes both) */
+extern unsigned long bench_syncs;
+int bench_raw_sync_ns(int reps, double *ns);
+/* median of v[0..n) (sorted in place), its spread; the rounds a limit key runs */
+double bench_median(double *v, int n, double *lo, double *hi);
+int bench_rounds(void);
 
 #endif /* __MMSB_BENCH_KEYS_H */

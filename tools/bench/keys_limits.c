@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "keys.h"
@@ -396,4 +397,57 @@ int limits_growth(struct bench_result *r)
 	bench_value(r, "write_us_1k", write_ck[0]);
 	bench_value(r, "write_us_max", write_ck[steps - 1]);
 	return 0;
+}
+
+/* ---- durability: what this disk's sync costs, and how many a call makes ---- */
+
+/*
+ * fsync and fdatasync as the library calls them, counted: mmsb-bench's own definitions come
+ * before libc's for every caller in the process, as its malloc interposer does.
+ */
+unsigned long bench_syncs;
+
+int fsync(int fd)
+{
+	bench_syncs++;
+	return (int)syscall(SYS_fsync, fd);
+}
+
+int fdatasync(int fd)
+{
+	bench_syncs++;
+	return (int)syscall(SYS_fdatasync, fd);
+}
+
+/* us for a 1 KiB append + fdatasync of a file in the scratch directory: this disk's sync */
+int bench_raw_sync_ns(int reps, double *ns)
+{
+	char path[512], buf[1024];
+	uint64_t t0;
+	int fd, err = 0;
+
+	snprintf(path, sizeof(path), "%s/raw-sync.bin", benv.dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	memset(buf, 0x5a, sizeof(buf));
+	t0 = mono_ns();
+	for (int i = 0; i < reps && !err; i++)
+		if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf) ||
+		    syscall(SYS_fdatasync, fd))
+			err = -EIO;
+	*ns = (double)(mono_ns() - t0) / reps;
+	close(fd);
+	unlink(path);
+	return err;
+}
+
+double bench_median(double *v, int n, double *lo, double *hi)
+{
+	return median_of(v, n, lo, hi);
+}
+
+int bench_rounds(void)
+{
+	return rounds();
 }
