@@ -208,6 +208,7 @@ struct dense_rig {
 	uint64_t plain_id, logged_id;
 	uint8_t *buf[2], *dst, *frame;
 	size_t len;
+	unsigned int flip[4]; /* the next buffer of each op: every update changes the page */
 	int fd;
 	char log[512], raw[512];
 };
@@ -265,7 +266,7 @@ static int dense_op_ns(struct dense_rig *g, int op, int reps, double *ns)
 	int err = 0;
 
 	for (int i = 0; i < reps && !err; i++) {
-		const uint8_t *src = g->buf[i & 1];
+		const uint8_t *src = g->buf[g->flip[op]++ & 1];
 		int r;
 
 		switch (op) {
