@@ -56,9 +56,10 @@ print(f"# recompute page faults {pf} (touched {want}), around them {around}, "
       f"spans counted {rec['spans_counted']}, skipped {j['counters']['pmu_skipped']}")
 # At least the pages touched. More when other tasks fault on the CPU within a span: the counters
 # are per CPU, and a span counts what its CPU counted between its begin and its end (seen: 113
-# more over 10,000 beside builds, 3,239 more beside a fault-heavy test run), so the bound above
-# is loose; what is judged is that the faults land in the spans that took them.
-ok_pf = want <= pf <= want * 1.5 + 10 and around <= 2 * 50 and rec["spans_counted"] >= 45
+# more over 10,000 beside builds, 3,239 and 5,954 more beside fault-heavy test runs), so no upper
+# bound holds under load; what is judged is that the faults land in the spans that took them:
+# the spans around the recomputes hold fewer than half of what the recomputes touched.
+ok_pf = pf >= want and around < want / 2 and rec["spans_counted"] >= 45
 tc, ns = rec["perf::TASK-CLOCK"]["self"], k["recompute"]["self_ns"] * rec["spans_counted"] / k["recompute"]["calls"]
 print(f"# recompute TASK-CLOCK {tc} ns against its self time {ns:.0f} ns")
 # on-CPU time cannot exceed the span's time; some was counted

@@ -62,7 +62,7 @@ if [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
 fi
 
 # 2. accuracy: 100 updates, each recomputing a child that spins 2 ms
-"$T" record -J "$tmp/a.json" -- "$W" spin 100 2000 \
+"$T" record --mode probes -J "$tmp/a.json" -- "$W" spin 100 2000 \
 	>"$tmp/a.out" 2>"$tmp/a.err"
 if python3 - "$tmp/a.json" "$tmp/a.out" <<'PY'
 import json, sys
@@ -116,7 +116,7 @@ fi
 # 3. formats, from a run that writes every output, the event stream included
 "$T" record -J "$tmp/f.json" -f "$tmp/f.folded" -s "$tmp/f.ss.json" -e "$tmp/f.ev" -- "$W" spin 50 200 \
 	>"$tmp/f.out" 2>"$tmp/f.err"
-"$T" record -k update,recompute -J "$tmp/h.json" -e "$tmp/h.ev" -- "$W" rounds 20000 >/dev/null 2>&1
+"$T" record --mode probes -k update,recompute -J "$tmp/h.json" -e "$tmp/h.ev" -- "$W" rounds 20000 >/dev/null 2>&1
 if python3 - "$tmp/f.folded" "$tmp/f.ss.json" "$tmp/f.json" tests/fixtures/speedscope-file-format-schema.json \
 	"$tmp/f.ev" "$tmp/h.json" "$tmp/h.ev" <<'PY'
 import json, re, sys
@@ -212,7 +212,7 @@ else
 	pids+=("$wpid")
 	# attach once the workload itself runs (not the shell that is about to exec it)
 	for _ in $(seq 100); do [ "$(readlink "/proc/$wpid/exe")" = "$WS" ] && break; sleep 0.02; done
-	"$T" record -p "$wpid" -k update,recompute -J "$tmp/b.json" >"$tmp/t.out" 2>"$tmp/t.err" &
+	"$T" record --mode probes -p "$wpid" -k update,recompute -J "$tmp/b.json" >"$tmp/t.out" 2>"$tmp/t.err" &
 	tpid=$!
 	bpftrace -p "$wpid" "$tmp/spans.bt" >"$tmp/bt.out" 2>&1 &
 	bpid=$!
@@ -254,7 +254,7 @@ pids+=("$lpid")
 wait_mapped $lpid
 cycles=0 zero=0
 for i in $(seq 12); do
-	"$T" record -p "$lpid" -k update,propagate -d 1 >"$tmp/p.out" 2>"$tmp/p.err" || break
+	"$T" record --mode probes -p "$lpid" -k update,propagate -d 1 >"$tmp/p.out" 2>"$tmp/p.err" || break
 	hits=$(sed -n 's/.* \([0-9]*\) probe hits.*/\1/p' "$tmp/p.out")
 	[ "${hits:-0}" -gt 0 ] || zero=$((zero + 1))
 	kill -0 "$lpid" 2>/dev/null || break

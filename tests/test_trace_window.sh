@@ -37,7 +37,7 @@ pids+=("$wp")
 # once it has loaded libmmsb; three kinds, not all: removing a probe site takes the kernel ~90 ms
 # here, and the api pair alone has ~200
 wait_mapped $wp
-"$T" record -p "$wp" -d 2 -k update,propagate,recompute -J "$tmp/w.json" >"$tmp/w.out" 2>"$tmp/w.err"
+"$T" record --mode probes -p "$wp" -d 2 -k update,propagate,recompute -J "$tmp/w.json" >"$tmp/w.out" 2>"$tmp/w.err"
 rc=$?
 kill -USR1 "$wp"
 wait "$wp"
@@ -72,7 +72,7 @@ fi
 
 # 2. open at the stop: the recompute blocks until the test writes to the FIFO, after the report
 mkfifo "$tmp/fifo"
-"$T" record -d 1 -k update,propagate,recompute -J "$tmp/o.json" -- "$W" hold "$tmp/fifo" \
+"$T" record --mode probes -d 1 -k update,propagate,recompute -J "$tmp/o.json" -- "$W" hold "$tmp/fifo" \
 	>"$tmp/o.out" 2>"$tmp/o.err"
 rc=$?
 timeout 10 sh -c 'echo x >"$1"' sh "$tmp/fifo"
@@ -107,9 +107,9 @@ fi
 
 # 3. the hit cost: measured, or given; the warning past 10 % of the window
 hc_ok=1
-"$T" record -k update -J "$tmp/m.json" -- "$W" spin 20 100 >"$tmp/m.out" 2>"$tmp/m.err" || hc_ok=0
-"$T" record -k update --hit-cost 1000000 -J "$tmp/g.json" -- "$W" spin 20 100 >"$tmp/g.out" 2>"$tmp/g.err" || hc_ok=0
-"$T" record -k update --hit-cost 0 -J "$tmp/z.json" -- "$W" spin 20 100 >"$tmp/z.out" 2>"$tmp/z.err" || hc_ok=0
+"$T" record --mode probes -k update -J "$tmp/m.json" -- "$W" spin 20 100 >"$tmp/m.out" 2>"$tmp/m.err" || hc_ok=0
+"$T" record --mode probes -k update --hit-cost 1000000 -J "$tmp/g.json" -- "$W" spin 20 100 >"$tmp/g.out" 2>"$tmp/g.err" || hc_ok=0
+"$T" record --mode probes -k update --hit-cost 0 -J "$tmp/z.json" -- "$W" spin 20 100 >"$tmp/z.out" 2>"$tmp/z.err" || hc_ok=0
 warn="the probes cost an estimated"
 if [ $hc_ok -eq 1 ] && python3 - "$tmp" <<'PY'
 import json, sys

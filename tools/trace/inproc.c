@@ -396,7 +396,8 @@ static void comm_of(int pid, int tid, char *buf, size_t len)
  * off the spans that were open at the start, the spans open at the end counted as open. Its row
  * in rp->threads.
  */
-static void block_window(struct inproc *ip, const struct blk *e, int stats_fd, struct report *rp)
+static void block_window(struct inproc *ip, const struct blk *e, int stats_fd, uint32_t mask,
+			 struct report *rp)
 {
 	const struct blk *b = find_blk(&ip->s[0], e->addr);
 	const struct mmsb_span_thread *t1 = e->t, *t0 = b ? b->t : NULL;
@@ -451,10 +452,13 @@ static void block_window(struct inproc *ip, const struct blk *e, int stats_fd, s
 	for (uint32_t n = 1; n < t1->n_nodes; n++) {
 		if (!d[n].count && !d[n].total)
 			continue;
-		stats_add(ip, stats_fd, t1, (uint16_t)n, &d[n]);
-		row->spans += d[n].count;
+		/* the thread's time counts every span; the report, the kinds asked for (-k) */
 		if (!t1->nodes[n].parent)
 			row->in_spans_ns += u2ns(ip, d[n].total);
+		if (!(mask & (1u << t1->nodes[n].kind)))
+			continue;
+		stats_add(ip, stats_fd, t1, (uint16_t)n, &d[n]);
+		row->spans += d[n].count;
 	}
 	/* open at the end: their time in the window so far */
 	for (uint32_t i = 0; i < t1->depth; i++) {
@@ -466,10 +470,12 @@ static void block_window(struct inproc *ip, const struct blk *e, int stats_fd, s
 			rp->open_bad++;
 			continue;
 		}
-		rp->open_n[f->kind]++;
-		rp->open_ns[f->kind] += so_far;
 		if (!i)
 			row->in_spans_ns += so_far;
+		if (!(mask & (1u << f->kind)))
+			continue;
+		rp->open_n[f->kind]++;
+		rp->open_ns[f->kind] += so_far;
 	}
 	rp->open_deep += t1->overflow;
 	rp->span_deep += t1->deep - (t0 ? t0->deep : 0);
@@ -519,7 +525,7 @@ static void offcpu_collect(struct inproc *ip, struct report *rp, int offcpu_fd, 
 	}
 }
 
-int inproc_report(struct inproc *ip, struct report *rp, const struct inproc_maps *m)
+int inproc_report(struct inproc *ip, struct report *rp, const struct inproc_maps *m, uint32_t mask)
 {
 	const struct snap *e = &ip->s[1];
 
@@ -527,7 +533,7 @@ int inproc_report(struct inproc *ip, struct report *rp, const struct inproc_maps
 	if (!rp->threads)
 		return -ENOMEM;
 	for (int i = 0; i < e->n; i++)
-		block_window(ip, &e->b[i], m->stats_fd, rp);
+		block_window(ip, &e->b[i], m->stats_fd, mask, rp);
 	offcpu_collect(ip, rp, m->offcpu_fd, m->offcpu_start_fd, m->blocks_fd);
 	rp->span_torn = ip->torn;
 	rp->inproc = true;

@@ -445,8 +445,8 @@ static void follow(struct session *s)
 	rp->lib = s->lib;
 	rp->cmd = s->cmd;
 	if (s->ip)
-		fprintf(stderr, "%s: recording the spans of process %d in %s (spans mode)%s; %s\n",
-			prog_name, rp->pid, s->lib, s->n_smp_links ? ", sampling its stacks" : "",
+		fprintf(stderr, "%s: recording the spans of %s in process %d (spans mode)%s; %s\n",
+			prog_name, s->lib, rp->pid, s->n_smp_links ? ", sampling its stacks" : "",
 			ro.duration ? "tracing for the duration" :
 				      "Ctrl-C or the target's exit stops");
 	else
@@ -602,7 +602,7 @@ static void collect(struct session *s)
 			.stacks_fd = bpf_map__fd(skel->maps.user_stacks),
 		};
 		rp->ip = s->ip;
-		if (inproc_report(s->ip, rp, &rp->maps))
+		if (inproc_report(s->ip, rp, &rp->maps, s->mask))
 			p_err("spans: %s", strerror(ENOMEM));
 	} else {
 		collect_open(s);

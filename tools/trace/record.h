@@ -130,8 +130,9 @@ void inproc_poll(struct inproc *ip, int blocks_fd);
 /* Read every block at the window's start, and at its end. */
 void inproc_start(struct inproc *ip);
 void inproc_stop(struct inproc *ip);
-/* The window's figures into span_stats and rp (threads, open spans, off-CPU time). */
-int inproc_report(struct inproc *ip, struct report *rp, const struct inproc_maps *m);
+/* The window's figures into span_stats and rp (threads, open spans, off-CPU time); the kinds of
+ * MASK into the report, every kind into the threads' time. */
+int inproc_report(struct inproc *ip, struct report *rp, const struct inproc_maps *m, uint32_t mask);
 /* The stack samples as folded stacks, weighted by PERIOD_NS each. */
 void inproc_folded(struct inproc *ip, struct report *rp, const struct inproc_maps *m, FILE *f,
 		   uint64_t period_ns);

@@ -143,6 +143,16 @@ static void kind_add(struct kind_total *t, const struct span_stats *v)
 	t->pmu_count += v->pmu_count;
 }
 
+/*
+ * Spans mode's folded stacks are its samples' (inproc_folded): stacks inside span chains. A run
+ * shorter than the sampler's period has none; its folded file holds the exact self time per span
+ * chain instead, as with -F 0.
+ */
+static bool folded_from_samples(const struct report *rp)
+{
+	return rp->ip && rp->o->sample_hz && rp->counters[CNT_SPAN_SMP];
+}
+
 /* Every aggregated stack once: summed per kind into rp->kt, and handed to each file output. */
 static void walk_stacks(struct report *rp, struct speedscope *ss, struct json_object *jstacks)
 {
@@ -176,8 +186,7 @@ static void walk_stacks(struct report *rp, struct speedscope *ss, struct json_ob
 		row.leaf = leaf;
 		if (ss)
 			speedscope_stack(ss, &row);
-		/* spans mode with samples: the folded stacks are theirs (inproc_folded) */
-		if (folded && !(rp->ip && rp->o->sample_hz))
+		if (folded && !folded_from_samples(rp))
 			folded_stack(folded, &row);
 		if (jstacks)
 			json_object_array_add(jstacks, json_stack(rp->o, &row));
@@ -245,7 +254,8 @@ static void table_spans(const struct report *rp)
 		"spans mode, %" PRIu64 " spans, estimated cost %s (%.1f%% of the thread time, at "
 		"%" PRIu64 " ns a span, measured)\n\n",
 		(double)rp->wall_ns / 1e9, rp->pid, rp->n_threads, rp->n_threads == 1 ? "" : "s",
-		(double)rp->thread_ns / 1e9, spans, ov, 100.0 * share(cost, base), rp->span_cost_ns);
+		(double)rp->thread_ns / 1e9, spans, ov, 100.0 * share(cost, base),
+		rp->span_cost_ns);
 	tprintf(rp, "%-16s %-12s %10s %11s %11s %7s %11s %11s %11s %9s %9s\n", "SPAN", "CATEGORY",
 		"CALLS", "TOTAL", "SELF", "SELF%", "ON-CPU", "OFF-CPU", "RUNQ", "P50", "P99");
 	for (int k = 0; k < SPAN_KINDS; k++) {
@@ -267,8 +277,8 @@ static void table_spans(const struct report *rp)
 			span_name(k), span_category(k), t->count, tot, self,
 			100.0 * share(t->self, base), son, soff, swait, p50, p99);
 	}
-	tprintf(rp, "\n%-8s %-16s %4s %11s %11s %7s %11s %11s %10s\n", "TID", "COMM", "OWN",
-		"TIME", "IN SPANS", "SHARE", "OFF-CPU", "RUNQ", "SPANS");
+	tprintf(rp, "\n%-8s %-16s %4s %11s %11s %7s %11s %11s %10s\n", "TID", "COMM", "OWN", "TIME",
+		"IN SPANS", "SHARE", "OFF-CPU", "RUNQ", "SPANS");
 	for (int i = 0; i < rp->n_threads; i++) {
 		const struct thread_row *r = &rp->threads[i];
 		char tm[32], in[32], off[32], wait[32];
@@ -451,7 +461,7 @@ int report_write(struct report *rp)
 	rp->self_sum = 0;
 	walk_stacks(rp, ssp, jstacks);
 	walk_host(rp, ssp);
-	if (rp->ip && o->sample_hz && o->out[OUT_FOLDED].f)
+	if (folded_from_samples(rp) && o->out[OUT_FOLDED].f)
 		inproc_folded(rp->ip, rp, &rp->maps, o->out[OUT_FOLDED].f,
 			      1000000000ull / o->sample_hz);
 	if (out_close(&o->out[OUT_FOLDED]))
