@@ -24,6 +24,7 @@
 #include "record.h"
 #include "syms_helpers.h"
 #include "usdt_helpers.h"
+#include "usdt_multi.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -33,10 +34,20 @@ static void on_signal(int sig)
 	stop_requested = 1;
 }
 
-/* Attach both ends of every wanted span kind. */
+/*
+ * Attach both ends of every wanted span kind. Where load() prepared span_begin and span_end for
+ * it, every begin site of every kind goes on one uprobe_multi link and every end site on another
+ * (usdt_multi.h: the kernel takes a link's uprobes out in one batch, where libbpf's per-site
+ * perf events come out one at a time, 80-90 ms each); links[] then holds a NULL per probe so
+ * attached, n_links staying the number of probes (follow() says it). Else libbpf's usdt path.
+ */
 static int attach_all(struct mmsb_trace_bpf *skel, int pid, const char *lib, uint32_t mask,
-		      struct bpf_link **links, int *n_links)
+		      struct bpf_link **links, int *n_links, struct usdt_multi_link **multi,
+		      int *n_multi)
 {
+	bool use_multi = usdt_multi_prepared(skel->progs.span_begin);
+	struct usdt_multi_site *sites = NULL;
+	int n_sites[2] = { 0, 0 };
 	struct usdt_note *notes;
 	int nn = usdt_notes_read(lib, &notes);
 
@@ -45,6 +56,13 @@ static int attach_all(struct mmsb_trace_bpf *skel, int pid, const char *lib, uin
 		return -1;
 	}
 	*n_links = 0;
+	*n_multi = 0;
+	/* begin sites in [0, nn), end sites in [nn, 2 nn) */
+	if (use_multi && !(sites = calloc(2 * (size_t)nn + 1, sizeof(*sites)))) {
+		p_err("attach: %s", strerror(ENOMEM));
+		free(notes);
+		return -1;
+	}
 	for (int k = 0; k < SPAN_KINDS; k++) {
 		if (!(mask & (1u << k)) || k == SPAN_HOST)
 			continue;
@@ -64,10 +82,25 @@ static int attach_all(struct mmsb_trace_bpf *skel, int pid, const char *lib, uin
 		for (int end = 0; end < 2; end++) {
 			const char *name = span_probe(k, end);
 			LIBBPF_OPTS(bpf_usdt_opts, uo, .usdt_cookie = (uint64_t)k);
-			struct bpf_link *l = bpf_program__attach_usdt(end ? skel->progs.span_end :
-									    skel->progs.span_begin,
-								      pid, lib, "mmsb", name, &uo);
+			struct bpf_link *l;
 
+			if (use_multi) {
+				struct usdt_multi_site *to = sites + end * nn;
+
+				for (int i = 0; i < nn; i++) {
+					if (strcmp(notes[i].provider, "mmsb") ||
+					    strcmp(notes[i].name, name))
+						continue;
+					to[n_sites[end]].note = &notes[i];
+					/* what bpf_usdt_cookie() returns there: the kind, as below */
+					to[n_sites[end]++].usdt_cookie = (uint64_t)k;
+				}
+				links[(*n_links)++] = NULL;
+				continue;
+			}
+			l = bpf_program__attach_usdt(end ? skel->progs.span_end :
+							   skel->progs.span_begin,
+						     pid, lib, "mmsb", name, &uo);
 			if (!l) {
 				p_err("attach mmsb:%s in %s: %s", name, lib, strerror(errno));
 				free(notes);
@@ -76,12 +109,37 @@ static int attach_all(struct mmsb_trace_bpf *skel, int pid, const char *lib, uin
 			links[(*n_links)++] = l;
 		}
 	}
+	if (use_multi && (n_sites[0] || n_sites[1])) {
+		struct usdt_multi_specs sp;
+
+		if (usdt_multi_specs_init(&sp, skel->obj)) {
+			p_err("attach: %s has no USDT spec map prepared", lib);
+			goto fail;
+		}
+		for (int end = 0; end < 2; end++) {
+			struct usdt_multi_link *l = usdt_multi_attach(
+				end ? skel->progs.span_end : skel->progs.span_begin, pid, lib,
+				sites + end * nn, n_sites[end], &sp);
+
+			if (!l) {
+				p_err("attach the mmsb span %s probes in %s (%d sites, uprobe_multi): %s",
+				      end ? "end" : "begin", lib, n_sites[end], strerror(errno));
+				goto fail;
+			}
+			multi[(*n_multi)++] = l;
+		}
+	}
+	free(sites);
 	free(notes);
 	if (!*n_links && mask) {
 		p_err("%s: no mmsb probes (built with PROBES=0?)", lib);
 		return -1;
 	}
 	return 0;
+fail:
+	free(sites);
+	free(notes);
+	return -1;
 }
 
 /* One record run: what it holds from attach to detach, released by session_free(). */
@@ -90,6 +148,8 @@ struct session {
 	struct bpf_link *links[2 * SPAN_KINDS + 1];
 	struct bpf_link **host_links, *host_reg;
 	int n_links, n_host_links;
+	struct usdt_multi_link *multi[2]; /* the span probes' sites, begin and end (attach_all) */
+	int n_multi;
 	struct ring_buffer *rb;
 	struct timeline tl;
 	struct tree tr;
@@ -308,6 +368,16 @@ static int load(struct session *s)
 		s->rp.pid = (int)ro.pid;
 	}
 	skel->rodata->targ_tgid = (uint32_t)s->rp.pid;
+	/* the span probes on uprobe_multi links where the kernel has them: attach_all() */
+	if (ro.mode == MODE_PROBES && (s->mask & ~(1u << SPAN_HOST)) && usdt_multi_supported()) {
+		struct bpf_program *progs[] = { skel->progs.span_begin, skel->progs.span_end };
+		int err = usdt_multi_prepare(skel->obj, progs, 2);
+
+		if (err) {
+			p_err("prepare the span probes' uprobe_multi links: %s", strerror(-err));
+			return EXIT_FAIL;
+		}
+	}
 	if (mmsb_trace_bpf__load(skel)) {
 		p_err("load BPF programs: %s", strerror(errno));
 		return EXIT_FAIL;
@@ -377,9 +447,9 @@ static int attach(struct session *s)
 {
 	struct mmsb_trace_bpf *skel = s->skel;
 
-	if (ro.mode == MODE_SPANS ?
-		    attach_spans(s) :
-		    attach_all(skel, s->rp.pid, s->lib, s->mask, s->links, &s->n_links))
+	if (ro.mode == MODE_SPANS ? attach_spans(s) :
+				    attach_all(skel, s->rp.pid, s->lib, s->mask, s->links,
+					       &s->n_links, s->multi, &s->n_multi))
 		return -1;
 	if (s->ffi_lib[0]) {
 		/* the host side of the boundary: libffi's call, entry and return */
@@ -611,18 +681,21 @@ static void collect(struct session *s)
 }
 
 /*
- * Every probe out, after the report: the kernel removes them one at a time, tens of ms each
- * (about 20 s for all of them). The sampler first, the records' switch last: the kernel takes a
+ * Every probe out, after the report: the kernel removes a perf-event probe one at a time, tens of
+ * ms each (about 20 s for every kind's sites on libbpf's usdt path); a uprobe_multi link's sites
+ * come out together, in about as long as one (attach_all). The sampler first, the records' switch last: the kernel takes a
  * probe out only once every task has passed a quiescent point, and a host busy in user space can
  * hold that for seconds. The time it took ends the table.
  */
 static void teardown(struct session *s)
 {
-	int n = s->n_host_links + s->n_links + !!s->host_reg + s->n_smp_links + !!s->span_reg +
+	int n = s->n_host_links + s->n_multi + !!s->host_reg + s->n_smp_links + !!s->span_reg +
 		!!s->switch_link;
 	uint64_t t0 = mono_ns();
 	char d[32];
 
+	for (int i = 0; i < s->n_links; i++)
+		n += !!s->links[i]; /* a NULL: a probe on a multi link (attach_all) */
 	fflush(stdout);
 	for (int i = 0; i < s->n_smp_links; i++)
 		bpf_link__destroy(s->smp_links[i]);
@@ -638,6 +711,9 @@ static void teardown(struct session *s)
 	for (int i = 0; i < s->n_links; i++)
 		bpf_link__destroy(s->links[i]);
 	s->n_links = 0;
+	for (int i = 0; i < s->n_multi; i++)
+		usdt_multi_link_destroy(s->multi[i]);
+	s->n_multi = 0;
 	bpf_link__destroy(s->host_reg);
 	s->host_reg = NULL;
 	n += s->hc.n;
@@ -734,6 +810,8 @@ static void session_free(struct session *s)
 
 	for (int i = 0; i < s->n_links; i++)
 		bpf_link__destroy(s->links[i]);
+	for (int i = 0; i < s->n_multi; i++)
+		usdt_multi_link_destroy(s->multi[i]);
 	for (int i = 0; i < s->n_host_links; i++)
 		bpf_link__destroy(s->host_links[i]);
 	free(s->host_links);
