@@ -36,6 +36,7 @@
  *  - engine batches: mmsb_engine_apply and the tick's = 2
  *  - api__entry/exit: the workload counts its own calls and prints the figure
  *  - host__register: once per thread that calls the API while attached: the workload's one
+ *  - span__register: once per thread that opens a span while attached: the same one
  * arg0 is the first argument summed over the hits (-1: not checked).
  */
 static const struct expect {
@@ -43,6 +44,7 @@ static const struct expect {
 	long hits, arg0;
 } expects[] = {
 	{ "host__register", 1, -1 },
+	{ "span__register", 1, -1 },
 	{ "state__open__begin", 2, -1 },
 	{ "state__open__end", 2, -1 },
 	{ "state__close__begin", 3, -1 },
