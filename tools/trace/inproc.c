@@ -623,13 +623,14 @@ static void sample_chain(const struct mmsb_span_thread *t, uint16_t node, char *
 void inproc_folded(struct inproc *ip, struct report *rp, const struct inproc_maps *m, FILE *f,
 		   uint64_t period_ns)
 {
-	static char chain[1024], names[MAX_STACK_FRAMES][256];
+	static char line[MAX_STACK_FRAMES * 3 * 256], names[MAX_STACK_FRAMES][256];
 	struct sample_key k, next, *prev = NULL;
 	__u64 count;
 
 	while (!bpf_map_get_next_key(m->samples_fd, prev, &next)) {
-		uint64_t ips[MAX_STACK_FRAMES];
+		uint64_t ips[MAX_STACK_FRAMES] = { 0 };
 		const struct blk *b = NULL;
+		size_t o = 0;
 		__u64 addr;
 		int n;
 
@@ -637,30 +638,27 @@ void inproc_folded(struct inproc *ip, struct report *rp, const struct inproc_map
 		prev = &k;
 		if (bpf_map_lookup_elem(m->samples_fd, &k, &count))
 			continue;
-		chain[0] = 0;
 		if (k.node && !bpf_map_lookup_elem(m->blocks_fd, &k.tid, &addr) &&
 		    (b = find_blk(&ip->s[1], addr)))
-			sample_chain(b->t, (uint16_t)k.node, chain, sizeof(chain));
-		fputs(chain[0] ? chain : "[outside-spans];", f);
-		/* each frame ends in ';' but the leaf, whose ';' becomes the count's space */
-		memset(ips, 0, sizeof(ips));
-		if (k.ustack >= 0 && !bpf_map_lookup_elem(m->stacks_fd, &k.ustack, ips)) {
-			for (n = 0; n < MAX_STACK_FRAMES && ips[n]; n++)
-				;
-			for (int i = n - 1; i >= 0; i--) {
-				syms_name(rp->syms, ips[i], names[0], sizeof(names[0]));
-				fprintf(f, "%s;", names[0]);
-			}
-		}
-		memset(ips, 0, sizeof(ips));
+			sample_chain(b->t, (uint16_t)k.node, line, sizeof(line));
+		else
+			snprintf(line, sizeof(line), "[outside-spans];");
+		o = strlen(line);
+		/* every frame ends in ';': the last one's becomes the count's space */
+		n = frames_of(m->stacks_fd, k.ustack, rp->syms, names, MAX_STACK_FRAMES, NULL);
+		for (int i = 0; i < n && o < sizeof(line); i++)
+			o += (size_t)snprintf(line + o, sizeof(line) - o, "%s;", names[i]);
 		if (k.kstack >= 0 && !bpf_map_lookup_elem(m->stacks_fd, &k.kstack, ips)) {
 			for (n = 0; n < MAX_STACK_FRAMES && ips[n]; n++)
 				;
-			for (int i = n - 1; i >= 0; i--)
-				fprintf(f, "%s_[k];", ksym_name(ips[i]));
+			for (int i = n - 1; i >= 0 && o < sizeof(line); i--)
+				o += (size_t)snprintf(line + o, sizeof(line) - o, "%s_[k];",
+						      ksym_name(ips[i]));
 		}
-		fseek(f, -1, SEEK_CUR);
-		fprintf(f, " %" PRIu64 "\n", (uint64_t)count * period_ns);
+		if (o >= sizeof(line))
+			o = sizeof(line) - 1;
+		line[o - 1] = 0;
+		fprintf(f, "%s %" PRIu64 "\n", line, (uint64_t)count * period_ns);
 		rp->samples += count;
 	}
 }

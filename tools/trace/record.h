@@ -167,6 +167,7 @@ struct timeline {
 int timeline_on_event(void *ctx, void *data, size_t size);
 
 struct syms;
+struct json_object;
 
 /* A thread of the default mode: its time in the window and what its spans took of it. */
 struct thread_row {
@@ -230,6 +231,13 @@ struct stack_row {
 
 /* Every output of the run: the table on stdout and the files asked for. EXIT_OK or EXIT_FAIL. */
 int report_write(struct report *rp);
+/*
+ * The frames of user stack ID (in the stack map STACKS_FD), root first, as names, inlined
+ * functions as frames of their own and a walk cut at its first address that is not code; with
+ * LOCS, each frame's file, line, build id and offset there. Returns the count.
+ */
+int frames_of(int stacks_fd, int32_t id, struct syms *sy, char names[][256], int max,
+	      struct json_object *locs);
 /* What shares are of: the threads' time in spans mode, else the window. */
 uint64_t report_share_base(const struct report *rp);
 /* The table's duration format: "812 ns", "12.3 us", "4.5 ms", "2.10 s" */

@@ -85,8 +85,8 @@ static struct json_object *frame_json(struct syms *sy, uint64_t ip, const struct
  * each frame's file, build id, offset and line go there, so the record can be symbolised again
  * later, elsewhere. The leaf-most frames are kept when there are more than max.
  */
-static int frames_of(int stacks_fd, int32_t id, struct syms *sy, char names[][256], int max,
-		     struct json_object *locs)
+int frames_of(int stacks_fd, int32_t id, struct syms *sy, char names[][256], int max,
+	      struct json_object *locs)
 {
 	static struct sym_frame fr[MAX_STACK_FRAMES];
 	static uint64_t fr_ip[MAX_STACK_FRAMES];
