@@ -613,6 +613,9 @@ static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_
 			pages += e->part[k].n_touched;
 		MMSB_ENGINE_BATCH_END(n, err ? 0 : pages, err);
 	}
+	/* the in-process span's end: the probe above fires under its own check */
+	if (mmsb__spans_used)
+		MMSB_SPAN(ENGINE_BATCH_END);
 	return err;
 }
 

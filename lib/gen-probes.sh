@@ -57,12 +57,17 @@ tmp="$out.tmp"
 		for p in $probes; do
 			upper=$(echo "$p" | sed 's/__/_/g' | tr 'a-z' 'A-Z')
 			k=$(echo "$kinds" | awk -v p="$p" '$2 == p || $3 == p { print NR - 1; exit }')
+			# MMSB__SPAN_ON_<PROBE>(): whether the span may have work, checked with the
+			# probe's own semaphore in one branch
 			if [ -z "$k" ]; then
 				echo "#define MMSB__SPAN_${upper}(...) do { } while (0)"
+				echo "#define MMSB__SPAN_ON_${upper}() 0"
 			elif echo "$kinds" | awk -v p="$p" '$2 == p { f = 1 } END { exit !f }'; then
 				echo "#define MMSB__SPAN_${upper}(...) mmsb__span_begin($k, MMSB__SPAN_KEY(__VA_ARGS__, 0))"
+				echo "#define MMSB__SPAN_ON_${upper}() MMSB_SPAN_REGISTER_ENABLED()"
 			else
 				echo "#define MMSB__SPAN_${upper}(...) mmsb__span_end($k)"
+				echo "#define MMSB__SPAN_ON_${upper}() mmsb__spans_used"
 			fi
 		done
 		echo "#include \"$(basename "$dtrace_h")\""

@@ -27,6 +27,8 @@
  * these for each begin and end probe of bpf/mmsb_spans.h (lib/gen-probes.sh).
  */
 extern __thread struct mmsb_span_thread *mmsb__span_self __attribute__((tls_model("initial-exec")));
+/* set once any thread has a block: before that, an end has nothing to look at */
+extern uint8_t mmsb__spans_used __attribute__((visibility("hidden")));
 void mmsb__span_push(unsigned int kind, uint64_t key);
 void mmsb__span_pop(struct mmsb_span_thread *t, unsigned int kind);
 
@@ -47,12 +49,17 @@ static inline void mmsb__span_end(unsigned int kind)
 /* a begin's key: its first argument, whatever its type */
 #define MMSB__SPAN_KEY(a, ...) ((uint64_t)(uintptr_t)(a))
 
-/* The probe, and the in-process span when NAME begins or ends one. */
+/*
+ * The probe, and the in-process span when NAME begins or ends one: while nobody traces, one
+ * branch on the probe's semaphore and the span's switch together.
+ */
 #define MMSB_TRACE(NAME, ...)                                                                      \
 	do {                                                                                       \
-		MMSB__SPAN_##NAME(__VA_ARGS__);                                                    \
-		if (MMSB_##NAME##_ENABLED())                                                       \
-			MMSB_##NAME(__VA_ARGS__);                                                  \
+		if (__builtin_expect(MMSB__SPAN_ON_##NAME() | MMSB_##NAME##_ENABLED(), 0)) {       \
+			MMSB__SPAN_##NAME(__VA_ARGS__);                                            \
+			if (MMSB_##NAME##_ENABLED())                                               \
+				MMSB_##NAME(__VA_ARGS__);                                          \
+		}                                                                                  \
 	} while (0)
 /* Only the in-process span, where the site fires the probe under its own check. */
 #define MMSB_SPAN(NAME, ...) MMSB__SPAN_##NAME(__VA_ARGS__)
@@ -88,24 +95,65 @@ static inline bool mmsb__host_enter(void)
 	return true;
 }
 
+/* What an API call's entry turned on, for its exit to undo: nothing while nobody traces. */
+enum { MMSB__API_HOST = 1, MMSB__API_SPAN = 2, MMSB__API_PROBE = 4 };
+
 struct mmsb__api_scope {
 	uint32_t id; /* the API function's (lib/probes.d) */
-	bool host;   /* counted in mmsb__host: the leave undoes it, whatever the tracer did since */
+	uint32_t on; /* MMSB__API_*: what the entry did, whatever a tracer did since */
 };
+
+/* A tracer holds one of the three switches: the crossing record, the span, the probe. */
+static inline uint32_t mmsb__api_enter(uint32_t id)
+{
+	uint32_t on = 0;
+
+	if (MMSB_HOST_REGISTER_ENABLED() && mmsb__host_enter())
+		on |= MMSB__API_HOST;
+	if (MMSB_SPAN_REGISTER_ENABLED()) {
+		mmsb__span_push(MMSB_SPAN_KIND_API, id);
+		on |= MMSB__API_SPAN;
+	}
+	if (MMSB_API_ENTRY_ENABLED()) {
+		MMSB_API_ENTRY(id);
+		on |= MMSB__API_PROBE;
+	}
+	return on;
+}
+
+static inline void mmsb__api_exit(const struct mmsb__api_scope *sc)
+{
+	struct mmsb_span_thread *t = mmsb__span_self;
+
+	if (sc->on & MMSB__API_HOST)
+		mmsb__host.depth--;
+	if ((sc->on & MMSB__API_SPAN) && t)
+		mmsb__span_pop(t, MMSB_SPAN_KIND_API);
+	if (sc->on & MMSB__API_PROBE)
+		MMSB_API_EXIT(sc->id);
+}
 
 static inline void mmsb__api_leave(const struct mmsb__api_scope *sc)
 {
-	if (sc->host)
-		mmsb__host.depth--;
-	MMSB_TRACE(API_EXIT, sc->id);
+	if (__builtin_expect(sc->on != 0, 0))
+		mmsb__api_exit(sc);
 }
 
-/* The exit fires from the cleanup of a scoped variable: every return path is covered. */
+/*
+ * The exit runs from the cleanup of a scoped variable: every return path is covered. One branch
+ * on three semaphores at the entry and one on a local at the exit while nobody traces; an exit
+ * undoes exactly what its entry did, so a tracer that comes or goes mid-call leaves nothing
+ * unmatched.
+ */
 #define MMSB_API_SCOPE(fn)                                                                         \
 	const struct mmsb__api_scope mmsb__api_scope __attribute__((cleanup(mmsb__api_leave))) = { \
-		MMSB_FN_##fn, MMSB_HOST_REGISTER_ENABLED() && mmsb__host_enter()                   \
-	};                                                                                         \
-	MMSB_TRACE(API_ENTRY, mmsb__api_scope.id)
+		MMSB_FN_##fn,                                                                      \
+		__builtin_expect(MMSB_HOST_REGISTER_ENABLED() | MMSB_SPAN_REGISTER_ENABLED() |     \
+					 MMSB_API_ENTRY_ENABLED(),                                 \
+				 0) ?                                                              \
+			mmsb__api_enter(MMSB_FN_##fn) :                                            \
+			0                                                                          \
+	}
 #else
 /* compiled out: the arguments still count as used, but are never evaluated */
 static inline void mmsb__probe_args(int unused, ...)

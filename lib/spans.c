@@ -30,6 +30,8 @@ struct mmsb_span_registry mmsb_span_registry __attribute__((visibility("default"
 	.kinds = MMSB_SPAN_KINDS,
 };
 
+uint8_t mmsb__spans_used MMSB_HIDDEN;
+
 __thread struct mmsb_span_thread *mmsb__span_self __attribute__((tls_model("initial-exec")))
 MMSB_HIDDEN;
 
@@ -171,6 +173,7 @@ static struct mmsb_span_thread *block_get(void)
 		__atomic_store_n(&t->tid, 0, __ATOMIC_RELEASE);
 		return NULL;
 	}
+	__atomic_store_n(&mmsb__spans_used, 1, __ATOMIC_RELAXED);
 	/* the one trap of a thread: a tracer's program learns tid -> block here */
 	MMSB_SPAN_REGISTER(t);
 	return t;

@@ -249,3 +249,89 @@ TEST(an_exited_threads_block_goes_to_the_next)
 			EXPECT_EQ(t->nodes[n].count, 3);
 	mmsb_state_close(s);
 }
+
+/*
+ * Every kind but the GPU's, begun and ended with the spans on: nothing may stay open. A site
+ * that fires its end probe under its own check (the engine batch's) and forgets the span's end
+ * would leave a frame on the stack for good, under which every later span would nest.
+ */
+TEST(every_begin_has_its_end)
+{
+	static const int kinds[] = {
+		MMSB_SPAN_KIND_API,
+		MMSB_SPAN_KIND_STATE_OPEN,
+		MMSB_SPAN_KIND_STATE_CLOSE,
+		MMSB_SPAN_KIND_PAGE_ALLOC,
+		MMSB_SPAN_KIND_PAGE_FREE,
+		MMSB_SPAN_KIND_UPDATE,
+		MMSB_SPAN_KIND_DELTA_APPLY,
+		MMSB_SPAN_KIND_ROUTE_BATCH,
+		MMSB_SPAN_KIND_PROPAGATE,
+		MMSB_SPAN_KIND_RECOMPUTE,
+		MMSB_SPAN_KIND_LOG_APPEND,
+		MMSB_SPAN_KIND_LOG_SYNC,
+		MMSB_SPAN_KIND_CHECKPOINT_WRITE,
+		MMSB_SPAN_KIND_CHECKPOINT_LOAD,
+		MMSB_SPAN_KIND_REPLAY,
+		MMSB_SPAN_KIND_ENGINE_BATCH,
+		MMSB_SPAN_KIND_TICK,
+	};
+	uint8_t buf[64] = { 0 }, mask[64];
+	struct mmsb_state *s, *t, *r;
+	struct mmsb_delta *d[16];
+	struct mmsb_span_thread *b;
+	struct mmsb_engine *e;
+	uint64_t id;
+
+	spans_on(true);
+	MMSB_OPTS(mmsb_state_opts, o, .log_path = th_path("s.tlog"), .log_mode = MMSB_LOG_TRUNCATE,
+		  .durability = MMSB_DURABLE_BATCH);
+	s = mmsb_state_open(&o);
+	ASSERT_TRUE(s);
+	for (int i = 0; i < 3; i++)
+		ASSERT_EQ(mmsb_page_create(s, sizeof(buf), MMSB_LOC_CPU, &id), 0);
+	ASSERT_EQ(mmsb_edge_add(s, 1, 2, MMSB_EDGE_DATA), 0);
+	ASSERT_EQ(mmsb_page_set_recompute(s, 2, copy_parent, NULL), 0);
+	memset(buf, 1, sizeof(buf));
+	ASSERT_EQ(mmsb_page_update(s, 1, buf, sizeof(buf)), 1);
+	memset(mask, 1, sizeof(mask));
+	for (int i = 0; i < 16; i++) {
+		memset(buf, 2 + i, sizeof(buf));
+		d[i] = mmsb_delta_new(1 + (uint64_t)(i % 2) * 2, mask, 16, buf, 16, 0);
+		ASSERT_TRUE(d[i]);
+	}
+	ASSERT_EQ(mmsb_route_batch(s, d, 4), 0);
+	e = mmsb_engine_new(s, NULL);
+	ASSERT_TRUE(e);
+	ASSERT_EQ(mmsb_engine_apply(e, d + 4, 6, NULL), 0);
+	ASSERT_EQ(mmsb_tick(e, d + 10, 6, NULL), 0);
+	mmsb_engine_free(e);
+	for (int i = 0; i < 16; i++)
+		mmsb_delta_free(d[i]);
+	ASSERT_EQ(mmsb_page_free(s, 3), 0);
+	ASSERT_EQ(mmsb_checkpoint_write(s, th_path("s.ckpt")), 0);
+	t = mmsb_state_open(NULL);
+	ASSERT_TRUE(t);
+	ASSERT_EQ(mmsb_checkpoint_load(t, th_path("s.ckpt")), 0);
+	r = mmsb_replay(th_path("s.tlog"), NULL);
+	ASSERT_TRUE(r);
+	mmsb_state_close(r);
+	mmsb_state_close(t);
+	mmsb_state_close(s);
+	spans_on(false);
+	b = my_block();
+	ASSERT_TRUE(b);
+	EXPECT_EQ(b->depth, 0);
+	EXPECT_EQ(b->overflow, 0);
+	EXPECT_EQ(b->lost, 0);
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		uint64_t n = 0;
+
+		for (uint32_t i = 1; i < b->n_nodes; i++)
+			if (b->nodes[i].kind == kinds[k])
+				n += b->nodes[i].count;
+		if (!n)
+			TH_LOG("kind %d never closed", kinds[k]);
+		EXPECT_GT(n, 0);
+	}
+}
