@@ -241,11 +241,15 @@ void mmsb__span_pop(struct mmsb_span_thread *t, unsigned int kind)
 	 */
 	if (!t->depth || t->stack[t->depth - 1].kind != kind)
 		return;
+	write_begin(t);
+	/*
+	 * The frame comes off right at the clock's read: a switch out after it is the parent's
+	 * (an off-CPU program charges the innermost span it finds), and so is its time.
+	 */
 	end = span_clock();
-	f = &t->stack[t->depth - 1];
+	f = &t->stack[--t->depth];
 	dur = end - f->start;
 	self = dur > f->child ? dur - f->child : 0;
-	write_begin(t);
 	if (f->node) {
 		nd = &t->nodes[f->node];
 		nd->count++;
@@ -257,7 +261,6 @@ void mmsb__span_pop(struct mmsb_span_thread *t, unsigned int kind)
 	} else {
 		t->lost++;
 	}
-	t->depth--;
 	if (t->depth)
 		t->stack[t->depth - 1].child += dur;
 	write_end(t);

@@ -44,11 +44,16 @@ struct snap {
 struct inproc {
 	int pid;
 	const char *lib;
-	uint64_t reg;	  /* mmsb_span_registry in the target, 0 until found */
-	uint64_t sym_off; /* its file offset in lib, 0 when lib has none */
-	struct snap s[2]; /* the window's start and end */
-	uint64_t torn;	  /* blocks read while their thread wrote, after retries */
-	uint32_t clock;	  /* the registry's: MMSB_SPAN_CLOCK_* */
+	uint64_t reg;	   /* mmsb_span_registry in the target, 0 until found */
+	uint64_t sym_off;  /* its file offset in lib, 0 when lib has none */
+	struct snap s[2];  /* the window's start and end */
+	struct snap iv[2]; /* -i: the previous interval's end (the window's start at first), now */
+	/* -i: the off-CPU map's sums at the previous interval's end, per kind and per thread */
+	uint64_t iv_off[SPAN_KINDS], iv_wait[SPAN_KINDS];
+	struct thread_row *iv_rows;
+	int iv_n_rows;
+	uint64_t torn;	/* blocks read while their thread wrote, after retries */
+	uint32_t clock; /* the registry's: MMSB_SPAN_CLOCK_* */
 	/* the TSC beside CLOCK_MONOTONIC at the start and the window's end: its rate */
 	uint64_t tsc0, ns0;
 	double ns_per_unit;
@@ -250,10 +255,9 @@ static void snap_free(struct snap *s)
 	memset(s, 0, sizeof(*s));
 }
 
-/* Every block, newest first; WHICH: 0 the window's start, 1 its end. */
-static void snapshot(struct inproc *ip, int which)
+/* Every block, newest first, into S. */
+static void snapshot(struct inproc *ip, struct snap *s)
 {
-	struct snap *s = &ip->s[which];
 	struct mmsb_span_registry r;
 	uint64_t a;
 
@@ -276,17 +280,22 @@ static void snapshot(struct inproc *ip, int which)
 
 void inproc_start(struct inproc *ip)
 {
-	snapshot(ip, 0);
+	snapshot(ip, &ip->s[0]);
+}
+
+/* The TSC's rate over everything since we started: a third of a second at least, attached. */
+static void rate_update(struct inproc *ip)
+{
+	uint64_t t = tsc(), ns = mono_ns();
+
+	if (ip->clock == MMSB_SPAN_CLOCK_TSC && t > ip->tsc0)
+		ip->ns_per_unit = (double)(ns - ip->ns0) / (double)(t - ip->tsc0);
 }
 
 void inproc_stop(struct inproc *ip)
 {
-	uint64_t t = tsc(), ns = mono_ns();
-
-	snapshot(ip, 1);
-	/* ticks to ns over everything since we started: a third of a second at least, attached */
-	if (ip->clock == MMSB_SPAN_CLOCK_TSC && t > ip->tsc0)
-		ip->ns_per_unit = (double)(ns - ip->ns0) / (double)(t - ip->tsc0);
+	snapshot(ip, &ip->s[1]);
+	rate_update(ip);
 }
 
 /* Blocks made before we came (or not yet announced) into the programs' tid -> block map. */
@@ -396,12 +405,12 @@ static void comm_of(int pid, int tid, char *buf, size_t len)
  * off the spans that were open at the start, the spans open at the end counted as open. Its row
  * in rp->threads.
  */
-static void block_window(struct inproc *ip, const struct blk *e, int stats_fd, uint32_t mask,
-			 struct report *rp)
+static void block_window(struct inproc *ip, const struct snap *base, const struct blk *e,
+			 int stats_fd, uint32_t mask, struct report *rp)
 {
-	const struct blk *b = find_blk(&ip->s[0], e->addr);
+	const struct blk *b = find_blk(base, e->addr);
 	const struct mmsb_span_thread *t1 = e->t, *t0 = b ? b->t : NULL;
-	uint64_t t0_ns = b ? b->read_ns : rp->window_start_ns, t1_ns = e->read_ns;
+	uint64_t t0_ns = b ? b->read_ns : base->ns, t1_ns = e->read_ns;
 	/* the same instants in the span clock: a block first read at the end began in the window */
 	uint64_t t0_u = b ? b->read_u : 0, t1_u = e->read_u;
 	static struct mmsb_span_node d[MMSB_SPAN_NODES];
@@ -483,11 +492,39 @@ static void block_window(struct inproc *ip, const struct blk *e, int stats_fd, u
 	rp->thread_ns += row->time_ns;
 }
 
+/* The off-CPU map's sums so far, added per kind (of S's blocks) and per thread row. */
+static void offcpu_sums(const struct snap *s, int offcpu_fd, int blocks_fd, uint64_t *off,
+			uint64_t *wait, struct thread_row *rows, int n_rows)
+{
+	struct span_tid_node k, next, *prev = NULL;
+	struct offcpu_ns v;
+
+	while (!bpf_map_get_next_key(offcpu_fd, prev, &next)) {
+		const struct blk *b = NULL;
+		__u64 addr;
+
+		k = next;
+		prev = &k;
+		if (bpf_map_lookup_elem(offcpu_fd, &k, &v) ||
+		    bpf_map_lookup_elem(blocks_fd, &k.tid, &addr) || !(b = find_blk(s, addr)) ||
+		    k.node >= b->t->n_nodes)
+			continue;
+		off[b->t->nodes[k.node].kind] += v.blocked;
+		wait[b->t->nodes[k.node].kind] += v.waiting;
+		for (int i = 0; i < n_rows; i++) {
+			if (rows[i].tid != (int)k.tid)
+				continue;
+			rows[i].off_ns += v.blocked;
+			rows[i].wait_ns += v.waiting;
+		}
+	}
+}
+
 /* The kernel's off-CPU time per span (span_offcpu), into the kinds and the threads' rows. */
 static void offcpu_collect(struct inproc *ip, struct report *rp, int offcpu_fd, int start_fd,
 			   int blocks_fd)
 {
-	struct span_tid_node k, next, *prev = NULL;
+	struct span_tid_node k;
 	__u32 tid, tnext, *tprev = NULL;
 	struct switched_out so;
 	struct offcpu_ns v;
@@ -504,25 +541,8 @@ static void offcpu_collect(struct inproc *ip, struct report *rp, int offcpu_fd, 
 		*(so.blocked ? &v.blocked : &v.waiting) += rp->window_end_ns - so.ts;
 		bpf_map_update_elem(offcpu_fd, &k, &v, BPF_ANY);
 	}
-	while (!bpf_map_get_next_key(offcpu_fd, prev, &next)) {
-		const struct blk *b = NULL;
-		__u64 addr;
-
-		k = next;
-		prev = &k;
-		if (bpf_map_lookup_elem(offcpu_fd, &k, &v) ||
-		    bpf_map_lookup_elem(blocks_fd, &k.tid, &addr) ||
-		    !(b = find_blk(&ip->s[1], addr)) || k.node >= b->t->n_nodes)
-			continue;
-		rp->off_ns[b->t->nodes[k.node].kind] += v.blocked;
-		rp->wait_ns[b->t->nodes[k.node].kind] += v.waiting;
-		for (int i = 0; i < rp->n_threads; i++) {
-			if (rp->threads[i].tid != (int)k.tid)
-				continue;
-			rp->threads[i].off_ns += v.blocked;
-			rp->threads[i].wait_ns += v.waiting;
-		}
-	}
+	offcpu_sums(&ip->s[1], offcpu_fd, blocks_fd, rp->off_ns, rp->wait_ns, rp->threads,
+		    rp->n_threads);
 }
 
 int inproc_report(struct inproc *ip, struct report *rp, const struct inproc_maps *m, uint32_t mask)
@@ -533,10 +553,68 @@ int inproc_report(struct inproc *ip, struct report *rp, const struct inproc_maps
 	if (!rp->threads)
 		return -ENOMEM;
 	for (int i = 0; i < e->n; i++)
-		block_window(ip, &e->b[i], m->stats_fd, mask, rp);
+		block_window(ip, &ip->s[0], &e->b[i], m->stats_fd, mask, rp);
 	offcpu_collect(ip, rp, m->offcpu_fd, m->offcpu_start_fd, m->blocks_fd);
 	rp->span_torn = ip->torn;
 	rp->inproc = true;
+	return 0;
+}
+
+/*
+ * -i: the figures of the interval that ends now, from the previous one's end (the window's start
+ * for the first), into IV (its threads, open spans, off-CPU time) and STATS_FD, emptied first.
+ * The off-CPU time is the map's growth over the interval: what a thread still out has not yet
+ * come back to charge goes to the interval it comes back in.
+ */
+int inproc_interval(struct inproc *ip, struct report *iv, const struct inproc_maps *m,
+		    uint32_t mask, int stats_fd)
+{
+	const struct snap *base = ip->iv[0].ns ? &ip->iv[0] : &ip->s[0];
+	uint64_t off[SPAN_KINDS] = { 0 }, wait[SPAN_KINDS] = { 0 };
+	struct thread_row *prev_rows = ip->iv_rows;
+	int n_prev = ip->iv_n_rows;
+	struct snap *e = &ip->iv[1];
+	struct span_key k, next;
+
+	while (!bpf_map_get_next_key(stats_fd, NULL, &next)) {
+		k = next;
+		bpf_map_delete_elem(stats_fd, &k);
+	}
+	snapshot(ip, e);
+	rate_update(ip);
+	iv->threads = calloc((size_t)e->n + 1, sizeof(*iv->threads));
+	if (!iv->threads)
+		return -ENOMEM;
+	for (int i = 0; i < e->n; i++)
+		block_window(ip, base, &e->b[i], stats_fd, mask, iv);
+	offcpu_sums(e, m->offcpu_fd, m->blocks_fd, off, wait, iv->threads, iv->n_threads);
+	for (int k = 0; k < SPAN_KINDS; k++) {
+		iv->off_ns[k] = off[k] - ip->iv_off[k];
+		iv->wait_ns[k] = wait[k] - ip->iv_wait[k];
+		ip->iv_off[k] = off[k];
+		ip->iv_wait[k] = wait[k];
+	}
+	/* each row's sums so far are kept for the next interval; its interval's are the growth */
+	ip->iv_rows = calloc((size_t)iv->n_threads + 1, sizeof(*ip->iv_rows));
+	if (ip->iv_rows)
+		memcpy(ip->iv_rows, iv->threads, (size_t)iv->n_threads * sizeof(*ip->iv_rows));
+	for (int i = 0; i < iv->n_threads; i++) {
+		struct thread_row *r = &iv->threads[i];
+
+		for (int j = 0; j < n_prev; j++) {
+			if (prev_rows[j].tid != r->tid)
+				continue;
+			r->off_ns -= prev_rows[j].off_ns;
+			r->wait_ns -= prev_rows[j].wait_ns;
+			break;
+		}
+	}
+	free(prev_rows);
+	ip->iv_n_rows = ip->iv_rows ? iv->n_threads : 0;
+	iv->inproc = true;
+	snap_free(&ip->iv[0]);
+	ip->iv[0] = *e;
+	memset(e, 0, sizeof(*e));
 	return 0;
 }
 
@@ -719,5 +797,8 @@ void inproc_free(struct inproc *ip)
 		return;
 	snap_free(&ip->s[0]);
 	snap_free(&ip->s[1]);
+	snap_free(&ip->iv[0]);
+	snap_free(&ip->iv[1]);
+	free(ip->iv_rows);
 	free(ip);
 }

@@ -161,6 +161,8 @@ struct session {
 	bool started;
 	struct hit_cal hc; /* the hit cost's probes in our own process, out at the teardown */
 	struct inproc *ip; /* spans mode: the target's own spans */
+	int iv_fd;	   /* -i: the interval's span_stats, -1 until the first */
+	uint64_t iv_start_ns;
 	struct bpf_link *span_reg, *switch_link, **smp_links;
 	int n_smp_links;
 };
@@ -179,6 +181,11 @@ static int choose_mode(struct session *s)
 			    !s->mask && ro.host_hz ? "--host-sample without span kinds" :
 						     NULL;
 
+	/* -i reads the spans the target keeps: the probes mode has no figures between two reads */
+	if (ro.interval && (needs || ro.mode == MODE_PROBES)) {
+		p_err("-i needs the spans mode%s%s", needs ? ": drop " : "", needs ? needs : "");
+		return -1;
+	}
 	if (ro.mode == MODE_SPANS && needs) {
 		p_err("%s needs --mode probes (a program on every probe)", needs);
 		return -1;
@@ -505,11 +512,44 @@ static void stop_window(struct session *s)
 		inproc_stop(s->ip);
 }
 
+/*
+ * -i: the interval that ends now, its table on stdout (the figures reset each time, as
+ * funclatency -i and perf stat -I print them). The whole window's report comes at the end.
+ */
+static void interval_report(struct session *s, uint64_t n)
+{
+	struct report iv = {
+		.o = &ro,
+		.pid = s->rp.pid,
+		.window_start_ns = s->iv_start_ns ? s->iv_start_ns : s->rp.window_start_ns,
+		.span_cost_ns = s->rp.span_cost_ns,
+	};
+	struct inproc_maps m = {
+		.blocks_fd = bpf_map__fd(s->skel->maps.span_blocks),
+		.offcpu_fd = bpf_map__fd(s->skel->maps.span_offcpu),
+	};
+
+	if (s->iv_fd < 0) {
+		s->iv_fd = bpf_map_create(BPF_MAP_TYPE_HASH, "iv_stats", sizeof(struct span_key),
+					  sizeof(struct span_stats), 16384, NULL);
+		if (s->iv_fd < 0) {
+			p_err("-i: a map for the intervals: %s", strerror(errno));
+			return;
+		}
+	}
+	iv.window_end_ns = mono_ns();
+	iv.wall_ns = iv.window_end_ns - iv.window_start_ns;
+	if (!inproc_interval(s->ip, &iv, &m, s->mask, s->iv_fd))
+		report_interval(&iv, s->iv_fd, n);
+	free(iv.threads);
+	s->iv_start_ns = iv.window_end_ns;
+}
+
 /* Follow the target until it exits, the duration ends or we are told to stop. */
 static void follow(struct session *s)
 {
 	struct report *rp = &s->rp;
-	uint64_t t0, deadline = 0, last_maps = 0, last_poll = 0;
+	uint64_t t0, deadline = 0, last_maps = 0, last_poll = 0, next_iv = 0, n_iv = 0;
 	int status;
 
 	rp->lib = s->lib;
@@ -539,6 +579,8 @@ static void follow(struct session *s)
 	}
 	if (ro.duration)
 		deadline = t0 + (uint64_t)(ro.duration * 1e9);
+	if (ro.interval)
+		next_iv = t0 + (uint64_t)(ro.interval * 1e9);
 	if (s->cmd) {
 		ptrace(PTRACE_CONT, s->tr.main, NULL, NULL);
 		s->started = true;
@@ -548,9 +590,18 @@ static void follow(struct session *s)
 
 		if (stop_requested || (deadline && now >= deadline))
 			break;
-		/* never sleep past the deadline: the window is the duration asked for */
+		if (next_iv && now >= next_iv) {
+			interval_report(s, ++n_iv);
+			next_iv += (uint64_t)(ro.interval * 1e9);
+			if (ro.count && n_iv >= ro.count)
+				break;
+			continue;
+		}
+		/* never sleep past the deadline (or the interval's end): the window is what was asked */
 		if (deadline && deadline - now < nap)
 			nap = deadline - now;
+		if (next_iv && next_iv - now < nap)
+			nap = next_iv - now;
 		if (s->cmd) {
 			pid_t w = waitpid(-1, &status, __WALL | WNOHANG);
 
@@ -818,6 +869,8 @@ static void session_free(struct session *s)
 	for (int i = 0; i < s->n_smp_links; i++)
 		bpf_link__destroy(s->smp_links[i]);
 	free(s->smp_links);
+	if (s->iv_fd >= 0)
+		close(s->iv_fd);
 	bpf_link__destroy(s->switch_link);
 	bpf_link__destroy(s->span_reg);
 	inproc_free(s->ip);
@@ -850,6 +903,7 @@ int do_record(int argc, char **argv)
 
 	memset(&s, 0, sizeof(s));
 	s.nr_cpus = 1;
+	s.iv_fd = -1;
 	ret = record_parse_args(argc, argv, &s.cmd);
 	if (ret == GO_ON)
 		ret = check_request(&s);

@@ -45,6 +45,9 @@ struct record_opts {
 	uint64_t host_hz;   /* --host-sample: 0, off */
 	int mode;	    /* MODE_SPANS, MODE_PROBES (--mode) */
 	uint64_t sample_hz; /* the default mode's stack samples (-F), 0: none */
+	double interval;    /* -i: a report every so many seconds, 0: one at the end */
+	uint64_t count;	    /* -c: that many intervals, then stop (0: until the end) */
+	bool timestamps;    /* -T */
 };
 
 /* The one set of options, filled by record_parse_args() (record_opts.c). */
@@ -136,6 +139,9 @@ int inproc_report(struct inproc *ip, struct report *rp, const struct inproc_maps
 /* The stack samples as folded stacks, weighted by PERIOD_NS each. */
 void inproc_folded(struct inproc *ip, struct report *rp, const struct inproc_maps *m, FILE *f,
 		   uint64_t period_ns);
+/* -i: the interval ending now into IV and STATS_FD (a map like span_stats, emptied first). */
+int inproc_interval(struct inproc *ip, struct report *iv, const struct inproc_maps *m,
+		    uint32_t mask, int stats_fd);
 void inproc_free(struct inproc *ip);
 /* ns a span costs the target on this host (measured in our process, about 5 ms) */
 uint64_t inproc_span_cost(void);
@@ -229,6 +235,8 @@ struct stack_row {
 	struct json_object *locs; /* each frame's file, build id and offset */
 };
 
+/* -i: one interval's table on stdout, from STATS_FD (the interval's map). */
+void report_interval(struct report *iv, int stats_fd, uint64_t n);
 /* Every output of the run: the table on stdout and the files asked for. EXIT_OK or EXIT_FAIL. */
 int report_write(struct report *rp);
 /*

@@ -52,6 +52,10 @@ int record_help(void)
 	       "                         ffi_call\n"
 	       "  -F, --freq HZ          spans mode: stack samples a second on each CPU (default %d,\n"
 	       "                         0: none)\n"
+	       "  -i, --interval SECS    spans mode: a table every SECS (the interval's figures, reset\n"
+	       "                         each time), then the whole window's at the end\n"
+	       "  -c, --count N          with -i: stop after N intervals\n"
+	       "  -T, --timestamp        with -i: the time of day on each interval's table\n"
 	       "  -p, --pid PID          attach to a running process (detaches cleanly); under sudo,\n"
 	       "                         one the invoking user could trace\n"
 	       "  -d, --duration SECS    stop after SECS (default: Ctrl-C or the target's exit);\n"
@@ -159,6 +163,9 @@ int record_parse_args(int argc, char **argv, char ***cmd)
 		{ "host-sample", optional_argument, NULL, 5 },
 		{ "mode", required_argument, NULL, 6 },
 		{ "freq", required_argument, NULL, 'F' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "count", required_argument, NULL, 'c' },
+		{ "timestamp", no_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -171,7 +178,7 @@ int record_parse_args(int argc, char **argv, char ***cmd)
 	ro.mode = -1; /* chosen in check_request(): what the options need */
 	ro.sample_hz = DEFAULT_SAMPLE_HZ;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+p:d:l:k:f:J:s:e:P:o:F:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+p:d:l:k:f:J:s:e:P:o:F:i:c:Th", opts, NULL)) != -1) {
 		uint64_t v;
 
 		switch (c) {
@@ -261,6 +268,22 @@ int record_parse_args(int argc, char **argv, char ***cmd)
 				return EXIT_USAGE;
 			}
 			break;
+		case 'i':
+			if (parse_u64(optarg, 1, 86400, &v)) {
+				p_err("invalid interval '%s' (whole seconds)", optarg);
+				return EXIT_USAGE;
+			}
+			ro.interval = (double)v;
+			break;
+		case 'c':
+			if (parse_u64(optarg, 1, UINT32_MAX, &ro.count)) {
+				p_err("invalid count '%s'", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'T':
+			ro.timestamps = true;
+			break;
 		case 'h':
 			return record_help();
 		default:
@@ -275,6 +298,10 @@ int record_parse_args(int argc, char **argv, char ***cmd)
 	if (ro.as_root && sudo_env()) {
 		p_err("--as-root is refused under sudo (SUDO_UID=%.20s): only root itself may use it",
 		      getenv("SUDO_UID"));
+		return EXIT_USAGE;
+	}
+	if ((ro.count || ro.timestamps) && !ro.interval) {
+		p_err("%s needs -i SECS", ro.count ? "-c" : "-T");
 		return EXIT_USAGE;
 	}
 	if (optind < argc && !strcmp(argv[optind], "--"))

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <bpf/bpf.h>
 
@@ -446,6 +447,33 @@ static void overhead_warning(const struct report *rp)
 		"%s: the probes cost an estimated %.1f %% of the traced time on this host (%" PRIu64
 		" ns a hit): figures include it\n",
 		prog_name, 100.0 * share(overhead, rp->wall_ns), rp->o->hit_ns);
+}
+
+void report_interval(struct report *iv, int stats_fd, uint64_t n)
+{
+	struct span_key key, next, *prev = NULL;
+	struct span_stats v;
+
+	while (!bpf_map_get_next_key(stats_fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(stats_fd, &key, &v) || key.kind >= SPAN_KINDS)
+			continue;
+		kind_add(&iv->kt[key.kind], &v);
+		iv->self_sum += v.self_ns;
+	}
+	if (iv->o->timestamps) {
+		time_t now = time(NULL);
+		char ts[16];
+
+		strftime(ts, sizeof(ts), "%H:%M:%S", localtime(&now));
+		tprintf(iv, "%s ", ts);
+	}
+	tprintf(iv, "interval %" PRIu64 ": ", n);
+	table_spans(iv);
+	table_open(iv);
+	tprintf(iv, "\n");
+	fflush(stdout);
 }
 
 int report_write(struct report *rp)
