@@ -523,7 +523,7 @@ int span_register(struct pt_regs *ctx)
 	__u32 tid = (__u32)id;
 	long addr;
 
-	if ((id >> 32) != targ_tgid || bpf_usdt_arg(ctx, 0, &addr))
+	if ((targ_tgid && (id >> 32) != targ_tgid) || bpf_usdt_arg(ctx, 0, &addr))
 		return 0;
 	blk = (__u64)addr;
 	bpf_map_update_elem(&span_blocks, &tid, &blk, BPF_ANY);
@@ -570,7 +570,8 @@ int BPF_PROG(span_switch, bool preempt, struct task_struct *prev, struct task_st
 
 	if (!recording(false))
 		return 0;
-	if (prev->tgid == targ_tgid) {
+	/* every process (-a): the threads with a block, which current_node() looks up */
+	if (!targ_tgid || prev->tgid == targ_tgid) {
 		struct switched_out o = { .ts = now };
 
 		tid = prev->pid;
@@ -581,7 +582,7 @@ int BPF_PROG(span_switch, bool preempt, struct task_struct *prev, struct task_st
 			bpf_map_update_elem(&offcpu_start, &tid, &o, BPF_ANY);
 		}
 	}
-	if (next->tgid == targ_tgid) {
+	if (!targ_tgid || next->tgid == targ_tgid) {
 		tid = next->pid;
 		so = bpf_map_lookup_elem(&offcpu_start, &tid);
 		if (so) {
@@ -616,9 +617,12 @@ int span_sample(struct bpf_perf_event_data *ctx)
 	__u64 id = bpf_get_current_pid_tgid(), one = 1, *v;
 	struct sample_key k = {};
 
-	if (!recording(false) || (id >> 32) != targ_tgid)
+	if (!recording(false) || (targ_tgid && (id >> 32) != targ_tgid))
 		return 0;
 	k.tid = (__u32)id;
+	/* every process (-a): only the threads that keep spans */
+	if (!targ_tgid && !bpf_map_lookup_elem(&span_blocks, &k.tid))
+		return 0;
 	if (!current_node(k.tid, &k.node)) {
 		__sync_fetch_and_add(&counters[CNT_SPAN_SMP_LOST], 1);
 		return 0;

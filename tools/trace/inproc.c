@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -292,6 +293,34 @@ static void rate_update(struct inproc *ip)
 		ip->ns_per_unit = (double)(ns - ip->ns0) / (double)(t - ip->tsc0);
 }
 
+/* A process found after the window opened: every span it keeps is the window's. */
+void inproc_start_at(struct inproc *ip, uint64_t ns)
+{
+	snap_free(&ip->s[0]);
+	ip->s[0].ns = ns;
+}
+
+/*
+ * -a: the blocks re-read into the end's copy while the process lives; false once it is gone
+ * (or unreadable), its last copy kept: an exited process keeps its last figures.
+ */
+bool inproc_refresh(struct inproc *ip)
+{
+	struct snap t = { 0 };
+
+	if (kill(ip->pid, 0) && errno == ESRCH)
+		return false;
+	snapshot(ip, &t);
+	if (!t.ns || (!t.n && ip->s[1].n)) {
+		snap_free(&t);
+		return false;
+	}
+	snap_free(&ip->s[1]);
+	ip->s[1] = t;
+	rate_update(ip);
+	return true;
+}
+
 void inproc_stop(struct inproc *ip)
 {
 	snapshot(ip, &ip->s[1]);
@@ -418,6 +447,7 @@ static void block_window(struct inproc *ip, const struct snap *base, const struc
 	uint32_t kept = 0; /* frames of the start's stack still open at the end */
 
 	memset(d, 0, sizeof(d));
+	memset(row, 0, sizeof(*row)); /* rp->threads grows by realloc() */
 	for (uint32_t n = 1; n < t1->n_nodes; n++) {
 		const struct mmsb_span_node *a = &t1->nodes[n];
 		const struct mmsb_span_node *z = t0 && n < t0->n_nodes ? &t0->nodes[n] : NULL;
@@ -505,9 +535,10 @@ static void offcpu_sums(const struct snap *s, int offcpu_fd, int blocks_fd, uint
 
 		k = next;
 		prev = &k;
+		/* the same address may be another process's block: it must be this thread's */
 		if (bpf_map_lookup_elem(offcpu_fd, &k, &v) ||
 		    bpf_map_lookup_elem(blocks_fd, &k.tid, &addr) || !(b = find_blk(s, addr)) ||
-		    k.node >= b->t->n_nodes)
+		    b->t->last_tid != (int32_t)k.tid || k.node >= b->t->n_nodes)
 			continue;
 		off[b->t->nodes[k.node].kind] += v.blocked;
 		wait[b->t->nodes[k.node].kind] += v.waiting;
@@ -520,42 +551,47 @@ static void offcpu_sums(const struct snap *s, int offcpu_fd, int blocks_fd, uint
 	}
 }
 
-/* The kernel's off-CPU time per span (span_offcpu), into the kinds and the threads' rows. */
-static void offcpu_collect(struct inproc *ip, struct report *rp, int offcpu_fd, int start_fd,
-			   int blocks_fd)
+/*
+ * Threads still off a CPU at the window's end have not come back to charge it: charged here, up
+ * to the end, once for every process.
+ */
+void inproc_charge_pending(const struct inproc_maps *m, uint64_t end_ns)
 {
-	struct span_tid_node k;
 	__u32 tid, tnext, *tprev = NULL;
+	struct span_tid_node k;
 	struct switched_out so;
 	struct offcpu_ns v;
 
-	/* still off a CPU at the window's end: charged up to the end */
-	while (!bpf_map_get_next_key(start_fd, tprev, &tnext)) {
+	while (!bpf_map_get_next_key(m->offcpu_start_fd, tprev, &tnext)) {
 		tid = tnext;
 		tprev = &tid;
-		if (bpf_map_lookup_elem(start_fd, &tid, &so) || so.ts >= rp->window_end_ns)
+		if (bpf_map_lookup_elem(m->offcpu_start_fd, &tid, &so) || so.ts >= end_ns)
 			continue;
 		k = (struct span_tid_node){ .tid = tid, .node = so.node };
 		memset(&v, 0, sizeof(v));
-		bpf_map_lookup_elem(offcpu_fd, &k, &v);
-		*(so.blocked ? &v.blocked : &v.waiting) += rp->window_end_ns - so.ts;
-		bpf_map_update_elem(offcpu_fd, &k, &v, BPF_ANY);
+		bpf_map_lookup_elem(m->offcpu_fd, &k, &v);
+		*(so.blocked ? &v.blocked : &v.waiting) += end_ns - so.ts;
+		bpf_map_update_elem(m->offcpu_fd, &k, &v, BPF_ANY);
 	}
-	offcpu_sums(&ip->s[1], offcpu_fd, blocks_fd, rp->off_ns, rp->wait_ns, rp->threads,
-		    rp->n_threads);
 }
 
 int inproc_report(struct inproc *ip, struct report *rp, const struct inproc_maps *m, uint32_t mask)
 {
 	const struct snap *e = &ip->s[1];
+	struct thread_row *rows =
+		realloc(rp->threads, (size_t)(rp->n_threads + e->n + 1) * sizeof(*rp->threads));
+	int first = rp->n_threads;
 
-	rp->threads = calloc((size_t)e->n + 1, sizeof(*rp->threads));
-	if (!rp->threads)
+	if (!rows)
 		return -ENOMEM;
+	rp->threads = rows;
 	for (int i = 0; i < e->n; i++)
 		block_window(ip, &ip->s[0], &e->b[i], m->stats_fd, mask, rp);
-	offcpu_collect(ip, rp, m->offcpu_fd, m->offcpu_start_fd, m->blocks_fd);
-	rp->span_torn = ip->torn;
+	for (int i = first; i < rp->n_threads; i++)
+		rp->threads[i].pid = ip->pid;
+	offcpu_sums(e, m->offcpu_fd, m->blocks_fd, rp->off_ns, rp->wait_ns, rp->threads + first,
+		    rp->n_threads - first);
+	rp->span_torn += ip->torn;
 	rp->inproc = true;
 	return 0;
 }
@@ -571,35 +607,35 @@ int inproc_interval(struct inproc *ip, struct report *iv, const struct inproc_ma
 {
 	const struct snap *base = ip->iv[0].ns ? &ip->iv[0] : &ip->s[0];
 	uint64_t off[SPAN_KINDS] = { 0 }, wait[SPAN_KINDS] = { 0 };
-	struct thread_row *prev_rows = ip->iv_rows;
-	int n_prev = ip->iv_n_rows;
+	struct thread_row *prev_rows = ip->iv_rows, *rows;
+	int n_prev = ip->iv_n_rows, first = iv->n_threads, n_rows;
 	struct snap *e = &ip->iv[1];
-	struct span_key k, next;
 
-	while (!bpf_map_get_next_key(stats_fd, NULL, &next)) {
-		k = next;
-		bpf_map_delete_elem(stats_fd, &k);
-	}
 	snapshot(ip, e);
 	rate_update(ip);
-	iv->threads = calloc((size_t)e->n + 1, sizeof(*iv->threads));
-	if (!iv->threads)
+	rows = realloc(iv->threads, (size_t)(iv->n_threads + e->n + 1) * sizeof(*iv->threads));
+	if (!rows)
 		return -ENOMEM;
+	iv->threads = rows;
+	rows += first;
 	for (int i = 0; i < e->n; i++)
 		block_window(ip, base, &e->b[i], stats_fd, mask, iv);
-	offcpu_sums(e, m->offcpu_fd, m->blocks_fd, off, wait, iv->threads, iv->n_threads);
+	n_rows = iv->n_threads - first;
+	for (int i = 0; i < n_rows; i++)
+		rows[i].pid = ip->pid;
+	offcpu_sums(e, m->offcpu_fd, m->blocks_fd, off, wait, rows, n_rows);
 	for (int k = 0; k < SPAN_KINDS; k++) {
-		iv->off_ns[k] = off[k] - ip->iv_off[k];
-		iv->wait_ns[k] = wait[k] - ip->iv_wait[k];
+		iv->off_ns[k] += off[k] - ip->iv_off[k];
+		iv->wait_ns[k] += wait[k] - ip->iv_wait[k];
 		ip->iv_off[k] = off[k];
 		ip->iv_wait[k] = wait[k];
 	}
 	/* each row's sums so far are kept for the next interval; its interval's are the growth */
-	ip->iv_rows = calloc((size_t)iv->n_threads + 1, sizeof(*ip->iv_rows));
+	ip->iv_rows = calloc((size_t)n_rows + 1, sizeof(*ip->iv_rows));
 	if (ip->iv_rows)
-		memcpy(ip->iv_rows, iv->threads, (size_t)iv->n_threads * sizeof(*ip->iv_rows));
-	for (int i = 0; i < iv->n_threads; i++) {
-		struct thread_row *r = &iv->threads[i];
+		memcpy(ip->iv_rows, rows, (size_t)n_rows * sizeof(*ip->iv_rows));
+	for (int i = 0; i < n_rows; i++) {
+		struct thread_row *r = &rows[i];
 
 		for (int j = 0; j < n_prev; j++) {
 			if (prev_rows[j].tid != r->tid)
@@ -610,7 +646,7 @@ int inproc_interval(struct inproc *ip, struct report *iv, const struct inproc_ma
 		}
 	}
 	free(prev_rows);
-	ip->iv_n_rows = ip->iv_rows ? iv->n_threads : 0;
+	ip->iv_n_rows = ip->iv_rows ? n_rows : 0;
 	iv->inproc = true;
 	snap_free(&ip->iv[0]);
 	ip->iv[0] = *e;

@@ -251,6 +251,8 @@ static struct json_object *threads_json(const struct report *rp)
 		const struct thread_row *r = &rp->threads[i];
 		struct json_object *t = json_object_new_object();
 
+		if (r->pid)
+			json_object_object_add(t, "pid", json_object_new_int(r->pid));
 		json_object_object_add(t, "tid", json_object_new_int(r->tid));
 		json_object_object_add(t, "comm", json_object_new_string(r->comm));
 		json_object_object_add(t, "owners", json_object_new_int((int)r->owners));
@@ -259,11 +261,33 @@ static struct json_object *threads_json(const struct report *rp)
 		json_object_object_add(t, "off_cpu_ns", json_object_new_uint64(r->off_ns));
 		json_object_object_add(t, "runq_ns", json_object_new_uint64(r->wait_ns));
 		json_object_object_add(t, "spans", json_object_new_uint64(r->spans));
-		json_object_object_add(t, "share",
-				       json_object_new_double(r->time_ns ? (double)r->in_spans_ns /
-										   (double)r->time_ns :
-									   0));
+		json_object_object_add(
+			t, "share",
+			json_object_new_double(
+				r->time_ns ? (double)r->in_spans_ns / (double)r->time_ns : 0));
 		json_object_array_add(a, t);
+	}
+	return a;
+}
+
+/* -a: each process's threads summed, with its name and cgroup. */
+static struct json_object *procs_json(const struct report *rp)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (int i = 0; i < rp->n_procs; i++) {
+		const struct proc_row *r = &rp->procs[i];
+		struct json_object *p = json_object_new_object();
+
+		json_object_object_add(p, "pid", json_object_new_int(r->pid));
+		json_object_object_add(p, "comm", json_object_new_string(r->comm));
+		json_object_object_add(p, "cgroup", json_object_new_string(r->cgroup));
+		json_object_object_add(p, "exited", json_object_new_boolean(r->exited));
+		json_object_object_add(p, "threads", json_object_new_int(r->threads));
+		json_object_object_add(p, "time_ns", json_object_new_uint64(r->time_ns));
+		json_object_object_add(p, "in_spans_ns", json_object_new_uint64(r->in_spans_ns));
+		json_object_object_add(p, "spans", json_object_new_uint64(r->spans));
+		json_object_array_add(a, p);
 	}
 	return a;
 }
@@ -288,6 +312,8 @@ static void spans_json(const struct report *rp, struct json_object *o)
 			       json_object_new_uint64(rp->counters[CNT_SPAN_SMP]));
 	json_object_object_add(o, "sample_hz", json_object_new_uint64(rp->o->sample_hz));
 	json_object_object_add(o, "threads", threads_json(rp));
+	if (rp->o->all)
+		json_object_object_add(o, "processes", procs_json(rp));
 }
 
 int json_report_write(const struct report *rp, struct json_object *jstacks)
@@ -307,15 +333,13 @@ int json_report_write(const struct report *rp, struct json_object *jstacks)
 	json_object_object_add(o, "window_end_ns", json_object_new_uint64(rp->window_end_ns));
 	json_object_object_add(o, "first_begin_ns", json_object_new_uint64(rp->first_begin_ns));
 	json_object_object_add(o, "last_end_ns", json_object_new_uint64(rp->last_end_ns));
-	json_object_object_add(o, "mode",
-			       json_object_new_string(rp->inproc ? "spans" : "probes"));
+	json_object_object_add(o, "mode", json_object_new_string(rp->inproc ? "spans" : "probes"));
 	if (rp->inproc) {
 		spans_json(rp, o);
 	} else {
 		json_object_object_add(o, "hits", json_object_new_uint64(hits));
 		json_object_object_add(o, "hit_cost_ns", json_object_new_uint64(ro->hit_ns));
-		json_object_object_add(o, "hit_cost_source",
-				       json_object_new_string(ro->hit_src));
+		json_object_object_add(o, "hit_cost_source", json_object_new_string(ro->hit_src));
 		if (ro->hit_measure_ns)
 			json_object_object_add(o, "hit_cost_measured_in_ns",
 					       json_object_new_uint64(ro->hit_measure_ns));

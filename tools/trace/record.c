@@ -159,9 +159,10 @@ struct session {
 	uint32_t mask;
 	char **cmd;
 	bool started;
-	struct hit_cal hc; /* the hit cost's probes in our own process, out at the teardown */
-	struct inproc *ip; /* spans mode: the target's own spans */
-	int iv_fd;	   /* -i: the interval's span_stats, -1 until the first */
+	struct hit_cal hc;   /* the hit cost's probes in our own process, out at the teardown */
+	struct inproc *ip;   /* spans mode: the target's own spans */
+	struct procs *procs; /* spans mode, -a: every process's */
+	int iv_fd;	     /* -i: the interval's span_stats, -1 until the first */
 	uint64_t iv_start_ns;
 	struct bpf_link *span_reg, *switch_link, **smp_links;
 	int n_smp_links;
@@ -182,6 +183,10 @@ static int choose_mode(struct session *s)
 						     NULL;
 
 	/* -i reads the spans the target keeps: the probes mode has no figures between two reads */
+	if (ro.all && (needs || ro.mode == MODE_PROBES)) {
+		p_err("-a needs the spans mode%s%s", needs ? ": drop " : "", needs ? needs : "");
+		return -1;
+	}
 	if (ro.interval && (needs || ro.mode == MODE_PROBES)) {
 		p_err("-i needs the spans mode%s%s", needs ? ": drop " : "", needs ? needs : "");
 		return -1;
@@ -200,8 +205,8 @@ static int choose_mode(struct session *s)
 /* The request checked whole, and the machine's means for it, before anything is started. */
 static int check_request(struct session *s)
 {
-	if (!!s->cmd == !!ro.pid) {
-		p_err("record needs either -p PID or -- CMD [ARGS...]");
+	if (!!s->cmd + !!ro.pid + ro.all != 1) {
+		p_err("record needs one of -p PID, -a or -- CMD [ARGS...]");
 		return EXIT_USAGE;
 	}
 	if (span_mask_of(ro.kinds, &s->mask))
@@ -276,6 +281,14 @@ static int find_lib_as_user(struct session *s)
 		if (err) {
 			p_err("process %" PRIu64 " has no libmmsb mapped and no mmsb probes",
 			      ro.pid);
+			return EXIT_FAIL;
+		}
+	} else if (ro.all) {
+		/* -a without -l: the libmmsb this tool runs with, what a system installs once */
+		const char *mine = own_libmmsb();
+
+		if (!mine || !realpath(mine, s->lib)) {
+			p_err("-a: which libmmsb? name it with -l PATH");
 			return EXIT_FAIL;
 		}
 	} else if (target_lib_of_cmd(s->cmd, s->lib, sizeof(s->lib))) {
@@ -419,16 +432,20 @@ static int attach_spans(struct session *s)
 {
 	struct mmsb_trace_bpf *skel = s->skel;
 
-	s->ip = inproc_new(s->rp.pid, s->lib);
-	if (!s->ip) {
+	if (ro.all)
+		s->procs = procs_new(s->lib);
+	else
+		s->ip = inproc_new(s->rp.pid, s->lib);
+	if (!s->ip && !s->procs) {
 		p_err("%s has no in-process spans (mmsb_span_registry): an older libmmsb? use "
 		      "--mode probes",
 		      s->lib);
 		return -1;
 	}
 	s->rp.span_cost_ns = inproc_span_cost();
-	s->span_reg = bpf_program__attach_usdt(skel->progs.span_register, s->rp.pid, s->lib, "mmsb",
-					       "span__register", NULL);
+	/* -a: on the file, for every process that maps it, now or later (pid -1) */
+	s->span_reg = bpf_program__attach_usdt(skel->progs.span_register, ro.all ? -1 : s->rp.pid,
+					       s->lib, "mmsb", "span__register", NULL);
 	if (!s->span_reg) {
 		p_err("attach mmsb:span__register in %s: %s (built with PROBES=0?)", s->lib,
 		      strerror(errno));
@@ -510,6 +527,17 @@ static void stop_window(struct session *s)
 	rp->wall_ns = rp->window_end_ns - rp->window_start_ns;
 	if (s->ip)
 		inproc_stop(s->ip);
+	if (s->procs)
+		procs_refresh(s->procs);
+}
+
+/* Every entry out of a map that user space fills (KEY_SIZE bytes a key). */
+static void map_clear(int fd, size_t key_size)
+{
+	char key[64];
+
+	while (key_size <= sizeof(key) && !bpf_map_get_next_key(fd, NULL, key))
+		bpf_map_delete_elem(fd, key);
 }
 
 /*
@@ -539,9 +567,12 @@ static void interval_report(struct session *s, uint64_t n)
 	}
 	iv.window_end_ns = mono_ns();
 	iv.wall_ns = iv.window_end_ns - iv.window_start_ns;
-	if (!inproc_interval(s->ip, &iv, &m, s->mask, s->iv_fd))
+	map_clear(s->iv_fd, sizeof(struct span_key));
+	if (s->procs ? !procs_interval(s->procs, &iv, &m, s->mask, s->iv_fd) :
+		       !inproc_interval(s->ip, &iv, &m, s->mask, s->iv_fd))
 		report_interval(&iv, s->iv_fd, n);
 	free(iv.threads);
+	free(iv.procs);
 	s->iv_start_ns = iv.window_end_ns;
 }
 
@@ -554,7 +585,12 @@ static void follow(struct session *s)
 
 	rp->lib = s->lib;
 	rp->cmd = s->cmd;
-	if (s->ip)
+	if (s->procs)
+		fprintf(stderr,
+			"%s: recording the spans of every process that maps %s (spans mode); %s\n",
+			prog_name, s->lib,
+			ro.duration ? "tracing for the duration" : "Ctrl-C stops");
+	else if (s->ip)
 		fprintf(stderr, "%s: recording the spans of %s in process %d (spans mode)%s; %s\n",
 			prog_name, s->lib, rp->pid, s->n_smp_links ? ", sampling its stacks" : "",
 			ro.duration ? "tracing for the duration" :
@@ -577,6 +613,8 @@ static void follow(struct session *s)
 		inproc_poll(s->ip, bpf_map__fd(s->skel->maps.span_blocks));
 		inproc_start(s->ip);
 	}
+	if (s->procs)
+		procs_scan(s->procs, bpf_map__fd(s->skel->maps.span_blocks), t0);
 	if (ro.duration)
 		deadline = t0 + (uint64_t)(ro.duration * 1e9);
 	if (ro.interval)
@@ -615,15 +653,25 @@ static void follow(struct session *s)
 				s->tr.main_gone = true;
 				break;
 			}
-		} else if (kill(rp->pid, 0) && errno == ESRCH) {
+		} else if (!s->procs && kill(rp->pid, 0) && errno == ESRCH) {
 			break;
+		}
+		if (s->procs && mono_ns() - last_poll > 100000000ull) {
+			/* new processes, from the threads that announced a block */
+			procs_poll(s->procs, bpf_map__fd(s->skel->maps.span_blocks), t0);
+			/* an exiting process keeps what was read last: read often */
+			if (mono_ns() - last_maps > 250000000ull) {
+				procs_refresh(s->procs);
+				last_maps = mono_ns();
+			}
+			last_poll = mono_ns();
 		}
 		if (s->ip && mono_ns() - last_poll > 100000000ull) {
 			/* blocks whose announcement came before the program did */
 			inproc_poll(s->ip, bpf_map__fd(s->skel->maps.span_blocks));
 			last_poll = mono_ns();
 		}
-		if (!s->cmd && mono_ns() - last_maps > 1000000000ull) {
+		if (!s->cmd && !s->procs && mono_ns() - last_maps > 1000000000ull) {
 			/* keep recent maps: the target may exit before we report */
 			struct syms *sy = syms_load_pid(rp->pid);
 
@@ -713,7 +761,7 @@ static void collect(struct session *s)
 	rp->last_end_ns = skel->bss->last_end_ns;
 	if (rp->last_end_ns > rp->first_begin_ns)
 		rp->window_ns = rp->last_end_ns - rp->first_begin_ns;
-	if (s->ip) {
+	if (s->ip || s->procs) {
 		rp->maps = (struct inproc_maps){
 			.stats_fd = bpf_map__fd(skel->maps.span_stats),
 			.blocks_fd = bpf_map__fd(skel->maps.span_blocks),
@@ -723,7 +771,9 @@ static void collect(struct session *s)
 			.stacks_fd = bpf_map__fd(skel->maps.user_stacks),
 		};
 		rp->ip = s->ip;
-		if (inproc_report(s->ip, rp, &rp->maps, s->mask))
+		inproc_charge_pending(&rp->maps, rp->window_end_ns);
+		if (s->procs ? procs_report(s->procs, rp, &rp->maps, s->mask) :
+			       inproc_report(s->ip, rp, &rp->maps, s->mask))
 			p_err("spans: %s", strerror(ENOMEM));
 	} else {
 		collect_open(s);
@@ -874,6 +924,8 @@ static void session_free(struct session *s)
 	bpf_link__destroy(s->switch_link);
 	bpf_link__destroy(s->span_reg);
 	inproc_free(s->ip);
+	procs_free(s->procs);
+	free(s->rp.procs);
 	free(s->rp.threads);
 	bpf_link__destroy(s->host_reg);
 	hit_cal_free(&s->hc);

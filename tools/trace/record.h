@@ -48,6 +48,7 @@ struct record_opts {
 	double interval;    /* -i: a report every so many seconds, 0: one at the end */
 	uint64_t count;	    /* -c: that many intervals, then stop (0: until the end) */
 	bool timestamps;    /* -T */
+	bool all;	    /* -a: every process that maps the library */
 };
 
 /* The one set of options, filled by record_parse_args() (record_opts.c). */
@@ -139,10 +140,34 @@ int inproc_report(struct inproc *ip, struct report *rp, const struct inproc_maps
 /* The stack samples as folded stacks, weighted by PERIOD_NS each. */
 void inproc_folded(struct inproc *ip, struct report *rp, const struct inproc_maps *m, FILE *f,
 		   uint64_t period_ns);
-/* -i: the interval ending now into IV and STATS_FD (a map like span_stats, emptied first). */
+/* Threads still off a CPU at END_NS: their time up to it charged, once for every process. */
+void inproc_charge_pending(const struct inproc_maps *m, uint64_t end_ns);
+/* A process found after the window opened (-a): its figures count from NS, all of them. */
+void inproc_start_at(struct inproc *ip, uint64_t ns);
+/* -a: re-read while it lives; false once it is gone, its last figures kept. */
+bool inproc_refresh(struct inproc *ip);
+/* -i: the interval ending now, added into IV and STATS_FD (a map like span_stats). */
 int inproc_interval(struct inproc *ip, struct report *iv, const struct inproc_maps *m,
 		    uint32_t mask, int stats_fd);
 void inproc_free(struct inproc *ip);
+
+/* ---- -a: every process that maps the library (procs.c) ---- */
+
+struct procs;
+struct procs *procs_new(const char *lib);
+/* The processes that map the library now, read at the window's start (NS). */
+void procs_scan(struct procs *p, int blocks_fd, uint64_t ns);
+/* Threads that announced a block (span_blocks) in a process not seen yet: found, from NS. */
+void procs_poll(struct procs *p, int blocks_fd, uint64_t ns);
+/* Every live process re-read; an exited one keeps its last figures. */
+void procs_refresh(struct procs *p);
+/* The window's figures of every process into rp (its threads, processes, stats map). */
+int procs_report(struct procs *p, struct report *rp, const struct inproc_maps *m, uint32_t mask);
+/* -i: every process's interval into IV and STATS_FD. */
+int procs_interval(struct procs *p, struct report *iv, const struct inproc_maps *m, uint32_t mask,
+		   int stats_fd);
+int procs_count(const struct procs *p);
+void procs_free(struct procs *p);
 /* ns a span costs the target on this host (measured in our process, about 5 ms) */
 uint64_t inproc_span_cost(void);
 
@@ -177,13 +202,23 @@ struct json_object;
 
 /* A thread of the default mode: its time in the window and what its spans took of it. */
 struct thread_row {
-	int tid;
+	int pid, tid;
 	char comm[16];
 	uint32_t owners;  /* threads that had its block in the window (exited ones handed it on) */
 	uint64_t time_ns; /* the window, from its first span if later */
 	uint64_t in_spans_ns;	  /* inside its outermost spans, open ones so far included */
 	uint64_t off_ns, wait_ns; /* inside spans, off a CPU: asleep, waiting for one */
 	uint64_t spans;		  /* closed in the window */
+};
+
+/* -a: a process of the window: its threads' sums, and where it runs */
+struct proc_row {
+	int pid;
+	char comm[16];
+	char cgroup[128]; /* its cgroup v2 path: containers told apart */
+	bool exited;	  /* its last figures, read before it exited */
+	int threads;
+	uint64_t time_ns, in_spans_ns, spans;
 };
 
 struct report {
@@ -211,6 +246,8 @@ struct report {
 	bool inproc;
 	struct thread_row *threads;
 	int n_threads;
+	struct proc_row *procs; /* -a */
+	int n_procs;
 	uint64_t thread_ns; /* the threads' times summed: what shares are of */
 	uint64_t off_ns[SPAN_KINDS], wait_ns[SPAN_KINDS]; /* self time off a CPU per kind */
 	uint64_t span_deep, span_lost, span_torn, samples, span_cost_ns;

@@ -58,6 +58,9 @@ int record_help(void)
 	       "  -T, --timestamp        with -i: the time of day on each interval's table\n"
 	       "  -p, --pid PID          attach to a running process (detaches cleanly); under sudo,\n"
 	       "                         one the invoking user could trace\n"
+	       "  -a, --all-processes    spans mode: every process that maps the library (-l, or\n"
+	       "                         the one this tool runs with), those started later too; a\n"
+	       "                         row per process (pid, comm, cgroup); root only, not sudo\n"
 	       "  -d, --duration SECS    stop after SECS (default: Ctrl-C or the target's exit);\n"
 	       "                         the command goes on, untraced, and is not waited for\n"
 	       "  -l, --lib PATH         the libmmsb.so to attach to (default: found from the target)\n"
@@ -164,6 +167,7 @@ int record_parse_args(int argc, char **argv, char ***cmd)
 		{ "mode", required_argument, NULL, 6 },
 		{ "freq", required_argument, NULL, 'F' },
 		{ "interval", required_argument, NULL, 'i' },
+		{ "all-processes", no_argument, NULL, 'a' },
 		{ "count", required_argument, NULL, 'c' },
 		{ "timestamp", no_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
@@ -178,7 +182,7 @@ int record_parse_args(int argc, char **argv, char ***cmd)
 	ro.mode = -1; /* chosen in check_request(): what the options need */
 	ro.sample_hz = DEFAULT_SAMPLE_HZ;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+p:d:l:k:f:J:s:e:P:o:F:i:c:Th", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+p:d:l:k:f:J:s:e:P:o:F:i:c:Tah", opts, NULL)) != -1) {
 		uint64_t v;
 
 		switch (c) {
@@ -284,6 +288,9 @@ int record_parse_args(int argc, char **argv, char ***cmd)
 		case 'T':
 			ro.timestamps = true;
 			break;
+		case 'a':
+			ro.all = true;
+			break;
 		case 'h':
 			return record_help();
 		default:
@@ -297,6 +304,12 @@ int record_parse_args(int argc, char **argv, char ***cmd)
 	 */
 	if (ro.as_root && sudo_env()) {
 		p_err("--as-root is refused under sudo (SUDO_UID=%.20s): only root itself may use it",
+		      getenv("SUDO_UID"));
+		return EXIT_USAGE;
+	}
+	/* every user's processes, read: sudo may grant mmsb-trace to users who may not */
+	if (ro.all && sudo_env()) {
+		p_err("-a is refused under sudo (SUDO_UID=%.20s): it reads every user's processes",
 		      getenv("SUDO_UID"));
 		return EXIT_USAGE;
 	}

@@ -240,6 +240,23 @@ uint64_t report_share_base(const struct report *rp)
 	return rp->inproc && rp->thread_ns ? rp->thread_ns : rp->wall_ns;
 }
 
+/* -a: a row per process, its threads summed; an exited one's figures are its last read's. */
+static void table_procs(const struct report *rp)
+{
+	tprintf(rp, "\n%-8s %-16s %7s %11s %11s %7s %10s  %s\n", "PID", "COMM", "THREADS", "TIME",
+		"IN SPANS", "SHARE", "SPANS", "CGROUP");
+	for (int i = 0; i < rp->n_procs; i++) {
+		const struct proc_row *r = &rp->procs[i];
+		char tm[32], in[32];
+
+		fmt_dur(r->time_ns, tm, sizeof(tm));
+		fmt_dur(r->in_spans_ns, in, sizeof(in));
+		tprintf(rp, "%-8d %-16s %7d %11s %11s %6.1f%% %10" PRIu64 "  %s%s\n", r->pid,
+			r->comm, r->threads, tm, in, 100.0 * share(r->in_spans_ns, r->time_ns),
+			r->spans, r->cgroup, r->exited ? " (exited)" : "");
+	}
+}
+
 /* Spans mode's heading, kinds and threads: self time split on and off a CPU. */
 static void table_spans(const struct report *rp)
 {
@@ -250,11 +267,18 @@ static void table_spans(const struct report *rp)
 		spans += rp->kt[k].count + rp->open_n[k];
 	cost = spans * rp->span_cost_ns;
 	fmt_dur(cost, ov, sizeof(ov));
+	char who[64];
+
+	if (rp->o->all)
+		snprintf(who, sizeof(who), "%d process%s", rp->n_procs,
+			 rp->n_procs == 1 ? "" : "es");
+	else
+		snprintf(who, sizeof(who), "process %d", rp->pid);
 	tprintf(rp,
-		"mmsb-trace: window: %.2f s, process %d, %d thread%s (%.2f s of thread time): "
+		"mmsb-trace: window: %.2f s, %s, %d thread%s (%.2f s of thread time): "
 		"spans mode, %" PRIu64 " spans, estimated cost %s (%.1f%% of the thread time, at "
 		"%" PRIu64 " ns a span, measured)\n\n",
-		(double)rp->wall_ns / 1e9, rp->pid, rp->n_threads, rp->n_threads == 1 ? "" : "s",
+		(double)rp->wall_ns / 1e9, who, rp->n_threads, rp->n_threads == 1 ? "" : "s",
 		(double)rp->thread_ns / 1e9, spans, ov, 100.0 * share(cost, base),
 		rp->span_cost_ns);
 	tprintf(rp, "%-16s %-12s %10s %11s %11s %7s %11s %11s %11s %9s %9s\n", "SPAN", "CATEGORY",
@@ -278,6 +302,8 @@ static void table_spans(const struct report *rp)
 			span_name(k), span_category(k), t->count, tot, self,
 			100.0 * share(t->self, base), son, soff, swait, p50, p99);
 	}
+	if (rp->o->all)
+		table_procs(rp);
 	tprintf(rp, "\n%-8s %-16s %4s %11s %11s %7s %11s %11s %10s\n", "TID", "COMM", "OWN", "TIME",
 		"IN SPANS", "SHARE", "OFF-CPU", "RUNQ", "SPANS");
 	for (int i = 0; i < rp->n_threads; i++) {

@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * mmsb-trace record -a: every process that maps the library, in spans mode. The one uprobe on
+ * mmsb:span__register is attached to the file for every process (pid -1): the kernel raises the
+ * semaphore in each process that maps it, those started later included, so every one of them
+ * keeps its spans. Processes are found at the start by their maps, and later as soon as a thread
+ * of theirs announces its block (the span_blocks map). Each is read as record -p reads one
+ * (inproc.c); one that exits keeps the figures of its last read, a quarter of a second old at
+ * most (what it did after is lost: it cannot be read once gone).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include "record.h"
+
+struct proc {
+	int pid;
+	struct inproc *ip;
+	bool gone;
+	char comm[16];
+	char cgroup[128];
+};
+
+struct procs {
+	const char *lib;
+	dev_t dev;
+	ino_t ino;
+	struct proc *v;
+	int n;
+};
+
+struct procs *procs_new(const char *lib)
+{
+	struct procs *p = calloc(1, sizeof(*p));
+	struct stat st;
+
+	if (!p || stat(lib, &st)) {
+		free(p);
+		return NULL;
+	}
+	p->lib = lib;
+	p->dev = st.st_dev;
+	p->ino = st.st_ino;
+	return p;
+}
+
+int procs_count(const struct procs *p)
+{
+	return p->n;
+}
+
+/* /proc/PID/NAME's first line into buf, the newline dropped; "" when it cannot be read. */
+static void proc_line(int pid, const char *name, char *buf, size_t len)
+{
+	char path[64];
+	FILE *f;
+
+	buf[0] = 0;
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, name);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	if (!fgets(buf, (int)len, f))
+		buf[0] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+	fclose(f);
+}
+
+/* Whether PID maps the library's file (by device and inode, whatever path it was opened by). */
+static bool maps_lib(const struct procs *p, int pid)
+{
+	char path[64], line[512];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		unsigned long long ino;
+		unsigned int maj, min;
+
+		found = sscanf(line, "%*x-%*x %*s %*x %x:%x %llu", &maj, &min, &ino) == 3 &&
+			ino == p->ino && makedev(maj, min) == p->dev;
+	}
+	fclose(f);
+	return found;
+}
+
+static struct proc *find(struct procs *p, int pid)
+{
+	for (int i = 0; i < p->n; i++)
+		if (p->v[i].pid == pid)
+			return &p->v[i];
+	return NULL;
+}
+
+/* A process to follow: its blocks read now (at the window's start) or counted from NS. */
+static void add(struct procs *p, int pid, int blocks_fd, bool at_start, uint64_t ns)
+{
+	struct proc *v = realloc(p->v, (size_t)(p->n + 1) * sizeof(*v)), *pr;
+	char cg[160];
+
+	if (!v)
+		return;
+	p->v = v;
+	pr = &v[p->n];
+	memset(pr, 0, sizeof(*pr));
+	pr->pid = pid;
+	pr->ip = inproc_new(pid, p->lib);
+	if (!pr->ip)
+		return;
+	proc_line(pid, "comm", pr->comm, sizeof(pr->comm));
+	/* cgroup v2: "0::/system.slice/foo.service" */
+	proc_line(pid, "cgroup", cg, sizeof(cg));
+	snprintf(pr->cgroup, sizeof(pr->cgroup), "%.127s", strncmp(cg, "0::", 3) ? cg : cg + 3);
+	inproc_poll(pr->ip, blocks_fd);
+	if (at_start)
+		inproc_start(pr->ip);
+	else
+		inproc_start_at(pr->ip, ns);
+	p->n++;
+}
+
+void procs_scan(struct procs *p, int blocks_fd, uint64_t ns)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+
+		/* not ourselves: mmsb-trace links libmmsb too */
+		if (*end || pid <= 0 || pid == getpid() || find(p, (int)pid) ||
+		    !maps_lib(p, (int)pid))
+			continue;
+		add(p, (int)pid, blocks_fd, true, ns);
+	}
+	if (d)
+		closedir(d);
+}
+
+void procs_poll(struct procs *p, int blocks_fd, uint64_t ns)
+{
+	__u32 tid, next, *prev = NULL;
+
+	while (!bpf_map_get_next_key(blocks_fd, prev, &next)) {
+		char status[64], path[64];
+		int tgid = 0;
+		FILE *f;
+
+		tid = next;
+		prev = &tid;
+		snprintf(path, sizeof(path), "/proc/%u/status", tid);
+		f = fopen(path, "re");
+		while (f && fgets(status, sizeof(status), f))
+			if (sscanf(status, "Tgid: %d", &tgid) == 1)
+				break;
+		if (f)
+			fclose(f);
+		if (tgid > 0 && tgid != getpid() && !find(p, tgid))
+			add(p, tgid, blocks_fd, false, ns);
+	}
+	for (int i = 0; i < p->n; i++)
+		if (!p->v[i].gone)
+			inproc_poll(p->v[i].ip, blocks_fd);
+}
+
+void procs_refresh(struct procs *p)
+{
+	for (int i = 0; i < p->n; i++)
+		if (!p->v[i].gone && p->v[i].ip)
+			p->v[i].gone = !inproc_refresh(p->v[i].ip);
+}
+
+/* The rows of one process's threads, summed into its own row. */
+static void proc_row(struct report *rp, const struct proc *pr, int first)
+{
+	struct proc_row *r = &rp->procs[rp->n_procs++];
+
+	memset(r, 0, sizeof(*r));
+	r->pid = pr->pid;
+	r->exited = pr->gone;
+	snprintf(r->comm, sizeof(r->comm), "%s", pr->comm);
+	snprintf(r->cgroup, sizeof(r->cgroup), "%s", pr->cgroup);
+	for (int i = first; i < rp->n_threads; i++) {
+		r->threads++;
+		r->time_ns += rp->threads[i].time_ns;
+		r->in_spans_ns += rp->threads[i].in_spans_ns;
+		r->spans += rp->threads[i].spans;
+	}
+}
+
+int procs_report(struct procs *p, struct report *rp, const struct inproc_maps *m, uint32_t mask)
+{
+	rp->procs = calloc((size_t)p->n + 1, sizeof(*rp->procs));
+	if (!rp->procs)
+		return -ENOMEM;
+	for (int i = 0; i < p->n; i++) {
+		int first = rp->n_threads;
+
+		if (!p->v[i].ip || inproc_report(p->v[i].ip, rp, m, mask))
+			continue;
+		proc_row(rp, &p->v[i], first);
+	}
+	return 0;
+}
+
+int procs_interval(struct procs *p, struct report *iv, const struct inproc_maps *m, uint32_t mask,
+		   int stats_fd)
+{
+	iv->procs = calloc((size_t)p->n + 1, sizeof(*iv->procs));
+	if (!iv->procs)
+		return -ENOMEM;
+	for (int i = 0; i < p->n; i++) {
+		int first = iv->n_threads;
+
+		/* an exited process has nothing new: its last interval was its last */
+		if (!p->v[i].ip || p->v[i].gone ||
+		    inproc_interval(p->v[i].ip, iv, m, mask, stats_fd))
+			continue;
+		proc_row(iv, &p->v[i], first);
+	}
+	return 0;
+}
+
+void procs_free(struct procs *p)
+{
+	if (!p)
+		return;
+	for (int i = 0; i < p->n; i++)
+		inproc_free(p->v[i].ip);
+	free(p->v);
+	free(p);
+}
