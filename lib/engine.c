@@ -42,8 +42,12 @@
 /*
  * Every PROBE_EVERY batches that could be shared, the way not chosen is tried for PROBE_LEN in a
  * row; the first of them is not counted (it pays the other workers' wake-up, or their cold caches).
+ * A probe that confirms the choice doubles the interval, up to PROBE_MAX: on a machine whose
+ * second CPU is taken, a shared batch can wait a whole time slice for a worker that holds a unit,
+ * and probing it often would cost more than sharing ever gains.
  */
 #define PROBE_EVERY 64
+#define PROBE_MAX 4096
 #define PROBE_LEN 3
 /* Pause iterations before a waiting thread yields its CPU to the thread it waits for. */
 #define SPIN_PAUSES 2000
@@ -101,8 +105,9 @@ struct mmsb_engine {
 	 * [1]: a batch is shared only while sharing has been the faster (see pick_shared()).
 	 */
 	double ns_per[2];
-	unsigned int since_probe, probe_left;
-	bool counted; /* this batch's time goes into ns_per */
+	unsigned int since_probe, probe_every, probe_left;
+	bool probing, probe_best; /* a probe is on, and the choice it is testing */
+	bool counted;		  /* this batch's time goes into ns_per */
 
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -445,6 +450,7 @@ struct mmsb_engine *mmsb_engine_new(struct mmsb_state *s, const struct mmsb_engi
 	e->s = s;
 	e->w = w;
 	e->started = 1; /* the caller is worker 0 */
+	e->probe_every = PROBE_EVERY;
 	e->oversubscribed = cpus > 0 && w > (unsigned int)cpus;
 	pthread_mutex_init(&e->mu, NULL);
 	pthread_cond_init(&e->cv, NULL);
@@ -512,25 +518,34 @@ void mmsb_engine_free(struct mmsb_engine *e)
  */
 static bool pick_shared(struct mmsb_engine *e)
 {
-	bool shared;
+	bool best;
 
 	if (!e->ns_per[1])
-		shared = true;
+		best = true;
 	else if (!e->ns_per[0])
-		shared = false;
+		best = false;
 	else
-		shared = e->ns_per[1] < e->ns_per[0];
+		best = e->ns_per[1] < e->ns_per[0];
 	e->counted = true;
-	if (!e->probe_left && ++e->since_probe >= PROBE_EVERY) {
-		e->since_probe = 0;
-		e->probe_left = PROBE_LEN;
-		e->counted = false;
-	}
 	if (e->probe_left) {
 		e->probe_left--;
-		shared = !shared;
+		return !e->probe_best;
 	}
-	return shared;
+	if (e->probing) {
+		/* the probe is over: the same choice again, or the other one now */
+		e->probing = false;
+		e->probe_every = best == e->probe_best ?
+					 min_t(unsigned int, 2 * e->probe_every, PROBE_MAX) :
+					 PROBE_EVERY;
+	}
+	if (++e->since_probe < e->probe_every)
+		return best;
+	e->since_probe = 0;
+	e->probing = true;
+	e->probe_best = best;
+	e->probe_left = PROBE_LEN - 1;
+	e->counted = false;
+	return !best;
 }
 
 static void learn(struct mmsb_engine *e, bool shared, uint64_t ns, size_t n)

@@ -15,6 +15,8 @@
 #  6. -p on a running process: its results are those of the same rounds untraced; the folded
 #     stacks are samples under span chains
 #  7. --mode spans with -e is a usage error, in one line
+#  8. -i 1 -c 3: three interval tables whose calls add up to the window's
+#  9. -a: two processes started after it, still alive at its end, with exact counts, a row each
 # Privileged parts SKIP without root or BTF.
 set -u
 O=${O:-.output}
@@ -25,9 +27,9 @@ pids=()
 trap 'for p in ${pids[@]+"${pids[@]}"}; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 
 echo "TAP version 13"
-echo "1..7"
+echo "1..9"
 
-names=(counts probes-agree threads off-cpu open pid usage)
+names=(counts probes-agree threads off-cpu open pid usage intervals all-processes)
 if [ -n "${SAN:-}" ] || [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
 	for t in "${names[@]}"; do
 		skip "$t" "needs root (CAP_BPF, CAP_PERFMON), a kernel with BTF and the plain build"
@@ -206,4 +208,79 @@ if [ $rc -eq 2 ] && [ "$(wc -l <"$tmp/u.err")" -eq 1 ] && grep -q -- "--mode pro
 	ok "usage: $(cat "$tmp/u.err")"
 else
 	bad "usage: rc $rc, $(cat "$tmp/u.err")"
+fi
+
+# 8. intervals: -c ends the window at the last interval's read
+"$W" loop >/dev/null &
+ip=$!
+pids+=("$ip")
+wait_mapped "$ip"
+"$T" record -p "$ip" -i 1 -c 3 -T -k update >"$tmp/i.out" 2>"$tmp/i.err"
+rc=$?
+kill -USR1 "$ip"
+wait "$ip"
+if [ $rc -eq 0 ] && python3 - "$tmp/i.out" <<'PY'
+import re, sys
+out = open(sys.argv[1]).read().split("\n")
+ivs, total, cur = [], None, None
+for line in out:
+    if re.match(r"^\d\d:\d\d:\d\d interval \d+: ", line):
+        cur = "iv"
+    elif line.startswith("mmsb-trace: window:"):
+        cur = "total"
+    m = re.match(r"^update\s+\S+\s+(\d+)\s", line)
+    if m and cur == "iv":
+        ivs.append(int(m.group(1)))
+    elif m and cur == "total":
+        total = int(m.group(1))
+print(f"# intervals {ivs}, window {total}")
+sys.exit(0 if len(ivs) == 3 and total and sum(ivs) == total and min(ivs) > 0 else 1)
+PY
+then
+	ok "intervals: three tables with the time of day, their update calls add up to the window's"
+else
+	cat "$tmp/i.err"
+	bad "intervals"
+fi
+
+# 9. -a: two processes that start after it, alive at its end
+mkfifo "$tmp/end"
+"$T" record -a -l "$(readlink -f "$O/libmmsb.so")" -d 3 -J "$tmp/a.json" >"$tmp/a.out" 2>"$tmp/a.err" &
+tp=$!
+for _ in $(seq 100); do
+	grep -q recording "$tmp/a.err" && break
+	sleep 0.1
+done
+MMSB_WORKLOAD_HOLD_END="$tmp/end" "$W" spin 200 100 >"$tmp/a1.out" &
+a1=$!
+MMSB_WORKLOAD_HOLD_END="$tmp/end" "$W" spin 300 100 >"$tmp/a2.out" &
+a2=$!
+pids+=("$a1" "$a2")
+wait "$tp"
+rc=$?
+echo xx >"$tmp/end"
+wait "$a1" "$a2" 2>/dev/null
+if [ $rc -eq 0 ] && python3 - "$tmp/a.json" "$a1" "$a2" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+want = {int(sys.argv[2]): 200, int(sys.argv[3]): 300}
+procs = {p["pid"]: p for p in j["processes"]}
+bad = 0
+for pid, n in want.items():
+    p = procs.get(pid)
+    # a spin update is 7 spans: api, update, delta_apply, propagate, recompute, and in the
+    # recompute its read (api) and its delta; plus the set-up: 9 (state_open, two page_allocs
+    # and the six api calls around them)
+    if not p or p["spans"] != 7 * n + 9 or p["threads"] != 1 or p["comm"] != "trace_workload":
+        print(f"# FAILED: process {pid}: {p}"); bad = 1
+upd = next(k for k in j["kinds"] if k["kind"] == "update")
+if upd["calls"] < 500:
+    print(f"# FAILED: update calls {upd['calls']} < 500"); bad = 1
+sys.exit(bad)
+PY
+then
+	ok "all-processes: two processes started after it, 200 and 300 updates counted exactly, a row each"
+else
+	cat "$tmp/a.err"
+	bad "all-processes"
 fi

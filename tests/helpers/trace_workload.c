@@ -18,7 +18,8 @@
  *                              read from FIFO: an api, update, propagate and recompute span held
  *                              open for as long as the test wants
  *
- * With MMSB_WORKLOAD_HOLD=FIFO it first reads a byte from FIFO (see probe_workload.c).
+ * With MMSB_WORKLOAD_HOLD=FIFO it first reads a byte from FIFO (see probe_workload.c); with
+ * MMSB_WORKLOAD_HOLD_END=FIFO, spin and sleep read one after their work, before they exit.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -172,6 +173,16 @@ static int spin(long n, long us, bool sleep)
 	printf("updates %ld recomputes %" PRIu64 " wave_ns %" PRIu64 " waves %" PRIu64
 	       " callback_ns %" PRIu64 "\n",
 	       n, st.recomputes, st.wave_ns, st.waves, kc.callback_ns);
+	fflush(stdout);
+	/* MMSB_WORKLOAD_HOLD_END=FIFO: alive, its work done, until a byte can be read */
+	if (getenv("MMSB_WORKLOAD_HOLD_END")) {
+		int fd = open(getenv("MMSB_WORKLOAD_HOLD_END"), O_RDONLY);
+		char c;
+
+		if (fd < 0 || read(fd, &c, 1) < 0)
+			return 1;
+		close(fd);
+	}
 	mmsb_state_close(s);
 	return 0;
 }

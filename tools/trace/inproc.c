@@ -321,6 +321,18 @@ bool inproc_refresh(struct inproc *ip)
 	return true;
 }
 
+/* -c ended the window: its end is the last interval's, so the intervals add up to the window. */
+void inproc_stop_at_interval(struct inproc *ip)
+{
+	if (!ip->iv[0].ns) {
+		inproc_stop(ip);
+		return;
+	}
+	snap_free(&ip->s[1]);
+	ip->s[1] = ip->iv[0];
+	memset(&ip->iv[0], 0, sizeof(ip->iv[0]));
+}
+
 void inproc_stop(struct inproc *ip)
 {
 	snapshot(ip, &ip->s[1]);

@@ -75,6 +75,28 @@ static void proc_line(int pid, const char *name, char *buf, size_t len)
 	fclose(f);
 }
 
+/* PID's cgroup: the v2 path ("0::/system.slice/foo.service"), else the first hierarchy's line. */
+static void cgroup_of(int pid, char *buf, size_t len)
+{
+	char path[64], line[256];
+	FILE *f;
+
+	buf[0] = 0;
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
+	f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		if (!strncmp(line, "0::", 3)) {
+			snprintf(buf, len, "%s", line + 3);
+			break;
+		}
+		if (!buf[0])
+			snprintf(buf, len, "%s", line);
+	}
+	if (f)
+		fclose(f);
+}
+
 /* Whether PID maps the library's file (by device and inode, whatever path it was opened by). */
 static bool maps_lib(const struct procs *p, int pid)
 {
@@ -121,9 +143,8 @@ static void add(struct procs *p, int pid, int blocks_fd, bool at_start, uint64_t
 	if (!pr->ip)
 		return;
 	proc_line(pid, "comm", pr->comm, sizeof(pr->comm));
-	/* cgroup v2: "0::/system.slice/foo.service" */
-	proc_line(pid, "cgroup", cg, sizeof(cg));
-	snprintf(pr->cgroup, sizeof(pr->cgroup), "%.127s", strncmp(cg, "0::", 3) ? cg : cg + 3);
+	cgroup_of(pid, cg, sizeof(cg));
+	snprintf(pr->cgroup, sizeof(pr->cgroup), "%.127s", cg);
 	inproc_poll(pr->ip, blocks_fd);
 	if (at_start)
 		inproc_start(pr->ip);
@@ -175,6 +196,13 @@ void procs_poll(struct procs *p, int blocks_fd, uint64_t ns)
 	for (int i = 0; i < p->n; i++)
 		if (!p->v[i].gone)
 			inproc_poll(p->v[i].ip, blocks_fd);
+}
+
+void procs_stop_at_interval(struct procs *p)
+{
+	for (int i = 0; i < p->n; i++)
+		if (!p->v[i].gone && p->v[i].ip)
+			inproc_stop_at_interval(p->v[i].ip);
 }
 
 void procs_refresh(struct procs *p)

@@ -159,10 +159,11 @@ struct session {
 	uint32_t mask;
 	char **cmd;
 	bool started;
-	struct hit_cal hc;   /* the hit cost's probes in our own process, out at the teardown */
-	struct inproc *ip;   /* spans mode: the target's own spans */
-	struct procs *procs; /* spans mode, -a: every process's */
-	int iv_fd;	     /* -i: the interval's span_stats, -1 until the first */
+	struct hit_cal hc;	/* the hit cost's probes in our own process, out at the teardown */
+	struct inproc *ip;	/* spans mode: the target's own spans */
+	struct procs *procs;	/* spans mode, -a: every process's */
+	int iv_fd;		/* -i: the interval's span_stats, -1 until the first */
+	bool ended_at_interval; /* -c: the window ends at the last interval's read */
 	uint64_t iv_start_ns;
 	struct bpf_link *span_reg, *switch_link, **smp_links;
 	int n_smp_links;
@@ -525,9 +526,13 @@ static void stop_window(struct session *s)
 	__atomic_store_n(&s->skel->bss->window_state, WINDOW_STOPPED, __ATOMIC_SEQ_CST);
 	rp->window_end_ns = mono_ns();
 	rp->wall_ns = rp->window_end_ns - rp->window_start_ns;
-	if (s->ip)
+	if (s->ip && s->ended_at_interval)
+		inproc_stop_at_interval(s->ip);
+	else if (s->ip)
 		inproc_stop(s->ip);
-	if (s->procs)
+	if (s->procs && s->ended_at_interval)
+		procs_stop_at_interval(s->procs);
+	else if (s->procs)
 		procs_refresh(s->procs);
 }
 
@@ -631,8 +636,10 @@ static void follow(struct session *s)
 		if (next_iv && now >= next_iv) {
 			interval_report(s, ++n_iv);
 			next_iv += (uint64_t)(ro.interval * 1e9);
-			if (ro.count && n_iv >= ro.count)
+			if (ro.count && n_iv >= ro.count) {
+				s->ended_at_interval = true;
 				break;
+			}
 			continue;
 		}
 		/* never sleep past the deadline (or the interval's end): the window is what was asked */

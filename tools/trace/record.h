@@ -122,6 +122,7 @@ int command_status(const char *name, int status);
 /* ---- the default mode: the target's own spans (inproc.c) ---- */
 
 struct inproc;
+struct procs;
 struct report;
 struct inproc_maps {
 	int stats_fd, blocks_fd, offcpu_fd, offcpu_start_fd, samples_fd, stacks_fd;
@@ -144,6 +145,9 @@ void inproc_folded(struct inproc *ip, struct report *rp, const struct inproc_map
 void inproc_charge_pending(const struct inproc_maps *m, uint64_t end_ns);
 /* A process found after the window opened (-a): its figures count from NS, all of them. */
 void inproc_start_at(struct inproc *ip, uint64_t ns);
+/* -c ended the window: its end is the last interval's read. */
+void inproc_stop_at_interval(struct inproc *ip);
+void procs_stop_at_interval(struct procs *p);
 /* -a: re-read while it lives; false once it is gone, its last figures kept. */
 bool inproc_refresh(struct inproc *ip);
 /* -i: the interval ending now, added into IV and STATS_FD (a map like span_stats). */
