@@ -78,7 +78,7 @@ static void proc_line(int pid, const char *name, char *buf, size_t len)
 /* PID's cgroup: the v2 path ("0::/system.slice/foo.service"), else the first hierarchy's line. */
 static void cgroup_of(int pid, char *buf, size_t len)
 {
-	char path[64], line[256];
+	char path[64], line[128];
 	FILE *f;
 
 	buf[0] = 0;
