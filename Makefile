@@ -68,6 +68,11 @@ JSONC_CFLAGS := $(shell $(PKG_CONFIG) --cflags json-c 2>/dev/null)
 JSONC_LIBS := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c)
 # mmsb-trace's symbols: elfutils' libdwfl (libdw loads libdebuginfod itself when it is used)
 DW_LIBS := $(shell $(PKG_CONFIG) --libs libdw 2>/dev/null || echo -ldw -lelf)
+# mmsb-trace --pprof: pprof's profile.proto into C by protoc-c at build time, gzip'd by zlib
+PROTOC_C ?= protoc-c
+PROTOBUF_C_CFLAGS := $(shell $(PKG_CONFIG) --cflags libprotobuf-c 2>/dev/null)
+PROTOBUF_C_LIBS := $(shell $(PKG_CONFIG) --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c)
+ZLIB_LIBS := $(shell $(PKG_CONFIG) --libs zlib 2>/dev/null || echo -lz)
 
 # CUDA: the GPU backend, its own shared object loaded at run time (libmmsb never links CUDA).
 # CUDA=auto builds it when nvcc is found, CUDA=1 requires it, CUDA=0 skips it. sm_90 code plus
@@ -113,7 +118,8 @@ COMMON_OBJS := $(patsubst %.c,$(O)/%.o,$(wildcard tools/common/*.c))
 tool_objs = $(patsubst %.c,$(O)/%.o,$(wildcard tools/$(1)/*.c)) $(COMMON_OBJS)
 TLOG_OBJS := $(call tool_objs,tlog)
 BENCH_OBJS := $(call tool_objs,bench)
-TRACE_OBJS := $(call tool_objs,trace)
+# the generated profile.pb-c.c is no file of tools/trace: named here, built in $(O)/gen
+TRACE_OBJS := $(call tool_objs,trace) $(O)/gen/profile.pb-c.o
 TOOL_OBJS := $(sort $(TLOG_OBJS) $(BENCH_OBJS) $(TRACE_OBJS))
 
 # Every object compiled with DEPFLAGS: their .d files are included below, so each object is
@@ -196,7 +202,7 @@ $(O)/libmmsb.a: $(LIB_OBJS)
 $(O)/tools/%.o: tools/%.c | $(O)/tools
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) $(JSONC_CFLAGS) -Itools/common -I$(O)/tools -Ibpf -I$(O)/bpf \
+	$(Q)$(CC) $(CFLAGS) $(JSONC_CFLAGS) $(PROTOBUF_C_CFLAGS) -Itools/common -I$(O)/tools -Ibpf -I$(O)/bpf \
 		$(DEPFLAGS) -c $< -o $@
 
 $(O)/mmsb-tlog: $(TLOG_OBJS) $(O)/libmmsb.so
@@ -211,7 +217,20 @@ $(O)/mmsb-bench: $(BENCH_OBJS) \
 $(O)/mmsb-trace: $(TRACE_OBJS) $(O)/libmmsb.so
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) $(JSONC_LIBS) \
-		$(LIBBPF_LIBS) $(DW_LIBS) -lelf -lpfm
+		$(LIBBPF_LIBS) $(DW_LIBS) -lelf -lpfm $(PROTOBUF_C_LIBS) $(ZLIB_LIBS)
+
+# profile.proto (pprof's, Apache-2.0) into C; the .h is made with the .c
+$(O)/gen/profile.pb-c.c: tools/trace/profile.proto | $(O)/gen
+	$(call msg,PROTOC-C,$@)
+	$(Q)$(PROTOC_C) --c_out=$(O)/gen --proto_path=tools/trace $<
+$(O)/gen/profile.pb-c.h: $(O)/gen/profile.pb-c.c
+
+$(O)/gen/profile.pb-c.o: $(O)/gen/profile.pb-c.c $(O)/gen/profile.pb-c.h
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(PROTOBUF_C_CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+# before out_pprof.o's first compile; then its .d file names it
+$(O)/tools/trace/out_pprof.o: | $(O)/gen/profile.pb-c.h
 
 # the tracer's BPF skeletons exist before its first compile; then its .d files name them
 $(filter-out $(COMMON_OBJS),$(TRACE_OBJS)): | $(BPF_SKELS)
@@ -411,7 +430,8 @@ install: lib tools $(O)/libmmsb.pc
 	$(Q)$(CC) $(LDFLAGS) $(BENCH_OBJS) -o $(DESTDIR)$(PREFIX)/bin/mmsb-bench -L$(O) -lmmsb \
 		-Wl,-rpath,$(LIBDIR) $(JSONC_LIBS) -lm
 	$(Q)$(CC) $(LDFLAGS) $(TRACE_OBJS) -o $(DESTDIR)$(PREFIX)/bin/mmsb-trace -L$(O) -lmmsb \
-		-Wl,-rpath,$(LIBDIR) $(JSONC_LIBS) $(LIBBPF_LIBS) $(DW_LIBS) -lelf -lpfm
+		-Wl,-rpath,$(LIBDIR) $(JSONC_LIBS) $(LIBBPF_LIBS) $(DW_LIBS) -lelf -lpfm \
+		$(PROTOBUF_C_LIBS) $(ZLIB_LIBS)
 
 uninstall:
 	$(Q)rm -f $(DESTDIR)$(LIBDIR)/libmmsb.so* $(DESTDIR)$(LIBDIR)/libmmsb.a \

@@ -10,6 +10,7 @@ PKGS=(
 	gcc make clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
 	systemtap-sdt-dev libjson-c-dev libpfm4-dev bpftrace python3 valgrind
 	libdw-dev libdebuginfod1 libc6-dbg elfutils
+	libprotobuf-c-dev protobuf-c-compiler golang-go
 )
 
 missing=()

@@ -25,13 +25,14 @@
 enum { MODE_SPANS, MODE_PROBES };
 
 /* The files record writes, each opened before the command starts (tool_helpers.h). */
-enum { OUT_FOLDED, OUT_JSON, OUT_SPEEDSCOPE, OUT_EVENTS, N_OUT };
+enum { OUT_FOLDED, OUT_JSON, OUT_SPEEDSCOPE, OUT_EVENTS, OUT_PPROF, N_OUT };
 
 /* What record was asked for: the command line, then a profile where the line did not say. */
 struct record_opts {
 	uint64_t pid;
 	double duration;
 	const char *folded, *json_out, *speedscope, *events, *lib, *kinds, *profile, *out_dir, *pmu;
+	const char *pprof; /* --pprof FILE */
 	struct out_file out[N_OUT];
 	bool as_root, no_table, stacks_set;
 	int stack_mode;
@@ -315,6 +316,21 @@ void speedscope_stack(struct speedscope *ss, const struct stack_row *row);
 void speedscope_host(struct speedscope *ss, const struct host_frame *hf, uint64_t ns);
 int speedscope_write(struct speedscope *ss, struct out_file *out, struct timeline *tl);
 void speedscope_free(struct speedscope *ss);
+
+/*
+ * The pprof profile (out_pprof.c): a sample per stack during the walk, then the timer samples
+ * and off-CPU time (spans mode), gzip'd into its output file.
+ */
+void pprof_stack(struct report *rp, const struct stack_row *row);
+int pprof_write(struct report *rp);
+/*
+ * For it, from inproc.c: the kinds of NODE of thread TID's block at the window's end and of the
+ * spans around it, outermost first, into KINDS (at most MAX): their count, or -1 when the block
+ * is not known (a sample "[outside-spans]"); the kernel's name of a kernel address.
+ */
+int inproc_node_kinds(const struct inproc *ip, int blocks_fd, uint32_t tid, uint32_t node,
+		      int *kinds, int max);
+const char *inproc_ksym(uint64_t addr);
 
 /* A JSON document into its output file, then the file into place. */
 int write_json(struct out_file *o, struct json_object *j, int flags);
