@@ -850,3 +850,30 @@ void inproc_free(struct inproc *ip)
 	free(ip->iv_rows);
 	free(ip);
 }
+
+/* --pprof (out_pprof.c): a node's kinds, outermost first, as inproc_folded() names them. */
+int inproc_node_kinds(const struct inproc *ip, int blocks_fd, uint32_t tid, uint32_t node,
+		      int *kinds, int max)
+{
+	const struct blk *b;
+	__u64 addr;
+	int n = 0;
+
+	if (!node || bpf_map_lookup_elem(blocks_fd, &tid, &addr) ||
+	    !(b = find_blk(&ip->s[1], addr)))
+		return -1;
+	for (uint32_t p = node; p && p < b->t->n_nodes && n < max; p = b->t->nodes[p].parent)
+		kinds[n++] = b->t->nodes[p].kind;
+	for (int i = 0; i < n / 2; i++) {
+		int k = kinds[i];
+
+		kinds[i] = kinds[n - 1 - i];
+		kinds[n - 1 - i] = k;
+	}
+	return n;
+}
+
+const char *inproc_ksym(uint64_t addr)
+{
+	return ksym_name(addr);
+}

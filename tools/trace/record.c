@@ -332,10 +332,9 @@ static int find_lib(struct session *s)
 static int open_outputs(struct session *s)
 {
 	const char *paths[N_OUT] = {
-		[OUT_FOLDED] = ro.folded,
-		[OUT_JSON] = ro.json_out,
-		[OUT_SPEEDSCOPE] = ro.speedscope,
-		[OUT_EVENTS] = ro.events,
+		[OUT_FOLDED] = ro.folded,	  [OUT_JSON] = ro.json_out,
+		[OUT_SPEEDSCOPE] = ro.speedscope, [OUT_EVENTS] = ro.events,
+		[OUT_PPROF] = ro.pprof,
 	};
 
 	for (int i = 0; i < N_OUT; i++)

@@ -74,6 +74,9 @@ int record_help(void)
 	       "  -f, --folded FILE      folded stacks weighted in ns of self time\n"
 	       "  -J, --json FILE        everything, as JSON\n"
 	       "  -s, --speedscope FILE  a speedscope profile (with -e, also a timeline per thread)\n"
+	       "      --pprof FILE       a gzip'd pprof profile (go tool pprof): calls, self and\n"
+	       "                         total ns per stack; spans mode adds on/off-CPU ns and the\n"
+	       "                         timer samples\n"
 	       "  -e, --events FILE      stream every closed span through a ring buffer into FILE,\n"
 	       "                         one JSON object a line; drops are counted and reported\n"
 	       "      --pmu EVENTS       count these events per span (comma list, at most 4; see\n"
@@ -165,6 +168,7 @@ int record_parse_args(int argc, char **argv, char ***cmd)
 		{ "pmu", required_argument, NULL, 4 },
 		{ "host-sample", optional_argument, NULL, 5 },
 		{ "mode", required_argument, NULL, 6 },
+		{ "pprof", required_argument, NULL, 7 },
 		{ "freq", required_argument, NULL, 'F' },
 		{ "interval", required_argument, NULL, 'i' },
 		{ "all-processes", no_argument, NULL, 'a' },
@@ -265,6 +269,9 @@ int record_parse_args(int argc, char **argv, char ***cmd)
 				p_err("--mode takes spans or probes, not '%s'", optarg);
 				return EXIT_USAGE;
 			}
+			break;
+		case 7:
+			ro.pprof = optarg;
 			break;
 		case 'F':
 			if (parse_u64(optarg, 0, 100000, &ro.sample_hz)) {

@@ -191,6 +191,8 @@ static void walk_stacks(struct report *rp, struct speedscope *ss, struct json_ob
 			folded_stack(folded, &row);
 		if (jstacks)
 			json_object_array_add(jstacks, json_stack(rp->o, &row));
+		if (rp->o->out[OUT_PPROF].f)
+			pprof_stack(rp, &row);
 	}
 }
 
@@ -524,6 +526,8 @@ int report_write(struct report *rp)
 	table_footer(rp);
 	overhead_warning(rp);
 	if (o->json_out && json_report_write(rp, jstacks))
+		ret = EXIT_FAIL;
+	if (o->out[OUT_PPROF].f && pprof_write(rp))
 		ret = EXIT_FAIL;
 	if (ssp) {
 		if (speedscope_write(ssp, &o->out[OUT_SPEEDSCOPE], rp->tl))
