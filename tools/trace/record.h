@@ -50,6 +50,7 @@ struct record_opts {
 	uint64_t count;	    /* -c: that many intervals, then stop (0: until the end) */
 	bool timestamps;    /* -T */
 	bool all;	    /* -a: every process that maps the library */
+	bool top;	    /* top on a terminal: each interval on a cleared screen */
 };
 
 /* The one set of options, filled by record_parse_args() (record_opts.c). */

@@ -149,6 +149,29 @@ int record_apply_profile(uint32_t *mask)
 	return 0;
 }
 
+/* top: set before record parses its options, which clear ro */
+static bool top;
+
+int do_top(int argc, char **argv)
+{
+	char **args = calloc((size_t)argc + 4, sizeof(*args));
+	int n = 0, ret;
+
+	if (!args)
+		return EXIT_FAIL;
+	/* record -a -i 1 [OPTIONS]: a later -i of the user's overrides the 1 */
+	args[n++] = "top";
+	args[n++] = "-a";
+	args[n++] = "-i";
+	args[n++] = "1";
+	for (int i = 1; i < argc; i++)
+		args[n++] = argv[i];
+	top = true;
+	ret = do_record(n, args);
+	free(args);
+	return ret;
+}
+
 int record_parse_args(int argc, char **argv, char ***cmd)
 {
 	static const struct option opts[] = {
@@ -315,6 +338,7 @@ int record_parse_args(int argc, char **argv, char ***cmd)
 		return EXIT_USAGE;
 	}
 	/* every user's processes, read: sudo may grant mmsb-trace to users who may not */
+	ro.top = top && isatty(STDOUT_FILENO);
 	if (ro.all && sudo_env()) {
 		p_err("-a is refused under sudo (SUDO_UID=%.20s): it reads every user's processes",
 		      getenv("SUDO_UID"));

@@ -490,7 +490,10 @@ void report_interval(struct report *iv, int stats_fd, uint64_t n)
 		kind_add(&iv->kt[key.kind], &v);
 		iv->self_sum += v.self_ns;
 	}
-	if (iv->o->timestamps) {
+	if (iv->o->top)
+		tprintf(iv,
+			"\033[H\033[2J"); /* home, clear: the terminal shows this interval only */
+	if (iv->o->timestamps || iv->o->top) {
 		time_t now = time(NULL);
 		char ts[16];
 

@@ -12,6 +12,8 @@
 extern bool json;
 
 int do_record(int argc, char **argv);
+/* top: record -a -i 1 (or -i SECS), each interval's table on a cleared terminal */
+int do_top(int argc, char **argv);
 int do_features(int argc, char **argv);
 int record_help(void);
 int features_help(void);
