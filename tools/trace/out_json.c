@@ -302,8 +302,9 @@ static void spans_json(const struct report *rp, struct json_object *o)
 	json_object_object_add(o, "thread_ns", json_object_new_uint64(rp->thread_ns));
 	json_object_object_add(o, "spans", json_object_new_uint64(spans));
 	json_object_object_add(o, "span_cost_ns", json_object_new_uint64(rp->span_cost_ns));
+	json_object_object_add(o, "bpf_run_ns", json_object_new_uint64(rp->bpf_run_ns));
 	json_object_object_add(o, "estimated_overhead_ns",
-			       json_object_new_uint64(spans * rp->span_cost_ns));
+			       json_object_new_uint64(spans * rp->span_cost_ns + rp->bpf_run_ns));
 	json_object_object_add(o, "spans_past_depth", json_object_new_uint64(rp->span_deep));
 	json_object_object_add(o, "spans_not_aggregated", json_object_new_uint64(rp->span_lost));
 	json_object_object_add(o, "blocks_read_while_written",

@@ -164,6 +164,7 @@ struct session {
 	struct procs *procs;	/* spans mode, -a: every process's */
 	int iv_fd;		/* -i: the interval's span_stats, -1 until the first */
 	bool ended_at_interval; /* -c: the window ends at the last interval's read */
+	int bpf_stats_fd;	/* spans mode: the programs' run time counted while it is open */
 	uint64_t iv_start_ns;
 	struct bpf_link *span_reg, *switch_link, **smp_links;
 	int n_smp_links;
@@ -443,6 +444,8 @@ static int attach_spans(struct session *s)
 		return -1;
 	}
 	s->rp.span_cost_ns = inproc_span_cost();
+	/* the kernel programs' own run time, part of the cost line (-1: not counted here) */
+	s->bpf_stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
 	/* -a: on the file, for every process that maps it, now or later (pid -1) */
 	s->span_reg = bpf_program__attach_usdt(skel->progs.span_register, ro.all ? -1 : s->rp.pid,
 					       s->lib, "mmsb", "span__register", NULL);
@@ -733,6 +736,17 @@ static void collect_open(struct session *s)
 	}
 }
 
+/* What a program has run for so far (kernel.bpf_stats_enabled, held by our fd): ns. */
+static uint64_t prog_run_ns(const struct bpf_program *prog)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
+		return 0;
+	return info.run_time_ns;
+}
+
 /*
  * The window closed: the command's processes let go first (a tracee that stops, a signal or a
  * fork, while the probes come out, seconds, would wait for us), then what the maps hold, read
@@ -777,6 +791,9 @@ static void collect(struct session *s)
 			.stacks_fd = bpf_map__fd(skel->maps.user_stacks),
 		};
 		rp->ip = s->ip;
+		rp->bpf_run_ns = prog_run_ns(s->skel->progs.span_switch) +
+				 prog_run_ns(s->skel->progs.span_sample) +
+				 prog_run_ns(s->skel->progs.span_register);
 		inproc_charge_pending(&rp->maps, rp->window_end_ns);
 		if (s->procs ? procs_report(s->procs, rp, &rp->maps, s->mask) :
 			       inproc_report(s->ip, rp, &rp->maps, s->mask))
@@ -927,6 +944,8 @@ static void session_free(struct session *s)
 	free(s->smp_links);
 	if (s->iv_fd >= 0)
 		close(s->iv_fd);
+	if (s->bpf_stats_fd >= 0)
+		close(s->bpf_stats_fd);
 	bpf_link__destroy(s->switch_link);
 	bpf_link__destroy(s->span_reg);
 	inproc_free(s->ip);
@@ -962,6 +981,7 @@ int do_record(int argc, char **argv)
 	memset(&s, 0, sizeof(s));
 	s.nr_cpus = 1;
 	s.iv_fd = -1;
+	s.bpf_stats_fd = -1;
 	ret = record_parse_args(argc, argv, &s.cmd);
 	if (ret == GO_ON)
 		ret = check_request(&s);

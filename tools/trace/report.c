@@ -267,7 +267,7 @@ static void table_spans(const struct report *rp)
 
 	for (int k = 0; k < SPAN_KINDS; k++)
 		spans += rp->kt[k].count + rp->open_n[k];
-	cost = spans * rp->span_cost_ns;
+	cost = spans * rp->span_cost_ns + rp->bpf_run_ns;
 	fmt_dur(cost, ov, sizeof(ov));
 	char who[64];
 
@@ -278,8 +278,8 @@ static void table_spans(const struct report *rp)
 		snprintf(who, sizeof(who), "process %d", rp->pid);
 	tprintf(rp,
 		"mmsb-trace: window: %.2f s, %s, %d thread%s (%.2f s of thread time): "
-		"spans mode, %" PRIu64 " spans, estimated cost %s (%.1f%% of the thread time, at "
-		"%" PRIu64 " ns a span, measured)\n\n",
+		"spans mode, %" PRIu64 " spans, estimated cost %s (%.1f%% of the thread time: "
+		"%" PRIu64 " ns a span, measured, and the kernel programs' run time)\n\n",
 		(double)rp->wall_ns / 1e9, who, rp->n_threads, rp->n_threads == 1 ? "" : "s",
 		(double)rp->thread_ns / 1e9, spans, ov, 100.0 * share(cost, base),
 		rp->span_cost_ns);
