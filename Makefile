@@ -73,6 +73,8 @@ PROTOC_C ?= protoc-c
 PROTOBUF_C_CFLAGS := $(shell $(PKG_CONFIG) --cflags libprotobuf-c 2>/dev/null)
 PROTOBUF_C_LIBS := $(shell $(PKG_CONFIG) --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c)
 ZLIB_LIBS := $(shell $(PKG_CONFIG) --libs zlib 2>/dev/null || echo -lz)
+# mmsb-trace serve: /metrics over HTTP (Debian libmicrohttpd-dev)
+MHD_LIBS := $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 
 # CUDA: the GPU backend, its own shared object loaded at run time (libmmsb never links CUDA).
 # CUDA=auto builds it when nvcc is found, CUDA=1 requires it, CUDA=0 skips it. sm_90 code plus
@@ -217,7 +219,7 @@ $(O)/mmsb-bench: $(BENCH_OBJS) \
 $(O)/mmsb-trace: $(TRACE_OBJS) $(O)/libmmsb.so
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) -o $@ -L$(O) -lmmsb $(RPATH) $(JSONC_LIBS) \
-		$(LIBBPF_LIBS) $(DW_LIBS) -lelf -lpfm $(PROTOBUF_C_LIBS) $(ZLIB_LIBS)
+		$(LIBBPF_LIBS) $(DW_LIBS) -lelf -lpfm $(PROTOBUF_C_LIBS) $(ZLIB_LIBS) $(MHD_LIBS)
 
 # profile.proto (pprof's, Apache-2.0) into C; the .h is made with the .c
 $(O)/gen/profile.pb-c.c: tools/trace/profile.proto | $(O)/gen
@@ -431,7 +433,7 @@ install: lib tools $(O)/libmmsb.pc
 		-Wl,-rpath,$(LIBDIR) $(JSONC_LIBS) -lm
 	$(Q)$(CC) $(LDFLAGS) $(TRACE_OBJS) -o $(DESTDIR)$(PREFIX)/bin/mmsb-trace -L$(O) -lmmsb \
 		-Wl,-rpath,$(LIBDIR) $(JSONC_LIBS) $(LIBBPF_LIBS) $(DW_LIBS) -lelf -lpfm \
-		$(PROTOBUF_C_LIBS) $(ZLIB_LIBS)
+		$(PROTOBUF_C_LIBS) $(ZLIB_LIBS) $(MHD_LIBS)
 
 uninstall:
 	$(Q)rm -f $(DESTDIR)$(LIBDIR)/libmmsb.so* $(DESTDIR)$(LIBDIR)/libmmsb.a \

@@ -11,6 +11,7 @@ PKGS=(
 	systemtap-sdt-dev libjson-c-dev libpfm4-dev bpftrace python3 valgrind
 	libdw-dev libdebuginfod1 libc6-dbg elfutils
 	libprotobuf-c-dev protobuf-c-compiler golang-go
+	libmicrohttpd-dev prometheus
 )
 
 missing=()

@@ -246,6 +246,7 @@ static int do_help(int argc, char **argv);
 static const struct cmd cmds[] = {
 	{ "record", do_record, "attribute a command's or a process's time, per span and stack" },
 	{ "top", do_top, "every process's spans, live: record -a -i 1 on a cleared screen" },
+	{ "serve", do_serve, "every process's spans as Prometheus metrics: --listen ADDR" },
 	{ "list", do_list, "the USDT probes of a binary or of a running process" },
 	{ "features", do_features, "what this kernel offers; --calibrate: the cost of a hit" },
 	{ "profiles", do_profiles, "the trace profiles record -P can use, or check some" },
@@ -260,6 +261,8 @@ static int do_help(int argc, char **argv)
 		return do_list_help();
 	if (argc > 1 && !strcmp(argv[1], "record"))
 		return record_help();
+	if (argc > 1 && !strcmp(argv[1], "serve"))
+		return serve_help();
 	if (argc > 1 && !strcmp(argv[1], "features"))
 		return features_help();
 	if (argc > 1 && !strcmp(argv[1], "profiles"))

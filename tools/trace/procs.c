@@ -26,6 +26,7 @@ struct proc {
 	int pid;
 	struct inproc *ip;
 	bool gone;
+	uint64_t gone_ns, serial; /* serve: when it was seen gone; which process of its pid */
 	char comm[16];
 	char cgroup[128];
 };
@@ -36,6 +37,7 @@ struct procs {
 	ino_t ino;
 	struct proc *v;
 	int n;
+	uint64_t serial; /* processes found so far */
 };
 
 struct procs *procs_new(const char *lib)
@@ -121,24 +123,39 @@ static bool maps_lib(const struct procs *p, int pid)
 
 static struct proc *find(struct procs *p, int pid)
 {
+	/* an exited one's pid may be a new process's: that one is found again */
 	for (int i = 0; i < p->n; i++)
-		if (p->v[i].pid == pid)
+		if (p->v[i].pid == pid && !p->v[i].gone)
 			return &p->v[i];
 	return NULL;
+}
+
+/* The I-th process forgotten (serve: exited and kept long enough, or its pid taken again). */
+static void forget(struct procs *p, int i)
+{
+	inproc_free(p->v[i].ip);
+	memmove(&p->v[i], &p->v[i + 1], (size_t)(p->n - i - 1) * sizeof(p->v[0]));
+	p->n--;
 }
 
 /* A process to follow: its blocks read now (at the window's start) or counted from NS. */
 static void add(struct procs *p, int pid, int blocks_fd, bool at_start, uint64_t ns)
 {
-	struct proc *v = realloc(p->v, (size_t)(p->n + 1) * sizeof(*v)), *pr;
+	struct proc *v, *pr;
 	char cg[160];
 
+	/* an exited process of the same pid: a row per pid, the live one's */
+	for (int i = 0; i < p->n; i++)
+		if (p->v[i].pid == pid && p->v[i].gone)
+			forget(p, i--);
+	v = realloc(p->v, (size_t)(p->n + 1) * sizeof(*v));
 	if (!v)
 		return;
 	p->v = v;
 	pr = &v[p->n];
 	memset(pr, 0, sizeof(*pr));
 	pr->pid = pid;
+	pr->serial = ++p->serial;
 	pr->ip = inproc_new(pid, p->lib);
 	if (!pr->ip)
 		return;
@@ -208,8 +225,10 @@ void procs_stop_at_interval(struct procs *p)
 void procs_refresh(struct procs *p)
 {
 	for (int i = 0; i < p->n; i++)
-		if (!p->v[i].gone && p->v[i].ip)
-			p->v[i].gone = !inproc_refresh(p->v[i].ip);
+		if (!p->v[i].gone && p->v[i].ip && !inproc_refresh(p->v[i].ip)) {
+			p->v[i].gone = true;
+			p->v[i].gone_ns = mono_ns();
+		}
 }
 
 /* The rows of one process's threads, summed into its own row. */
@@ -261,6 +280,54 @@ int procs_interval(struct procs *p, struct report *iv, const struct inproc_maps 
 		proc_row(iv, &p->v[i], first);
 	}
 	return 0;
+}
+
+int procs_each(struct procs *p, const struct inproc_maps *m, uint32_t mask, int stats_fd,
+	       void (*fn)(void *ctx, uint64_t serial, const struct proc_row *row,
+			  const struct report *rp),
+	       void *ctx)
+{
+	struct inproc_maps mine = *m;
+
+	mine.stats_fd = stats_fd;
+	for (int i = 0; i < p->n; i++) {
+		struct proc_row row;
+		struct report r = { .o = &ro, .procs = &row };
+		struct span_key key;
+
+		if (!p->v[i].ip)
+			continue;
+		while (!bpf_map_get_next_key(stats_fd, NULL, &key))
+			bpf_map_delete_elem(stats_fd, &key);
+		if (!inproc_report(p->v[i].ip, &r, &mine, mask)) {
+			proc_row(&r, &p->v[i], 0);
+			report_sum_kinds(&r, stats_fd);
+			fn(ctx, p->v[i].serial, &row, &r);
+		}
+		free(r.threads);
+	}
+	return 0;
+}
+
+void procs_prune(struct procs *p, uint64_t now_ns, uint64_t keep_ns, int keep_max)
+{
+	int gone = 0;
+
+	for (int i = p->n - 1; i >= 0; i--) {
+		if (p->v[i].gone && now_ns - p->v[i].gone_ns > keep_ns)
+			forget(p, i);
+		else
+			gone += p->v[i].gone;
+	}
+	/* past KEEP_MAX, the one that exited first goes */
+	for (; gone > keep_max; gone--) {
+		int old = -1;
+
+		for (int i = 0; i < p->n; i++)
+			if (p->v[i].gone && (old < 0 || p->v[i].gone_ns < p->v[old].gone_ns))
+				old = i;
+		forget(p, old);
+	}
 }
 
 void procs_free(struct procs *p)

@@ -168,6 +168,7 @@ struct session {
 	uint64_t iv_start_ns;
 	struct bpf_link *span_reg, *switch_link, **smp_links;
 	int n_smp_links;
+	uint64_t next_export; /* serve: when the exporter gets the figures next */
 };
 
 /*
@@ -583,6 +584,18 @@ static void interval_report(struct session *s, uint64_t n)
 	s->iv_start_ns = iv.window_end_ns;
 }
 
+/* serve: every process's figures so far, to the exporter (serve.c) */
+static void export_figures(struct session *s)
+{
+	struct inproc_maps m = {
+		.blocks_fd = bpf_map__fd(s->skel->maps.span_blocks),
+		.offcpu_fd = bpf_map__fd(s->skel->maps.span_offcpu),
+	};
+
+	serve_export(s->procs, &m, s->mask, s->skel->bss->counters, s->rp.span_cost_ns);
+	s->next_export = mono_ns() + 1000000000ull;
+}
+
 /* Follow the target until it exits, the duration ends or we are told to stop. */
 static void follow(struct session *s)
 {
@@ -675,6 +688,8 @@ static void follow(struct session *s)
 			}
 			last_poll = mono_ns();
 		}
+		if (ro.listen && mono_ns() >= s->next_export)
+			export_figures(s);
 		if (s->ip && mono_ns() - last_poll > 100000000ull) {
 			/* blocks whose announcement came before the program did */
 			inproc_poll(s->ip, bpf_map__fd(s->skel->maps.span_blocks));
@@ -971,6 +986,7 @@ static void session_free(struct session *s)
 		out_discard(&ro.out[i]);
 	free(s->tl.v);
 	mmsb_trace_bpf__destroy(s->skel);
+	serve_stop();
 }
 
 int do_record(int argc, char **argv)
@@ -987,6 +1003,8 @@ int do_record(int argc, char **argv)
 		ret = check_request(&s);
 	if (ret == GO_ON)
 		ret = find_lib(&s);
+	if (ret == GO_ON && ro.listen && serve_start(ro.listen))
+		ret = EXIT_FAIL; /* before anything is attached: a port in use fails at once */
 	if (ret != GO_ON)
 		return ret;
 	if (open_outputs(&s))
@@ -1000,6 +1018,8 @@ int do_record(int argc, char **argv)
 	if (ret == GO_ON) {
 		follow(&s);
 		collect(&s);
+		if (ro.listen)
+			export_figures(&s); /* the last figures, pending off-CPU time charged */
 		ret = conclude(&s);
 	}
 	session_free(&s);

@@ -47,6 +47,7 @@ struct record_opts {
 	int mode;	    /* MODE_SPANS, MODE_PROBES (--mode) */
 	uint64_t sample_hz; /* the default mode's stack samples (-F), 0: none */
 	double interval;    /* -i: a report every so many seconds, 0: one at the end */
+	const char *listen; /* serve: --listen ADDR[:PORT], the exporter's (serve.c) */
 	uint64_t count;	    /* -c: that many intervals, then stop (0: until the end) */
 	bool timestamps;    /* -T */
 	bool all;	    /* -a: every process that maps the library */
@@ -173,6 +174,18 @@ int procs_report(struct procs *p, struct report *rp, const struct inproc_maps *m
 int procs_interval(struct procs *p, struct report *iv, const struct inproc_maps *m, uint32_t mask,
 		   int stats_fd);
 int procs_count(const struct procs *p);
+/*
+ * serve: each process's figures since it was found, one at a time: into a scratch report and
+ * STATS_FD (a map like span_stats, emptied first), its kinds summed, handed to FN. SERIAL tells
+ * a process from a later one with its pid.
+ */
+struct proc_row;
+int procs_each(struct procs *p, const struct inproc_maps *m, uint32_t mask, int stats_fd,
+	       void (*fn)(void *ctx, uint64_t serial, const struct proc_row *row,
+			  const struct report *rp),
+	       void *ctx);
+/* serve: an exited process is kept KEEP_NS after its exit, and the last KEEP_MAX at most. */
+void procs_prune(struct procs *p, uint64_t now_ns, uint64_t keep_ns, int keep_max);
 void procs_free(struct procs *p);
 /* ns a span costs the target on this host (measured in our process, about 5 ms) */
 uint64_t inproc_span_cost(void);
@@ -281,6 +294,8 @@ struct stack_row {
 
 /* -i: one interval's table on stdout, from STATS_FD (the interval's map). */
 void report_interval(struct report *iv, int stats_fd, uint64_t n);
+/* Every entry of STATS_FD (a map like span_stats) summed per kind into rp->kt and self_sum. */
+void report_sum_kinds(struct report *rp, int stats_fd);
 /* Every output of the run: the table on stdout and the files asked for. EXIT_OK or EXIT_FAIL. */
 int report_write(struct report *rp);
 /*
@@ -333,6 +348,16 @@ int pprof_write(struct report *rp);
 int inproc_node_kinds(const struct inproc *ip, int blocks_fd, uint32_t tid, uint32_t node,
 		      int *kinds, int max);
 const char *inproc_ksym(uint64_t addr);
+
+/*
+ * serve (serve.c): the exporter. serve_start() listens on ADDR[:PORT] (its own thread), before
+ * anything is attached; serve_export() hands it every process's figures so far (record.c, once
+ * a second and at the end); serve_stop() at the session's end.
+ */
+int serve_start(const char *listen);
+void serve_export(struct procs *p, const struct inproc_maps *m, uint32_t mask,
+		  const __u64 *counters, uint64_t span_cost_ns);
+void serve_stop(void);
 
 /* A JSON document into its output file, then the file into place. */
 int write_json(struct out_file *o, struct json_object *j, int flags);

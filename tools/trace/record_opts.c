@@ -197,6 +197,7 @@ int record_parse_args(int argc, char **argv, char ***cmd)
 		{ "all-processes", no_argument, NULL, 'a' },
 		{ "count", required_argument, NULL, 'c' },
 		{ "timestamp", no_argument, NULL, 'T' },
+		{ "listen", required_argument, NULL, 8 },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -296,6 +297,9 @@ int record_parse_args(int argc, char **argv, char ***cmd)
 		case 7:
 			ro.pprof = optarg;
 			break;
+		case 8:
+			ro.listen = optarg; /* serve's (serve.c) */
+			break;
 		case 'F':
 			if (parse_u64(optarg, 0, 100000, &ro.sample_hz)) {
 				p_err("invalid sample rate '%s' (Hz, 0 to 100000)", optarg);
@@ -342,6 +346,10 @@ int record_parse_args(int argc, char **argv, char ***cmd)
 	if (ro.all && sudo_env()) {
 		p_err("-a is refused under sudo (SUDO_UID=%.20s): it reads every user's processes",
 		      getenv("SUDO_UID"));
+		return EXIT_USAGE;
+	}
+	if (ro.listen && (!ro.all || ro.interval)) {
+		p_err("--listen is serve's: every process (-a), no -i");
 		return EXIT_USAGE;
 	}
 	if ((ro.count || ro.timestamps) && !ro.interval) {

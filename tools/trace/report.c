@@ -477,7 +477,7 @@ static void overhead_warning(const struct report *rp)
 		prog_name, 100.0 * share(overhead, rp->wall_ns), rp->o->hit_ns);
 }
 
-void report_interval(struct report *iv, int stats_fd, uint64_t n)
+void report_sum_kinds(struct report *rp, int stats_fd)
 {
 	struct span_key key, next, *prev = NULL;
 	struct span_stats v;
@@ -487,9 +487,14 @@ void report_interval(struct report *iv, int stats_fd, uint64_t n)
 		prev = &key;
 		if (bpf_map_lookup_elem(stats_fd, &key, &v) || key.kind >= SPAN_KINDS)
 			continue;
-		kind_add(&iv->kt[key.kind], &v);
-		iv->self_sum += v.self_ns;
+		kind_add(&rp->kt[key.kind], &v);
+		rp->self_sum += v.self_ns;
 	}
+}
+
+void report_interval(struct report *iv, int stats_fd, uint64_t n)
+{
+	report_sum_kinds(iv, stats_fd);
 	if (iv->o->top)
 		tprintf(iv,
 			"\033[H\033[2J"); /* home, clear: the terminal shows this interval only */

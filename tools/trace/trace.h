@@ -14,6 +14,9 @@ extern bool json;
 int do_record(int argc, char **argv);
 /* top: record -a -i 1 (or -i SECS), each interval's table on a cleared terminal */
 int do_top(int argc, char **argv);
+/* serve --listen ADDR: record -a as a Prometheus exporter (serve.c) */
+int do_serve(int argc, char **argv);
+int serve_help(void);
 int do_features(int argc, char **argv);
 int record_help(void);
 int features_help(void);
