@@ -629,8 +629,7 @@ static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_
 		MMSB_ENGINE_BATCH_END(n, err ? 0 : pages, err);
 	}
 	/* the in-process span's end: the probe above fires under its own check */
-	if (mmsb__spans_used)
-		MMSB_SPAN(ENGINE_BATCH_END);
+	MMSB_SPAN(ENGINE_BATCH_END);
 	return err;
 }
 

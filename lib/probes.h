@@ -62,7 +62,11 @@ static inline void mmsb__span_end(unsigned int kind)
 		}                                                                                  \
 	} while (0)
 /* Only the in-process span, where the site fires the probe under its own check. */
-#define MMSB_SPAN(NAME, ...) MMSB__SPAN_##NAME(__VA_ARGS__)
+#define MMSB_SPAN(NAME, ...)                                                                       \
+	do {                                                                                       \
+		if (__builtin_expect(MMSB__SPAN_ON_##NAME(), 0))                                   \
+			MMSB__SPAN_##NAME(__VA_ARGS__);                                            \
+	} while (0)
 
 /*
  * The host side of the boundary, sampled (mmsb-trace record --host-sample, docs/ffi.md). While a
@@ -104,7 +108,8 @@ struct mmsb__api_scope {
 };
 
 /* A tracer holds one of the three switches: the crossing record, the span, the probe. */
-static inline uint32_t mmsb__api_enter(uint32_t id)
+/* always inlined: each public function keeps a site of its own for api__entry and api__exit */
+static inline __attribute__((always_inline)) uint32_t mmsb__api_enter(uint32_t id)
 {
 	uint32_t on = 0;
 
@@ -121,7 +126,7 @@ static inline uint32_t mmsb__api_enter(uint32_t id)
 	return on;
 }
 
-static inline void mmsb__api_exit(const struct mmsb__api_scope *sc)
+static inline __attribute__((always_inline)) void mmsb__api_exit(const struct mmsb__api_scope *sc)
 {
 	struct mmsb_span_thread *t = mmsb__span_self;
 
