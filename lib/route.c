@@ -9,13 +9,16 @@
 #include "probes.h"
 
 /*
+ * Inlined into each entry point, so that a sampled stack names mmsb_page_update() or
+ * mmsb_page_write() and not a shared helper the call jumped to (tests/test_trace_syms.sh).
  * Write len bytes at offset of page id (whole: the write must be the whole page), diffed against
  * the bytes it replaces: only those bytes are read, diffed, logged, applied and saved for an
  * undo, so the cost is the write's, whatever the page's size. 1 when a delta was routed, 0 when
  * the bytes were unchanged, or an error with nothing changed.
  */
-static int update_range(struct mmsb_state *s, uint64_t id, uint64_t offset, const void *data,
-			size_t len, bool whole)
+static inline __attribute__((always_inline)) int update_range(struct mmsb_state *s, uint64_t id,
+							      uint64_t offset, const void *data,
+							      size_t len, bool whole)
 {
 	struct mmsb_delta d = { 0 };
 	struct mmsb_page *p;
