@@ -113,7 +113,7 @@ static int attach_all(struct mmsb_trace_bpf *skel, int pid, const char *lib, uin
 		struct usdt_multi_specs sp;
 
 		if (usdt_multi_specs_init(&sp, skel->obj)) {
-			p_err("attach: %s has no USDT spec map prepared", lib);
+			p_err("attach: the BPF object's USDT spec map was not prepared (load())");
 			goto fail;
 		}
 		for (int end = 0; end < 2; end++) {
