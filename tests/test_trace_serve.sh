@@ -4,7 +4,7 @@
 #
 # mmsb-trace serve --listen: /metrics as a real Prometheus scrapes it. Exact counts and the
 # tool's own figures only, no time judged against a clock.
-#  1. serve starts, and /metrics shows every process with the workloads' exact update counts:
+#  1. serve starts, and /metrics shows every process (of a copy of the library: no other test's) with the workloads' exact update counts:
 #     one started before it (held at its start, found by its maps), two started after it (found
 #     by their first span), one that exited (its last figures kept, counted as exited)
 #  2. promtool check metrics passes on the text format; the OpenMetrics variant (asked for by
@@ -14,6 +14,8 @@
 #     the process held at its start (its counters from 0) is exactly the updates it then made
 #  5. PromQL: histogram_quantile(0.5, sum by (le) (...)) of every process's recompute durations
 #     within 5 % of the recompute p50 of the tool's own table (printed when serve ends)
+#  6. the bound: with --keep-exited 0 a process that exits is counted as exited, then leaves
+#     /metrics (and its threads the BPF maps: room for later processes)
 # SKIP without root, BTF, prometheus, promtool or curl.
 set -u
 O=${O:-.output}
@@ -33,9 +35,9 @@ cleanup() {
 trap cleanup EXIT
 
 echo "TAP version 13"
-echo "1..5"
+echo "1..6"
 
-names=(metrics promtool prometheus-up promql-counts promql-quantile)
+names=(metrics promtool prometheus-up promql-counts promql-quantile keep-exited)
 why=
 if [ -n "${SAN:-}" ] || [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
 	why="needs root (CAP_BPF, CAP_PERFMON), a kernel with BTF and the plain build"
@@ -59,8 +61,14 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 sp=$(free_port)
 pp=$(free_port)
 [ "$pp" = "$sp" ] && pp=$((sp + 1))
-lib=$(readlink -f "$O/libmmsb.so")
-mkfifo "$tmp/start" "$tmp/end" "$tmp/end3"
+# a copy of the library that only this test's workloads load (their RUNPATH yields to
+# LD_LIBRARY_PATH): other tests running beside this one map another file, and serve, which
+# follows a file, does not see them
+mkdir "$tmp/lib"
+cp "$(readlink -f "$O/libmmsb.so")" "$tmp/lib/libmmsb.so.0"
+lib="$tmp/lib/libmmsb.so.0"
+export LD_LIBRARY_PATH="$tmp/lib"
+mkfifo "$tmp/start" "$tmp/end" "$tmp/end3" "$tmp/end4"
 
 # held at its start: found by serve's scan of the maps, every counter from 0
 MMSB_WORKLOAD_HOLD="$tmp/start" MMSB_WORKLOAD_HOLD_END="$tmp/end" "$W" spin 150 100 \
@@ -206,5 +214,42 @@ sys.exit(not abs(hq - p50) <= 0.05 * p50)' "${hq:-0}" "${p50:-0 s}"; then
 else
 	sed 's/^/# /' "$tmp/serve.out" | head -20
 	bad "promql-quantile"
+fi
+
+# 6. --keep-exited 0: an exited process leaves /metrics at the next read
+"$T" serve --listen "127.0.0.1:$sp" --keep-exited 0 -l "$lib" >"$tmp/s6.out" 2>"$tmp/s6.err" &
+t6=$!
+pids+=("$t6")
+for _ in $(seq 150); do
+	grep -q recording "$tmp/s6.err" && break
+	sleep 0.1
+done
+MMSB_WORKLOAD_HOLD_END="$tmp/end4" "$W" spin 50 100 >"$tmp/w4.out" &
+w4=$!
+pids+=("$w4")
+for _ in $(seq 150); do
+	curl -s "http://127.0.0.1:$sp/metrics" >"$tmp/m6.txt"
+	[ "$(calls "$tmp/m6.txt" "$w4" update)" = 50 ] && break
+	sleep 0.2
+done
+seen=$(calls "$tmp/m6.txt" "$w4" update)
+echo x >"$tmp/end4"
+wait "$w4"
+for _ in $(seq 150); do
+	curl -s "http://127.0.0.1:$sp/metrics" >"$tmp/m6.txt"
+	grep -q '^mmsb_trace_processes_exited_total 1$' "$tmp/m6.txt" &&
+		! grep -q "pid=\"$w4\"" "$tmp/m6.txt" && break
+	sleep 0.2
+done
+kill -TERM "$t6"
+wait "$t6"
+rc=$?
+if [ $rc -eq 0 ] && [ "$seen" = 50 ] && grep -q '^mmsb_trace_processes_exited_total 1$' "$tmp/m6.txt" &&
+	grep -q '^mmsb_trace_processes{state="exited"} 0$' "$tmp/m6.txt" &&
+	! grep -q "pid=\"$w4\"" "$tmp/m6.txt"; then
+	ok "keep-exited: 50 updates seen, then exited and gone from /metrics with --keep-exited 0"
+else
+	grep '^mmsb_trace_proc' "$tmp/m6.txt" | sed 's/^/# /'
+	bad "keep-exited"
 fi
 exit $fail

@@ -839,6 +839,54 @@ uint64_t inproc_span_cost(void)
 	return r[2];
 }
 
+/*
+ * serve: a process forgotten, its gone threads out of the programs' maps (tid -> block, the
+ * off-CPU figures, a switch pending), which would otherwise fill with every thread that ever
+ * ran and leave no room for those of processes started later.
+ */
+void inproc_forget(struct inproc *ip, const struct inproc_maps *m)
+{
+	const struct snap *s = &ip->s[1];
+	__u32 tid, next, *prev = NULL, *gone = NULL;
+	struct span_tid_node k, knext, *kprev = NULL;
+	int n = 0, cap = 0;
+
+	while (!bpf_map_get_next_key(m->blocks_fd, prev, &next)) {
+		__u64 addr;
+
+		tid = next;
+		prev = &tid;
+		/* one of its blocks, and the thread gone (a tid taken again re-registers it) */
+		if (bpf_map_lookup_elem(m->blocks_fd, &tid, &addr) || !find_blk(s, addr) ||
+		    !(kill((pid_t)tid, 0) && errno == ESRCH))
+			continue;
+		if (n == cap) {
+			__u32 *v = realloc(gone, (size_t)(cap = cap ? 2 * cap : 64) * sizeof(*v));
+
+			if (!v)
+				break;
+			gone = v;
+		}
+		gone[n++] = tid;
+	}
+	/* deleted after the walk: a walk from a deleted key starts over */
+	for (int i = 0; i < n; i++) {
+		bpf_map_delete_elem(m->blocks_fd, &gone[i]);
+		bpf_map_delete_elem(m->offcpu_start_fd, &gone[i]);
+	}
+	for (bool again = n > 0; again;) {
+		again = false;
+		kprev = NULL;
+		while (!again && !bpf_map_get_next_key(m->offcpu_fd, kprev, &knext)) {
+			k = knext;
+			kprev = &k;
+			for (int i = 0; i < n && !again; i++)
+				again = k.tid == gone[i] && !bpf_map_delete_elem(m->offcpu_fd, &k);
+		}
+	}
+	free(gone);
+}
+
 void inproc_free(struct inproc *ip)
 {
 	if (!ip)

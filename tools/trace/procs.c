@@ -309,15 +309,18 @@ int procs_each(struct procs *p, const struct inproc_maps *m, uint32_t mask, int 
 	return 0;
 }
 
-void procs_prune(struct procs *p, uint64_t now_ns, uint64_t keep_ns, int keep_max)
+void procs_prune(struct procs *p, const struct inproc_maps *m, uint64_t now_ns, uint64_t keep_ns,
+		 int keep_max)
 {
 	int gone = 0;
 
 	for (int i = p->n - 1; i >= 0; i--) {
-		if (p->v[i].gone && now_ns - p->v[i].gone_ns > keep_ns)
+		if (p->v[i].gone && now_ns - p->v[i].gone_ns > keep_ns) {
+			inproc_forget(p->v[i].ip, m);
 			forget(p, i);
-		else
+		} else {
 			gone += p->v[i].gone;
+		}
 	}
 	/* past KEEP_MAX, the one that exited first goes */
 	for (; gone > keep_max; gone--) {
@@ -326,6 +329,7 @@ void procs_prune(struct procs *p, uint64_t now_ns, uint64_t keep_ns, int keep_ma
 		for (int i = 0; i < p->n; i++)
 			if (p->v[i].gone && (old < 0 || p->v[i].gone_ns < p->v[old].gone_ns))
 				old = i;
+		inproc_forget(p->v[old].ip, m);
 		forget(p, old);
 	}
 }

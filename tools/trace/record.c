@@ -590,6 +590,7 @@ static void export_figures(struct session *s)
 	struct inproc_maps m = {
 		.blocks_fd = bpf_map__fd(s->skel->maps.span_blocks),
 		.offcpu_fd = bpf_map__fd(s->skel->maps.span_offcpu),
+		.offcpu_start_fd = bpf_map__fd(s->skel->maps.offcpu_start),
 	};
 
 	serve_export(s->procs, &m, s->mask, s->skel->bss->counters, s->rp.span_cost_ns);

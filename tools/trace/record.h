@@ -184,8 +184,13 @@ int procs_each(struct procs *p, const struct inproc_maps *m, uint32_t mask, int 
 	       void (*fn)(void *ctx, uint64_t serial, const struct proc_row *row,
 			  const struct report *rp),
 	       void *ctx);
-/* serve: an exited process is kept KEEP_NS after its exit, and the last KEEP_MAX at most. */
-void procs_prune(struct procs *p, uint64_t now_ns, uint64_t keep_ns, int keep_max);
+/*
+ * serve: an exited process is kept KEEP_NS after its exit, and the last KEEP_MAX at most; then
+ * forgotten, its threads out of the programs' maps (inproc_forget).
+ */
+void procs_prune(struct procs *p, const struct inproc_maps *m, uint64_t now_ns, uint64_t keep_ns,
+		 int keep_max);
+void inproc_forget(struct inproc *ip, const struct inproc_maps *m);
 void procs_free(struct procs *p);
 /* ns a span costs the target on this host (measured in our process, about 5 ms) */
 uint64_t inproc_span_cost(void);

@@ -11,7 +11,7 @@
  * Counters never go back: a process's figure below the one last published is published as that
  * one (the TSC's rate, re-estimated at each read, can move a time by a few ns; a thread's
  * off-CPU time goes with its block when another thread takes it). An exited process keeps its
- * last figures SERVE_KEEP_NS, and the SERVE_KEEP_MAX that exited last at most (procs_prune):
+ * last figures SERVE_KEEP_S (--keep-exited), and the SERVE_KEEP_MAX that exited last at most (procs_prune):
  * memory is bounded by the live processes plus those.
  */
 #include <errno.h>
@@ -31,8 +31,8 @@
 #include "record.h"
 
 #define SERVE_DEFAULT_PORT "9464"
-#define SERVE_KEEP_NS (300ull * 1000000000ull) /* an exited process: 5 minutes */
-#define SERVE_KEEP_MAX 64		       /* and the last 64 at most */
+#define SERVE_KEEP_S 300  /* an exited process: 5 minutes (--keep-exited) */
+#define SERVE_KEEP_MAX 64 /* and the last 64 at most */
 
 /*
  * The histogram's le bounds: the library's own log-linear slots (8 a power of two) from 2^10 ns
@@ -78,7 +78,10 @@ static struct {
 	struct sv_health h;
 	struct MHD_Daemon *d;
 	int stats_fd;
-} sv = { .lock = PTHREAD_MUTEX_INITIALIZER, .stats_fd = -1 };
+	uint64_t keep_ns;
+} sv = { .lock = PTHREAD_MUTEX_INITIALIZER,
+	 .stats_fd = -1,
+	 .keep_ns = SERVE_KEEP_S * 1000000000ull };
 
 static uint64_t max_u64(uint64_t a, uint64_t b)
 {
@@ -226,7 +229,7 @@ void serve_export(struct procs *p, const struct inproc_maps *m, uint32_t mask,
 	sv.h = h;
 	pthread_mutex_unlock(&sv.lock);
 	/* what exited long enough ago goes only now: every exit was published once */
-	procs_prune(p, mono_ns(), SERVE_KEEP_NS, SERVE_KEEP_MAX);
+	procs_prune(p, m, mono_ns(), sv.keep_ns, SERVE_KEEP_MAX);
 }
 
 /* A label value as the text formats quote it: backslash, double quote and newline escaped. */
@@ -559,22 +562,23 @@ void serve_stop(void)
 
 int serve_help(void)
 {
-	printf("Usage: %s serve --listen ADDR[:PORT] [-l LIB] [-k KINDS] [-d SECS]\n\n"
+	printf("Usage: %s serve --listen ADDR[:PORT] [--keep-exited SECS] [-l LIB] [-k KINDS]\n\n"
 	       "Export every process's spans to Prometheus: record -a (every process that maps\n"
 	       "the library, those started later too) served as /metrics on ADDR:PORT (port %s\n"
 	       "when none is given), in the Prometheus text format or OpenMetrics, per process\n"
 	       "(pid, comm, cgroup) and span kind: calls, inclusive, self, on-CPU and off-CPU\n"
 	       "seconds, the duration histogram; and the tool's own health. Figures count from\n"
 	       "the start (a process's from when it was found), read once a second; an exited\n"
-	       "process keeps its last figures %llu s, and the last %d exited at most. SIGTERM or\n"
+	       "process keeps its last figures %d s, and the last %d exited at most. SIGTERM or\n"
 	       "Ctrl-C ends it, with record's table of the whole run on stdout. Root only.\n\n"
 	       "      --listen ADDR[:PORT]  where to serve, e.g. 127.0.0.1:9464, [::1]:9464\n"
+	       "      --keep-exited SECS  how long an exited process stays (default %d)\n"
 	       "  -l, --lib PATH         the libmmsb.so (default: the one this tool runs with)\n"
 	       "  -k, --kinds LIST       only these span kinds (as record -k)\n"
 	       "  -d, --duration SECS    stop after SECS (default: until a signal)\n\n"
 	       "The other record options apply as they do to record -a (record --help).\n"
 	       "docs/tracing.md, \"serve: Prometheus\"; contrib/mmsb-trace.service runs it.\n",
-	       prog_name, SERVE_DEFAULT_PORT, SERVE_KEEP_NS / 1000000000ull, SERVE_KEEP_MAX);
+	       prog_name, SERVE_DEFAULT_PORT, SERVE_KEEP_S, SERVE_KEEP_MAX, SERVE_KEEP_S);
 	return EXIT_OK;
 }
 
@@ -599,9 +603,22 @@ int do_serve(int argc, char **argv)
 	args[n++] = "-F";
 	args[n++] = "0";
 	for (int i = 1; i < argc; i++) {
+		uint64_t v;
+
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			free(args);
 			return serve_help();
+		}
+		/* serve's own: record never sees it */
+		if (!strcmp(argv[i], "--keep-exited")) {
+			if (i + 1 >= argc || parse_u64(argv[i + 1], 0, 86400 * 365, &v)) {
+				p_err("--keep-exited takes whole seconds");
+				free(args);
+				return EXIT_USAGE;
+			}
+			sv.keep_ns = v * 1000000000ull;
+			i++;
+			continue;
 		}
 		args[n++] = argv[i];
 	}
