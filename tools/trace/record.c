@@ -584,6 +584,8 @@ static void interval_report(struct session *s, uint64_t n)
 	s->iv_start_ns = iv.window_end_ns;
 }
 
+static uint64_t prog_run_ns(const struct bpf_program *prog);
+
 /* serve: every process's figures so far, to the exporter (serve.c) */
 static void export_figures(struct session *s)
 {
@@ -593,7 +595,9 @@ static void export_figures(struct session *s)
 		.offcpu_start_fd = bpf_map__fd(s->skel->maps.offcpu_start),
 	};
 
-	serve_export(s->procs, &m, s->mask, s->skel->bss->counters, s->rp.span_cost_ns);
+	serve_export(s->procs, &m, s->mask, s->skel->bss->counters, s->rp.span_cost_ns,
+		     prog_run_ns(s->skel->progs.span_switch) +
+			     prog_run_ns(s->skel->progs.span_register));
 	s->next_export = mono_ns() + 1000000000ull;
 }
 
@@ -784,6 +788,9 @@ static void collect(struct session *s)
 			fprintf(stderr,
 				"%s: process %d loaded %s, the probes were on %s: name it with -l\n",
 				prog_name, s->tr.main, other, s->lib);
+		else if (!mapped)
+			fprintf(stderr, "%s: process %d never mapped %s: nothing to record\n",
+				prog_name, s->tr.main, s->lib);
 	}
 	if (s->cmd) {
 		tree_release(&s->tr);

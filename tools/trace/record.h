@@ -361,7 +361,7 @@ const char *inproc_ksym(uint64_t addr);
  */
 int serve_start(const char *listen);
 void serve_export(struct procs *p, const struct inproc_maps *m, uint32_t mask,
-		  const __u64 *counters, uint64_t span_cost_ns);
+		  const __u64 *counters, uint64_t span_cost_ns, uint64_t bpf_run_ns);
 void serve_stop(void);
 
 /* A JSON document into its output file, then the file into place. */

@@ -67,6 +67,7 @@ struct sv_health {
 	uint64_t overhead_ns;		  /* spans x span_cost_ns, every process's */
 	uint64_t lost, deep, torn;	  /* spans not aggregated, past depth; blocks torn */
 	uint64_t smp_lost, switch_lost;	  /* the BPF programs' (CNT_SPAN_*_LOST) */
+	uint64_t bpf_run_ns;		  /* their run time (kernel.bpf_stats_enabled) */
 	uint64_t span_cost_ns, export_ns; /* gauges: a span's cost, the last export's time */
 	int live, kept;			  /* gauges: processes followed now, exited kept */
 };
@@ -177,7 +178,7 @@ static void clamp(struct sv_proc *cur, const struct sv_proc *prev, struct sv_hea
 }
 
 void serve_export(struct procs *p, const struct inproc_maps *m, uint32_t mask,
-		  const __u64 *counters, uint64_t span_cost_ns)
+		  const __u64 *counters, uint64_t span_cost_ns, uint64_t bpf_run_ns)
 {
 	static const struct sv_proc zero;
 	uint64_t t0 = mono_ns();
@@ -208,6 +209,7 @@ void serve_export(struct procs *p, const struct inproc_maps *m, uint32_t mask,
 		h.live += !cur->exited;
 		h.kept += cur->exited;
 	}
+	h.bpf_run_ns = max_u64(h.bpf_run_ns, bpf_run_ns);
 	h.smp_lost = counters[CNT_SPAN_SMP_LOST];
 	h.switch_lost = counters[CNT_SPAN_SWITCH_LOST];
 	h.exports++;
@@ -404,6 +406,10 @@ static void render(FILE *f, bool om)
 		"What the spans cost the traced processes, estimated: spans times the cost of "
 		"one, measured on this host at the start",
 		NULL, secs(h->overhead_ns));
+	put_one(f, om, "mmsb_trace_bpf_run_seconds_total", "counter",
+		"Run time of the kernel programs (the context switches' and the registration's), "
+		"counted while the kernel's BPF statistics are on (0: not counted here)",
+		NULL, secs(h->bpf_run_ns));
 	put_one(f, om, "mmsb_trace_span_cost_seconds", "gauge",
 		"What one span costs a traced process on this host (measured)", NULL,
 		secs(h->span_cost_ns));
