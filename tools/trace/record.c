@@ -784,7 +784,10 @@ static void collect(struct session *s)
 		/* at its exit stop or still running: its maps are all there, for the symbols */
 		syms_free(rp->syms);
 		rp->syms = syms_load_pid(s->tr.main);
-		if (maps_libmmsb(s->tr.main, s->lib, other, sizeof(other)) == 2)
+		int mapped = maps_libmmsb(s->tr.main, s->lib, other, sizeof(other));
+
+		/* nothing recorded is said, never left to look like a process that did nothing */
+		if (mapped == 2)
 			fprintf(stderr,
 				"%s: process %d loaded %s, the probes were on %s: name it with -l\n",
 				prog_name, s->tr.main, other, s->lib);
