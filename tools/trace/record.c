@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/ptrace.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -606,6 +608,8 @@ static void follow(struct session *s)
 {
 	struct report *rp = &s->rp;
 	uint64_t t0, deadline = 0, last_maps = 0, last_poll = 0, next_iv = 0, n_iv = 0;
+	sigset_t chld, old_mask;
+	int sfd = -1;
 	int status;
 
 	rp->lib = s->lib;
@@ -644,12 +648,22 @@ static void follow(struct session *s)
 		deadline = t0 + (uint64_t)(ro.duration * 1e9);
 	if (ro.interval)
 		next_iv = t0 + (uint64_t)(ro.interval * 1e9);
+	/*
+	 * The command's stops and exits come as SIGCHLD: waited for on a signalfd, the tool wakes
+	 * for them and for its own deadlines only. Polling waitpid() every 2 ms woke it 500 times
+	 * a second, each a switch on a CPU the target may want. The ring buffer (-e) keeps the
+	 * 2 ms poll: its events are what it waits for.
+	 */
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	if (s->cmd && !s->rb && !sigprocmask(SIG_BLOCK, &chld, &old_mask))
+		sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (s->cmd) {
 		ptrace(PTRACE_CONT, s->tr.main, NULL, NULL);
 		s->started = true;
 	}
 	for (;;) {
-		uint64_t now = mono_ns(), nap = s->cmd ? 2000000 : 50000000;
+		uint64_t now = mono_ns(), nap = sfd >= 0 ? 100000000 : s->cmd ? 2000000 : 50000000;
 
 		if (stop_requested || (deadline && now >= deadline))
 			break;
@@ -710,10 +724,22 @@ static void follow(struct session *s)
 			}
 			last_maps = mono_ns();
 		}
-		if (s->rb)
+		if (s->rb) {
 			ring_buffer__poll(s->rb, (int)((nap + 999999) / 1000000));
-		else
+		} else if (sfd >= 0) {
+			struct pollfd pfd = { .fd = sfd, .events = POLLIN };
+			struct signalfd_siginfo si;
+
+			if (poll(&pfd, 1, (int)((nap + 999999) / 1000000)) > 0)
+				while (read(sfd, &si, sizeof(si)) == sizeof(si))
+					; /* waitpid() above reaps what it said */
+		} else {
 			usleep((useconds_t)((nap + 999) / 1000));
+		}
+	}
+	if (sfd >= 0) {
+		close(sfd);
+		sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	}
 	stop_window(s);
 }
