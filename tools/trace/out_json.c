@@ -345,7 +345,8 @@ int json_report_write(const struct report *rp, struct json_object *jstacks)
 			json_object_object_add(o, "hit_cost_measured_in_ns",
 					       json_object_new_uint64(ro->hit_measure_ns));
 		json_object_object_add(o, "estimated_overhead_ns",
-				       json_object_new_uint64(hits * ro->hit_ns));
+				       json_object_new_uint64(hits * ro->hit_ns + rp->bpf_run_ns));
+		json_object_object_add(o, "bpf_run_ns", json_object_new_uint64(rp->bpf_run_ns));
 	}
 	json_object_object_add(o, "self_ns_sum", json_object_new_uint64(rp->self_sum));
 	json_object_object_add(o, "counters", counters_json(rp));

@@ -586,8 +586,6 @@ static void interval_report(struct session *s, uint64_t n)
 	s->iv_start_ns = iv.window_end_ns;
 }
 
-static uint64_t prog_run_ns(const struct bpf_program *prog);
-
 /* serve: every process's figures so far, to the exporter (serve.c) */
 static void export_figures(struct session *s)
 {
@@ -782,17 +780,6 @@ static void collect_open(struct session *s)
 	}
 }
 
-/* What a program has run for so far (kernel.bpf_stats_enabled, held by our fd): ns. */
-static uint64_t prog_run_ns(const struct bpf_program *prog)
-{
-	struct bpf_prog_info info = {};
-	__u32 len = sizeof(info);
-
-	if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
-		return 0;
-	return info.run_time_ns;
-}
-
 /*
  * The window closed: the command's processes let go first (a tracee that stops, a signal or a
  * fork, while the probes come out, seconds, would wait for us), then what the maps hold, read
@@ -852,6 +839,11 @@ static void collect(struct session *s)
 			p_err("spans: %s", strerror(ENOMEM));
 	} else {
 		collect_open(s);
+		if (s->bpf_stats_fd >= 0)
+			rp->bpf_run_ns = prog_run_ns(skel->progs.span_begin) +
+					 prog_run_ns(skel->progs.span_end) +
+					 prog_run_ns(skel->progs.ffi_begin) +
+					 prog_run_ns(skel->progs.ffi_end);
 	}
 	features_probe(&rp->features);
 }
@@ -1048,6 +1040,9 @@ int do_record(int argc, char **argv)
 		ret = EXIT_FAIL;
 	else
 		ret = load(&s);
+	if (ret == GO_ON && ro.mode == MODE_PROBES)
+		/* the programs' run time, counted apart from the traps (features.c) */
+		s.bpf_stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
 	if (ret == GO_ON && !ro.hit_src && ro.mode == MODE_PROBES)
 		measure_hit_cost(&s);
 	if (ret == GO_ON)

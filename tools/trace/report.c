@@ -326,7 +326,7 @@ static void table_spans(const struct report *rp)
 static void table_kinds(const struct report *rp)
 {
 	const struct record_opts *o = rp->o;
-	uint64_t hits = rp->counters[CNT_HITS], overhead = hits * o->hit_ns;
+	uint64_t hits = rp->counters[CNT_HITS], overhead = hits * o->hit_ns + rp->bpf_run_ns;
 	char ov[32];
 
 	if (rp->inproc) {
@@ -338,7 +338,7 @@ static void table_kinds(const struct report *rp)
 	tprintf(rp,
 		"mmsb-trace: window: %.2f s from attach to stop, process %d: %" PRIu64
 		" probe hits, estimated probe cost %s (%.1f%% of the window, at %" PRIu64
-		" ns a hit (%s))\n\n",
+		" ns a hit (%s) and the programs' run time)\n\n",
 		(double)rp->wall_ns / 1e9, rp->pid, hits, ov, 100.0 * share(overhead, rp->wall_ns),
 		o->hit_ns, o->hit_src);
 	tprintf(rp, "%-16s %-12s %10s %11s %11s %7s %9s %9s\n", "SPAN", "CATEGORY", "CALLS",
@@ -466,7 +466,7 @@ static void table_footer(const struct report *rp)
 /* One line on stderr when the traps' estimated cost passes 10 % of the window. */
 static void overhead_warning(const struct report *rp)
 {
-	uint64_t overhead = rp->counters[CNT_HITS] * rp->o->hit_ns;
+	uint64_t overhead = rp->counters[CNT_HITS] * rp->o->hit_ns + rp->bpf_run_ns;
 
 	if (rp->inproc || !rp->wall_ns || overhead * 10 <= rp->wall_ns)
 		return;

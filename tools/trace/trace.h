@@ -98,6 +98,8 @@ struct syms;
 
 /* 0, or -EINVAL with the reason: a rate the kernel allows */
 int host_sample_check(uint64_t hz, char *why, size_t len);
+/* What a program has run for so far, in ns: 0 unless BPF run-time stats are on (an fd held). */
+uint64_t prog_run_ns(const struct bpf_program *prog);
 /*
  * A CPU clock on every CPU at hz, each running prog; the links (one per CPU) into links. WHAT
  * names the samples in an error line.
