@@ -18,3 +18,12 @@ wait_mapped() {
 	done
 	return 1
 }
+# wait_recording FILE: until mmsb-trace's start line ("... recording the spans ...") is in FILE,
+# its stderr: the probes are in and the window is open. At most 30 s; false if it never is.
+wait_recording() {
+	for _ in $(seq 300); do
+		grep -q recording "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}

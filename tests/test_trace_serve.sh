@@ -79,10 +79,7 @@ wait_mapped "$w0"
 "$T" serve --listen "127.0.0.1:$sp" -l "$lib" >"$tmp/serve.out" 2>"$tmp/serve.err" &
 tp=$!
 pids+=("$tp")
-for _ in $(seq 150); do
-	grep -q recording "$tmp/serve.err" && break
-	sleep 0.1
-done
+wait_recording "$tmp/serve.err"
 MMSB_WORKLOAD_HOLD_END="$tmp/end" "$W" spin 200 100 >"$tmp/w1.out" &
 w1=$!
 MMSB_WORKLOAD_HOLD_END="$tmp/end" "$W" spin 300 100 >"$tmp/w2.out" &
@@ -220,10 +217,7 @@ fi
 "$T" serve --listen "127.0.0.1:$sp" --keep-exited 0 -l "$lib" >"$tmp/s6.out" 2>"$tmp/s6.err" &
 t6=$!
 pids+=("$t6")
-for _ in $(seq 150); do
-	grep -q recording "$tmp/s6.err" && break
-	sleep 0.1
-done
+wait_recording "$tmp/s6.err"
 MMSB_WORKLOAD_HOLD_END="$tmp/end4" "$W" spin 50 100 >"$tmp/w4.out" &
 w4=$!
 pids+=("$w4")

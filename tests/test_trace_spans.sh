@@ -151,10 +151,7 @@ pids+=("$hp")
 wait_mapped "$hp"
 "$T" record -p "$hp" -d 2 -J "$tmp/h.json" >/dev/null 2>"$tmp/h.err" &
 tp=$!
-for _ in $(seq 100); do
-	grep -q recording "$tmp/h.err" && break
-	sleep 0.1
-done
+wait_recording "$tmp/h.err"
 echo x >"$tmp/go"
 wait "$tp"
 rc=$?
@@ -247,10 +244,7 @@ fi
 mkfifo "$tmp/end"
 "$T" record -a -l "$(readlink -f "$O/libmmsb.so")" -d 3 -J "$tmp/a.json" >"$tmp/a.out" 2>"$tmp/a.err" &
 tp=$!
-for _ in $(seq 100); do
-	grep -q recording "$tmp/a.err" && break
-	sleep 0.1
-done
+wait_recording "$tmp/a.err"
 MMSB_WORKLOAD_HOLD_END="$tmp/end" "$W" spin 200 100 >"$tmp/a1.out" &
 a1=$!
 MMSB_WORKLOAD_HOLD_END="$tmp/end" "$W" spin 300 100 >"$tmp/a2.out" &
@@ -284,3 +278,4 @@ else
 	cat "$tmp/a.err"
 	bad "all-processes"
 fi
+exit $fail
