@@ -17,6 +17,8 @@
 #  7. --mode spans with -e is a usage error, in one line
 #  8. -i 1 -c 3: three interval tables whose calls add up to the window's
 #  9. -a: two processes started after it, still alive at its end, with exact counts, a row each
+# 10. record -- sh -c '...': the command's descendants that use the library, each read at its
+#     exit: exact counts, a row each after the command's
 # Privileged parts SKIP without root or BTF.
 set -u
 O=${O:-.output}
@@ -27,9 +29,9 @@ pids=()
 trap 'for p in ${pids[@]+"${pids[@]}"}; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 
 echo "TAP version 13"
-echo "1..9"
+echo "1..10"
 
-names=(counts probes-agree threads off-cpu open pid usage intervals all-processes)
+names=(counts probes-agree threads off-cpu open pid usage intervals all-processes children)
 if [ -n "${SAN:-}" ] || [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
 	for t in "${names[@]}"; do
 		skip "$t" "needs root (CAP_BPF, CAP_PERFMON), a kernel with BTF and the plain build"
@@ -277,5 +279,27 @@ then
 else
 	cat "$tmp/a.err"
 	bad "all-processes"
+fi
+
+# 10. the command's children
+"$T" record -J "$tmp/k.json" -- sh -c "'$W' spin 300 100 >/dev/null; '$W' threads 2 100 100 >/dev/null" \
+	>/dev/null 2>"$tmp/k.err"
+rc=$?
+if [ $rc -eq 0 ] && ! grep -q "not traced\|never mapped" "$tmp/k.err" && python3 - "$tmp/k.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+procs = j.get("processes", [])
+# the shell first, then its two children: 7 spans a spin update, 9 to set up, 2 to close;
+# the threads one: two threads of 100 updates, two states
+want = [("sh", 0, 0), ("trace_workload", 1, 7 * 300 + 11), ("trace_workload", 2, 2 * (7 * 100 + 11))]
+have = [(p["comm"], p["threads"], p["spans"]) for p in procs]
+print(f"# processes {have}")
+sys.exit(0 if have == want and all(p["exited"] for p in procs[1:]) else 1)
+PY
+then
+	ok "children: the command's two children that use the library, each counted exactly at its exit"
+else
+	cat "$tmp/k.err"
+	bad "children"
 fi
 exit $fail

@@ -313,7 +313,7 @@ static void spans_json(const struct report *rp, struct json_object *o)
 			       json_object_new_uint64(rp->counters[CNT_SPAN_SMP]));
 	json_object_object_add(o, "sample_hz", json_object_new_uint64(rp->o->sample_hz));
 	json_object_object_add(o, "threads", threads_json(rp));
-	if (rp->o->all)
+	if (rp->o->all || rp->n_procs)
 		json_object_object_add(o, "processes", procs_json(rp));
 }
 

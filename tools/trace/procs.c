@@ -33,6 +33,7 @@ struct proc {
 
 struct procs {
 	const char *lib;
+	int exclude; /* the main process of record -- CMD, read apart */
 	dev_t dev;
 	ino_t ino;
 	struct proc *v;
@@ -180,7 +181,7 @@ void procs_scan(struct procs *p, int blocks_fd, uint64_t ns)
 		long pid = strtol(de->d_name, &end, 10);
 
 		/* not ourselves: mmsb-trace links libmmsb too */
-		if (*end || pid <= 0 || pid == getpid() || find(p, (int)pid) ||
+		if (*end || pid <= 0 || pid == getpid() || pid == p->exclude || find(p, (int)pid) ||
 		    !maps_lib(p, (int)pid))
 			continue;
 		add(p, (int)pid, blocks_fd, true, ns);
@@ -207,12 +208,23 @@ void procs_poll(struct procs *p, int blocks_fd, uint64_t ns)
 				break;
 		if (f)
 			fclose(f);
-		if (tgid > 0 && tgid != getpid() && !find(p, tgid))
+		if (tgid > 0 && tgid != getpid() && tgid != p->exclude && !find(p, tgid))
 			add(p, tgid, blocks_fd, false, ns);
 	}
 	for (int i = 0; i < p->n; i++)
 		if (!p->v[i].gone)
 			inproc_poll(p->v[i].ip, blocks_fd);
+}
+
+void procs_exclude(struct procs *p, int pid)
+{
+	p->exclude = pid;
+}
+
+void procs_add_forked(struct procs *p, int pid, int blocks_fd)
+{
+	if (pid != p->exclude && !find(p, pid))
+		add(p, pid, blocks_fd, true, mono_ns());
 }
 
 void procs_stop_at_interval(struct procs *p)
@@ -249,11 +261,51 @@ static void proc_row(struct report *rp, const struct proc *pr, int first)
 	}
 }
 
+void procs_add_execd(struct procs *p, int pid, int blocks_fd)
+{
+	struct proc *pr = find(p, pid);
+
+	/* forked, then exec'd: what it had is its parent's program's, gone with it */
+	if (pr && pr->ip)
+		inproc_start_at(pr->ip, mono_ns());
+	else if (pid != p->exclude)
+		add(p, pid, blocks_fd, false, mono_ns());
+}
+
+void procs_exited(struct procs *p, int pid)
+{
+	struct proc *pr = find(p, pid);
+
+	if (!pr || pr->gone || !pr->ip)
+		return;
+	inproc_refresh(pr->ip);
+	pr->gone = true;
+	pr->gone_ns = mono_ns();
+}
+
+void procs_main_row(struct report *rp, int pid, int first)
+{
+	struct proc pr = { .pid = pid };
+	struct proc_row *r = realloc(rp->procs, (size_t)(rp->n_procs + 1) * sizeof(*r));
+	char cg[160];
+
+	if (!r)
+		return;
+	rp->procs = r;
+	proc_line(pid, "comm", pr.comm, sizeof(pr.comm));
+	cgroup_of(pid, cg, sizeof(cg));
+	snprintf(pr.cgroup, sizeof(pr.cgroup), "%.127s", cg);
+	proc_row(rp, &pr, first);
+}
+
 int procs_report(struct procs *p, struct report *rp, const struct inproc_maps *m, uint32_t mask)
 {
-	rp->procs = calloc((size_t)p->n + 1, sizeof(*rp->procs));
-	if (!rp->procs)
+	struct proc_row *rows =
+		realloc(rp->procs, (size_t)(rp->n_procs + p->n + 1) * sizeof(*rp->procs));
+
+	if (!rows)
 		return -ENOMEM;
+	rp->procs = rows; /* after the main process's row, when there is one */
 	for (int i = 0; i < p->n; i++) {
 		int first = rp->n_threads;
 
@@ -267,9 +319,12 @@ int procs_report(struct procs *p, struct report *rp, const struct inproc_maps *m
 int procs_interval(struct procs *p, struct report *iv, const struct inproc_maps *m, uint32_t mask,
 		   int stats_fd)
 {
-	iv->procs = calloc((size_t)p->n + 1, sizeof(*iv->procs));
-	if (!iv->procs)
+	struct proc_row *rows =
+		realloc(iv->procs, (size_t)(iv->n_procs + p->n + 1) * sizeof(*iv->procs));
+
+	if (!rows)
 		return -ENOMEM;
+	iv->procs = rows;
 	for (int i = 0; i < p->n; i++) {
 		int first = iv->n_threads;
 

@@ -161,9 +161,12 @@ struct session {
 	uint32_t mask;
 	char **cmd;
 	bool started;
-	struct hit_cal hc;	/* the hit cost's probes in our own process, out at the teardown */
-	struct inproc *ip;	/* spans mode: the target's own spans */
-	struct procs *procs;	/* spans mode, -a: every process's */
+	struct hit_cal hc;   /* the hit cost's probes in our own process, out at the teardown */
+	struct inproc *ip;   /* spans mode: the target's own spans */
+	struct procs *procs; /* spans mode, -a: every process's; -- CMD: its descendants' */
+#define MAX_CHILD_LINKS 256
+	struct bpf_link *child_links[MAX_CHILD_LINKS]; /* -- CMD: each exec'd descendant's */
+	int n_child_links, children_untraced;
 	int iv_fd;		/* -i: the interval's span_stats, -1 until the first */
 	bool ended_at_interval; /* -c: the window ends at the last interval's read */
 	int bpf_stats_fd;	/* spans mode: the programs' run time counted while it is open */
@@ -391,7 +394,11 @@ static int load(struct session *s)
 	} else {
 		s->rp.pid = (int)ro.pid;
 	}
-	skel->rodata->targ_tgid = (uint32_t)s->rp.pid;
+	/*
+	 * Spans mode follows the command's descendants too: its programs then take any process
+	 * whose threads announced a block, which only ours do (our uprobes are per process).
+	 */
+	skel->rodata->targ_tgid = s->cmd && ro.mode == MODE_SPANS ? 0 : (uint32_t)s->rp.pid;
 	/* the span probes on uprobe_multi links where the kernel has them: attach_all() */
 	if (ro.mode == MODE_PROBES && (s->mask & ~(1u << SPAN_HOST)) && usdt_multi_supported()) {
 		struct bpf_program *progs[] = { skel->progs.span_begin, skel->progs.span_end };
@@ -429,6 +436,48 @@ static int load(struct session *s)
 }
 
 /*
+ * A descendant of the command forked: its memory is its parent's, spans on included. Its blocks
+ * are read now, so only what it does from here counts as its own.
+ */
+static void child_forked(void *ctx, pid_t child)
+{
+	struct session *s = ctx;
+
+	procs_add_forked(s->procs, child, bpf_map__fd(s->skel->maps.span_blocks));
+}
+
+/*
+ * A descendant exec'd, stopped before the new program's first instruction: our program on its
+ * span__register, so its spans are on from the start if it maps the library (the kernel raises
+ * the semaphore when it does). It is found by its first span, as -a finds processes.
+ */
+static void child_execd(void *ctx, pid_t pid)
+{
+	struct session *s = ctx;
+	struct bpf_link *l;
+
+	if (s->n_child_links == MAX_CHILD_LINKS) {
+		s->children_untraced++;
+		return;
+	}
+	l = bpf_program__attach_usdt(s->skel->progs.span_register, pid, s->lib, "mmsb",
+				     "span__register", NULL);
+	if (l)
+		s->child_links[s->n_child_links++] = l;
+	else
+		s->children_untraced++;
+	procs_add_execd(s->procs, pid, bpf_map__fd(s->skel->maps.span_blocks));
+}
+
+/* A descendant at its exit stop: its spans read a last time, exactly. */
+static void child_exiting(void *ctx, pid_t pid)
+{
+	struct session *s = ctx;
+
+	procs_exited(s->procs, pid);
+}
+
+/*
  * Spans mode: our program on mmsb:span__register (its semaphore turns the target's spans on),
  * the scheduler's switches (off-CPU time per span) and the stack sampler. 0, or -1 after a line.
  */
@@ -440,6 +489,17 @@ static int attach_spans(struct session *s)
 		s->procs = procs_new(s->lib);
 	else
 		s->ip = inproc_new(s->rp.pid, s->lib);
+	if (s->ip && s->cmd) {
+		/* the command's descendants too: read apart from it, found as they fork or exec */
+		s->procs = procs_new(s->lib);
+		if (s->procs) {
+			procs_exclude(s->procs, s->rp.pid);
+			s->tr.on_fork = child_forked;
+			s->tr.on_exec = child_execd;
+			s->tr.on_exit = child_exiting;
+			s->tr.ctx = s;
+		}
+	}
 	if (!s->ip && !s->procs) {
 		p_err("%s has no in-process spans (mmsb_span_registry): an older libmmsb? use "
 		      "--mode probes",
@@ -578,8 +638,8 @@ static void interval_report(struct session *s, uint64_t n)
 	iv.window_end_ns = mono_ns();
 	iv.wall_ns = iv.window_end_ns - iv.window_start_ns;
 	map_clear(s->iv_fd, sizeof(struct span_key));
-	if (s->procs ? !procs_interval(s->procs, &iv, &m, s->mask, s->iv_fd) :
-		       !inproc_interval(s->ip, &iv, &m, s->mask, s->iv_fd))
+	if (!(s->ip && inproc_interval(s->ip, &iv, &m, s->mask, s->iv_fd)) &&
+	    !(s->procs && procs_interval(s->procs, &iv, &m, s->mask, s->iv_fd)))
 		report_interval(&iv, s->iv_fd, n);
 	free(iv.threads);
 	free(iv.procs);
@@ -612,7 +672,7 @@ static void follow(struct session *s)
 
 	rp->lib = s->lib;
 	rp->cmd = s->cmd;
-	if (s->procs)
+	if (ro.all)
 		fprintf(stderr,
 			"%s: recording the spans of every process that maps %s (spans mode); %s\n",
 			prog_name, s->lib,
@@ -804,13 +864,16 @@ static void collect(struct session *s)
 			fprintf(stderr,
 				"%s: process %d loaded %s, the probes were on %s: name it with -l\n",
 				prog_name, s->tr.main, other, s->lib);
-		else if (!mapped)
+		else if (!mapped && !(s->procs && procs_count(s->procs)))
 			fprintf(stderr, "%s: process %d never mapped %s: nothing to record\n",
 				prog_name, s->tr.main, s->lib);
 	}
 	if (s->cmd) {
 		tree_release(&s->tr);
-		rp->untraced = s->tr.untraced;
+		/* spans mode traced them, bar those past MAX_CHILD_LINKS */
+		rp->untraced = s->procs ? s->children_untraced : s->tr.untraced;
+		if (s->procs)
+			s->tr.untraced = s->children_untraced;
 	}
 	if (s->rb)
 		ring_buffer__consume(s->rb); /* what the target wrote before the stop */
@@ -834,8 +897,12 @@ static void collect(struct session *s)
 				 prog_run_ns(s->skel->progs.span_sample) +
 				 prog_run_ns(s->skel->progs.span_register);
 		inproc_charge_pending(&rp->maps, rp->window_end_ns);
-		if (s->procs ? procs_report(s->procs, rp, &rp->maps, s->mask) :
-			       inproc_report(s->ip, rp, &rp->maps, s->mask))
+		if (s->ip && inproc_report(s->ip, rp, &rp->maps, s->mask))
+			p_err("spans: %s", strerror(ENOMEM));
+		/* -- CMD with descendants that kept spans: a row each, the command's first */
+		if (s->ip && s->procs && procs_count(s->procs))
+			procs_main_row(rp, rp->pid, 0);
+		if (s->procs && procs_report(s->procs, rp, &rp->maps, s->mask))
 			p_err("spans: %s", strerror(ENOMEM));
 	} else {
 		collect_open(s);
@@ -873,6 +940,10 @@ static void teardown(struct session *s)
 	/* the spans' switch: the target's threads stop keeping them */
 	bpf_link__destroy(s->span_reg);
 	s->span_reg = NULL;
+	for (int i = 0; i < s->n_child_links; i++)
+		bpf_link__destroy(s->child_links[i]);
+	n += s->n_child_links;
+	s->n_child_links = 0;
 	for (int i = 0; i < s->n_host_links; i++)
 		bpf_link__destroy(s->host_links[i]);
 	s->n_host_links = 0;
@@ -992,6 +1063,8 @@ static void session_free(struct session *s)
 		close(s->bpf_stats_fd);
 	bpf_link__destroy(s->switch_link);
 	bpf_link__destroy(s->span_reg);
+	for (int i = 0; i < s->n_child_links; i++)
+		bpf_link__destroy(s->child_links[i]);
 	inproc_free(s->ip);
 	procs_free(s->procs);
 	free(s->rp.procs);

@@ -107,6 +107,14 @@ struct tree {
 	int untraced; /* of those, the processes that mapped libmmsb */
 	pid_t first_untraced;
 	const char *lib;
+	/*
+	 * Spans mode follows the descendants too: told of each fork (the child stopped, its memory
+	 * the parent's) and each exec (stopped before the new program runs), before it goes on.
+	 */
+	void (*on_fork)(void *ctx, pid_t child);
+	void (*on_exec)(void *ctx, pid_t pid);
+	void (*on_exit)(void *ctx, pid_t pid); /* stopped at its exit, its memory all there */
+	void *ctx;
 };
 
 /*
@@ -174,6 +182,16 @@ int procs_report(struct procs *p, struct report *rp, const struct inproc_maps *m
 int procs_interval(struct procs *p, struct report *iv, const struct inproc_maps *m, uint32_t mask,
 		   int stats_fd);
 int procs_count(const struct procs *p);
+/* record -- CMD: the main process is read apart (inproc): never one of these */
+void procs_exclude(struct procs *p, int pid);
+/* A forked child, its memory a copy of its parent's: read now, its figures from here on. */
+void procs_add_forked(struct procs *p, int pid, int blocks_fd);
+/* A descendant that exec'd: a new program, every span of it counts. */
+void procs_add_execd(struct procs *p, int pid, int blocks_fd);
+/* A descendant stopped at its exit: read a last time, exactly, then gone. */
+void procs_exited(struct procs *p, int pid);
+/* The main process's row, before the children's (record -- CMD with children). */
+void procs_main_row(struct report *rp, int pid, int first);
 /*
  * serve: each process's figures since it was found, one at a time: into a scratch report and
  * STATS_FD (a map like span_stats, emptied first), its kinds summed, handed to FN. SERIAL tells

@@ -271,7 +271,7 @@ static void table_spans(const struct report *rp)
 	fmt_dur(cost, ov, sizeof(ov));
 	char who[64];
 
-	if (rp->o->all)
+	if (rp->o->all || rp->n_procs > 1)
 		snprintf(who, sizeof(who), "%d process%s", rp->n_procs,
 			 rp->n_procs == 1 ? "" : "es");
 	else
@@ -304,7 +304,7 @@ static void table_spans(const struct report *rp)
 			span_name(k), span_category(k), t->count, tot, self,
 			100.0 * share(t->self, base), son, soff, swait, p50, p99);
 	}
-	if (rp->o->all)
+	if (rp->o->all || rp->n_procs > 1)
 		table_procs(rp);
 	tprintf(rp, "\n%-8s %-16s %4s %11s %11s %7s %11s %11s %10s\n", "TID", "COMM", "OWN", "TIME",
 		"IN SPANS", "SHARE", "OFF-CPU", "RUNQ", "SPANS");

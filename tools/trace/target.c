@@ -229,10 +229,17 @@ bool tree_event(struct tree *t, pid_t w, int status)
 
 		if (!ptrace(PTRACE_GETEVENTMSG, w, NULL, &child) && !tree_add(t, (pid_t)child))
 			ptrace(PTRACE_DETACH, (pid_t)child, NULL, NULL);
+		/* a vfork child shares its parent's memory until it execs: its exec says it */
+		else if (ev == PTRACE_EVENT_FORK && t->on_fork)
+			t->on_fork(t->ctx, (pid_t)child);
+	} else if (ev == PTRACE_EVENT_EXEC && w != t->main && t->on_exec) {
+		t->on_exec(t->ctx, w);
 	} else if (ev == PTRACE_EVENT_EXIT && w == t->main) {
 		t->main_exiting = true;
 		return false; /* stays stopped: the caller reads its maps, then lets it go */
 	} else if (ev == PTRACE_EVENT_EXIT) {
+		if (t->on_exit)
+			t->on_exit(t->ctx, w);
 		tree_check(t, w);
 	}
 	tree_resume(w, status);
