@@ -33,7 +33,8 @@ struct proc {
 
 struct procs {
 	const char *lib;
-	int exclude; /* the main process of record -- CMD, read apart */
+	int exclude;	/* the main process of record -- CMD, read apart */
+	bool tree_only; /* record -- CMD: processes come from its tree only */
 	dev_t dev;
 	ino_t ino;
 	struct proc *v;
@@ -194,7 +195,7 @@ void procs_poll(struct procs *p, int blocks_fd, uint64_t ns)
 {
 	__u32 tid, next, *prev = NULL;
 
-	while (!bpf_map_get_next_key(blocks_fd, prev, &next)) {
+	while (!p->tree_only && !bpf_map_get_next_key(blocks_fd, prev, &next)) {
 		char status[64], path[64];
 		int tgid = 0;
 		FILE *f;
@@ -208,7 +209,9 @@ void procs_poll(struct procs *p, int blocks_fd, uint64_t ns)
 				break;
 		if (f)
 			fclose(f);
-		if (tgid > 0 && tgid != getpid() && tgid != p->exclude && !find(p, tgid))
+		/* a tid of the map may be reused by now: the process must map the library */
+		if (tgid > 0 && tgid != getpid() && tgid != p->exclude && !find(p, tgid) &&
+		    maps_lib(p, tgid))
 			add(p, tgid, blocks_fd, false, ns);
 	}
 	for (int i = 0; i < p->n; i++)
@@ -218,7 +221,12 @@ void procs_poll(struct procs *p, int blocks_fd, uint64_t ns)
 
 void procs_exclude(struct procs *p, int pid)
 {
+	/*
+	 * record -- CMD: the command is read apart, and its descendants are told of by the
+	 * ptrace tree; a tid in the blocks map may since be another process's, never ours to add.
+	 */
 	p->exclude = pid;
+	p->tree_only = true;
 }
 
 void procs_add_forked(struct procs *p, int pid, int blocks_fd)
