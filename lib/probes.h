@@ -138,7 +138,7 @@ static inline __attribute__((always_inline)) void mmsb__api_exit(const struct mm
 		MMSB_API_EXIT(sc->id);
 }
 
-static inline void mmsb__api_leave(const struct mmsb__api_scope *sc)
+static inline __attribute__((always_inline)) void mmsb__api_leave(const struct mmsb__api_scope *sc)
 {
 	if (__builtin_expect(sc->on != 0, 0))
 		mmsb__api_exit(sc);
