@@ -319,7 +319,9 @@ int procs_report(struct procs *p, struct report *rp, const struct inproc_maps *m
 
 		if (!p->v[i].ip || inproc_report(p->v[i].ip, rp, m, mask))
 			continue;
-		proc_row(rp, &p->v[i], first);
+		/* a process that never kept a span (never mapped the library) is no row */
+		if (rp->n_threads > first)
+			proc_row(rp, &p->v[i], first);
 	}
 	return 0;
 }
