@@ -79,8 +79,16 @@ __attribute__((constructor)) static void clock_choose(void)
 static inline void write_begin(struct mmsb_span_thread *t)
 {
 	__atomic_store_n(&t->seq, t->seq + 1, __ATOMIC_RELAXED);
-	/* the odd seq is seen before any store that follows (smp_wmb: a no-op on x86) */
+	/*
+	 * The odd seq is seen before any store that follows (smp_wmb: a no-op on x86). TSan
+	 * refuses thread fences; its readers are other processes, outside what it checks, and
+	 * its targets keep stores in order: the compiler's barrier is what remains to keep.
+	 */
+#if defined(__SANITIZE_THREAD__)
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+#else
 	__atomic_thread_fence(__ATOMIC_RELEASE);
+#endif
 }
 
 static inline void write_end(struct mmsb_span_thread *t)
