@@ -80,11 +80,15 @@ diff_avx2(const uint8_t *x, const uint8_t *y, size_t len, uint8_t *out, uint8_t 
 
 static bool have_avx2(void)
 {
-	static int v = -1; /* a race only computes the same answer twice */
+	/* a race only computes the same answer twice; relaxed atomics say so to TSan */
+	static int v = -1;
+	int r = __atomic_load_n(&v, __ATOMIC_RELAXED);
 
-	if (v < 0)
-		v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
-	return v;
+	if (r < 0) {
+		r = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+		__atomic_store_n(&v, r, __ATOMIC_RELAXED);
+	}
+	return r;
 }
 #endif
 
