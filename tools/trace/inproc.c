@@ -789,7 +789,6 @@ void inproc_folded(struct inproc *ip, struct report *rp, const struct inproc_map
 			o = sizeof(line) - 1;
 		line[o - 1] = 0;
 		fprintf(f, "%s %" PRIu64 "\n", line, (uint64_t)count * period_ns);
-		rp->samples += count;
 	}
 }
 

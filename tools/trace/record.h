@@ -292,7 +292,7 @@ struct report {
 	int n_procs;
 	uint64_t thread_ns; /* the threads' times summed: what shares are of */
 	uint64_t off_ns[SPAN_KINDS], wait_ns[SPAN_KINDS]; /* self time off a CPU per kind */
-	uint64_t span_deep, span_lost, span_torn, samples, span_cost_ns;
+	uint64_t span_deep, span_lost, span_torn, span_cost_ns;
 	uint64_t bpf_run_ns; /* spans mode: its kernel programs' run time, the cost line's part */
 	struct inproc *ip;
 	struct inproc_maps maps;
