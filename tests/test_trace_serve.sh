@@ -103,7 +103,7 @@ for _ in $(seq 150); do
 done
 echo x >"$tmp/end3"
 wait "$w3"
-for _ in $(seq 50); do
+for _ in $(seq 150); do
 	curl -s "http://127.0.0.1:$sp/metrics" >"$tmp/m.txt"
 	grep -q '^mmsb_trace_processes_exited_total 1$' "$tmp/m.txt" && break
 	sleep 0.2
