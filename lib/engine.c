@@ -42,13 +42,22 @@
 /*
  * Every PROBE_EVERY batches that could be shared, the way not chosen is tried for PROBE_LEN in a
  * row; the first of them is not counted (it pays the other workers' wake-up, or their cold caches).
- * A probe that confirms the choice doubles the interval, up to PROBE_MAX: on a machine whose
- * second CPU is taken, a shared batch can wait a whole time slice for a worker that holds a unit,
- * and probing it often would cost more than sharing ever gains.
+ * A probe that confirms the choice makes the interval 4 times longer, up to PROBE_MAX: on a
+ * machine whose second CPU is taken, a shared batch can wait a whole time slice for a worker that
+ * holds a unit, and probing it often would cost more than sharing ever gains (doubling, the
+ * probes of a 2,000-batch run still cost it 3 %).
  */
 #define PROBE_EVERY 64
 #define PROBE_MAX 4096
 #define PROBE_LEN 3
+/*
+ * Each way's cost is the least of its last EST_N batches (ns a delta). A batch is only ever slowed
+ * by what is not the engine (a preemption, a page fault, an interrupt), so the least of a few is
+ * the way's own cost. An average was not: one slow batch of the way not chosen held up its
+ * figure until the next probe, whose two batches barely moved it, and the engine kept sharing at
+ * half the speed of one worker for thousands of batches.
+ */
+#define EST_N 4
 /* Pause iterations before a waiting thread yields its CPU to the thread it waits for. */
 #define SPIN_PAUSES 2000
 
@@ -101,13 +110,16 @@ struct mmsb_engine {
 	struct chunk *chunk;	/* CHUNKS_PER_WORKER * w */
 	struct part *part;	/* max_parts */
 	/*
-	 * Nanoseconds a delta, a moving average, of the batches worker 0 ran alone [0] and shared
-	 * [1]: a batch is shared only while sharing has been the faster (see pick_shared()).
+	 * Nanoseconds a delta of the last batches worker 0 ran alone [0] and shared [1]: a batch is
+	 * shared only while sharing has been the faster (see pick_shared()).
 	 */
-	double ns_per[2];
+	struct est {
+		double v[EST_N];
+		unsigned int n; /* samples, the next one goes to v[n % EST_N] */
+	} est[2];
 	unsigned int since_probe, probe_every, probe_left;
 	bool probing, probe_best; /* a probe is on, and the choice it is testing */
-	bool counted;		  /* this batch's time goes into ns_per */
+	bool counted;		  /* this batch's time goes into est */
 
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -362,11 +374,14 @@ static int work(struct mmsb_engine *e, struct worker *w, uint32_t job)
 			wait_step(e, &i);
 	}
 	/*
-	 * Own parts first (k, k + w, ...), then any left; each is taken once, and a late worker finds
-	 * them all taken. Parts past this batch's count hold an older job: never claimed.
+	 * Own parts first (k, k + w, ...), then any left, from the last: the other workers take theirs
+	 * from the first, so a part changes worker (and its pages' lines core) only where the two
+	 * meet. Each is taken once, and a late worker finds them all taken. Parts past this batch's
+	 * count hold an older job: never claimed.
 	 */
 	for (unsigned int j = 0; j < e->max_parts + e->max_parts / e->w; j++) {
-		unsigned int own = e->max_parts / e->w, k = j < own ? w->k + j * e->w : j - own;
+		unsigned int own = e->max_parts / e->w,
+			     k = j < own ? w->k + j * e->w : e->max_parts - 1 - (j - own);
 		int aerr;
 
 		if (atomic_load_explicit(&e->go, memory_order_acquire) != job ||
@@ -510,6 +525,17 @@ void mmsb_engine_free(struct mmsb_engine *e)
 	engine_free(e);
 }
 
+/* The way's cost: the least of its recent batches, 0 when it has none. */
+static double est_min(const struct est *x)
+{
+	double m = 0;
+
+	for (unsigned int i = 0; i < min_t(unsigned int, x->n, EST_N); i++)
+		if (!m || x->v[i] < m)
+			m = x->v[i];
+	return m;
+}
+
 /*
  * Share this batch, or let worker 0 run it alone? Whichever has been faster a delta lately, and
  * now and then the other, so a machine whose second CPU comes back (or goes) is followed. On a VM
@@ -518,14 +544,10 @@ void mmsb_engine_free(struct mmsb_engine *e)
  */
 static bool pick_shared(struct mmsb_engine *e)
 {
-	bool best;
+	double alone = est_min(&e->est[0]), shared = est_min(&e->est[1]);
+	/* untried ways first: shared, then alone */
+	bool best = !shared || (alone && shared < alone);
 
-	if (!e->ns_per[1])
-		best = true;
-	else if (!e->ns_per[0])
-		best = false;
-	else
-		best = e->ns_per[1] < e->ns_per[0];
 	e->counted = true;
 	if (e->probe_left) {
 		e->probe_left--;
@@ -535,7 +557,7 @@ static bool pick_shared(struct mmsb_engine *e)
 		/* the probe is over: the same choice again, or the other one now */
 		e->probing = false;
 		e->probe_every = best == e->probe_best ?
-					 min_t(unsigned int, 2 * e->probe_every, PROBE_MAX) :
+					 min_t(unsigned int, 4 * e->probe_every, PROBE_MAX) :
 					 PROBE_EVERY;
 	}
 	if (++e->since_probe < e->probe_every)
@@ -545,15 +567,17 @@ static bool pick_shared(struct mmsb_engine *e)
 	e->probe_best = best;
 	e->probe_left = PROBE_LEN - 1;
 	e->counted = false;
+	/* judged on this probe's batches alone: what the way cost a while ago is not evidence */
+	e->est[!best].n = 0;
 	return !best;
 }
 
 static void learn(struct mmsb_engine *e, bool shared, uint64_t ns, size_t n)
 {
-	double v = (double)ns / (double)n, *avg = &e->ns_per[shared];
+	struct est *x = &e->est[shared];
 
 	if (e->counted)
-		*avg = *avg ? (3 * *avg + v) / 4 : v;
+		x->v[x->n++ % EST_N] = (double)ns / (double)n;
 }
 
 /* Run a batch with the state locked; the touched pages stay in the parts for mmsb_tick(). */
