@@ -68,7 +68,7 @@ struct bench_key {
 	bool opt_in;	  /* only with its own flag (memory/full_1m) */
 };
 
-#define MAX_VALUES 8
+#define MAX_VALUES 16
 
 struct bench_result {
 	const struct bench_key *key;
