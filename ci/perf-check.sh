@@ -15,6 +15,9 @@
 #  5. span times against the workload's own clocks, every kind attached: the recompute spans
 #     within 5 % of the callbacks' clock, the propagate spans within 5 % of the library's wave
 #     clock, and one thread's self times cover at least 95 % of the span window
+#  6. mmsb-trace and a bpftrace script on the same spans of the same run: totals within 5 %
+#     (both read the clock in the same trap; a preemption between the two programs is what
+#     moves them apart, so this is a time and not make check's: there the counts are exact)
 # Usage: ci/perf-check.sh        (make perf-check; root for 1-4: they attach BPF programs)
 #   O=DIR   the build directory (default .output)
 set -u
@@ -30,9 +33,9 @@ pin() { taskset -c "$cpu" "$@"; }
 num() { sed -n 's/.*ns_per_update \([0-9]*\).*/\1/p'; }
 
 echo "TAP version 13"
-echo "1..5"
+echo "1..6"
 if [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ] || [ ! -x "$T" ]; then
-	for t in ffi_host late bpftrace task-clock accuracy; do
+	for t in ffi_host late bpftrace task-clock accuracy agreement; do
 		skip "$t" "needs root (CAP_BPF, CAP_PERFMON), a kernel with BTF and mmsb-trace built"
 	done
 	exit 0
@@ -174,5 +177,17 @@ then
 else
 	sed 's/^/# /' "$tmp/a.err" | tail -3
 	bad "span times against the workload's clocks (exit $rc)"
+fi
+# 6. mmsb-trace against bpftrace on the same spans of one run
+if ! command -v bpftrace >/dev/null; then
+	skip "agreement with bpftrace" "bpftrace is not installed"
+elif O="$O" tests/helpers/bt-agree.sh "$tmp" >"$tmp/agree" &&
+	awk '{ d = $5 > 0 ? 100 * ($3 - $5) / $5 : 1e9
+	       printf "# %s: mmsb-trace %d calls %d ns, bpftrace %d calls %d ns (%+.2f %%)\n", $1, $2, $3, $4, $5, d }
+	     $2 != $4 || d > 5 || d < -5 { bad = 1 }
+	     END { exit bad + (NR != 2) }' "$tmp/agree"; then
+	ok "mmsb-trace's and bpftrace's totals of the same spans within 5 %"
+else
+	bad "agreement with bpftrace"
 fi
 exit $fail
