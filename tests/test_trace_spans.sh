@@ -18,7 +18,8 @@
 #  8. -i 1 -c 3: three interval tables whose calls add up to the window's
 #  9. -a: two processes started after it, still alive at its end, with exact counts, a row each
 # 10. record -- sh -c '...': the command's descendants that use the library, each read at its
-#     exit: exact counts, a row each after the command's
+#     exit: exact counts, a row each after the command's; a process beside it that keeps
+#     spans too (another mmsb-trace traces it) gets none
 # Privileged parts SKIP without root or BTF.
 set -u
 O=${O:-.output}
@@ -281,7 +282,15 @@ else
 	bad "all-processes"
 fi
 
-# 10. the command's children
+# 10. the command's children, and nobody else's: beside it runs a process that keeps spans (it is
+# traced by another mmsb-trace), which a scan of every process mapping the library would find
+"$W" loop >/dev/null &
+by=$!
+pids+=("$by")
+wait_mapped "$by"
+"$T" record -p "$by" -J "$tmp/by.json" >/dev/null 2>"$tmp/by.err" &
+pids+=($!)
+wait_recording "$tmp/by.err"
 "$T" record -J "$tmp/k.json" -- sh -c "'$W' spin 300 100 >/dev/null; '$W' threads 2 100 100 >/dev/null" \
 	>/dev/null 2>"$tmp/k.err"
 rc=$?
@@ -297,7 +306,7 @@ print(f"# processes {have}")
 sys.exit(0 if have == want and all(p["exited"] for p in procs[1:]) else 1)
 PY
 then
-	ok "children: the command's two children that use the library, each counted exactly at its exit"
+	ok "children: the command's two children that use the library, each counted exactly at its exit; nobody else's"
 else
 	cat "$tmp/k.err"
 	bad "children"

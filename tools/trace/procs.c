@@ -174,9 +174,13 @@ static void add(struct procs *p, int pid, int blocks_fd, bool at_start, uint64_t
 
 void procs_scan(struct procs *p, int blocks_fd, uint64_t ns)
 {
-	DIR *d = opendir("/proc");
 	struct dirent *de;
+	DIR *d;
 
+	/* record -- CMD: the tree tells of its processes; another that maps the library is not ours */
+	if (p->tree_only)
+		return;
+	d = opendir("/proc");
 	while (d && (de = readdir(d))) {
 		char *end;
 		long pid = strtol(de->d_name, &end, 10);
