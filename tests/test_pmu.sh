@@ -28,18 +28,8 @@ else
 	bad "pmu list"
 fi
 
-if [ -n "${SAN:-}" ]; then
-	for t in page-faults task-clock hardware; do
-		skip "$t" "attach tests run in the plain build, not under sanitizers"
-	done
-	exit 0
-fi
-if [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
-	for t in page-faults task-clock hardware; do
-		skip "$t" "needs root (CAP_BPF, CAP_PERFMON) and a kernel with BTF"
-	done
-	exit 0
-fi
+why=$(no_attach)
+[ -z "$why" ] || skip_all "$why" page-faults task-clock hardware
 
 # 50 updates, each recompute touching 200 fresh pages: 10,000 faults in recompute spans
 "$T" record --pmu perf::PAGE-FAULTS,perf::TASK-CLOCK -k update,propagate,recompute \

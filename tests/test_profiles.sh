@@ -76,10 +76,9 @@ else
 fi
 
 # 4. every shipped profile records
-if [ -n "${SAN:-}" ]; then
-	skip "every shipped profile records" "attach tests run in the plain build, not under sanitizers"
-elif [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
-	skip "every shipped profile records" "needs root (CAP_BPF, CAP_PERFMON) and a kernel with BTF"
+why=$(no_attach)
+if [ -n "$why" ]; then
+	skip "every shipped profile records" "$why"
 else
 	errs=""
 	for p in "${shipped[@]}"; do

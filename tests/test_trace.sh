@@ -21,8 +21,6 @@ T="$O/mmsb-trace"
 W="$O/tests/trace_workload"
 WS="$(realpath "$O/tests/trace_workload_static" 2>/dev/null)"
 . "$(dirname "$0")/tap.sh"
-pids=()
-trap 'for p in ${pids[@]+"${pids[@]}"}; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 
 echo "TAP version 13"
 echo "1..5"
@@ -48,18 +46,8 @@ else
 	skip "unprivileged record" "setpriv is not installed"
 fi
 
-if [ -n "${SAN:-}" ]; then
-	for t in accuracy formats agreement production; do
-		skip "$t" "attach tests run in the plain build, not under sanitizers"
-	done
-	exit 0
-fi
-if [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
-	for t in accuracy formats agreement production; do
-		skip "$t" "needs root (CAP_BPF, CAP_PERFMON) and a kernel with BTF"
-	done
-	exit 0
-fi
+why=$(no_attach)
+[ -z "$why" ] || skip_all "$why" accuracy formats agreement production
 
 # 2. accuracy: 100 updates, each recomputing a child that spins 2 ms
 "$T" record --mode probes -J "$tmp/a.json" -- "$W" spin 100 2000 \

@@ -24,18 +24,11 @@ echo "TAP version 13"
 echo "1..6"
 
 names=(spans spans-F0 top diff-spans probes diff-probes)
-why=
-if [ -n "${SAN:-}" ] || [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
-	why="needs root (CAP_BPF, CAP_PERFMON), a kernel with BTF and the plain build"
-elif ! command -v go >/dev/null || ! go tool pprof -h >/dev/null 2>&1; then
+why=$(no_attach)
+if [ -z "$why" ] && { ! command -v go >/dev/null || ! go tool pprof -h >/dev/null 2>&1; }; then
 	why="no go tool pprof (Debian golang-go)"
 fi
-if [ -n "$why" ]; then
-	for t in "${names[@]}"; do
-		skip "$t" "$why"
-	done
-	exit 0
-fi
+[ -z "$why" ] || skip_all "$why" "${names[@]}"
 # go's caches and pprof's settings in the scratch directory, never $HOME
 export HOME="$tmp" GOCACHE="$tmp/gocache" PPROF_TMPDIR="$tmp"
 pprof() { go tool pprof "$@" 2>"$tmp/pprof.err"; }

@@ -30,8 +30,7 @@ O=${O:-.output}
 T="$(realpath "$O/mmsb-trace" 2>/dev/null)"
 W="$(realpath "$O/tests/trace_workload" 2>/dev/null)"
 . "$(dirname "$0")/tap.sh"
-pids=()
-trap 'for p in ${pids[@]+"${pids[@]}"}; do kill -9 "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
+kill_sig=KILL
 
 echo "TAP version 13"
 echo "1..19"
@@ -41,17 +40,13 @@ names=("symlink at -J" "symlink at -f" "symlink at -s" "symlink at -e" "symlink 
 	"exit status" "signal status" "-d leaves the command running" "children told"
 	"sudo: --as-root refused" "sudo: a setuid command runs unprivileged"
 	"special files as inputs" "plain root: a user's directory symlink")
-skip_all() {
-	for t in "${names[@]}"; do skip "$t" "$1"; done
-	exit 0
-}
-[ "$(id -u)" -eq 0 ] || skip_all "needs root (CAP_BPF, CAP_PERFMON)"
-[ -r /sys/kernel/btf/vmlinux ] || skip_all "the kernel has no BTF"
-command -v bpftool >/dev/null || [ -x /usr/sbin/bpftool ] || skip_all "no bpftool"
+[ "$(id -u)" -eq 0 ] || skip_all "needs root (CAP_BPF, CAP_PERFMON)" "${names[@]}"
+[ -r /sys/kernel/btf/vmlinux ] || skip_all "the kernel has no BTF" "${names[@]}"
+command -v bpftool >/dev/null || [ -x /usr/sbin/bpftool ] || skip_all "no bpftool" "${names[@]}"
 if [ -z "$T" ] || [ ! -x "$T" ] || [ -z "$W" ]; then
-	skip_all "mmsb-trace or the workload is not built"
+	skip_all "mmsb-trace or the workload is not built" "${names[@]}"
 fi
-[ -n "${SAN:-}" ] && skip_all "runs in the plain build"
+[ -n "${SAN:-}" ] && skip_all "runs in the plain build" "${names[@]}"
 
 U=$(id -u nobody 2>/dev/null || echo 65534)
 G=$(id -g nobody 2>/dev/null || echo 65534)

@@ -22,36 +22,16 @@ O=${O:-.output}
 T="$O/mmsb-trace"
 W="$O/tests/trace_workload"
 . "$(dirname "$0")/tap.sh"
-pids=()
-cleanup() {
-	for p in ${pids[@]+"${pids[@]}"}; do
-		kill "$p" 2>/dev/null
-	done
-	for p in ${pids[@]+"${pids[@]}"}; do
-		wait "$p" 2>/dev/null
-	done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
 
 echo "TAP version 13"
 echo "1..6"
 
 names=(metrics promtool prometheus-up promql-counts promql-quantile keep-exited)
-why=
-if [ -n "${SAN:-}" ] || [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
-	why="needs root (CAP_BPF, CAP_PERFMON), a kernel with BTF and the plain build"
-else
-	for c in prometheus promtool curl; do
-		command -v "$c" >/dev/null || why="needs $c (Debian: prometheus, curl)"
-	done
-fi
-if [ -n "$why" ]; then
-	for t in "${names[@]}"; do
-		skip "$t" "$why"
-	done
-	exit 0
-fi
+why=$(no_attach)
+for c in prometheus promtool curl; do
+	[ -n "$why" ] || command -v "$c" >/dev/null || why="needs $c (Debian: prometheus, curl)"
+done
+[ -z "$why" ] || skip_all "$why" "${names[@]}"
 
 # a port nothing listens on now
 free_port() {

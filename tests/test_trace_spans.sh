@@ -26,19 +26,13 @@ O=${O:-.output}
 T="$O/mmsb-trace"
 W="$O/tests/trace_workload"
 . "$(dirname "$0")/tap.sh"
-pids=()
-trap 'for p in ${pids[@]+"${pids[@]}"}; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 
 echo "TAP version 13"
 echo "1..10"
 
 names=(counts probes-agree threads off-cpu open pid usage intervals all-processes children)
-if [ -n "${SAN:-}" ] || [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
-	for t in "${names[@]}"; do
-		skip "$t" "needs root (CAP_BPF, CAP_PERFMON), a kernel with BTF and the plain build"
-	done
-	exit 0
-fi
+why=$(no_attach)
+[ -z "$why" ] || skip_all "$why" "${names[@]}"
 
 # kind KIND FIELD of a report (0 when the kind did not run)
 jq_kind() {

@@ -28,18 +28,11 @@ echo "TAP version 13"
 echo "1..6"
 
 names=(inlines oracle libc-root jit python speedscope)
-why=
-if [ -n "${SAN:-}" ] || [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
-	why="needs root (CAP_BPF, CAP_PERFMON), a kernel with BTF and the plain build"
-elif ! command -v eu-addr2line >/dev/null; then
+why=$(no_attach)
+if [ -z "$why" ] && ! command -v eu-addr2line >/dev/null; then
 	why="eu-addr2line (elfutils) is not installed: ci/install-deps.sh"
 fi
-if [ -n "$why" ]; then
-	for t in "${names[@]}"; do
-		skip "$t" "$why"
-	done
-	exit 0
-fi
+[ -z "$why" ] || skip_all "$why" "${names[@]}"
 
 # The program: updates through an inlined function, then through a JIT trampoline (anonymous
 # code that keeps the frame-pointer chain) that perf's JIT map names.

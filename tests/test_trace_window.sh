@@ -16,19 +16,13 @@ O=${O:-.output}
 T="$O/mmsb-trace"
 W="$O/tests/trace_workload"
 . "$(dirname "$0")/tap.sh"
-pids=()
-trap 'for p in ${pids[@]+"${pids[@]}"}; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 
 echo "TAP version 13"
 echo "1..3"
 
 names=(window open hit-cost)
-if [ -n "${SAN:-}" ] || [ "$(id -u)" -ne 0 ] || [ ! -r /sys/kernel/btf/vmlinux ]; then
-	for t in "${names[@]}"; do
-		skip "$t" "needs root (CAP_BPF, CAP_PERFMON), a kernel with BTF and the plain build"
-	done
-	exit 0
-fi
+why=$(no_attach)
+[ -z "$why" ] || skip_all "$why" "${names[@]}"
 
 # 1. the window: -p with -d 2
 "$W" loop >"$tmp/loop.out" &
