@@ -53,8 +53,9 @@ static inline __attribute__((always_inline)) int update_range(struct mmsb_state 
 	err = mmsb__page_host(p);
 	if (err)
 		goto out;
+	/* the packed mask is for the log's frame: without a log, no packing */
 	if (!mmsb__delta_diff(&d, p->data + offset, data, len, scratch, scratch + len,
-			      scratch + len + len / 2 + 1))
+			      s->log ? scratch + len + len / 2 + 1 : NULL))
 		goto out; /* unchanged: no delta, no epoch */
 	d.page_id = id;
 	d.offset = offset;
