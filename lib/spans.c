@@ -43,14 +43,6 @@ static __thread bool no_block;
 _Static_assert(MMSB_SPAN_KINDS <= MMSB_SPAN_KIND_MAX, "span kinds: at most MMSB_SPAN_KIND_MAX");
 _Static_assert(MMSB_SPAN_NODES <= 256, "node ids are 8 bits in child[]");
 
-static inline uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static bool use_tsc;
 
 /* The span clock (mmsb/span_abi.h): the TSC where it is invariant, else CLOCK_MONOTONIC. */
@@ -60,7 +52,7 @@ static inline uint64_t span_clock(void)
 	if (__builtin_expect(use_tsc, 1))
 		return __rdtsc();
 #endif
-	return now_ns();
+	return mmsb__now_ns(CLOCK_MONOTONIC);
 }
 
 /* Chosen at load, before any block: a reader finds the registry's clock set from the start. */
@@ -122,7 +114,7 @@ static void fork_child(void)
 	     t; t = (void *)(uintptr_t)t->next)
 		t->tid = t == self ? (int32_t)gettid() : 0;
 	if (self) {
-		self->owner_since_ns = now_ns();
+		self->owner_since_ns = mmsb__now_ns(CLOCK_MONOTONIC);
 		self->owners++;
 		self->last_tid = self->tid;
 		MMSB_SPAN_REGISTER(self);
@@ -172,7 +164,7 @@ static struct mmsb_span_thread *block_get(void)
 		__atomic_fetch_add(&mmsb_span_registry.blocks, 1, __ATOMIC_RELAXED);
 	}
 	write_begin(t);
-	t->owner_since_ns = now_ns();
+	t->owner_since_ns = mmsb__now_ns(CLOCK_MONOTONIC);
 	t->owners++;
 	t->last_tid = tid;
 	prctl(PR_GET_NAME, t->comm);
