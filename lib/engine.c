@@ -580,6 +580,16 @@ static void learn(struct mmsb_engine *e, bool shared, uint64_t ns, size_t n)
 		x->v[x->n++ % EST_N] = (double)ns / (double)n;
 }
 
+/* The pages the last batch changed, over its parts. */
+static uint64_t touched_pages(const struct mmsb_engine *e)
+{
+	uint64_t pages = 0;
+
+	for (unsigned int k = 0; k < e->n_parts; k++)
+		pages += e->part[k].n_touched;
+	return pages;
+}
+
 /* Run a batch with the state locked; the touched pages stay in the parts for mmsb_tick(). */
 static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_t n)
 {
@@ -644,16 +654,8 @@ static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_
 				err = e->part[k].err;
 		}
 	}
-	if (MMSB_ENGINE_BATCH_END_ENABLED()) {
-		uint64_t pages = 0;
-
-		/* summed only for a tracer: nobody attached, nobody pays */
-		for (unsigned int k = 0; k < e->n_parts; k++)
-			pages += e->part[k].n_touched;
-		MMSB_ENGINE_BATCH_END(n, err ? 0 : pages, err);
-	}
-	/* the in-process span's end: the probe above fires under its own check */
-	MMSB_SPAN(ENGINE_BATCH_END);
+	/* the pages are summed only for a tracer (the arguments are evaluated under its check) */
+	MMSB_TRACE(ENGINE_BATCH_END, n, err ? 0 : touched_pages(e), err);
 	return err;
 }
 
@@ -675,8 +677,7 @@ int mmsb_engine_apply(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_
 		memset(m, 0, sizeof(*m));
 		if (!err && n) {
 			m->processed = n;
-			for (unsigned int k = 0; k < e->n_parts; k++)
-				m->pages += e->part[k].n_touched;
+			m->pages = touched_pages(e);
 		}
 		m->duration_ns = mmsb__now_ns(CLOCK_MONOTONIC) - t0;
 		m->rate = m->duration_ns ? (double)m->processed * 1e9 / (double)m->duration_ns : 0;
@@ -745,8 +746,7 @@ int mmsb_tick(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_t n,
 		goto out;
 	m->processed = n;
 	/* with no batch the parts' lists are the previous batch's: nothing changed this tick */
-	for (unsigned int k = 0; n && k < e->n_parts; k++)
-		m->pages += e->part[k].n_touched;
+	m->pages = n ? touched_pages(e) : 0;
 	changed = malloc((m->pages ? m->pages : 1) * sizeof(*changed));
 	if (!changed) {
 		err = -ENOMEM;

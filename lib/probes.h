@@ -61,12 +61,6 @@ static inline void mmsb__span_end(unsigned int kind)
 				MMSB_##NAME(__VA_ARGS__);                                          \
 		}                                                                                  \
 	} while (0)
-/* Only the in-process span, where the site fires the probe under its own check. */
-#define MMSB_SPAN(NAME, ...)                                                                       \
-	do {                                                                                       \
-		if (__builtin_expect(MMSB__SPAN_ON_##NAME(), 0))                                   \
-			MMSB__SPAN_##NAME(__VA_ARGS__);                                            \
-	} while (0)
 
 /*
  * The host side of the boundary, sampled (mmsb-trace record --host-sample, docs/ffi.md). While a
@@ -172,7 +166,6 @@ static inline void mmsb__probe_args(int unused, ...)
 			mmsb__probe_args(0, __VA_ARGS__);                                          \
 	} while (0)
 #define MMSB_API_SCOPE(fn) ((void)0)
-#define MMSB_SPAN(NAME, ...) ((void)0)
 #endif
 
 #endif /* __MMSB_PROBES_H */
