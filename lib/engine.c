@@ -595,8 +595,9 @@ static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_
 {
 	struct mmsb_state *s = e->s;
 	size_t nc = n / CHUNK_MIN;
-	bool shared = e->w > 1 && nc >= 2;
-	uint64_t t0;
+	/* two chunks at least, or worker 0 runs it alone and nothing is learnt of it */
+	bool may_share = e->w > 1 && nc >= 2, shared;
+	uint64_t t0 = 0;
 	int err;
 
 	e->pages = NULL;
@@ -609,8 +610,8 @@ static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_
 			return -ENOMEM;
 		e->pages = e->page_buf;
 	}
-	/* two chunks at least, and sharing paying lately, or worker 0 runs it alone */
-	shared = shared && pick_shared(e);
+	/* and sharing paying lately */
+	shared = may_share && pick_shared(e);
 	e->n_chunks = shared ? (unsigned int)min_t(size_t, nc, CHUNKS_PER_WORKER * e->w) : 1;
 	e->n_parts = shared ? e->max_parts : 1;
 	MMSB_TRACE(ENGINE_BATCH_BEGIN, n, shared ? e->w : 1);
@@ -631,7 +632,8 @@ static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_
 	atomic_store_explicit(&e->vclaim,
 			      (e->seq & 0xffffffffu) << 32 | (uint64_t)e->n_chunks << 16,
 			      memory_order_release);
-	t0 = mmsb__now_ns(CLOCK_MONOTONIC);
+	if (may_share)
+		t0 = mmsb__now_ns(CLOCK_MONOTONIC);
 	if (shared) {
 		atomic_store_explicit(&e->job, e->seq, memory_order_release);
 		/* a worker that counted itself a sleeper is waiting on the condition variable */
@@ -642,7 +644,7 @@ static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_
 		}
 	}
 	err = work(e, &e->wk[0], (uint32_t)e->seq);
-	if (e->w > 1 && nc >= 2)
+	if (may_share)
 		learn(e, shared, mmsb__now_ns(CLOCK_MONOTONIC) - t0, n);
 	if (!err) {
 		/* applied (an ENOMEM while recording touched pages does not undo the bytes) */
