@@ -26,7 +26,6 @@
 #include "mmsb_trace.skel.h"
 #include "tool_helpers.h"
 #include "usdt_helpers.h"
-#include "usdt_helpers.h"
 #include "trace.h"
 
 /* Root, or CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON: what loading and attaching need. */
@@ -158,30 +157,18 @@ static int attach_epoch_sites(struct mmsb_trace_bpf *skel, struct hit_cal *hc, c
 	return err;
 }
 
-/* Every key of a map deleted: what the measurement left, before the window opens. */
-static void map_empty(struct bpf_map *m, size_t key_size)
+void map_empty(int fd, size_t key_size)
 {
-	char key[64], next[64];
-	int fd = bpf_map__fd(m);
+	char key[64];
 
 	if (key_size > sizeof(key))
 		return;
-	while (!bpf_map_get_next_key(fd, NULL, next)) {
-		memcpy(key, next, key_size);
+	/* a key that cannot be deleted would come back first forever: stop there */
+	while (!bpf_map_get_next_key(fd, NULL, key))
 		if (bpf_map_delete_elem(fd, key))
 			break;
-	}
 }
 
-/*
- * calibrate() bounded in time, for record, on the run's own loaded programs before its window
- * opens: batches of HIT_BATCH mmsb_page_epoch calls untraced for a fifth of the budget, then with
- * that function's api pair attached in our own process (cal_begin/cal_end, the run's settings)
- * until the budget is spent; the difference of the batches' medians per hit. Medians of small
- * batches: a preemption spoils one batch, not the figure. Then the maps are emptied of what it
- * recorded; the probes stay in hc until the caller's teardown (hit_cal_free: their removal is
- * slow).
- */
 uint64_t prog_run_ns(const struct bpf_program *prog)
 {
 	struct bpf_prog_info info = {};
@@ -202,6 +189,15 @@ static uint64_t min_of(const uint64_t *v, int n)
 	return m;
 }
 
+/*
+ * calibrate() bounded in time, for record, on the run's own loaded programs before its window
+ * opens: batches of HIT_BATCH mmsb_page_epoch calls untraced for a fifth of the budget, then with
+ * that function's api pair attached in our own process (cal_begin/cal_end, the run's settings)
+ * until the budget is spent; the difference of the batches' medians per hit. Medians of small
+ * batches: a preemption spoils one batch, not the figure. Then the maps are emptied of what it
+ * recorded; the probes stay in hc until the caller's teardown (hit_cal_free: their removal is
+ * slow).
+ */
 int hit_cost_measure(struct mmsb_trace_bpf *skel, uint64_t budget_ns, struct hit_cal *hc,
 		     double *per_hit_ns)
 {
@@ -263,9 +259,9 @@ int hit_cost_measure(struct mmsb_trace_bpf *skel, uint64_t budget_ns, struct hit
 		err = 0;
 	}
 	/* nothing of it in the run's report */
-	map_empty(skel->maps.stacks_open, sizeof(__u32));
-	map_empty(skel->maps.span_stats, sizeof(struct span_key));
-	map_empty(skel->maps.user_stacks, sizeof(__u32));
+	map_empty(bpf_map__fd(skel->maps.stacks_open), sizeof(__u32));
+	map_empty(bpf_map__fd(skel->maps.span_stats), sizeof(struct span_key));
+	map_empty(bpf_map__fd(skel->maps.user_stacks), sizeof(__u32));
 	memset(skel->bss->counters, 0, sizeof(skel->bss->counters));
 	skel->bss->first_begin_ns = skel->bss->last_end_ns = 0;
 	return err;

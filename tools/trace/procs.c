@@ -362,12 +362,10 @@ int procs_each(struct procs *p, const struct inproc_maps *m, uint32_t mask, int 
 	for (int i = 0; i < p->n; i++) {
 		struct proc_row row;
 		struct report r = { .o = &ro, .procs = &row };
-		struct span_key key;
 
 		if (!p->v[i].ip)
 			continue;
-		while (!bpf_map_get_next_key(stats_fd, NULL, &key))
-			bpf_map_delete_elem(stats_fd, &key);
+		map_empty(stats_fd, sizeof(struct span_key));
 		if (!inproc_report(p->v[i].ip, &r, &mine, mask)) {
 			proc_row(&r, &p->v[i], 0);
 			report_sum_kinds(&r, stats_fd);

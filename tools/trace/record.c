@@ -601,15 +601,6 @@ static void stop_window(struct session *s)
 		procs_refresh(s->procs);
 }
 
-/* Every entry out of a map that user space fills (KEY_SIZE bytes a key). */
-static void map_clear(int fd, size_t key_size)
-{
-	char key[64];
-
-	while (key_size <= sizeof(key) && !bpf_map_get_next_key(fd, NULL, key))
-		bpf_map_delete_elem(fd, key);
-}
-
 /*
  * -i: the interval that ends now, its table on stdout (the figures reset each time, as
  * funclatency -i and perf stat -I print them). The whole window's report comes at the end.
@@ -637,7 +628,7 @@ static void interval_report(struct session *s, uint64_t n)
 	}
 	iv.window_end_ns = mono_ns();
 	iv.wall_ns = iv.window_end_ns - iv.window_start_ns;
-	map_clear(s->iv_fd, sizeof(struct span_key));
+	map_empty(s->iv_fd, sizeof(struct span_key));
 	if (!(s->ip && inproc_interval(s->ip, &iv, &m, s->mask, s->iv_fd)) &&
 	    !(s->procs && procs_interval(s->procs, &iv, &m, s->mask, s->iv_fd)))
 		report_interval(&iv, s->iv_fd, n);

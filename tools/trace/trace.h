@@ -98,6 +98,8 @@ struct syms;
 
 /* 0, or -EINVAL with the reason: a rate the kernel allows */
 int host_sample_check(uint64_t hz, char *why, size_t len);
+/* Every key (KEY_SIZE bytes, at most 64) deleted from the map behind fd. */
+void map_empty(int fd, size_t key_size);
 /* What a program has run for so far, in ns: 0 unless BPF run-time stats are on (an fd held). */
 uint64_t prog_run_ns(const struct bpf_program *prog);
 /*
