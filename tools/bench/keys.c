@@ -741,7 +741,7 @@ static int durability_vs_fsync(struct bench_result *r)
 		{ "checkpoint_x", "checkpoint_syncs", persist_setup, checkpoint_run, NULL },
 		{ "restore_x", "restore_syncs", persist_setup, restore_run, close_s2 },
 	};
-	double ratio[3][9], raw[9], lo, hi;
+	double ratio[3][BENCH_MAX_ROUNDS], raw[BENCH_MAX_ROUNDS], lo, hi;
 	unsigned long syncs[3] = { 0 };
 	int nr = bench_rounds(), err = 0;
 

@@ -44,8 +44,9 @@ int limits_growth(struct bench_result *r);
 /* fsync and fdatasync calls in the process so far (keys_limits.c interposes both) */
 extern unsigned long bench_syncs;
 int bench_raw_sync_ns(int reps, double *ns);
-/* median of v[0..n) (sorted in place), its spread; the rounds a limit key runs */
+/* median of v[0..n) (sorted in place), its spread; the rounds a limit key runs (at most the max) */
 double bench_median(double *v, int n, double *lo, double *hi);
 int bench_rounds(void);
+#define BENCH_MAX_ROUNDS 9
 
 #endif /* __MMSB_BENCH_KEYS_H */

@@ -16,19 +16,11 @@
 #include <unistd.h>
 
 #include "keys.h"
+#include "suite.h"
 #include "tool_helpers.h"
 
-#define MAX_ROUNDS 9
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 /* The median of v[0..n) (sorted in place); *lo and *hi the spread. */
-static double median_of(double *v, int n, double *lo, double *hi)
+double bench_median(double *v, int n, double *lo, double *hi)
 {
 	qsort(v, (size_t)n, sizeof(*v), cmp_double);
 	*lo = v[0];
@@ -36,7 +28,7 @@ static double median_of(double *v, int n, double *lo, double *hi)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-static int rounds(void)
+int bench_rounds(void)
 {
 	return benv.quick ? 2 : 7;
 }
@@ -178,12 +170,13 @@ static const struct {
  */
 int limits_scaling_2w(struct bench_result *r)
 {
-	double machine[MAX_ROUNDS], ratio[N_LOADS][MAX_ROUNDS], noise[N_LOADS * MAX_ROUNDS];
+	double machine[BENCH_MAX_ROUNDS], ratio[N_LOADS][BENCH_MAX_ROUNDS],
+		noise[N_LOADS * BENCH_MAX_ROUNDS];
 	double lo, hi, m, med[N_LOADS];
 	size_t total = benv.quick ? 1u << 18 : 8u << 20;
 	struct par_arg *par = aligned_alloc(64, 2 * sizeof(*par));
 	struct eng_load ld[N_LOADS] = { 0 };
-	int err = 0, nr = rounds(), nn = 0;
+	int err = 0, nr = bench_rounds(), nn = 0;
 
 	if (!par)
 		return -ENOMEM;
@@ -207,15 +200,15 @@ int limits_scaling_2w(struct bench_result *r)
 		}
 	}
 	if (!err) {
-		m = median_of(machine, nr, &lo, &hi);
+		m = bench_median(machine, nr, &lo, &hi);
 		bench_value(r, "machine_2t", m);
 		for (size_t j = 0; j < N_LOADS; j++) {
-			med[j] = median_of(ratio[j], nr, &lo, &hi);
+			med[j] = bench_median(ratio[j], nr, &lo, &hi);
 			bench_value(r, eng_loads[j].key, med[j]);
 			bench_value(r, eng_loads[j].key_min, lo);
 			bench_value(r, eng_loads[j].key_of, med[j] / m);
 		}
-		median_of(noise, nn, &lo, &hi);
+		bench_median(noise, nn, &lo, &hi);
 		bench_value(r, "noise_1w_min", lo);
 		bench_value(r, "noise_1w_max", hi);
 		bench_value(r, "rounds", nr);
@@ -336,9 +329,10 @@ static int dense_op_ns(struct dense_rig *g, int op, int reps, double *ns)
 
 static int dense_limits(struct bench_result *r, size_t len, int reps)
 {
-	double plain[MAX_ROUNDS], logged[MAX_ROUNDS], raw[MAX_ROUNDS], cp[MAX_ROUNDS], lo, hi, v[4];
+	double plain[BENCH_MAX_ROUNDS], logged[BENCH_MAX_ROUNDS], raw[BENCH_MAX_ROUNDS],
+		cp[BENCH_MAX_ROUNDS], lo, hi, v[4];
 	struct dense_rig g;
-	int nr = rounds(), err = dense_rig_init(&g, len);
+	int nr = bench_rounds(), err = dense_rig_init(&g, len);
 
 	if (benv.quick)
 		reps = reps > 4 ? reps / 4 : 1;
@@ -355,13 +349,13 @@ static int dense_limits(struct bench_result *r, size_t len, int reps)
 		raw[i] = v[3] / v[0];
 	}
 	if (!err) {
-		bench_value(r, "memcpy_ns", median_of(cp, nr, &lo, &hi));
-		bench_value(r, "unlogged_x", median_of(plain, nr, &lo, &hi));
+		bench_value(r, "memcpy_ns", bench_median(cp, nr, &lo, &hi));
+		bench_value(r, "unlogged_x", bench_median(plain, nr, &lo, &hi));
 		bench_value(r, "unlogged_x_max", hi);
-		bench_value(r, "logged_x", median_of(logged, nr, &lo, &hi));
+		bench_value(r, "logged_x", bench_median(logged, nr, &lo, &hi));
 		bench_value(r, "logged_x_max", hi);
 		/* what write() alone costs for the frame's bytes here: the logged figure's floor */
-		bench_value(r, "raw_write_x", median_of(raw, nr, &lo, &hi));
+		bench_value(r, "raw_write_x", bench_median(raw, nr, &lo, &hi));
 		bench_value(r, "rounds", nr);
 	}
 	dense_rig_free(&g);
@@ -488,14 +482,4 @@ int bench_raw_sync_ns(int reps, double *ns)
 	close(fd);
 	unlink(path);
 	return err;
-}
-
-double bench_median(double *v, int n, double *lo, double *hi)
-{
-	return median_of(v, n, lo, hi);
-}
-
-int bench_rounds(void)
-{
-	return rounds();
 }
