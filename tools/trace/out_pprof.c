@@ -414,9 +414,7 @@ static void row_key(char *buf, size_t len, uint32_t kind, uint64_t chain)
 
 void pprof_stack(struct report *rp, const struct stack_row *row)
 {
-	static char names[MAX_STACK_FRAMES][256];
 	uint64_t ids[MAX_STACK_FRAMES + 2];
-	struct json_object *locs = json_object_new_array();
 	int64_t v[NV] = { 0 };
 	int nu = row->nf - row->depth;
 	size_t k = 0, idx;
@@ -425,17 +423,13 @@ void pprof_stack(struct report *rp, const struct stack_row *row)
 	pp_init(rp);
 	if (!row->nf)
 		ids[k++] = loc_plain("[no stack]");
-	/* the user frames' locations: the same walk as the row's, so the same frames */
-	if (nu > 0 &&
-	    frames_of(rp->stacks_fd, row->key->stack_id, rp->syms, names, MAX_STACK_FRAMES - 13,
-		      locs) == nu &&
-	    (int)json_object_array_length(locs) == nu) {
-		k += user_locs(row->names, locs, nu, ids + k);
+	/* the user frames' locations, from the row's walk */
+	if (nu > 0 && row->locs && (int)json_object_array_length(row->locs) == nu) {
+		k += user_locs(row->names, row->locs, nu, ids + k);
 	} else {
 		for (int i = 0; i < nu; i++)
 			ids[k++] = loc_plain(row->names[i]);
 	}
-	json_object_put(locs);
 	for (int i = nu > 0 ? nu : 0; i < row->nf; i++)
 		ids[k++] = loc_plain(row->names[i]);
 	ids[k++] = loc_plain(row->leaf);

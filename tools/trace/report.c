@@ -159,6 +159,7 @@ static void walk_stacks(struct report *rp, struct speedscope *ss, struct json_ob
 {
 	static char names[MAX_STACK_FRAMES][256];
 	FILE *folded = rp->o->out[OUT_FOLDED].f;
+	bool pprof = rp->o->out[OUT_PPROF].f;
 	struct span_key key, next, *prev = NULL;
 
 	while (!bpf_map_get_next_key(rp->stats_fd, prev, &next)) {
@@ -174,7 +175,8 @@ static void walk_stacks(struct report *rp, struct speedscope *ss, struct json_ob
 		kind_add(&rp->kt[key.kind], &v);
 		rp->self_sum += v.self_ns;
 		row.v = &v;
-		row.locs = jstacks ? json_object_new_array() : NULL;
+		/* the user frames' locations, for the JSON and the profile */
+		row.locs = jstacks || pprof ? json_object_new_array() : NULL;
 		row.nf = frames_of(rp->stacks_fd, key.stack_id, rp->syms, names,
 				   MAX_STACK_FRAMES - 13, row.locs);
 		/* then the spans around this one, outermost first */
@@ -189,10 +191,13 @@ static void walk_stacks(struct report *rp, struct speedscope *ss, struct json_ob
 			speedscope_stack(ss, &row);
 		if (folded && !folded_from_samples(rp))
 			folded_stack(folded, &row);
+		if (pprof)
+			pprof_stack(rp, &row);
+		/* the JSON's stack takes row.locs */
 		if (jstacks)
 			json_object_array_add(jstacks, json_stack(rp->o, &row));
-		if (rp->o->out[OUT_PPROF].f)
-			pprof_stack(rp, &row);
+		else
+			json_object_put(row.locs);
 	}
 }
 
