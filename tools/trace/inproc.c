@@ -12,9 +12,7 @@
 #include <limits.h>
 #include <dlfcn.h>
 #include <fcntl.h>
-#include <gelf.h>
 #include <inttypes.h>
-#include <libelf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +48,7 @@ struct inproc {
 	int pid;
 	const char *lib;
 	uint64_t reg;	   /* mmsb_span_registry in the target, 0 until found */
-	uint64_t sym_off;  /* its file offset in lib, 0 when lib has none */
+	uint64_t sym_off;  /* its file offset in lib */
 	struct snap s[2];  /* the window's start and end */
 	struct snap iv[2]; /* -i: the previous interval's end (the window's start at first), now */
 	/* -i: the off-CPU map's sums at the previous interval's end, per kind and per thread */
@@ -82,63 +80,6 @@ static uint64_t clock_now(const struct inproc *ip)
 static uint64_t u2ns(const struct inproc *ip, uint64_t u)
 {
 	return (uint64_t)((double)u * ip->ns_per_unit + 0.5);
-}
-
-/* The file offset of the data symbol NAME in the ELF file PATH: 0, or -errno. */
-static int sym_file_off(const char *path, const char *name, uint64_t *off)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC), ret = -ENOENT;
-	Elf_Scn *scn = NULL;
-	uint64_t vaddr = 0;
-	size_t nph;
-	Elf *e;
-
-	if (fd < 0)
-		return -errno;
-	elf_version(EV_CURRENT);
-	e = elf_begin(fd, ELF_C_READ, NULL);
-	if (!e) {
-		close(fd);
-		return -ENOEXEC;
-	}
-	/* .dynsym for a library, .symtab for an executable linked with libmmsb.a */
-	while (!vaddr && (scn = elf_nextscn(e, scn))) {
-		GElf_Shdr sh;
-		Elf_Data *d;
-
-		if (!gelf_getshdr(scn, &sh) ||
-		    (sh.sh_type != SHT_DYNSYM && sh.sh_type != SHT_SYMTAB))
-			continue;
-		d = elf_getdata(scn, NULL);
-		for (size_t i = 0; d && sh.sh_entsize && i < sh.sh_size / sh.sh_entsize; i++) {
-			GElf_Sym sym;
-			const char *n;
-
-			if (!gelf_getsym(d, (int)i, &sym) || sym.st_shndx == SHN_UNDEF)
-				continue;
-			n = elf_strptr(e, sh.sh_link, sym.st_name);
-			if (n && !strcmp(n, name)) {
-				vaddr = sym.st_value;
-				break;
-			}
-		}
-	}
-	/* the address into the file, through the segment that loads it */
-	if (vaddr && !elf_getphdrnum(e, &nph)) {
-		for (size_t i = 0; i < nph; i++) {
-			GElf_Phdr ph;
-
-			if (!gelf_getphdr(e, (int)i, &ph) || ph.p_type != PT_LOAD ||
-			    vaddr < ph.p_vaddr || vaddr >= ph.p_vaddr + ph.p_filesz)
-				continue;
-			*off = vaddr - ph.p_vaddr + ph.p_offset;
-			ret = 0;
-			break;
-		}
-	}
-	elf_end(e);
-	close(fd);
-	return ret;
 }
 
 /* Where the file offset OFF of LIB is mapped in PID, by the file's device and inode: 0 if not. */
@@ -177,7 +118,12 @@ static int peek(int pid, uint64_t addr, void *buf, size_t len)
 	return process_vm_readv(pid, &l, 1, &r, 1, 0) == (ssize_t)len ? 0 : -1;
 }
 
-struct inproc *inproc_new(int pid, const char *lib)
+int inproc_registry_off(const char *lib, uint64_t *off)
+{
+	return elf_sym_off(lib, "mmsb_span_registry", off);
+}
+
+struct inproc *inproc_new(int pid, const char *lib, uint64_t sym_off)
 {
 	struct inproc *ip = calloc(1, sizeof(*ip));
 
@@ -185,14 +131,10 @@ struct inproc *inproc_new(int pid, const char *lib)
 		return NULL;
 	ip->pid = pid;
 	ip->lib = lib;
+	ip->sym_off = sym_off;
 	ip->ns_per_unit = 1;
 	ip->tsc0 = tsc();
 	ip->ns0 = mono_ns();
-	if (sym_file_off(lib, "mmsb_span_registry", &ip->sym_off)) {
-		free(ip);
-		errno = ENOENT;
-		return NULL;
-	}
 	return ip;
 }
 

@@ -33,8 +33,9 @@ struct proc {
 
 struct procs {
 	const char *lib;
-	int exclude;	/* the main process of record -- CMD, read apart */
-	bool tree_only; /* record -- CMD: processes come from its tree only */
+	uint64_t sym_off; /* the registry's file offset in lib, the same in every process */
+	int exclude;	  /* the main process of record -- CMD, read apart */
+	bool tree_only;	  /* record -- CMD: processes come from its tree only */
 	dev_t dev;
 	ino_t ino;
 	struct proc *v;
@@ -42,7 +43,7 @@ struct procs {
 	uint64_t serial; /* processes found so far */
 };
 
-struct procs *procs_new(const char *lib)
+struct procs *procs_new(const char *lib, uint64_t sym_off)
 {
 	struct procs *p = calloc(1, sizeof(*p));
 	struct stat st;
@@ -52,6 +53,7 @@ struct procs *procs_new(const char *lib)
 		return NULL;
 	}
 	p->lib = lib;
+	p->sym_off = sym_off;
 	p->dev = st.st_dev;
 	p->ino = st.st_ino;
 	return p;
@@ -158,7 +160,7 @@ static void add(struct procs *p, int pid, int blocks_fd, bool at_start, uint64_t
 	memset(pr, 0, sizeof(*pr));
 	pr->pid = pid;
 	pr->serial = ++p->serial;
-	pr->ip = inproc_new(pid, p->lib);
+	pr->ip = inproc_new(pid, p->lib, p->sym_off);
 	if (!pr->ip)
 		return;
 	proc_line(pid, "comm", pr->comm, sizeof(pr->comm));

@@ -484,14 +484,21 @@ static void child_exiting(void *ctx, pid_t pid)
 static int attach_spans(struct session *s)
 {
 	struct mmsb_trace_bpf *skel = s->skel;
+	uint64_t off;
 
+	if (inproc_registry_off(s->lib, &off)) {
+		p_err("%s has no in-process spans (mmsb_span_registry): an older libmmsb? use "
+		      "--mode probes",
+		      s->lib);
+		return -1;
+	}
 	if (ro.all)
-		s->procs = procs_new(s->lib);
+		s->procs = procs_new(s->lib, off);
 	else
-		s->ip = inproc_new(s->rp.pid, s->lib);
+		s->ip = inproc_new(s->rp.pid, s->lib, off);
 	if (s->ip && s->cmd) {
 		/* the command's descendants too: read apart from it, found as they fork or exec */
-		s->procs = procs_new(s->lib);
+		s->procs = procs_new(s->lib, off);
 		if (s->procs) {
 			procs_exclude(s->procs, s->rp.pid);
 			s->tr.on_fork = child_forked;
@@ -501,9 +508,7 @@ static int attach_spans(struct session *s)
 		}
 	}
 	if (!s->ip && !s->procs) {
-		p_err("%s has no in-process spans (mmsb_span_registry): an older libmmsb? use "
-		      "--mode probes",
-		      s->lib);
+		p_err("in-process spans: %s", strerror(errno));
 		return -1;
 	}
 	s->rp.span_cost_ns = inproc_span_cost();

@@ -139,8 +139,10 @@ struct inproc_maps {
 	int stats_fd, blocks_fd, offcpu_fd, offcpu_start_fd, samples_fd, stacks_fd;
 };
 
-/* NULL (errno ENOENT) when LIB has no mmsb_span_registry: a library older than the mode. */
-struct inproc *inproc_new(int pid, const char *lib);
+/* mmsb_span_registry's file offset in LIB: 0, or -ENOENT for a library older than the mode. */
+int inproc_registry_off(const char *lib, uint64_t *off);
+/* PID's spans, its registry at the file offset SYM_OFF of LIB (inproc_registry_off()). */
+struct inproc *inproc_new(int pid, const char *lib, uint64_t sym_off);
 /* The blocks made so far into the programs' tid -> block map (blocks_fd). */
 void inproc_poll(struct inproc *ip, int blocks_fd);
 /* Read every block at the window's start, and at its end. */
@@ -169,7 +171,8 @@ void inproc_free(struct inproc *ip);
 /* ---- -a: every process that maps the library (procs.c) ---- */
 
 struct procs;
-struct procs *procs_new(const char *lib);
+/* SYM_OFF: inproc_registry_off(LIB), for every process found */
+struct procs *procs_new(const char *lib, uint64_t sym_off);
 /* The processes that map the library now, read at the window's start (NS). */
 void procs_scan(struct procs *p, int blocks_fd, uint64_t ns);
 /* Threads that announced a block (span_blocks) in a process not seen yet: found, from NS. */

@@ -60,6 +60,42 @@ static void elf_close(int fd, Elf *elf)
 	close(fd);
 }
 
+int elf_sym_off(const char *path, const char *name, uint64_t *off)
+{
+	Elf_Scn *scn = NULL;
+	uint64_t vaddr = 0;
+	Elf *elf;
+	int fd, err = elf_open(path, &fd, &elf);
+
+	if (err)
+		return err;
+	/* .dynsym for a library, .symtab for an executable linked statically */
+	while (!vaddr && (scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) ||
+		    (sh.sh_type != SHT_DYNSYM && sh.sh_type != SHT_SYMTAB))
+			continue;
+		d = elf_getdata(scn, NULL);
+		for (size_t i = 0; d && sh.sh_entsize && i < sh.sh_size / sh.sh_entsize; i++) {
+			GElf_Sym sym;
+			const char *n;
+
+			if (!gelf_getsym(d, (int)i, &sym) || sym.st_shndx == SHN_UNDEF)
+				continue;
+			n = elf_strptr(elf, sh.sh_link, sym.st_name);
+			if (n && !strcmp(n, name)) {
+				vaddr = sym.st_value;
+				break;
+			}
+		}
+	}
+	*off = addr_to_off(elf, vaddr);
+	elf_close(fd, elf);
+	return *off ? 0 : -ENOENT;
+}
+
 static int count_args(const char *s)
 {
 	int n = 0;

@@ -33,6 +33,12 @@ int usdt_notes_read(const char *path, struct usdt_note **out);
  */
 int elf_find_needed(const char *exe, const char *prefix, char *out, size_t len);
 
+/*
+ * The file offset of the defined symbol NAME (from .dynsym or .symtab) in the ELF file PATH: 0,
+ * -ENOENT when it has none, -ENOEXEC when PATH is not ELF, or -errno. A regular file only.
+ */
+int elf_sym_off(const char *path, const char *name, uint64_t *off);
+
 /* The regular files a process maps, deduplicated, in map order; returns the count or -errno. */
 int proc_mapped_objects(int pid, char ***paths);
 void free_strv(char **v, int n);
