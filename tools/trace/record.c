@@ -606,6 +606,26 @@ static void stop_window(struct session *s)
 		procs_refresh(s->procs);
 }
 
+/* Spans mode: the maps the programs' figures are read from. */
+static struct inproc_maps spans_maps(const struct mmsb_trace_bpf *skel)
+{
+	return (struct inproc_maps){
+		.stats_fd = bpf_map__fd(skel->maps.span_stats),
+		.blocks_fd = bpf_map__fd(skel->maps.span_blocks),
+		.offcpu_fd = bpf_map__fd(skel->maps.span_offcpu),
+		.offcpu_start_fd = bpf_map__fd(skel->maps.offcpu_start),
+		.samples_fd = bpf_map__fd(skel->maps.span_samples),
+		.stacks_fd = bpf_map__fd(skel->maps.user_stacks),
+	};
+}
+
+/* Spans mode: what its kernel programs have run for so far (BPF stats), for the cost line. */
+static uint64_t spans_run_ns(const struct mmsb_trace_bpf *skel)
+{
+	return prog_run_ns(skel->progs.span_switch) + prog_run_ns(skel->progs.span_sample) +
+	       prog_run_ns(skel->progs.span_register);
+}
+
 /*
  * -i: the interval that ends now, its table on stdout (the figures reset each time, as
  * funclatency -i and perf stat -I print them). The whole window's report comes at the end.
@@ -618,10 +638,7 @@ static void interval_report(struct session *s, uint64_t n)
 		.window_start_ns = s->iv_start_ns ? s->iv_start_ns : s->rp.window_start_ns,
 		.span_cost_ns = s->rp.span_cost_ns,
 	};
-	struct inproc_maps m = {
-		.blocks_fd = bpf_map__fd(s->skel->maps.span_blocks),
-		.offcpu_fd = bpf_map__fd(s->skel->maps.span_offcpu),
-	};
+	struct inproc_maps m = spans_maps(s->skel);
 
 	if (s->iv_fd < 0) {
 		s->iv_fd = bpf_map_create(BPF_MAP_TYPE_HASH, "iv_stats", sizeof(struct span_key),
@@ -645,15 +662,10 @@ static void interval_report(struct session *s, uint64_t n)
 /* serve: every process's figures so far, to the exporter (serve.c) */
 static void export_figures(struct session *s)
 {
-	struct inproc_maps m = {
-		.blocks_fd = bpf_map__fd(s->skel->maps.span_blocks),
-		.offcpu_fd = bpf_map__fd(s->skel->maps.span_offcpu),
-		.offcpu_start_fd = bpf_map__fd(s->skel->maps.offcpu_start),
-	};
+	struct inproc_maps m = spans_maps(s->skel);
 
 	serve_export(s->procs, &m, s->mask, s->skel->bss->counters, s->rp.span_cost_ns,
-		     prog_run_ns(s->skel->progs.span_switch) +
-			     prog_run_ns(s->skel->progs.span_register));
+		     spans_run_ns(s->skel));
 	s->next_export = mono_ns() + 1000000000ull;
 }
 
@@ -880,18 +892,9 @@ static void collect(struct session *s)
 	if (rp->last_end_ns > rp->first_begin_ns)
 		rp->window_ns = rp->last_end_ns - rp->first_begin_ns;
 	if (s->ip || s->procs) {
-		rp->maps = (struct inproc_maps){
-			.stats_fd = bpf_map__fd(skel->maps.span_stats),
-			.blocks_fd = bpf_map__fd(skel->maps.span_blocks),
-			.offcpu_fd = bpf_map__fd(skel->maps.span_offcpu),
-			.offcpu_start_fd = bpf_map__fd(skel->maps.offcpu_start),
-			.samples_fd = bpf_map__fd(skel->maps.span_samples),
-			.stacks_fd = bpf_map__fd(skel->maps.user_stacks),
-		};
+		rp->maps = spans_maps(skel);
 		rp->ip = s->ip;
-		rp->bpf_run_ns = prog_run_ns(s->skel->progs.span_switch) +
-				 prog_run_ns(s->skel->progs.span_sample) +
-				 prog_run_ns(s->skel->progs.span_register);
+		rp->bpf_run_ns = spans_run_ns(skel);
 		inproc_charge_pending(&rp->maps, rp->window_end_ns);
 		if (s->ip && inproc_report(s->ip, rp, &rp->maps, s->mask))
 			p_err("spans: %s", strerror(ENOMEM));
