@@ -512,8 +512,6 @@ static int attach_spans(struct session *s)
 		return -1;
 	}
 	s->rp.span_cost_ns = inproc_span_cost();
-	/* the kernel programs' own run time, part of the cost line (-1: not counted here) */
-	s->bpf_stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
 	/* -a: on the file, for every process that maps it, now or later (pid -1) */
 	s->span_reg = bpf_program__attach_usdt(skel->progs.span_register, ro.all ? -1 : s->rp.pid,
 					       s->lib, "mmsb", "span__register", NULL);
@@ -1112,8 +1110,11 @@ int do_record(int argc, char **argv)
 		ret = EXIT_FAIL;
 	else
 		ret = load(&s);
-	if (ret == GO_ON && ro.mode == MODE_PROBES)
-		/* the programs' run time, counted apart from the traps (features.c) */
+	if (ret == GO_ON)
+		/*
+		 * the programs' own run time, part of the cost line, counted apart from the traps
+		 * in the probe mode (features.c); -1: not counted here
+		 */
 		s.bpf_stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
 	if (ret == GO_ON && !ro.hit_src && ro.mode == MODE_PROBES)
 		measure_hit_cost(&s);
