@@ -761,23 +761,22 @@ static void follow(struct session *s)
 		} else if (!s->procs && kill(rp->pid, 0) && errno == ESRCH) {
 			break;
 		}
-		if (s->procs && mono_ns() - last_poll > 100000000ull) {
+		if ((s->procs || s->ip) && mono_ns() - last_poll > 100000000ull) {
 			/* new processes, from the threads that announced a block */
-			procs_poll(s->procs, bpf_map__fd(s->skel->maps.span_blocks), t0);
+			if (s->procs)
+				procs_poll(s->procs, bpf_map__fd(s->skel->maps.span_blocks), t0);
 			/* an exiting process keeps what was read last: read often */
-			if (mono_ns() - last_maps > 250000000ull) {
+			if (s->procs && mono_ns() - last_maps > 250000000ull) {
 				procs_refresh(s->procs);
 				last_maps = mono_ns();
 			}
+			/* blocks whose announcement came before the program did */
+			if (s->ip)
+				inproc_poll(s->ip, bpf_map__fd(s->skel->maps.span_blocks));
 			last_poll = mono_ns();
 		}
 		if (ro.listen && mono_ns() >= s->next_export)
 			export_figures(s);
-		if (s->ip && mono_ns() - last_poll > 100000000ull) {
-			/* blocks whose announcement came before the program did */
-			inproc_poll(s->ip, bpf_map__fd(s->skel->maps.span_blocks));
-			last_poll = mono_ns();
-		}
 		if (!s->cmd && !s->procs && mono_ns() - last_maps > 1000000000ull) {
 			/* keep recent maps: the target may exit before we report */
 			struct syms *sy = syms_load_pid(rp->pid);
