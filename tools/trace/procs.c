@@ -103,6 +103,13 @@ static void cgroup_of(int pid, char *buf, size_t len)
 		fclose(f);
 }
 
+/* A process's row names: its comm and its cgroup. */
+static void proc_names(struct proc *pr)
+{
+	proc_line(pr->pid, "comm", pr->comm, sizeof(pr->comm));
+	cgroup_of(pr->pid, pr->cgroup, sizeof(pr->cgroup));
+}
+
 /* Whether PID maps the library's file (by device and inode, whatever path it was opened by). */
 static bool maps_lib(const struct procs *p, int pid)
 {
@@ -146,7 +153,6 @@ static void forget(struct procs *p, int i)
 static void add(struct procs *p, int pid, int blocks_fd, bool at_start, uint64_t ns)
 {
 	struct proc *v, *pr;
-	char cg[160];
 
 	/* an exited process of the same pid: a row per pid, the live one's */
 	for (int i = 0; i < p->n; i++)
@@ -163,9 +169,7 @@ static void add(struct procs *p, int pid, int blocks_fd, bool at_start, uint64_t
 	pr->ip = inproc_new(pid, p->lib, p->sym_off);
 	if (!pr->ip)
 		return;
-	proc_line(pid, "comm", pr->comm, sizeof(pr->comm));
-	cgroup_of(pid, cg, sizeof(cg));
-	snprintf(pr->cgroup, sizeof(pr->cgroup), "%.127s", cg);
+	proc_names(pr);
 	inproc_poll(pr->ip, blocks_fd);
 	if (at_start)
 		inproc_start(pr->ip);
@@ -301,14 +305,11 @@ void procs_main_row(struct report *rp, int pid, int first)
 {
 	struct proc pr = { .pid = pid };
 	struct proc_row *r = realloc(rp->procs, (size_t)(rp->n_procs + 1) * sizeof(*r));
-	char cg[160];
 
 	if (!r)
 		return;
 	rp->procs = r;
-	proc_line(pid, "comm", pr.comm, sizeof(pr.comm));
-	cgroup_of(pid, cg, sizeof(cg));
-	snprintf(pr.cgroup, sizeof(pr.cgroup), "%.127s", cg);
+	proc_names(&pr);
 	proc_row(rp, &pr, first);
 }
 
