@@ -335,6 +335,34 @@ static uint64_t chain_of(const struct mmsb_span_thread *t, uint16_t node)
 	return chain;
 }
 
+/*
+ * The kinds of NODE and the spans around it, outermost first (NODE's own last), as the folded
+ * samples and the profile name them: how many, or -1 when THREAD's block is not in the window's
+ * end (a thread we never read) or there is no node (a sample outside every span).
+ */
+int inproc_node_kinds(const struct inproc *ip, int blocks_fd, uint32_t tid, uint32_t node,
+		      int *kinds, int max)
+{
+	const struct mmsb_span_thread *t;
+	const struct blk *b;
+	__u64 addr;
+	int n = 0;
+
+	if (!node || bpf_map_lookup_elem(blocks_fd, &tid, &addr) ||
+	    !(b = find_blk(&ip->s[1], addr)))
+		return -1;
+	t = b->t;
+	for (uint32_t p = node; p && p < t->n_nodes && n < max; p = t->nodes[p].parent)
+		kinds[n++] = t->nodes[p].kind;
+	for (int i = 0; i < n / 2; i++) {
+		int k = kinds[i];
+
+		kinds[i] = kinds[n - 1 - i];
+		kinds[n - 1 - i] = k;
+	}
+	return n;
+}
+
 /* Add a node's figures of the window into span_stats. */
 static void stats_add(const struct inproc *ip, int fd, const struct mmsb_span_thread *t,
 		      uint16_t node, const struct mmsb_span_node *d)
@@ -674,20 +702,6 @@ static const char *ksym_name(uint64_t addr)
 	return ksyms[lo].name ? ksyms[lo].name : "[kernel]";
 }
 
-/* The span chain of a sample's node, outermost first, "mmsb:api;mmsb:update;" */
-static void sample_chain(const struct mmsb_span_thread *t, uint16_t node, char *buf, size_t len)
-{
-	int kinds[MMSB_SPAN_DEPTH * 2], n = 0;
-	size_t o = 0;
-
-	buf[0] = 0;
-	for (uint16_t p = node; p && p < t->n_nodes && n < (int)(sizeof(kinds) / sizeof(kinds[0]));
-	     p = t->nodes[p].parent)
-		kinds[n++] = t->nodes[p].kind;
-	while (n-- > 0 && o < len)
-		o += (size_t)snprintf(buf + o, len - o, "mmsb:%s;", span_name(kinds[n]));
-}
-
 /*
  * The samples as folded stacks, weighted by their period in ns: the span chain (the thread's
  * open spans, outermost first), then the user stack root first, then the kernel's ("_[k]").
@@ -701,21 +715,21 @@ void inproc_folded(struct inproc *ip, struct report *rp, const struct inproc_map
 
 	while (!bpf_map_get_next_key(m->samples_fd, prev, &next)) {
 		uint64_t ips[MAX_STACK_FRAMES] = { 0 };
-		const struct blk *b = NULL;
+		int kinds[MMSB_SPAN_DEPTH * 2], n;
 		size_t o = 0;
-		__u64 addr;
-		int n;
 
 		k = next;
 		prev = &k;
 		if (bpf_map_lookup_elem(m->samples_fd, &k, &count))
 			continue;
-		if (k.node && !bpf_map_lookup_elem(m->blocks_fd, &k.tid, &addr) &&
-		    (b = find_blk(&ip->s[1], addr)))
-			sample_chain(b->t, (uint16_t)k.node, line, sizeof(line));
-		else
-			snprintf(line, sizeof(line), "[outside-spans];");
-		o = strlen(line);
+		n = inproc_node_kinds(ip, m->blocks_fd, k.tid, k.node, kinds,
+				      (int)(sizeof(kinds) / sizeof(kinds[0])));
+		/* (no kinds: a node the block no longer has, as good as none; and o > 0 below) */
+		if (n <= 0)
+			o = (size_t)snprintf(line, sizeof(line), "[outside-spans];");
+		for (int i = 0; i < n && o < sizeof(line); i++)
+			o += (size_t)snprintf(line + o, sizeof(line) - o, "mmsb:%s;",
+					      span_name(kinds[i]));
 		/* every frame ends in ';': the last one's becomes the count's space */
 		n = frames_of(m->stacks_fd, k.ustack, rp->syms, names, MAX_STACK_FRAMES, NULL);
 		for (int i = 0; i < n && o < sizeof(line); i++)
@@ -842,28 +856,6 @@ void inproc_free(struct inproc *ip)
 	snap_free(&ip->iv[1]);
 	free(ip->iv_rows);
 	free(ip);
-}
-
-/* --pprof (out_pprof.c): a node's kinds, outermost first, as inproc_folded() names them. */
-int inproc_node_kinds(const struct inproc *ip, int blocks_fd, uint32_t tid, uint32_t node,
-		      int *kinds, int max)
-{
-	const struct blk *b;
-	__u64 addr;
-	int n = 0;
-
-	if (!node || bpf_map_lookup_elem(blocks_fd, &tid, &addr) ||
-	    !(b = find_blk(&ip->s[1], addr)))
-		return -1;
-	for (uint32_t p = node; p && p < b->t->n_nodes && n < max; p = b->t->nodes[p].parent)
-		kinds[n++] = b->t->nodes[p].kind;
-	for (int i = 0; i < n / 2; i++) {
-		int k = kinds[i];
-
-		kinds[i] = kinds[n - 1 - i];
-		kinds[n - 1 - i] = k;
-	}
-	return n;
 }
 
 const char *inproc_ksym(uint64_t addr)

@@ -530,7 +530,7 @@ static void pp_timer_samples(struct report *rp, uint64_t period_ns)
 		if (bpf_map_lookup_elem(rp->maps.samples_fd, &k, &count))
 			continue;
 		n = inproc_node_kinds(rp->ip, rp->maps.blocks_fd, k.tid, k.node, kinds, 32);
-		if (n < 0)
+		if (n <= 0) /* as inproc_folded() names it */
 			ids[o++] = loc_plain("[outside-spans]");
 		for (int i = 0; i < n; i++) {
 			snprintf(name, sizeof(name), "mmsb:%s", span_name(kinds[i]));
