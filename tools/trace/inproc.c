@@ -561,9 +561,15 @@ void inproc_charge_pending(const struct inproc_maps *m, uint64_t end_ns)
 	}
 }
 
-int inproc_report(struct inproc *ip, struct report *rp, const struct inproc_maps *m, uint32_t mask)
+/*
+ * A row in RP's threads for each block of E, its figures since BASE (the spans' into STATS_FD),
+ * with the process's pid and its off-CPU time; the kinds' off-CPU sums into OFF and WAIT.
+ * 0, or -ENOMEM with nothing added.
+ */
+static int window_rows(struct inproc *ip, const struct snap *base, const struct snap *e,
+		       const struct inproc_maps *m, int stats_fd, uint32_t mask, uint64_t *off,
+		       uint64_t *wait, struct report *rp)
 {
-	const struct snap *e = &ip->s[1];
 	struct thread_row *rows =
 		realloc(rp->threads, (size_t)(rp->n_threads + e->n + 1) * sizeof(*rp->threads));
 	int first = rp->n_threads;
@@ -572,11 +578,19 @@ int inproc_report(struct inproc *ip, struct report *rp, const struct inproc_maps
 		return -ENOMEM;
 	rp->threads = rows;
 	for (int i = 0; i < e->n; i++)
-		block_window(ip, &ip->s[0], &e->b[i], m->stats_fd, mask, rp);
+		block_window(ip, base, &e->b[i], stats_fd, mask, rp);
 	for (int i = first; i < rp->n_threads; i++)
 		rp->threads[i].pid = ip->pid;
-	offcpu_sums(e, m->offcpu_fd, m->blocks_fd, rp->off_ns, rp->wait_ns, rp->threads + first,
+	offcpu_sums(e, m->offcpu_fd, m->blocks_fd, off, wait, rp->threads + first,
 		    rp->n_threads - first);
+	return 0;
+}
+
+int inproc_report(struct inproc *ip, struct report *rp, const struct inproc_maps *m, uint32_t mask)
+{
+	if (window_rows(ip, &ip->s[0], &ip->s[1], m, m->stats_fd, mask, rp->off_ns, rp->wait_ns,
+			rp))
+		return -ENOMEM;
 	rp->span_torn += ip->torn;
 	rp->inproc = true;
 	return 0;
@@ -599,17 +613,10 @@ int inproc_interval(struct inproc *ip, struct report *iv, const struct inproc_ma
 
 	snapshot(ip, e);
 	rate_update(ip);
-	rows = realloc(iv->threads, (size_t)(iv->n_threads + e->n + 1) * sizeof(*iv->threads));
-	if (!rows)
+	if (window_rows(ip, base, e, m, stats_fd, mask, off, wait, iv))
 		return -ENOMEM;
-	iv->threads = rows;
-	rows += first;
-	for (int i = 0; i < e->n; i++)
-		block_window(ip, base, &e->b[i], stats_fd, mask, iv);
+	rows = iv->threads + first;
 	n_rows = iv->n_threads - first;
-	for (int i = 0; i < n_rows; i++)
-		rows[i].pid = ip->pid;
-	offcpu_sums(e, m->offcpu_fd, m->blocks_fd, off, wait, rows, n_rows);
 	for (int k = 0; k < SPAN_KINDS; k++) {
 		iv->off_ns[k] += off[k] - ip->iv_off[k];
 		iv->wait_ns[k] += wait[k] - ip->iv_wait[k];
