@@ -190,13 +190,15 @@ static int choose_mode(struct session *s)
 			    !s->mask && ro.host_hz ? "--host-sample without span kinds" :
 						     NULL;
 
-	/* -i reads the spans the target keeps: the probes mode has no figures between two reads */
-	if (ro.all && (needs || ro.mode == MODE_PROBES)) {
-		p_err("-a needs the spans mode%s%s", needs ? ": drop " : "", needs ? needs : "");
-		return -1;
-	}
-	if (ro.interval && (needs || ro.mode == MODE_PROBES)) {
-		p_err("-i needs the spans mode%s%s", needs ? ": drop " : "", needs ? needs : "");
+	/*
+	 * -a and -i read the spans the targets keep (for -i: the probes mode has no figures
+	 * between two reads)
+	 */
+	const char *spans_only = ro.all ? "-a" : ro.interval ? "-i" : NULL;
+
+	if (spans_only && (needs || ro.mode == MODE_PROBES)) {
+		p_err("%s needs the spans mode%s%s", spans_only, needs ? ": drop " : "",
+		      needs ? needs : "");
 		return -1;
 	}
 	if (ro.mode == MODE_SPANS && needs) {
