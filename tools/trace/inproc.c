@@ -71,6 +71,27 @@ static uint64_t tsc(void)
 #endif
 }
 
+/*
+ * The TSC and CLOCK_MONOTONIC read together: of a few tries, the one whose TSC reads around the
+ * clock's are closest. The TSC's rate is measured from two such pairs, and a preemption between
+ * the two reads of one (a millisecond on a busy machine, over a window of a tenth of a second)
+ * would put its error, 1 %, into every span.
+ */
+static void clock_pair(uint64_t *t, uint64_t *ns)
+{
+	uint64_t best = 0;
+
+	for (int i = 0; i < 5; i++) {
+		uint64_t a = tsc(), n = mono_ns(), b = tsc();
+
+		if (!i || b - a < best) {
+			best = b - a;
+			*t = a + (b - a) / 2;
+			*ns = n;
+		}
+	}
+}
+
 /* Now in the target's span clock. */
 static uint64_t clock_now(const struct inproc *ip)
 {
@@ -133,8 +154,7 @@ struct inproc *inproc_new(int pid, const char *lib, uint64_t sym_off)
 	ip->lib = lib;
 	ip->sym_off = sym_off;
 	ip->ns_per_unit = 1;
-	ip->tsc0 = tsc();
-	ip->ns0 = mono_ns();
+	clock_pair(&ip->tsc0, &ip->ns0);
 	return ip;
 }
 
@@ -233,8 +253,9 @@ void inproc_start(struct inproc *ip)
 /* The TSC's rate over everything since we started: a third of a second at least, attached. */
 static void rate_update(struct inproc *ip)
 {
-	uint64_t t = tsc(), ns = mono_ns();
+	uint64_t t, ns;
 
+	clock_pair(&t, &ns);
 	if (ip->clock == MMSB_SPAN_CLOCK_TSC && t > ip->tsc0)
 		ip->ns_per_unit = (double)(ns - ip->ns0) / (double)(t - ip->tsc0);
 }
