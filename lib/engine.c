@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * The throughput engine: big batches applied by a fixed pool of workers, the calling thread being
- * worker 0. Two passes, each cut into units that any worker claims, in order, from one counter:
- *  - validate: a chunk is a contiguous slice of the batch; its claimer checks each delta,
- *    resolves its page and drops its index into the chunk's bucket [part(page)], parts being a
- *    hash of the page id;
- *  - apply: a part's claimer applies buckets [0][part], [1][part], ... in that order. Chunks are
+ * worker 0. Pages are hashed into parts, worker k owning parts k * PARTS_PER_WORKER on; two
+ * passes, each cut into units that any worker may claim, its own first:
+ *  - validate: a unit is one slice of the batch and one worker's parts; its claimer checks each
+ *    delta of the slice whose page is in those parts, resolves the page and drops its index into
+ *    the bucket [slice][part(page)];
+ *  - apply: a part's claimer applies buckets [0][part], [1][part], ... in that order. Slices are
  *    in input order, so each page's deltas are applied by one worker in input order, without
  *    sorting or locks.
- * Between the passes worker 0 decides, once every chunk is done: any bad delta anywhere aborts the
+ * So the worker that files a delta is the one that applies it, unless one of them stole: every
+ * worker reads every delta's page id, and what it writes stays in its own cache.
+ * Between the passes worker 0 decides, once every unit is done: any bad delta anywhere aborts the
  * batch before a byte changes, and a logged state frames and commits the batch there, so what is
  * on disk always precedes what is applied.
  *
@@ -16,8 +19,8 @@
  * VM the vCPU a worker needs is not always running, and a batch cut into fixed slices waits for
  * its slowest slice, so a worker that is not scheduled stalls the batch for a whole time slice
  * while worker 0 spins. With claims, worker 0 does whatever nobody else has taken: a batch is
- * never slower than worker 0 alone by more than the wake-up and one chunk another worker holds.
- * A batch too small for two chunks is run by worker 0 alone, without waking anyone.
+ * never slower than worker 0 alone by more than the wake-up and one unit another worker holds.
+ * A batch too small for two slices is run by worker 0 alone, without waking anyone.
  */
 #include <sched.h>
 #include <stdatomic.h>
@@ -31,12 +34,12 @@
 /* How long an idle worker spins for the next batch before it sleeps on the condition variable. */
 #define IDLE_SPIN_NS 50000
 /*
- * The smallest chunk worth handing to another worker: 512 no-op deltas are about 3 us of work
- * here, the order of a cache-line round trip between vCPUs times the lines a chunk shares.
+ * The smallest slice worth sharing: 512 no-op deltas are about 3 us of work here, the order of a
+ * cache-line round trip between vCPUs times the lines a slice shares.
  */
-#define CHUNK_MIN 512
-/* Chunks per worker at most: enough for a late worker to still find work, few enough to merge. */
-#define CHUNKS_PER_WORKER 4
+#define SLICE_MIN 512
+/* Slices at most: enough for a late worker to still find work, few enough to merge. */
+#define MAX_SLICES 4
 /* Parts per worker: a late worker's parts are small enough for worker 0 to take some of them. */
 #define PARTS_PER_WORKER 4
 /*
@@ -67,16 +70,20 @@ struct item {
 	struct mmsb_page *p;
 };
 
+/* A line each: the buckets of two workers' parts are written from two cores. */
 struct bucket {
 	struct item *v; /* in input order */
 	size_t n, cap;
-};
+} __attribute__((aligned(64)));
 
-/* A validate unit: a contiguous slice of the batch, split by part. */
-struct chunk {
-	struct bucket *bucket; /* [part] */
-	size_t n_gpu;	       /* deltas of this slice to GPU pages */
-	size_t err_at;	       /* smallest bad index in the slice, or SIZE_MAX */
+/*
+ * A validate unit: the deltas of one slice of the batch whose pages belong to one worker's parts.
+ * Claimed like a part (the job in the high 32 bits, 1 in the low ones once taken).
+ */
+struct unit {
+	_Atomic uint64_t claim;
+	size_t n_gpu;  /* deltas of the unit to GPU pages */
+	size_t err_at; /* smallest bad index of the unit, or SIZE_MAX */
 	int err;
 } __attribute__((aligned(64)));
 
@@ -107,7 +114,8 @@ struct mmsb_engine {
 	bool oversubscribed;  /* more workers than CPUs: waiting must yield at once */
 	struct worker *wk;
 	unsigned int max_parts; /* PARTS_PER_WORKER * w */
-	struct chunk *chunk;	/* CHUNKS_PER_WORKER * w */
+	struct unit *unit;	/* MAX_SLICES * w: [group][slice] */
+	struct bucket *bucket;	/* MAX_SLICES * max_parts: [slice][part] */
 	struct part *part;	/* max_parts */
 	/*
 	 * Nanoseconds a delta of the last batches worker 0 ran alone [0] and shared [1]: a batch is
@@ -130,19 +138,19 @@ struct mmsb_engine {
 	/* the batch */
 	struct mmsb_delta *const *ds;
 	size_t n;
-	unsigned int n_chunks, n_parts;
+	/*
+	 * Slices of the batch, groups of parts (one a worker) and parts: worker k owns parts
+	 * k * PARTS_PER_WORKER on, and validates the deltas to their pages (units [k][*]).
+	 */
+	unsigned int n_slices, n_groups, n_parts;
 	uint64_t seq;		  /* the batch's job number */
 	bool any_gpu;		  /* a GPU page may be in the batch */
 	struct mmsb_page **pages; /* pages[i] for ds[i]: only for a logged state, else NULL */
 	struct mmsb_page **page_buf;
 	size_t cap_pages;
 	uint64_t gen, base_id;
-	/*
-	 * Claims: the job number in the high 32 bits, the next unit in the low 32; a claim is a
-	 * compare-and-swap, so a worker that comes late to a batch never takes a unit of the next.
-	 */
-	_Atomic uint64_t vclaim;
-	_Atomic unsigned int vdone, adone; /* units finished */
+	_Atomic uint32_t batch;		   /* the job running now; publishes the batch */
+	_Atomic unsigned int vdone, adone; /* units and parts finished */
 	_Atomic uint32_t go;		   /* the job whose apply pass may start (or was aborted) */
 };
 
@@ -171,21 +179,28 @@ static void wait_done(struct mmsb_engine *e, _Atomic unsigned int *v, unsigned i
 }
 
 /*
- * The next chunk of job, or -1 when none is left or the job is over. The word holds the job in its
- * high 32 bits, then the number of chunks and the next one, so a worker that comes late to a batch
- * never takes a chunk of the next, and reads nothing of a batch it has not claimed a chunk of.
+ * Unit or part c of job, when nobody has taken it yet. The word holds the job in its high 32 bits
+ * and 1 in the low ones once taken, so a worker that comes late to a batch never takes a unit of
+ * the next.
  */
-static long claim_chunk(struct mmsb_engine *e, uint32_t job)
+static bool take(_Atomic uint64_t *c, uint32_t job)
 {
-	uint64_t v = atomic_load_explicit(&e->vclaim, memory_order_acquire);
+	uint64_t v = atomic_load_explicit(c, memory_order_acquire);
 
-	for (;;) {
-		if ((uint32_t)(v >> 32) != job || (v & 0xffff) >= ((v >> 16) & 0xffff))
-			return -1;
-		if (atomic_compare_exchange_weak_explicit(
-			    &e->vclaim, &v, v + 1, memory_order_acq_rel, memory_order_acquire))
-			return (long)(v & 0xffff);
-	}
+	return v == (uint64_t)job << 32 &&
+	       atomic_compare_exchange_strong_explicit(c, &v, v | 1, memory_order_acq_rel,
+						       memory_order_acquire);
+}
+
+/*
+ * The j-th unit worker k asks for, of n, per of them its own: its own first (k * per on), then
+ * any, from the last. The other workers take theirs from the first, so a unit changes worker (and
+ * its lines core) only where the two meet; a late worker finds them all taken.
+ */
+static inline unsigned int nth_unit(unsigned int k, unsigned int per, unsigned int n,
+				    unsigned int j)
+{
+	return j < per ? k * per + j : n - 1 - (j - per);
 }
 
 static inline unsigned int part_of(const struct mmsb_engine *e, uint64_t page_id)
@@ -202,37 +217,51 @@ static int push_item(struct bucket *b, size_t i, struct mmsb_page *p)
 	return 0;
 }
 
-/* Pass 1: check chunk c's slice and sort it into the parts' buckets. */
-static void validate(struct mmsb_engine *e, unsigned int c)
+/*
+ * Pass 1: check the deltas of unit u (a slice of the batch, its group's pages only) and sort them
+ * into the group's buckets. Every worker reads every delta's page id, and only the worker that
+ * will apply a page writes anything about it: an item handed from one core to another cost more
+ * than the work it carried (docs/benchmarks.md, "Two workers").
+ */
+static void validate(struct mmsb_engine *e, unsigned int u)
 {
-	struct chunk *ch = &e->chunk[c];
-	size_t lo = e->n * c / e->n_chunks, hi = e->n * (c + 1) / e->n_chunks;
+	struct unit *un = &e->unit[u];
+	unsigned int g = u / MAX_SLICES, c = u % MAX_SLICES;
+	unsigned int per = e->n_parts / e->n_groups;
+	struct bucket *bk = &e->bucket[(size_t)c * e->max_parts];
+	size_t lo = e->n * c / e->n_slices, hi = e->n * (c + 1) / e->n_slices;
 
-	for (unsigned int b = 0; b < e->n_parts; b++)
-		ch->bucket[b].n = 0;
-	ch->n_gpu = 0;
-	ch->err = 0;
-	ch->err_at = SIZE_MAX;
+	for (unsigned int k = g * per; k < (g + 1) * per; k++)
+		bk[k].n = 0;
+	un->n_gpu = 0;
+	un->err = 0;
+	un->err_at = SIZE_MAX;
+	/* a copy of the table's header: the pushes below could alias it */
+	const struct mmsb_page_map map = e->s->pages;
+	struct mmsb_delta *const *ds = e->ds;
+
 	for (size_t i = lo; i < hi; i++) {
-		struct mmsb_delta *d = e->ds[i];
-		int err = d ? mmsb__delta_validate(d) : -EINVAL;
+		struct mmsb_delta *d = ds[i];
+		/* a NULL delta is group 0's to report */
+		unsigned int k = d && e->n_parts > 1 ? part_of(e, d->page_id) : 0;
+		struct mmsb_page *p = NULL;
+		int err;
 
-		struct mmsb_page *p = err ? NULL : mmsb__map_get(&e->s->pages, d->page_id);
-
-		if (!err && !p)
+		if (k / per != g)
+			continue;
+		err = d ? mmsb__delta_validate(d) : -EINVAL;
+		if (!err && !(p = mmsb__map_get(&map, d->page_id)))
 			err = -MMSB_ERR_PAGE_NOT_FOUND;
 		if (!err)
-			err = push_item(&ch->bucket[e->n_parts > 1 ? part_of(e, d->page_id) : 0], i,
-					p);
+			err = push_item(&bk[k], i, p);
 		if (!err && e->pages)
 			e->pages[i] = p; /* the log pass reads pages in input order */
-		/* the page's own line is left to its part's worker, which writes it */
 		if (!err && e->any_gpu)
-			ch->n_gpu += p->dev != NULL;
+			un->n_gpu += p->dev != NULL;
 		if (err) {
-			ch->err = err;
-			ch->err_at = i;
-			return; /* later indices of a slice cannot be the batch's first error */
+			un->err = err;
+			un->err_at = i;
+			return; /* later indices of a unit cannot be the batch's first error */
 		}
 	}
 }
@@ -241,32 +270,38 @@ static void validate(struct mmsb_engine *e, unsigned int c)
 static int apply(struct mmsb_engine *e, unsigned int k)
 {
 	struct part *pt = &e->part[k];
+	/* read once: the stores below could alias them */
+	struct mmsb_delta *const *ds = e->ds;
+	const uint64_t gen = e->gen;
+	uint64_t bytes = 0;
+	int err = 0;
 
-	for (unsigned int c = 0; c < e->n_chunks; c++) {
-		const struct bucket *b = &e->chunk[c].bucket[k];
+	for (unsigned int c = 0; c < e->n_slices && !err; c++) {
+		const struct bucket *b = &e->bucket[(size_t)c * e->max_parts + k];
 
 		for (size_t x = 0; x < b->n; x++) {
 			struct mmsb_page *p = b->v[x].p;
-			const struct mmsb_delta *d = e->ds[b->v[x].i];
+			size_t n;
 
-			if (p->batch_gen != e->gen) {
-				p->batch_gen = e->gen;
+			if (p->batch_gen != gen) {
+				p->batch_gen = gen;
 				p->epoch++;
 				if (pt->n_touched == pt->cap_touched &&
 				    mmsb__grow((void **)&pt->touched, &pt->cap_touched,
-					       pt->n_touched + 1, sizeof(*pt->touched)))
-					return -ENOMEM;
+					       pt->n_touched + 1, sizeof(*pt->touched))) {
+					err = -ENOMEM;
+					break;
+				}
 				pt->touched[pt->n_touched++] = p;
 			}
-			size_t bytes;
-			int err = mmsb__apply_bytes(p, d, &bytes);
-
+			err = mmsb__apply_bytes(p, ds[b->v[x].i], &n);
 			if (err)
-				return err;
-			pt->bytes += bytes;
+				break;
+			bytes += n;
 		}
 	}
-	return 0;
+	pt->bytes += bytes;
+	return err;
 }
 
 /*
@@ -279,11 +314,12 @@ static int prepare_gpu(struct mmsb_engine *e)
 	size_t n_gpu = 0;
 	int err = 0;
 
-	for (unsigned int c = 0; c < e->n_chunks; c++)
-		n_gpu += e->chunk[c].n_gpu;
-	for (unsigned int c = 0; n_gpu && c < e->n_chunks; c++)
+	for (unsigned int g = 0; g < e->n_groups; g++)
+		for (unsigned int c = 0; c < e->n_slices; c++)
+			n_gpu += e->unit[g * MAX_SLICES + c].n_gpu;
+	for (unsigned int c = 0; n_gpu && c < e->n_slices; c++)
 		for (unsigned int k = 0; k < e->n_parts; k++) {
-			const struct bucket *b = &e->chunk[c].bucket[k];
+			const struct bucket *b = &e->bucket[(size_t)c * e->max_parts + k];
 
 			for (size_t x = 0; x < b->n && !err; x++) {
 				struct mmsb_page *p = b->v[x].p;
@@ -306,10 +342,14 @@ static int decide(struct mmsb_engine *e)
 	size_t first = SIZE_MAX;
 	int err = 0;
 
-	for (unsigned int c = 0; c < e->n_chunks; c++)
-		if (e->chunk[c].err && e->chunk[c].err_at < first) {
-			first = e->chunk[c].err_at;
-			err = e->chunk[c].err;
+	for (unsigned int g = 0; g < e->n_groups; g++)
+		for (unsigned int c = 0; c < e->n_slices; c++) {
+			const struct unit *un = &e->unit[g * MAX_SLICES + c];
+
+			if (un->err && un->err_at < first) {
+				first = un->err_at;
+				err = un->err;
+			}
 		}
 	if (!err)
 		err = prepare_gpu(e);
@@ -333,33 +373,28 @@ static int decide(struct mmsb_engine *e)
 	return mmsb__log_commit_batch(s->log);
 }
 
-/* Part k of job, when nobody has taken it yet. */
-static bool claim_part(struct part *pt, uint32_t job)
-{
-	uint64_t v = atomic_load_explicit(&pt->claim, memory_order_acquire);
-
-	return v == (uint64_t)job << 32 &&
-	       atomic_compare_exchange_strong_explicit(&pt->claim, &v, v | 1, memory_order_acq_rel,
-						       memory_order_acquire);
-}
-
 /*
  * The units of job's passes that this thread can claim. Worker 0 (first) also decides between the
  * passes and waits for every unit to finish; it returns the batch's error (a bad delta, the log).
  */
 static int work(struct mmsb_engine *e, struct worker *w, uint32_t job)
 {
+	unsigned int units = MAX_SLICES * e->w, i = 0;
 	bool first = !w->k;
-	unsigned int i = 0;
 	int err = 0;
-	long u;
 
-	while ((u = claim_chunk(e, job)) >= 0) {
-		validate(e, (unsigned int)u);
+	/* Parts and units past this batch's counts hold an older job: never taken. */
+	for (unsigned int j = 0; j < MAX_SLICES + units; j++) {
+		unsigned int u = nth_unit(w->k, MAX_SLICES, units, j);
+
+		if (atomic_load_explicit(&e->batch, memory_order_acquire) != job ||
+		    !take(&e->unit[u].claim, job))
+			continue;
+		validate(e, u);
 		atomic_fetch_add_explicit(&e->vdone, 1, memory_order_release);
 	}
 	if (first) {
-		wait_done(e, &e->vdone, e->n_chunks);
+		wait_done(e, &e->vdone, e->n_groups * e->n_slices);
 		err = decide(e);
 		/* an abort leaves nothing to claim */
 		for (unsigned int k = 0; k < e->n_parts; k++)
@@ -369,23 +404,15 @@ static int work(struct mmsb_engine *e, struct worker *w, uint32_t job)
 	} else {
 		/* until worker 0 has decided, or a later batch has started without us */
 		while (atomic_load_explicit(&e->go, memory_order_acquire) != job &&
-		       (uint32_t)(atomic_load_explicit(&e->vclaim, memory_order_acquire) >> 32) ==
-			       job)
+		       atomic_load_explicit(&e->batch, memory_order_acquire) == job)
 			wait_step(e, &i);
 	}
-	/*
-	 * Own parts first (k, k + w, ...), then any left, from the last: the other workers take theirs
-	 * from the first, so a part changes worker (and its pages' lines core) only where the two
-	 * meet. Each is taken once, and a late worker finds them all taken. Parts past this batch's
-	 * count hold an older job: never claimed.
-	 */
-	for (unsigned int j = 0; j < e->max_parts + e->max_parts / e->w; j++) {
-		unsigned int own = e->max_parts / e->w,
-			     k = j < own ? w->k + j * e->w : e->max_parts - 1 - (j - own);
+	for (unsigned int j = 0; j < PARTS_PER_WORKER + e->max_parts; j++) {
+		unsigned int k = nth_unit(w->k, PARTS_PER_WORKER, e->max_parts, j);
 		int aerr;
 
 		if (atomic_load_explicit(&e->go, memory_order_acquire) != job ||
-		    !claim_part(&e->part[k], job))
+		    !take(&e->part[k].claim, job))
 			continue;
 		aerr = apply(e, k);
 		if (aerr)
@@ -470,17 +497,14 @@ struct mmsb_engine *mmsb_engine_new(struct mmsb_state *s, const struct mmsb_engi
 	pthread_mutex_init(&e->mu, NULL);
 	pthread_cond_init(&e->cv, NULL);
 	e->wk = calloc(w, sizeof(*e->wk));
-	e->chunk = zalloc64(sizeof(*e->chunk) * CHUNKS_PER_WORKER * w);
 	e->max_parts = PARTS_PER_WORKER * w;
+	e->unit = zalloc64(sizeof(*e->unit) * MAX_SLICES * w);
+	e->bucket = zalloc64(sizeof(*e->bucket) * MAX_SLICES * e->max_parts);
 	e->part = zalloc64(sizeof(*e->part) * e->max_parts);
-	if (!e->wk || !e->chunk || !e->part)
+	if (!e->wk || !e->unit || !e->bucket || !e->part)
 		goto fail;
 	for (unsigned int k = 0; k < w; k++)
 		e->wk[k] = (struct worker){ .e = e, .k = k };
-	/* each chunk's bucket counters on lines of their own: pushes from two cores must not share */
-	for (unsigned int c = 0; c < CHUNKS_PER_WORKER * w; c++)
-		if (!(e->chunk[c].bucket = zalloc64(e->max_parts * sizeof(struct bucket))))
-			goto fail;
 	for (; e->started < w; e->started++) {
 		err = -pthread_create(&e->wk[e->started].thread, NULL, worker_main,
 				      &e->wk[e->started]);
@@ -503,14 +527,12 @@ static void engine_free(struct mmsb_engine *e)
 	pthread_mutex_unlock(&e->mu);
 	for (unsigned int k = 1; k < e->started; k++)
 		pthread_join(e->wk[k].thread, NULL);
-	for (unsigned int c = 0; e->chunk && c < CHUNKS_PER_WORKER * e->w; c++) {
-		for (unsigned int b = 0; e->chunk[c].bucket && b < e->max_parts; b++)
-			free(e->chunk[c].bucket[b].v);
-		free(e->chunk[c].bucket);
-	}
+	for (unsigned int b = 0; e->bucket && b < MAX_SLICES * e->max_parts; b++)
+		free(e->bucket[b].v);
 	for (unsigned int k = 0; e->part && k < e->max_parts; k++)
 		free(e->part[k].touched);
-	free(e->chunk);
+	free(e->unit);
+	free(e->bucket);
 	free(e->part);
 	free(e->wk);
 	free(e->page_buf);
@@ -594,8 +616,8 @@ static uint64_t touched_pages(const struct mmsb_engine *e)
 static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_t n)
 {
 	struct mmsb_state *s = e->s;
-	size_t nc = n / CHUNK_MIN;
-	/* two chunks at least, or worker 0 runs it alone and nothing is learnt of it */
+	size_t nc = n / SLICE_MIN;
+	/* two slices at least, or worker 0 runs it alone and nothing is learnt of it */
 	bool may_share = e->w > 1 && nc >= 2, shared;
 	uint64_t t0 = 0;
 	int err;
@@ -612,7 +634,8 @@ static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_
 	}
 	/* and sharing paying lately */
 	shared = may_share && pick_shared(e);
-	e->n_chunks = shared ? (unsigned int)min_t(size_t, nc, CHUNKS_PER_WORKER * e->w) : 1;
+	e->n_slices = shared ? (unsigned int)min_t(size_t, nc, MAX_SLICES) : 1;
+	e->n_groups = shared ? e->w : 1;
 	e->n_parts = shared ? e->max_parts : 1;
 	MMSB_TRACE(ENGINE_BATCH_BEGIN, n, shared ? e->w : 1);
 	e->ds = ds;
@@ -629,9 +652,11 @@ static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_
 	atomic_store_explicit(&e->adone, 0, memory_order_relaxed);
 	e->seq++;
 	/* the batch above is published by this store: a claim that sees the job sees the batch */
-	atomic_store_explicit(&e->vclaim,
-			      (e->seq & 0xffffffffu) << 32 | (uint64_t)e->n_chunks << 16,
-			      memory_order_release);
+	for (unsigned int g = 0; g < e->n_groups; g++)
+		for (unsigned int c = 0; c < e->n_slices; c++)
+			atomic_store_explicit(&e->unit[g * MAX_SLICES + c].claim,
+					      (e->seq & 0xffffffffu) << 32, memory_order_relaxed);
+	atomic_store_explicit(&e->batch, (uint32_t)e->seq, memory_order_release);
 	if (may_share)
 		t0 = mmsb__now_ns(CLOCK_MONOTONIC);
 	if (shared) {

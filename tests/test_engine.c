@@ -156,6 +156,18 @@ TEST_TIMEOUT(shared_and_alone_batches_agree, 120)
 			/* a bad delta late in the batch: refused whole, whoever validated it */
 			ds[4321] = orphan;
 			ASSERT_EQ(mmsb_engine_apply(e, ds, DELTAS, NULL), -MMSB_ERR_PAGE_NOT_FOUND);
+			/* two, met by different workers: the batch's error is the earlier one's */
+			if (i % 10 == 0) {
+				struct mmsb_delta *later = ds[4400], *earlier = ds[4000];
+
+				ds[4400] = NULL;
+				ASSERT_EQ(mmsb_engine_apply(e, ds, DELTAS, NULL),
+					  -MMSB_ERR_PAGE_NOT_FOUND);
+				ds[4400] = later;
+				ds[4000] = NULL;
+				ASSERT_EQ(mmsb_engine_apply(e, ds, DELTAS, NULL), -EINVAL);
+				ds[4000] = earlier;
+			}
 			ds[4321] = saved;
 		}
 		snapshot(s, w == 1 ? ref : got, w == 1 ? ref_ep : got_ep);

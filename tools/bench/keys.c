@@ -885,7 +885,7 @@ const struct bench_key bench_keys[] = {
 	STRESS_G(GATE_PAIRED, "throughput", "multi_ncpu",
 		 "v2: the same with one worker per online CPU", throughput_ncpu),
 	STRESS("throughput", "scaling_2w",
-	       "v2: engine 2 workers / 1 (no-op, 128 B, 1 KiB deltas) beside 2 threads / 1 summing arrays",
+	       "v2: engine 2 workers / 1 (no-op, 128 B, 1 KiB deltas) beside 2 threads / 1 and a line's round trip",
 	       limits_scaling_2w),
 	STRESS("delta", "dense_64k_vs_memcpy",
 	       "v2: dense update_page of 64 KiB, unlogged and logged, / memcpy of it (same run)",

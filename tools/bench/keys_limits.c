@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <mmsb/mmsb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,47 @@ static int par_scaling(struct par_arg *a, double *ratio)
 	pthread_join(th, NULL);
 	two = mono_ns() - t0;
 	*ratio = (double)one / (double)(two ? two : 1);
+	return 0;
+}
+
+/*
+ * What one cache line costs to cross between two threads here: a counter bounced between them,
+ * each waiting for the other's increment. What the engine's workers pay for each line they share.
+ */
+#define RTT_TRIPS 20000
+
+static _Atomic uint64_t rtt_ball __attribute__((aligned(64)));
+
+static void *rtt_pong(void *arg)
+{
+	_Atomic uint64_t *ball = arg;
+
+	for (uint64_t i = 0; i < RTT_TRIPS; i++) {
+		while (atomic_load_explicit(ball, memory_order_acquire) != 2 * i + 1)
+			;
+		atomic_store_explicit(ball, 2 * i + 2, memory_order_release);
+	}
+	return NULL;
+}
+
+static int line_rtt(_Atomic uint64_t *ball, double *ns)
+{
+	pthread_t th;
+	uint64_t t0;
+	int err;
+
+	atomic_store(ball, 0);
+	err = pthread_create(&th, NULL, rtt_pong, (void *)ball);
+	if (err)
+		return -err;
+	t0 = mono_ns();
+	for (uint64_t i = 0; i < RTT_TRIPS; i++) {
+		atomic_store_explicit(ball, 2 * i + 1, memory_order_release);
+		while (atomic_load_explicit(ball, memory_order_acquire) != 2 * i + 2)
+			;
+	}
+	*ns = (double)(mono_ns() - t0) / RTT_TRIPS;
+	pthread_join(th, NULL);
 	return 0;
 }
 
@@ -170,7 +212,7 @@ static const struct {
  */
 int limits_scaling_2w(struct bench_result *r)
 {
-	double machine[BENCH_MAX_ROUNDS], ratio[N_LOADS][BENCH_MAX_ROUNDS],
+	double machine[BENCH_MAX_ROUNDS], rtt[BENCH_MAX_ROUNDS], ratio[N_LOADS][BENCH_MAX_ROUNDS],
 		noise[N_LOADS * BENCH_MAX_ROUNDS];
 	double lo, hi, m, med[N_LOADS];
 	size_t total = benv.quick ? 1u << 18 : 8u << 20;
@@ -186,6 +228,8 @@ int limits_scaling_2w(struct bench_result *r)
 				    eng_loads[j].dsz);
 	for (int i = 0; i < nr && !err; i++) {
 		err = par_scaling(par, &machine[i]);
+		if (!err)
+			err = line_rtt(&rtt_ball, &rtt[i]);
 		for (size_t j = 0; j < N_LOADS && !err; j++) {
 			size_t n = total / eng_loads[j].div;
 			double a1, b, a2;
@@ -202,6 +246,7 @@ int limits_scaling_2w(struct bench_result *r)
 	if (!err) {
 		m = bench_median(machine, nr, &lo, &hi);
 		bench_value(r, "machine_2t", m);
+		bench_value(r, "line_rtt_ns", bench_median(rtt, nr, &lo, &hi));
 		for (size_t j = 0; j < N_LOADS; j++) {
 			med[j] = bench_median(ratio[j], nr, &lo, &hi);
 			bench_value(r, eng_loads[j].key, med[j]);
