@@ -2,29 +2,43 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #
 # The probe overhead budget, measured (docs/probes.md):
-#  1. probes built in but not attached against `make PROBES=0`: both builds' mmsb-bench run in
-#     turn, ROUNDS times, on delta/cpu_sparse, propagation/single_hop and throughput/single_1w;
-#  2. (root) the cost of one hit with a counting BPF program attached, per probe family: the
+#  1. probes built in but not attached against `make PROBES=0`, every key of the perf gate's
+#     plan: the perf gate with BASE = HEAD built PROBES=0 (instructions an evaluation for the
+#     CPU-bound keys, paired timed runs for the others);
+#  2. the same, timed: both builds' mmsb-bench run in turn, ROUNDS times, on KEYS, pinned to
+#     one CPU;
+#  3. (root) the cost of one hit with a counting BPF program attached, per probe family: the
 #     median with the family attached minus the median without, over the hits per evaluation.
-# Usage: ci/probe-overhead.sh [ROUNDS]      (default 5; the machine should be quiet)
+# Usage: ci/probe-overhead.sh [ROUNDS]      (default 5; the machine should be quiet, the tree
+#                                           clean: part 1 builds HEAD as committed)
+#   KEYS=LIST   part 2's keys (default: three of the suite's, and the two the probes cost most)
+#   CPU=N       part 2's CPU (default 1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-5}
-KEYS=delta/cpu_sparse,propagation/single_hop,throughput/single_1w
+KEYS=${KEYS:-delta/cpu_sparse,propagation/single_hop,throughput/single_1w,semiring/boolean_accumulate,allocation/cpu_1kb}
 make -s all >/dev/null
 make -s O=.output-noprobes PROBES=0 tools >/dev/null
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+
+echo "## Every key of the perf gate's plan: PROBES=1 (HEAD) against PROBES=0 (BASE)"
+echo
+# the gate exits 1 for a key past its 1 % band: here that is the finding, not a failure
+PERF_GATE_BASE_MAKE=PROBES=0 PERF_GATE_OUT="$tmp/gate" ci/perf-gate.sh HEAD >/dev/null 2>&1 || true
+[ -s "$tmp/gate/gate.md" ] || { echo "the perf gate did not run" >&2; exit 1; }
+sed -n '/^| key /,/^$/p' "$tmp/gate/gate.md" | sed 's/| REGRESSION |/| over 1 % |/; s/| same |/| within 1 % |/'
+echo
 
 median_of() { # FILE KEY -> median_ns_exact
 	python3 -c 'import json,sys; c,n=sys.argv[2].split("/"); print(json.load(open(sys.argv[1]))["benchmarks"][c][n]["median_ns_exact"])' "$1" "$2"
 }
 
 for r in $(seq "$ROUNDS"); do
-	.output-noprobes/mmsb-bench -k "$KEYS" --json "$tmp/off$r.json" >/dev/null
-	.output/mmsb-bench -k "$KEYS" --json "$tmp/on$r.json" >/dev/null
+	taskset -c "${CPU:-1}" .output-noprobes/mmsb-bench -k "$KEYS" --json "$tmp/off$r.json" >/dev/null
+	taskset -c "${CPU:-1}" .output/mmsb-bench -k "$KEYS" --json "$tmp/on$r.json" >/dev/null
 done
-echo "## Built in, not attached, against PROBES=0 ($ROUNDS rounds, alternating)"
+echo "## Built in, not attached, against PROBES=0, timed ($ROUNDS rounds, alternating, CPU ${CPU:-1})"
 echo
 echo "| key | PROBES=0 median | PROBES=1 median | ratio (median of rounds) | spread of the ratio |"
 echo "|---|---:|---:|---:|---:|"
