@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -430,8 +431,11 @@ int limits_dense_64m(struct bench_result *r)
 
 /* ---- growth: per-page costs from 1k to 1M pages ---- */
 
-/* n logged pages of 64 B, half of them children: create, checkpoint and load, us a page each. */
-static int growth_at(size_t n, double *create, double *write_ck, double *load)
+/*
+ * n logged pages of 64 B, half of them children: create, checkpoint and load, us a page each; the
+ * load twice, into memory the process has not used yet and into the memory the first gave back.
+ */
+static int growth_at(size_t n, double *create, double *write_ck, double *load, double *reload)
 {
 	struct bench_ctx c = { 0 };
 	struct mmsb_state *t = NULL;
@@ -455,30 +459,59 @@ static int growth_at(size_t n, double *create, double *write_ck, double *load)
 	*write_ck = (double)(mono_ns() - t0) / 1e3 / (double)n;
 	if (!err && !(t = mmsb_state_open(NULL)))
 		err = -errno;
-	t0 = mono_ns();
-	if (!err)
+	for (int i = 0; i < 2 && !err; i++) {
+		if (i && !(t = mmsb_state_open(NULL))) {
+			err = -errno;
+			break;
+		}
+		t0 = mono_ns();
 		err = mmsb_checkpoint_load(t, ckpt);
-	*load = (double)(mono_ns() - t0) / 1e3 / (double)n;
+		*(i ? reload : load) = (double)(mono_ns() - t0) / 1e3 / (double)n;
+		mmsb_state_close(t);
+		t = NULL;
+	}
 	mmsb_state_close(t);
 	teardown_common(&c);
 	unlink(ckpt);
 	return err;
 }
 
+/* ms to fault in a MiB of anonymous memory the process never had, a 4 KiB page at a time. */
+static int first_touch(double *ms)
+{
+	const size_t len = 64u << 20;
+	uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t t0;
+
+	if (p == MAP_FAILED)
+		return -errno;
+	t0 = mono_ns();
+	for (size_t i = 0; i < len; i += 4096)
+		((volatile uint8_t *)p)[i] = 1;
+	*ms = (double)(mono_ns() - t0) / 1e6 / (double)(len >> 20);
+	munmap(p, len);
+	return 0;
+}
+
 int limits_growth(struct bench_result *r)
 {
 	static const char *const load_name[] = { "load_us_1k", "load_us_10k", "load_us_100k",
 						 "load_us_1m" };
-	double create[4], write_ck[4], load[4];
+	double create[4], write_ck[4], load[4], reload[4], touch = 0;
 	int steps = benv.quick ? 2 : 4, err = 0;
 	size_t n = 1000;
 
 	for (int i = 0; i < steps && !err; i++, n *= 10)
-		err = growth_at(n, &create[i], &write_ck[i], &load[i]);
+		err = growth_at(n, &create[i], &write_ck[i], &load[i], &reload[i]);
+	if (!err)
+		err = first_touch(&touch);
 	if (err)
 		return err;
 	for (int i = 0; i < steps; i++)
 		bench_value(r, load_name[i], load[i]);
+	bench_value(r, "reload_us_max", reload[steps - 1]);
+	/* what memory the process never had costs here: the first load's share of it */
+	bench_value(r, "touch_ms_mib", touch);
 	bench_value(r, "create_us_1k", create[0]);
 	bench_value(r, "create_us_max", create[steps - 1]);
 	bench_value(r, "write_us_1k", write_ck[0]);
