@@ -56,6 +56,8 @@ def check(what, ok):
     if not ok:
         print("# FAILED:", what); bad = 1
 check(f"mode {j['mode']}", j["mode"] == "spans")
+# the span window is the kernel programs' to see: no zero standing in for it
+check("no span window in the spans mode", not {"span_window_ns", "first_begin_ns", "last_end_ns"} & j.keys())
 check(f"update calls {k['update']['calls']} == {n_upd}", k["update"]["calls"] == n_upd == 300)
 check(f"recompute calls {k['recompute']['calls']} == {n_rec}", k["recompute"]["calls"] == n_rec)
 r = k["recompute"]

@@ -328,16 +328,18 @@ int json_report_write(const struct report *rp, struct json_object *jstacks)
 	json_object_object_add(o, "libmmsb", json_object_new_string(mmsb_version()));
 	json_object_object_add(o, "target", target_json(rp));
 	json_object_object_add(o, "wall_ns", json_object_new_uint64(rp->wall_ns));
-	json_object_object_add(o, "span_window_ns", json_object_new_uint64(rp->window_ns));
-	/* the window, attach complete to stop, and the spans in it (CLOCK_MONOTONIC ns) */
+	/* the window, attach complete to stop (CLOCK_MONOTONIC ns) */
 	json_object_object_add(o, "window_start_ns", json_object_new_uint64(rp->window_start_ns));
 	json_object_object_add(o, "window_end_ns", json_object_new_uint64(rp->window_end_ns));
-	json_object_object_add(o, "first_begin_ns", json_object_new_uint64(rp->first_begin_ns));
-	json_object_object_add(o, "last_end_ns", json_object_new_uint64(rp->last_end_ns));
 	json_object_object_add(o, "mode", json_object_new_string(rp->inproc ? "spans" : "probes"));
 	if (rp->inproc) {
 		spans_json(rp, o);
 	} else {
+		/* the spans in it: only the kernel's programs see each begin and end */
+		json_object_object_add(o, "span_window_ns", json_object_new_uint64(rp->window_ns));
+		json_object_object_add(o, "first_begin_ns",
+				       json_object_new_uint64(rp->first_begin_ns));
+		json_object_object_add(o, "last_end_ns", json_object_new_uint64(rp->last_end_ns));
 		json_object_object_add(o, "hits", json_object_new_uint64(hits));
 		json_object_object_add(o, "hit_cost_ns", json_object_new_uint64(ro->hit_ns));
 		json_object_object_add(o, "hit_cost_source", json_object_new_string(ro->hit_src));
