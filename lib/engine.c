@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * The throughput engine: big batches applied by a fixed pool of workers, the calling thread being
- * worker 0. Pages are hashed into parts, worker k owning parts k * PARTS_PER_WORKER on; two
+ * worker 0. Pages are cut into parts by ranges of ids, worker k owning parts k * PARTS_PER_WORKER
+ * on; two
  * passes, each cut into units that any worker may claim, its own first:
  *  - validate: a unit is one slice of the batch and one worker's parts; its claimer checks each
  *    delta of the slice whose page is in those parts, resolves the page and drops its index into
@@ -19,7 +20,8 @@
  * VM the vCPU a worker needs is not always running, and a batch cut into fixed slices waits for
  * its slowest slice, so a worker that is not scheduled stalls the batch for a whole time slice
  * while worker 0 spins. With claims, worker 0 does whatever nobody else has taken: a batch is
- * never slower than worker 0 alone by more than the wake-up and one unit another worker holds.
+ * never slower than worker 0 alone by more than the wake-up, one unit another worker holds, and
+ * a scan of the batch's page ids for each group of parts whose worker did not come.
  * A batch too small for two slices is run by worker 0 alone, without waking anyone.
  */
 #include <sched.h>
@@ -87,11 +89,11 @@ struct unit {
 	int err;
 } __attribute__((aligned(64)));
 
-/* An apply unit: the pages that hash to it, and what applying their deltas did. */
+/* An apply unit: the pages of its range of ids, and what applying their deltas did. */
 struct part {
 	/*
 	 * The job in the high 32 bits, 1 in the low ones once taken. A part goes to the same worker
-	 * batch after batch when it can (worker k asks for part k first): its pages' lines then stay
+	 * batch after batch when it can (worker k asks for its own parts first): its pages' lines stay
 	 * in that worker's cache, where two workers trading them cost more than the deltas.
 	 */
 	_Atomic uint64_t claim;
@@ -149,7 +151,7 @@ struct mmsb_engine {
 	struct mmsb_page **page_buf;
 	size_t cap_pages;
 	uint64_t gen, base_id;
-	uint64_t id_scale;		   /* 2^64 / next_page_id: part_of() */
+	uint64_t id_scale;		   /* UINT64_MAX / next_page_id: part_of() */
 	_Atomic uint32_t batch;		   /* the job running now; publishes the batch */
 	_Atomic unsigned int vdone, adone; /* units and parts finished */
 	_Atomic uint32_t go;		   /* the job whose apply pass may start (or was aborted) */
@@ -210,7 +212,8 @@ static inline unsigned int nth_unit(unsigned int k, unsigned int per, unsigned i
  * pages lie together in memory. A hash spread them evenly and interleaved them: each worker's
  * prefetches then pulled in the lines of the other's pages around its own, and the two traded
  * them every batch (a shared no-op batch ran at half the speed of one worker; by runs of 1,024
- * ids, faster than one).
+ * ids, faster than one). Ids far apart (a page created with an id well past the others) put most
+ * pages in one part; the chooser then finds sharing slower and runs such batches on worker 0.
  */
 static inline unsigned int part_of(const struct mmsb_engine *e, uint64_t page_id)
 {
@@ -660,8 +663,14 @@ static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_
 	}
 	atomic_store_explicit(&e->vdone, 0, memory_order_relaxed);
 	atomic_store_explicit(&e->adone, 0, memory_order_relaxed);
-	e->seq++;
-	/* the batch above is published by this store: a claim that sees the job sees the batch */
+	/*
+	 * Job 0 is never used: a claim word never reset since the engine was made holds 0, which
+	 * would read as free in job 0 (a unit past this batch's slices, reading past its end).
+	 */
+	do
+		e->seq++;
+	while (!(uint32_t)e->seq);
+	/* the resets below, and the batch above, are published by the store to e->batch */
 	for (unsigned int g = 0; g < e->n_groups; g++)
 		for (unsigned int c = 0; c < e->n_slices; c++)
 			atomic_store_explicit(&e->unit[g * MAX_SLICES + c].claim,
@@ -670,7 +679,12 @@ static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_
 	if (may_share)
 		t0 = mmsb__now_ns(CLOCK_MONOTONIC);
 	if (shared) {
-		atomic_store_explicit(&e->job, e->seq, memory_order_release);
+		/*
+		 * seq_cst, as the sleeper's count is: a worker counts itself before it reads the job,
+		 * and this store must not pass the load of the count, or each misses the other and
+		 * the worker sleeps through the batch
+		 */
+		atomic_store(&e->job, e->seq);
 		/* a worker that counted itself a sleeper is waiting on the condition variable */
 		if (atomic_load(&e->sleepers)) {
 			pthread_mutex_lock(&e->mu);

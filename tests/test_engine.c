@@ -141,8 +141,10 @@ TEST_TIMEOUT(shared_and_alone_batches_agree, 120)
 	struct mmsb_delta **a = make_batch(5, DELTAS), **b = make_batch(6, DELTAS);
 	const uint8_t m = 1, v = 9;
 	struct mmsb_delta *orphan = mmsb_delta_new(PAGES + 50, &m, 1, &v, 1, 0);
+	/* no page: the largest id falls in a part too */
+	struct mmsb_delta *far = mmsb_delta_new(UINT64_MAX, &m, 1, &v, 1, 0);
 
-	ASSERT_TRUE(orphan);
+	ASSERT_TRUE(orphan && far);
 	for (unsigned int w = 1; w <= 3; w++) {
 		MMSB_OPTS(mmsb_engine_opts, eo, .workers = w);
 		struct mmsb_state *s = pages_state(NULL);
@@ -156,17 +158,23 @@ TEST_TIMEOUT(shared_and_alone_batches_agree, 120)
 			/* a bad delta late in the batch: refused whole, whoever validated it */
 			ds[4321] = orphan;
 			ASSERT_EQ(mmsb_engine_apply(e, ds, DELTAS, NULL), -MMSB_ERR_PAGE_NOT_FOUND);
-			/* two, met by different workers: the batch's error is the earlier one's */
+			/*
+			 * two, in other slices and (by their ids) other workers' parts: the
+			 * batch's error is the earlier one's
+			 */
 			if (i % 10 == 0) {
-				struct mmsb_delta *later = ds[4400], *earlier = ds[4000];
+				struct mmsb_delta *later = ds[4400], *earlier = ds[100];
 
 				ds[4400] = NULL;
 				ASSERT_EQ(mmsb_engine_apply(e, ds, DELTAS, NULL),
 					  -MMSB_ERR_PAGE_NOT_FOUND);
 				ds[4400] = later;
-				ds[4000] = NULL;
+				ds[100] = NULL;
 				ASSERT_EQ(mmsb_engine_apply(e, ds, DELTAS, NULL), -EINVAL);
-				ds[4000] = earlier;
+				ds[100] = far;
+				ASSERT_EQ(mmsb_engine_apply(e, ds, DELTAS, NULL),
+					  -MMSB_ERR_PAGE_NOT_FOUND);
+				ds[100] = earlier;
 			}
 			ds[4321] = saved;
 		}
@@ -179,6 +187,7 @@ TEST_TIMEOUT(shared_and_alone_batches_agree, 120)
 		mmsb_state_close(s);
 	}
 	mmsb_delta_free(orphan);
+	mmsb_delta_free(far);
 	free_batch(a, DELTAS);
 	free_batch(b, DELTAS);
 }
