@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <json-c/json.h>
 #include <mmsb/mmsb.h>
 #if defined(__x86_64__)
 #include <x86intrin.h>
@@ -731,49 +732,76 @@ static const char *ksym_name(uint64_t addr)
 }
 
 /*
- * The samples as folded stacks, weighted by their period in ns: the span chain (the thread's
- * open spans, outermost first), then the user stack root first, then the kernel's ("_[k]").
+ * Each stack sample of the window, its frames named root first as every output names them: the
+ * span chain (the thread's open spans, outermost first: "mmsb:KIND", or "[outside-spans]" when
+ * there is none), the user stack, then the kernel's ("NAME_[k]"). With LOCS, the user frames'
+ * locations too (frames_of()).
  */
-void inproc_folded(struct inproc *ip, struct report *rp, const struct inproc_maps *m, FILE *f,
-		   uint64_t period_ns)
+void inproc_samples(struct inproc *ip, struct report *rp, const struct inproc_maps *m, bool locs,
+		    void (*fn)(const struct inproc_sample *smp, void *ctx), void *ctx)
 {
-	static char line[MAX_STACK_FRAMES * 3 * 256], names[MAX_STACK_FRAMES][256];
+	static char names[MMSB_SPAN_DEPTH * 2 + 2 * MAX_STACK_FRAMES][256];
 	struct sample_key k, next, *prev = NULL;
 	__u64 count;
 
 	while (!bpf_map_get_next_key(m->samples_fd, prev, &next)) {
 		uint64_t ips[MAX_STACK_FRAMES] = { 0 };
-		int kinds[MMSB_SPAN_DEPTH * 2], n;
-		size_t o = 0;
+		int kinds[MMSB_SPAN_DEPTH * 2], n, nk;
+		struct inproc_sample smp = { .key = &k, .names = names, .leaf_kind = -1 };
 
 		k = next;
 		prev = &k;
 		if (bpf_map_lookup_elem(m->samples_fd, &k, &count))
 			continue;
+		smp.count = count;
 		n = inproc_node_kinds(ip, m->blocks_fd, k.tid, k.node, kinds,
 				      (int)(sizeof(kinds) / sizeof(kinds[0])));
-		/* (no kinds: a node the block no longer has, as good as none; and o > 0 below) */
+		/* no kinds: a node the block no longer has, as good as none */
 		if (n <= 0)
-			o = (size_t)snprintf(line, sizeof(line), "[outside-spans];");
-		for (int i = 0; i < n && o < sizeof(line); i++)
-			o += (size_t)snprintf(line + o, sizeof(line) - o, "mmsb:%s;",
-					      span_name(kinds[i]));
-		/* every frame ends in ';': the last one's becomes the count's space */
-		n = frames_of(m->stacks_fd, k.ustack, rp->syms, names, MAX_STACK_FRAMES, NULL);
-		for (int i = 0; i < n && o < sizeof(line); i++)
-			o += (size_t)snprintf(line + o, sizeof(line) - o, "%s;", names[i]);
+			snprintf(names[smp.n++], sizeof(names[0]), "[outside-spans]");
+		for (int i = 0; i < n; i++)
+			snprintf(names[smp.n++], sizeof(names[0]), "mmsb:%s", span_name(kinds[i]));
+		if (n > 0)
+			smp.leaf_kind = kinds[n - 1];
+		smp.n_chain = smp.n;
+		smp.locs = locs ? json_object_new_array() : NULL;
+		smp.n_user = frames_of(m->stacks_fd, k.ustack, rp->syms, names + smp.n,
+				       MAX_STACK_FRAMES, smp.locs);
+		smp.n += smp.n_user;
 		if (k.kstack >= 0 && !bpf_map_lookup_elem(m->stacks_fd, &k.kstack, ips)) {
-			for (n = 0; n < MAX_STACK_FRAMES && ips[n]; n++)
+			for (nk = 0; nk < MAX_STACK_FRAMES && ips[nk]; nk++)
 				;
-			for (int i = n - 1; i >= 0 && o < sizeof(line); i--)
-				o += (size_t)snprintf(line + o, sizeof(line) - o, "%s_[k];",
-						      ksym_name(ips[i]));
+			for (int i = nk - 1; i >= 0; i--)
+				snprintf(names[smp.n++], sizeof(names[0]), "%s_[k]",
+					 ksym_name(ips[i]));
 		}
-		if (o >= sizeof(line))
-			o = sizeof(line) - 1;
-		line[o - 1] = 0;
-		fprintf(f, "%s %" PRIu64 "\n", line, (uint64_t)count * period_ns);
+		fn(&smp, ctx);
+		json_object_put(smp.locs);
 	}
+}
+
+struct folded_ctx {
+	FILE *f;
+	uint64_t period_ns;
+};
+
+static void folded_sample(const struct inproc_sample *smp, void *arg)
+{
+	const struct folded_ctx *c = arg;
+
+	/* the chain always has a frame: the sample has one at least */
+	for (int i = 0; i < smp->n; i++)
+		fprintf(c->f, "%s%c", smp->names[i], i + 1 < smp->n ? ';' : ' ');
+	fprintf(c->f, "%" PRIu64 "\n", smp->count * c->period_ns);
+}
+
+/* The samples as folded stacks, weighted by their period in ns. */
+void inproc_folded(struct inproc *ip, struct report *rp, const struct inproc_maps *m, FILE *f,
+		   uint64_t period_ns)
+{
+	struct folded_ctx c = { f, period_ns };
+
+	inproc_samples(ip, rp, m, false, folded_sample, &c);
 }
 
 #define COST_BATCH 64	 /* calls a batch */
@@ -884,9 +912,4 @@ void inproc_free(struct inproc *ip)
 	snap_free(&ip->iv[1]);
 	free(ip->iv_rows);
 	free(ip);
-}
-
-const char *inproc_ksym(uint64_t addr)
-{
-	return ksym_name(addr);
 }

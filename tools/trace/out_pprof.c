@@ -507,51 +507,30 @@ static void pp_offcpu(struct report *rp)
 	}
 }
 
-/*
- * Spans mode's timer samples, frames as inproc_folded() writes them: the span chain (or
- * "[outside-spans]"), the user stack root first, the kernel's ("_[k]"); each PERIOD_NS.
- */
-static void pp_timer_samples(struct report *rp, uint64_t period_ns)
+struct timer_ctx {
+	const struct report *rp;
+	uint64_t period_ns;
+};
+
+/* A timer sample of the spans mode, each PERIOD_NS: its frames as the folded output names them. */
+static void timer_sample(const struct inproc_sample *smp, void *arg)
 {
-	static char names[MAX_STACK_FRAMES][256];
-	struct sample_key k, next, *prev = NULL;
-	__u64 count;
+	const struct timer_ctx *c = arg;
+	uint64_t ids[MMSB_SPAN_DEPTH * 2 + 2 * MAX_STACK_FRAMES];
+	int64_t v[NV] = { 0 };
+	size_t o = 0;
+	int i;
 
-	while (!bpf_map_get_next_key(rp->maps.samples_fd, prev, &next)) {
-		uint64_t ids[3 * MAX_STACK_FRAMES + 64], kips[MAX_STACK_FRAMES] = { 0 };
-		int kinds[64], n, nu, nk = 0;
-		int64_t v[NV] = { 0 };
-		struct json_object *locs;
-		char name[300];
-		size_t o = 0;
-
-		k = next;
-		prev = &k;
-		if (bpf_map_lookup_elem(rp->maps.samples_fd, &k, &count))
-			continue;
-		n = inproc_node_kinds(rp->ip, rp->maps.blocks_fd, k.tid, k.node, kinds, 32);
-		if (n <= 0) /* as inproc_folded() names it */
-			ids[o++] = loc_plain("[outside-spans]");
-		for (int i = 0; i < n; i++) {
-			snprintf(name, sizeof(name), "mmsb:%s", span_name(kinds[i]));
-			ids[o++] = loc_plain(name);
-		}
-		locs = json_object_new_array();
-		nu = frames_of(rp->stacks_fd, k.ustack, rp->syms, names, MAX_STACK_FRAMES, locs);
-		if ((int)json_object_array_length(locs) == nu)
-			o += user_locs(names, locs, nu, ids + o);
-		json_object_put(locs);
-		if (k.kstack >= 0 && !bpf_map_lookup_elem(rp->stacks_fd, &k.kstack, kips))
-			while (nk < MAX_STACK_FRAMES && kips[nk])
-				nk++;
-		for (int i = nk - 1; i >= 0; i--) {
-			snprintf(name, sizeof(name), "%s_[k]", inproc_ksym(kips[i]));
-			ids[o++] = loc_plain(name);
-		}
-		v[V_SAMPLES] = (int64_t)count;
-		v[V_CPU] = (int64_t)(count * period_ns);
-		sample_add(ids, o, v, n > 0 ? span_name(kinds[n - 1]) : NULL, rp->pid, (int)k.tid);
-	}
+	for (i = 0; i < smp->n_chain; i++)
+		ids[o++] = loc_plain(smp->names[i]);
+	if ((int)json_object_array_length(smp->locs) == smp->n_user)
+		o += user_locs(smp->names + i, smp->locs, smp->n_user, ids + o);
+	for (i += smp->n_user; i < smp->n; i++)
+		ids[o++] = loc_plain(smp->names[i]);
+	v[V_SAMPLES] = (int64_t)smp->count;
+	v[V_CPU] = (int64_t)(smp->count * c->period_ns);
+	sample_add(ids, o, v, smp->leaf_kind >= 0 ? span_name(smp->leaf_kind) : NULL, c->rp->pid,
+		   (int)smp->key->tid);
 }
 
 /* The serialised profile, gzip'd, into OUT's file: 0 or -1. */
@@ -620,9 +599,11 @@ int pprof_write(struct report *rp)
 
 	pp_init(rp);
 	if (rp->inproc && rp->ip) {
+		struct timer_ctx tc = { rp, period };
+
 		pp_offcpu(rp);
 		if (period)
-			pp_timer_samples(rp, period);
+			inproc_samples(rp->ip, rp, &rp->maps, true, timer_sample, &tc);
 	}
 	for (int i = 0; i < pp.nv; i++) {
 		perftools__profiles__value_type__init(&vt[i]);

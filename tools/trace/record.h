@@ -151,6 +151,18 @@ void inproc_stop(struct inproc *ip);
 /* The window's figures into span_stats and rp (threads, open spans, off-CPU time); the kinds of
  * MASK into the report, every kind into the threads' time. */
 int inproc_report(struct inproc *ip, struct report *rp, const struct inproc_maps *m, uint32_t mask);
+/* A stack sample of the spans mode, its frames root first: inproc_samples(). */
+struct inproc_sample {
+	const struct sample_key *key;
+	uint64_t count;
+	char (*names)[256]; /* n frames: n_chain of spans, n_user of the user stack, the kernel's */
+	int n, n_chain, n_user;
+	struct json_object *locs; /* the user frames' locations, when asked */
+	int leaf_kind;		  /* the innermost open span's kind, or -1 */
+};
+/* Each stack sample of the window to FN, its frames named as every output names them. */
+void inproc_samples(struct inproc *ip, struct report *rp, const struct inproc_maps *m, bool locs,
+		    void (*fn)(const struct inproc_sample *smp, void *ctx), void *ctx);
 /* The stack samples as folded stacks, weighted by PERIOD_NS each. */
 void inproc_folded(struct inproc *ip, struct report *rp, const struct inproc_maps *m, FILE *f,
 		   uint64_t period_ns);
@@ -369,11 +381,10 @@ int pprof_write(struct report *rp);
 /*
  * For it, from inproc.c: the kinds of NODE of thread TID's block at the window's end and of the
  * spans around it, outermost first, into KINDS (at most MAX): their count, or -1 when the block
- * is not known (a sample "[outside-spans]"); the kernel's name of a kernel address.
+ * is not known (a sample "[outside-spans]").
  */
 int inproc_node_kinds(const struct inproc *ip, int blocks_fd, uint32_t tid, uint32_t node,
 		      int *kinds, int max);
-const char *inproc_ksym(uint64_t addr);
 
 /*
  * serve (serve.c): the exporter. serve_start() listens on ADDR[:PORT] (its own thread), before
