@@ -896,7 +896,7 @@ const struct bench_key bench_keys[] = {
 	       "v2: full_pipeline, checkpoint_100pages, restore_100pages / a 1 KiB write+fdatasync",
 	       durability_vs_fsync),
 	STRESS("persistence", "growth_1k_1m",
-	       "v2: us a page to create (logged), checkpoint and load 64 B pages, 1k to 1M of them",
+	       "v2: us a page to create (logged), checkpoint, load and load again 64 B pages, 1k to 1M; fault cost",
 	       limits_growth),
 	STRESS("replay", "divergence_1000", "v2: 1000 updates, replay vs live every 100: L2",
 	       divergence_1000),

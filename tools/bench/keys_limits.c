@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <mmsb/mmsb.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,27 +83,40 @@ static int par_scaling(struct par_arg *a, double *ratio)
 /*
  * What one cache line costs to cross between two threads here: a counter bounced between them,
  * each waiting for the other's increment. What the engine's workers pay for each line they share.
+ * Up to RTT_TRIPS round trips or RTT_NS, whichever comes first: a wait that spins long yields,
+ * so on a machine whose second CPU is busy (or absent) the figure is slow, not endless.
  */
 #define RTT_TRIPS 20000
+#define RTT_NS 50000000ull
+#define RTT_STOP UINT64_MAX
 
 static _Atomic uint64_t rtt_ball __attribute__((aligned(64)));
+
+/* The ball's value once it is want, or RTT_STOP. */
+static uint64_t rtt_wait(_Atomic uint64_t *ball, uint64_t want)
+{
+	unsigned int i = 0;
+	uint64_t v;
+
+	while ((v = atomic_load_explicit(ball, memory_order_acquire)) != want && v != RTT_STOP)
+		if (++i % 1024 == 0)
+			sched_yield();
+	return v;
+}
 
 static void *rtt_pong(void *arg)
 {
 	_Atomic uint64_t *ball = arg;
 
-	for (uint64_t i = 0; i < RTT_TRIPS; i++) {
-		while (atomic_load_explicit(ball, memory_order_acquire) != 2 * i + 1)
-			;
+	for (uint64_t i = 0; rtt_wait(ball, 2 * i + 1) != RTT_STOP; i++)
 		atomic_store_explicit(ball, 2 * i + 2, memory_order_release);
-	}
 	return NULL;
 }
 
 static int line_rtt(_Atomic uint64_t *ball, double *ns)
 {
+	uint64_t t0, trips = 0;
 	pthread_t th;
-	uint64_t t0;
 	int err;
 
 	atomic_store(ball, 0);
@@ -110,12 +124,13 @@ static int line_rtt(_Atomic uint64_t *ball, double *ns)
 	if (err)
 		return -err;
 	t0 = mono_ns();
-	for (uint64_t i = 0; i < RTT_TRIPS; i++) {
-		atomic_store_explicit(ball, 2 * i + 1, memory_order_release);
-		while (atomic_load_explicit(ball, memory_order_acquire) != 2 * i + 2)
-			;
+	while (trips < RTT_TRIPS && (trips % 256 || mono_ns() - t0 < RTT_NS)) {
+		atomic_store_explicit(ball, 2 * trips + 1, memory_order_release);
+		rtt_wait(ball, 2 * trips + 2);
+		trips++;
 	}
-	*ns = (double)(mono_ns() - t0) / RTT_TRIPS;
+	*ns = (double)(mono_ns() - t0) / (double)trips;
+	atomic_store_explicit(ball, RTT_STOP, memory_order_release);
 	pthread_join(th, NULL);
 	return 0;
 }
@@ -457,10 +472,8 @@ static int growth_at(size_t n, double *create, double *write_ck, double *load, d
 	if (!err)
 		err = mmsb_checkpoint_write(c.s, ckpt);
 	*write_ck = (double)(mono_ns() - t0) / 1e3 / (double)n;
-	if (!err && !(t = mmsb_state_open(NULL)))
-		err = -errno;
 	for (int i = 0; i < 2 && !err; i++) {
-		if (i && !(t = mmsb_state_open(NULL))) {
+		if (!(t = mmsb_state_open(NULL))) {
 			err = -errno;
 			break;
 		}
@@ -468,15 +481,17 @@ static int growth_at(size_t n, double *create, double *write_ck, double *load, d
 		err = mmsb_checkpoint_load(t, ckpt);
 		*(i ? reload : load) = (double)(mono_ns() - t0) / 1e3 / (double)n;
 		mmsb_state_close(t);
-		t = NULL;
 	}
-	mmsb_state_close(t);
 	teardown_common(&c);
 	unlink(ckpt);
 	return err;
 }
 
-/* ms to fault in a MiB of anonymous memory the process never had, a 4 KiB page at a time. */
+/*
+ * ms to fault in a MiB of anonymous memory mapped anew, a 4 KiB page at a time (no huge pages):
+ * what a load into memory the process never had pays the kernel, and on a VM the host, for each
+ * page. The kernel may hand back pages the process freed; on this VM they cost the same.
+ */
 static int first_touch(double *ms)
 {
 	const size_t len = 64u << 20;
@@ -485,6 +500,7 @@ static int first_touch(double *ms)
 
 	if (p == MAP_FAILED)
 		return -errno;
+	madvise(p, len, MADV_NOHUGEPAGE);
 	t0 = mono_ns();
 	for (size_t i = 0; i < len; i += 4096)
 		((volatile uint8_t *)p)[i] = 1;
