@@ -103,11 +103,14 @@ else
 	c=$(irefs propagation/single_hop 100)
 	"$B" --gate-plan >"$tmp/plan"
 	echo "# single_hop: 50 evals $a and $b instructions, 100 evals $c"
-	if [ -n "$a" ] && [ "$a" = "$b" ] && [ "$c" -gt "$a" ] &&
+	# the same count up to 0.01 %: under load, a CI run once differed by 20 instructions (likely
+	# a clock read in the vDSO retrying as the kernel updated the time under valgrind's slow reads)
+	if [ -n "$a" ] && [ -n "$b" ] && [ $((a > b ? a - b : b - a)) -le $((a / 10000)) ] &&
+		[ "$c" -gt "$a" ] &&
 		grep -qx "propagation/single_hop evals 100" "$tmp/ev" && [ "$(grep -c . "$tmp/ev")" -eq 2 ] &&
 		grep -qx "insn delta/cpu_sparse" "$tmp/plan" && grep -qx "paired system/full_pipeline" "$tmp/plan" &&
 		! grep -q gpu "$tmp/plan"; then
-		ok "--evals: the same instruction count twice, more for more evaluations; --gate-plan"
+		ok "--evals: the same instruction count twice (to 0.01 %), more for more evaluations; --gate-plan"
 	else
 		bad "--evals: $a, $b, $c instructions; $(head -3 "$tmp/ev" | tr '\n' ' ')"
 	fi
