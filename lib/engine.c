@@ -2,8 +2,7 @@
 /*
  * The throughput engine: big batches applied by a fixed pool of workers, the calling thread being
  * worker 0. Pages are cut into parts by ranges of ids, worker k owning parts k * PARTS_PER_WORKER
- * on; two
- * passes, each cut into units that any worker may claim, its own first:
+ * on; two passes, each cut into units that any worker may claim, its own first:
  *  - validate: a unit is one slice of the batch and one worker's parts; its claimer checks each
  *    delta of the slice whose page is in those parts, resolves the page and drops its index into
  *    the bucket [slice][part(page)];

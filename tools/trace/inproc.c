@@ -740,6 +740,7 @@ static const char *ksym_name(uint64_t addr)
 void inproc_samples(struct inproc *ip, struct report *rp, const struct inproc_maps *m, bool locs,
 		    void (*fn)(const struct inproc_sample *smp, void *ctx), void *ctx)
 {
+	/* the span chain, the user stack, the kernel's */
 	static char names[MMSB_SPAN_DEPTH * 2 + 2 * MAX_STACK_FRAMES][256];
 	struct sample_key k, next, *prev = NULL;
 	__u64 count;
@@ -772,8 +773,9 @@ void inproc_samples(struct inproc *ip, struct report *rp, const struct inproc_ma
 			for (nk = 0; nk < MAX_STACK_FRAMES && ips[nk]; nk++)
 				;
 			for (int i = nk - 1; i >= 0; i--)
-				snprintf(names[smp.n++], sizeof(names[0]), "%s_[k]",
-					 ksym_name(ips[i]));
+				/* the suffix kept whatever the name's length */
+				snprintf(names[smp.n++], sizeof(names[0]), "%.*s_[k]",
+					 (int)sizeof(names[0]) - 5, ksym_name(ips[i]));
 		}
 		fn(&smp, ctx);
 		json_object_put(smp.locs);
