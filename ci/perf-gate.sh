@@ -23,7 +23,8 @@
 #   PERF_GATE_EVALS=N    evaluations per instruction count (default 200; the runs do N and 2N)
 #   PERF_GATE_ROUNDS=N   paired rounds (default 5; each runs BASE and HEAD once)
 #   PERF_GATE_PAIRED=off judge the instruction counts only
-#   PERF_GATE_BASE_MAKE=VARS  make variables for BASE's build only: with BASE=HEAD and
+#   PERF_GATE_BASE_MAKE=VARS  make variables for BASE's build only, VAR=VALUE words split
+#                        at blanks (no glob, no quoting): with BASE=HEAD and
 #                        PROBES=0, the gate prices the probes built in (ci/probe-overhead.sh)
 #   PERF_GATE_OUT=DIR    builds, counts and the report (default $O/perf-gate)
 #   O=DIR                the build directory of the work tree (default .output)
@@ -60,14 +61,19 @@ OUT=$(realpath "$OUT")
 # builds: BASE from its own tree (cached by commit and make variables, the folder's name without
 # '=': make reads a target with one as an assignment), HEAD from the work tree; the bench only
 BASE_MAKE=${PERF_GATE_BASE_MAKE:-}
-bdir="$OUT/base-$sha$(printf '%s' "${BASE_MAKE:+-$BASE_MAKE}" | tr -c 'A-Za-z0-9-' _)"
+read -ra base_vars <<<"$BASE_MAKE"
+bdir="$OUT/base-$sha"
+if [ -n "$BASE_MAKE" ]; then
+	# readable, and told apart from a value that reads the same (A=1 B=2, A=1_B=2)
+	bdir="$bdir-$(printf '%s' "$BASE_MAKE" | tr -c 'A-Za-z0-9-' _)"
+	bdir="$bdir-$(printf '%s' "$BASE_MAKE" | cksum | cut -d' ' -f1)"
+fi
 short="$short${BASE_MAKE:+ ($BASE_MAKE)}"
 if [ ! -x "$bdir/build/mmsb-bench" ]; then
 	log "building BASE $short into $bdir"
 	rm -rf "$bdir" && mkdir -p "$bdir/src" || exit 2
 	git archive "$sha" | tar -x -C "$bdir/src" || die "git archive $short failed"
-	# shellcheck disable=SC2086 # BASE_MAKE is a list of VAR=VALUE words
-	make -s -C "$bdir/src" -j"$(nproc)" O="$bdir/build" CUDA=0 $BASE_MAKE \
+	make -s -C "$bdir/src" -j"$(nproc)" O="$bdir/build" CUDA=0 "${base_vars[@]}" \
 		"$bdir/build/mmsb-bench" >"$bdir/build.log" 2>&1 ||
 		die "BASE $short does not build: $bdir/build.log"
 fi
