@@ -89,16 +89,22 @@ sleep 1
 rc=$?
 kill $host 2>/dev/null
 wait $host 2>/dev/null
-if [ $rc -eq 0 ] && python3 - "$tmp/p.json" "$tmp/rounds" <<'PY'
-import json, statistics, sys
-per = json.load(open(sys.argv[1]))["host_sampling"]["ffi_host_ns_per_crossing"]
-want = statistics.median(json.load(open(l.split()[3]))["host_sampling"]["ffi_host_ns_per_crossing"]
-                         for l in open(sys.argv[2]))
-print(f"# attached late: ffi_host {per:.0f} ns a crossing, {want:.0f} from the start (band 25 %)")
-sys.exit(0 if abs(per - want) <= 0.25 * want else 1)
+# and from the start once more, right after: this VM's speed can move by a third within a minute,
+# so the late figure is judged against the runs on either side of it, not a median from before
+"$T" record --host-sample -J "$tmp/after.json" -- \
+	taskset -c "$cpu" python3 tests/helpers/ffi_workload.py $N 0 >/dev/null 2>>"$tmp/p.err" || rc=$?
+if [ $rc -eq 0 ] && python3 - "$tmp/p.json" "$tmp/rounds" "$tmp/after.json" <<'PY'
+import json, sys
+fig = lambda f: json.load(open(f))["host_sampling"]["ffi_host_ns_per_crossing"]
+per = fig(sys.argv[1])
+before = fig(open(sys.argv[2]).read().split()[-1])
+after = fig(sys.argv[3])
+print(f"# attached late: ffi_host {per:.0f} ns a crossing; from the start {before:.0f} before it,"
+      f" {after:.0f} after it (band 25 % of either)")
+sys.exit(0 if min(abs(per - w) / w for w in (before, after)) <= 0.25 else 1)
 PY
 then
-	ok "ffi_host attached late within 25 % of the figure from the start"
+	ok "ffi_host attached late within 25 % of a figure from the start beside it"
 else
 	sed 's/^/# /' "$tmp/p.err" | tail -3
 	bad "ffi_host attached late (exit $rc)"
