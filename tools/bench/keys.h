@@ -41,6 +41,7 @@ int limits_dense_64k(struct bench_result *r);
 int limits_dense_1m(struct bench_result *r);
 int limits_dense_64m(struct bench_result *r);
 int limits_growth(struct bench_result *r);
+int limits_ckpt_behind_log(struct bench_result *r);
 /* fsync and fdatasync calls in the process so far (keys_limits.c interposes both) */
 extern unsigned long bench_syncs;
 int bench_raw_sync_ns(int reps, double *ns);

@@ -535,6 +535,62 @@ int limits_growth(struct bench_result *r)
 	return 0;
 }
 
+/* ---- a checkpoint behind a log: its cost should not follow the log's length ---- */
+
+/*
+ * ms for a checkpoint of 1 MiB (1,024 pages of 1 KiB) after n logged 8-byte writes under
+ * durability none, written as fast as the CPU can: the checkpoint syncs the log first, so what
+ * the log left unsynced is what it waits for.
+ */
+static int ckpt_after(size_t n, double *ms)
+{
+	struct bench_ctx c = { 0 };
+	char ckpt[512];
+	uint64_t t0, v = 0;
+	int err = 0;
+
+	snprintf(ckpt, sizeof(ckpt), "%s/behind.ckpt", benv.dir);
+	c.s = open_logged(&c, "behind.tlog", MMSB_DURABLE_NONE);
+	if (!c.s)
+		return -errno;
+	for (int i = 0; i < 1024 && !err; i++)
+		err = mmsb_page_create(c.s, 1024, MMSB_LOC_CPU, NULL);
+	for (size_t i = 0; i < n && !err; i++) {
+		v++;
+		err = mmsb_page_write(c.s, i % 1024 + 1, (i / 1024) % 128 * 8, &v, sizeof(v));
+		err = err < 0 ? err : 0;
+	}
+	t0 = mono_ns();
+	if (!err)
+		err = mmsb_checkpoint_write(c.s, ckpt);
+	*ms = (double)(mono_ns() - t0) / 1e6;
+	teardown_common(&c);
+	unlink(ckpt);
+	return err;
+}
+
+int limits_ckpt_behind_log(struct bench_result *r)
+{
+	static const char *const name[] = { "ckpt_ms_1k", "ckpt_ms_10k", "ckpt_ms_100k",
+					    "ckpt_ms_1m" };
+	double ms[4], sync_ns = 0;
+	int steps = benv.quick ? 2 : 4, err = 0;
+	size_t n = 1000;
+
+	for (int i = 0; i < steps && !err; i++, n *= 10)
+		err = ckpt_after(n, &ms[i]);
+	if (!err)
+		err = bench_raw_sync_ns(20, &sync_ns);
+	if (err)
+		return err;
+	for (int i = 0; i < steps; i++)
+		bench_value(r, name[i], ms[i]);
+	/* the limit: 1, a checkpoint as costly behind the longest log as behind the shortest */
+	bench_value(r, "longest_over_shortest", ms[steps - 1] / ms[0]);
+	bench_value(r, "sync_ms", sync_ns / 1e6);
+	return 0;
+}
+
 /* ---- durability: what this disk's sync costs, and how many a call makes ---- */
 
 /*
