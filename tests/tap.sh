@@ -43,21 +43,18 @@ no_attach() {
 		echo "needs root (CAP_BPF, CAP_PERFMON) and a kernel with BTF"
 	fi
 }
+# wait_grep PATTERN FILE: until FILE holds PATTERN, every 0.1 s: at once when it does, at most
+# 30 s on a loaded machine; false if it never does (or FILE never exists).
+wait_grep() {
+	for _ in $(seq 300); do
+		grep -qs "$1" "$2" && return 0
+		sleep 0.1
+	done
+	return 1
+}
 # wait_mapped PID: until the process has libmmsb mapped (at its start, or a host's import of the
-# binding): at once when it has, at most 30 s on a loaded machine; false if it never does.
-wait_mapped() {
-	for _ in $(seq 300); do
-		grep -q libmmsb "/proc/$1/maps" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
+# binding).
+wait_mapped() { wait_grep libmmsb "/proc/$1/maps"; }
 # wait_recording FILE: until mmsb-trace's start line ("... recording the spans ...") is in FILE,
-# its stderr: the probes are in and the window is open. At most 30 s; false if it never is.
-wait_recording() {
-	for _ in $(seq 300); do
-		grep -q recording "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
+# its stderr: the probes are in and the window is open.
+wait_recording() { wait_grep recording "$1"; }
