@@ -301,26 +301,32 @@ void procs_exited(struct procs *p, int pid)
 	pr->gone_ns = mono_ns();
 }
 
+/* Room in RP for N more process rows, after those it has: 0 or -ENOMEM. */
+static int rows_room(struct report *rp, int n)
+{
+	struct proc_row *rows = realloc(rp->procs, (size_t)(rp->n_procs + n + 1) * sizeof(*rows));
+
+	if (!rows)
+		return -ENOMEM;
+	rp->procs = rows;
+	return 0;
+}
+
 void procs_main_row(struct report *rp, int pid, int first)
 {
 	struct proc pr = { .pid = pid };
-	struct proc_row *r = realloc(rp->procs, (size_t)(rp->n_procs + 1) * sizeof(*r));
 
-	if (!r)
+	if (rows_room(rp, 1))
 		return;
-	rp->procs = r;
 	proc_names(&pr);
 	proc_row(rp, &pr, first);
 }
 
 int procs_report(struct procs *p, struct report *rp, const struct inproc_maps *m, uint32_t mask)
 {
-	struct proc_row *rows =
-		realloc(rp->procs, (size_t)(rp->n_procs + p->n + 1) * sizeof(*rp->procs));
-
-	if (!rows)
+	/* after the main process's row, when there is one */
+	if (rows_room(rp, p->n))
 		return -ENOMEM;
-	rp->procs = rows; /* after the main process's row, when there is one */
 	for (int i = 0; i < p->n; i++) {
 		int first = rp->n_threads;
 
@@ -336,12 +342,8 @@ int procs_report(struct procs *p, struct report *rp, const struct inproc_maps *m
 int procs_interval(struct procs *p, struct report *iv, const struct inproc_maps *m, uint32_t mask,
 		   int stats_fd)
 {
-	struct proc_row *rows =
-		realloc(iv->procs, (size_t)(iv->n_procs + p->n + 1) * sizeof(*iv->procs));
-
-	if (!rows)
+	if (rows_room(iv, p->n))
 		return -ENOMEM;
-	iv->procs = rows;
 	for (int i = 0; i < p->n; i++) {
 		int first = iv->n_threads;
 

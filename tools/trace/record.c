@@ -878,9 +878,9 @@ static void collect(struct session *s)
 	if (s->cmd) {
 		tree_release(&s->tr);
 		/* spans mode traced them, bar those past MAX_CHILD_LINKS */
-		rp->untraced = s->procs ? s->children_untraced : s->tr.untraced;
 		if (s->procs)
 			s->tr.untraced = s->children_untraced;
+		rp->untraced = s->tr.untraced;
 	}
 	if (s->rb)
 		ring_buffer__consume(s->rb); /* what the target wrote before the stop */
