@@ -96,8 +96,8 @@ GPU_SO := $(if $(BUILD_CUDA),$(O)/libmmsb-cuda.so)
 LIB_SRCS := $(wildcard lib/*.c)
 LIB_OBJS := $(patsubst lib/%.c,$(O)/lib/%.o,$(LIB_SRCS))
 ifeq ($(PROBES),1)
-# the semaphores of every probe, from dtrace -G
-LIB_OBJS += $(O)/lib/probes_sema.o
+# the semaphores of every probe and the public functions' traced twins (lib/gen-probes.sh)
+LIB_OBJS += $(O)/lib/probes_sema.o $(O)/lib/api_twins.o
 endif
 HEADERS := lib/include/mmsb/mmsb.h lib/include/mmsb/span_abi.h
 
@@ -184,9 +184,21 @@ $(O)/gen/mmsb_probes.h: lib/probes.d lib/api-ids.list bpf/mmsb_spans.h lib/gen-p
 	$(Q)CC="$(CC)" lib/gen-probes.sh $(PROBES) $< lib/api-ids.list bpf/mmsb_spans.h $@ \
 		$(O)/gen/mmsb_probes_dtrace.h
 
-$(O)/lib/probes_sema.o: lib/probes.d | $(O)/lib
-	$(call msg,DTRACE,$@)
-	$(Q)CFLAGS=-fPIC $(DTRACE) -G -s $< -o $@
+$(O)/gen/probes_sema.S: lib/probes.d lib/gen-probes.sh | $(O)/gen
+	$(call msg,GEN,$@)
+	$(Q)lib/gen-probes.sh sema $< $@
+
+$(O)/gen/api_twins.c: lib/probes.d lib/api-ids.list $(HEADERS) lib/gen-probes.sh | $(O)/gen
+	$(call msg,GEN,$@)
+	$(Q)lib/gen-probes.sh twins $< lib/api-ids.list lib/include/mmsb/mmsb.h $@
+
+$(O)/lib/api_twins.o: $(O)/gen/api_twins.c $(O)/gen/mmsb_probes.h | $(O)/lib
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(DEPFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(O)/lib/probes_sema.o: $(O)/gen/probes_sema.S | $(O)/lib
+	$(call msg,AS,$@)
+	$(Q)$(CC) -c $< -o $@
 
 $(O)/gen:
 	$(Q)mkdir -p $@
@@ -359,9 +371,14 @@ FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilib/inc
 fuzz: $(FUZZ_BINS)
 
 # The library is compiled once with the fuzzer's flags and linked into every target.
-FUZZ_LIB_OBJS := $(patsubst lib/%.c,$(O)/fuzz/lib/%.o,$(LIB_SRCS))
+FUZZ_LIB_OBJS := $(patsubst lib/%.c,$(O)/fuzz/lib/%.o,$(LIB_SRCS)) \
+		 $(if $(filter 1,$(PROBES)),$(O)/fuzz/lib/api_twins.o)
 
 $(O)/fuzz/lib/%.o: lib/%.c $(wildcard lib/*.h) $(HEADERS) $(O)/gen/mmsb_probes.h | $(O)/fuzz
+	$(Q)mkdir -p $(@D)
+	$(Q)clang $(FUZZ_FLAGS) -c $< -o $@
+
+$(O)/fuzz/lib/api_twins.o: $(O)/gen/api_twins.c $(wildcard lib/*.h) $(O)/gen/mmsb_probes.h | $(O)/fuzz
 	$(Q)mkdir -p $(@D)
 	$(Q)clang $(FUZZ_FLAGS) -c $< -o $@
 

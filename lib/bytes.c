@@ -126,7 +126,7 @@ size_t mmsb__diff_mask(const void *a, const void *b, size_t len, uint8_t *out)
 
 size_t mmsb_diff_mask(const void *a, const void *b, size_t len, uint8_t *out)
 {
-	MMSB_API_SCOPE(mmsb_diff_mask);
+	MMSB_API_GATE(mmsb_diff_mask, a, b, len, out);
 	if (len && (!a || !b || !out)) {
 		errno = EINVAL;
 		return 0;

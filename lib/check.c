@@ -8,7 +8,7 @@
 
 int mmsb_check_invariants(struct mmsb_state *s, unsigned int which, struct mmsb_invariant_result *r)
 {
-	MMSB_API_SCOPE(mmsb_check_invariants);
+	MMSB_API_GATE(mmsb_check_invariants, s, which, r);
 	struct mmsb_buf b = { 0 };
 	struct mmsb_page **v;
 	size_t n;
@@ -95,7 +95,7 @@ out:
 ssize_t mmsb_check_deltas(struct mmsb_state *s, struct mmsb_delta *const *ds, size_t n,
 			  struct mmsb_violation *out, size_t max)
 {
-	MMSB_API_SCOPE(mmsb_check_deltas);
+	MMSB_API_GATE(mmsb_check_deltas, s, ds, n, out, max);
 	size_t nv = 0;
 
 	if (!s || (n && !ds) || (max && !out))

@@ -136,7 +136,7 @@ out:
 
 int mmsb_checkpoint_write(struct mmsb_state *s, const char *path)
 {
-	MMSB_API_SCOPE(mmsb_checkpoint_write);
+	MMSB_API_GATE(mmsb_checkpoint_write, s, path);
 	uint64_t bytes = 0;
 	int err;
 
@@ -384,7 +384,7 @@ out:
 
 int mmsb_checkpoint_verify(const char *path, struct mmsb_checkpoint_info *info)
 {
-	MMSB_API_SCOPE(mmsb_checkpoint_verify);
+	MMSB_API_GATE(mmsb_checkpoint_verify, path, info);
 	struct mmsb_checkpoint_info tmp;
 	struct mmsb_state *t;
 	int err;
@@ -496,7 +496,7 @@ static int checkpoint_load(struct mmsb_state *s, const char *path, uint64_t *pag
 
 int mmsb_checkpoint_load(struct mmsb_state *s, const char *path)
 {
-	MMSB_API_SCOPE(mmsb_checkpoint_load);
+	MMSB_API_GATE(mmsb_checkpoint_load, s, path);
 	uint64_t pages = 0;
 	int err;
 

@@ -56,7 +56,7 @@ size_t mmsb__delta_diff(struct mmsb_delta *d, const uint8_t *old, const uint8_t 
 struct mmsb_delta *mmsb_delta_new(uint64_t page_id, const void *mask, size_t mask_len,
 				  const void *payload, size_t payload_len, unsigned int flags)
 {
-	MMSB_API_SCOPE(mmsb_delta_new);
+	MMSB_API_GATE(mmsb_delta_new, page_id, mask, mask_len, payload, payload_len, flags);
 	const uint8_t *m = mask;
 	struct mmsb_delta *d;
 	int err;
@@ -97,7 +97,7 @@ void mmsb__delta_free(struct mmsb_delta *d)
 
 void mmsb_delta_free(struct mmsb_delta *d)
 {
-	MMSB_API_SCOPE(mmsb_delta_free);
+	MMSB_API_GATE(mmsb_delta_free, d);
 	mmsb__delta_free(d);
 }
 
@@ -147,7 +147,7 @@ static struct mmsb_delta *delta_dup(const struct mmsb_delta *d)
 
 struct mmsb_delta *mmsb_delta_dup(const struct mmsb_delta *d)
 {
-	MMSB_API_SCOPE(mmsb_delta_dup);
+	MMSB_API_GATE(mmsb_delta_dup, d);
 	return delta_dup(d);
 }
 
@@ -167,7 +167,7 @@ static void expand(const struct mmsb_delta *d, uint8_t *out)
 
 struct mmsb_delta *mmsb_delta_to_dense(const struct mmsb_delta *d)
 {
-	MMSB_API_SCOPE(mmsb_delta_to_dense);
+	MMSB_API_GATE(mmsb_delta_to_dense, d);
 	struct mmsb_delta *n;
 
 	if (!d)
@@ -201,7 +201,7 @@ struct mmsb_delta *mmsb_delta_to_dense(const struct mmsb_delta *d)
 
 struct mmsb_delta *mmsb_delta_merge(const struct mmsb_delta *a, const struct mmsb_delta *b)
 {
-	MMSB_API_SCOPE(mmsb_delta_merge);
+	MMSB_API_GATE(mmsb_delta_merge, a, b);
 	struct mmsb_delta *m;
 	uint8_t *bd;
 
@@ -256,55 +256,55 @@ static uint64_t delta_null(void)
 
 uint64_t mmsb_delta_id(const struct mmsb_delta *d)
 {
-	MMSB_API_SCOPE(mmsb_delta_id);
+	MMSB_API_GATE(mmsb_delta_id, d);
 	return d ? d->id : (uint64_t)delta_null();
 }
 
 uint64_t mmsb_delta_page_id(const struct mmsb_delta *d)
 {
-	MMSB_API_SCOPE(mmsb_delta_page_id);
+	MMSB_API_GATE(mmsb_delta_page_id, d);
 	return d ? d->page_id : (uint64_t)delta_null();
 }
 
 uint32_t mmsb_delta_epoch(const struct mmsb_delta *d)
 {
-	MMSB_API_SCOPE(mmsb_delta_epoch);
+	MMSB_API_GATE(mmsb_delta_epoch, d);
 	return d ? d->epoch : (uint32_t)delta_null();
 }
 
 uint64_t mmsb_delta_lsn(const struct mmsb_delta *d)
 {
-	MMSB_API_SCOPE(mmsb_delta_lsn);
+	MMSB_API_GATE(mmsb_delta_lsn, d);
 	return d ? d->lsn : (uint64_t)delta_null();
 }
 
 uint64_t mmsb_delta_timestamp(const struct mmsb_delta *d)
 {
-	MMSB_API_SCOPE(mmsb_delta_timestamp);
+	MMSB_API_GATE(mmsb_delta_timestamp, d);
 	return d ? d->timestamp : (uint64_t)delta_null();
 }
 
 bool mmsb_delta_is_sparse(const struct mmsb_delta *d)
 {
-	MMSB_API_SCOPE(mmsb_delta_is_sparse);
+	MMSB_API_GATE(mmsb_delta_is_sparse, d);
 	return d ? d->sparse : delta_null() != 0;
 }
 
 size_t mmsb_delta_mask_len(const struct mmsb_delta *d)
 {
-	MMSB_API_SCOPE(mmsb_delta_mask_len);
+	MMSB_API_GATE(mmsb_delta_mask_len, d);
 	return d ? d->mask_len : (size_t)delta_null();
 }
 
 size_t mmsb_delta_mask_count(const struct mmsb_delta *d)
 {
-	MMSB_API_SCOPE(mmsb_delta_mask_count);
+	MMSB_API_GATE(mmsb_delta_mask_count, d);
 	return d ? d->mask_count : (size_t)delta_null();
 }
 
 size_t mmsb_delta_copy_mask(const struct mmsb_delta *d, uint8_t *out, size_t len)
 {
-	MMSB_API_SCOPE(mmsb_delta_copy_mask);
+	MMSB_API_GATE(mmsb_delta_copy_mask, d, out, len);
 	size_t n;
 
 	if (!d || (len && !out))
@@ -317,31 +317,31 @@ size_t mmsb_delta_copy_mask(const struct mmsb_delta *d, uint8_t *out, size_t len
 
 uint64_t mmsb_delta_offset(const struct mmsb_delta *d)
 {
-	MMSB_API_SCOPE(mmsb_delta_offset);
+	MMSB_API_GATE(mmsb_delta_offset, d);
 	return d ? d->offset : (uint64_t)delta_null();
 }
 
 size_t mmsb_delta_payload_len(const struct mmsb_delta *d)
 {
-	MMSB_API_SCOPE(mmsb_delta_payload_len);
+	MMSB_API_GATE(mmsb_delta_payload_len, d);
 	return d ? d->payload_len : (size_t)delta_null();
 }
 
 const uint8_t *mmsb_delta_payload(const struct mmsb_delta *d)
 {
-	MMSB_API_SCOPE(mmsb_delta_payload);
+	MMSB_API_GATE(mmsb_delta_payload, d);
 	return d ? d->payload : mmsb__err_ptr(-EINVAL);
 }
 
 const char *mmsb_delta_source(const struct mmsb_delta *d)
 {
-	MMSB_API_SCOPE(mmsb_delta_source);
+	MMSB_API_GATE(mmsb_delta_source, d);
 	return d ? d->source : mmsb__err_ptr(-EINVAL);
 }
 
 int mmsb_delta_set_source(struct mmsb_delta *d, const char *src)
 {
-	MMSB_API_SCOPE(mmsb_delta_set_source);
+	MMSB_API_GATE(mmsb_delta_set_source, d, src);
 	size_t n;
 	char *c;
 
@@ -364,7 +364,7 @@ int mmsb_delta_set_source(struct mmsb_delta *d, const char *src)
 
 int mmsb_delta_set_intent(struct mmsb_delta *d, const char *intent)
 {
-	MMSB_API_SCOPE(mmsb_delta_set_intent);
+	MMSB_API_GATE(mmsb_delta_set_intent, d, intent);
 	char *c = NULL;
 
 	if (!d)
@@ -387,6 +387,6 @@ int mmsb_delta_set_intent(struct mmsb_delta *d, const char *intent)
 
 const char *mmsb_delta_intent(const struct mmsb_delta *d)
 {
-	MMSB_API_SCOPE(mmsb_delta_intent);
+	MMSB_API_GATE(mmsb_delta_intent, d);
 	return d ? d->intent : mmsb__err_ptr(-EINVAL);
 }

@@ -483,7 +483,7 @@ static void *zalloc64(size_t n)
 
 struct mmsb_engine *mmsb_engine_new(struct mmsb_state *s, const struct mmsb_engine_opts *opts)
 {
-	MMSB_API_SCOPE(mmsb_engine_new);
+	MMSB_API_GATE(mmsb_engine_new, s, opts);
 	struct mmsb_engine *e;
 	unsigned int w;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -553,7 +553,7 @@ static void engine_free(struct mmsb_engine *e)
 
 void mmsb_engine_free(struct mmsb_engine *e)
 {
-	MMSB_API_SCOPE(mmsb_engine_free);
+	MMSB_API_GATE(mmsb_engine_free, e);
 	engine_free(e);
 }
 
@@ -712,7 +712,7 @@ static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_
 int mmsb_engine_apply(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_t n,
 		      struct mmsb_throughput *m)
 {
-	MMSB_API_SCOPE(mmsb_engine_apply);
+	MMSB_API_GATE(mmsb_engine_apply, e, ds, n, m);
 	uint64_t t0 = mmsb__now_ns(CLOCK_MONOTONIC);
 	int err;
 
@@ -759,7 +759,7 @@ static void memory_report_locked(struct mmsb_state *s, uint32_t cold_age,
 
 int mmsb_memory_report(struct mmsb_state *s, uint32_t cold_age, struct mmsb_memory_report *r)
 {
-	MMSB_API_SCOPE(mmsb_memory_report);
+	MMSB_API_GATE(mmsb_memory_report, s, cold_age, r);
 	if (!s || !r)
 		return -EINVAL;
 	mmsb__lock(s);
@@ -771,7 +771,7 @@ int mmsb_memory_report(struct mmsb_state *s, uint32_t cold_age, struct mmsb_memo
 int mmsb_tick(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_t n,
 	      struct mmsb_tick_metrics *m)
 {
-	MMSB_API_SCOPE(mmsb_tick);
+	MMSB_API_GATE(mmsb_tick, e, ds, n, m);
 	struct mmsb_tick_metrics tmp;
 	struct mmsb_cycle_report rep;
 	struct mmsb_page **changed = NULL;

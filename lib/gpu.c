@@ -424,7 +424,7 @@ int mmsb__gpu_apply_batch(struct mmsb_page **pages, struct mmsb_delta *const *ds
 
 int mmsb_gpu_info(struct mmsb_gpu_info *out)
 {
-	MMSB_API_SCOPE(mmsb_gpu_info);
+	MMSB_API_GATE(mmsb_gpu_info, out);
 	const struct mmsb_gpu_ops *ops = mmsb__gpu();
 	struct mmsb_gpu_counters c = { 0 };
 	struct mmsb_gpu_info info = { .sz = sizeof(info) }, *caller = out;
@@ -461,7 +461,7 @@ int mmsb_gpu_info(struct mmsb_gpu_info *out)
 
 int mmsb_gpu_set_policy(int policy)
 {
-	MMSB_API_SCOPE(mmsb_gpu_set_policy);
+	MMSB_API_GATE(mmsb_gpu_set_policy, policy);
 
 	if (policy < MMSB_GPU_POLICY_AUTO || policy > MMSB_GPU_POLICY_GPU)
 		return -EINVAL;
@@ -471,7 +471,7 @@ int mmsb_gpu_set_policy(int policy)
 
 int mmsb_gpu_crossover_load(const char *path)
 {
-	MMSB_API_SCOPE(mmsb_gpu_crossover_load);
+	MMSB_API_GATE(mmsb_gpu_crossover_load, path);
 
 	if (!path)
 		return -EINVAL;
@@ -481,7 +481,7 @@ int mmsb_gpu_crossover_load(const char *path)
 
 int mmsb_gpu_route(size_t page_size, size_t changed, size_t batch)
 {
-	MMSB_API_SCOPE(mmsb_gpu_route);
+	MMSB_API_GATE(mmsb_gpu_route, page_size, changed, batch);
 
 	if (changed > page_size)
 		return -EINVAL;

@@ -131,7 +131,7 @@ static bool reaches(struct mmsb_state *s, struct mmsb_page *from, struct mmsb_pa
 
 int mmsb_edge_add(struct mmsb_state *s, uint64_t parent, uint64_t child, int type)
 {
-	MMSB_API_SCOPE(mmsb_edge_add);
+	MMSB_API_GATE(mmsb_edge_add, s, parent, child, type);
 	struct mmsb_page *p, *c;
 	int err;
 
@@ -164,7 +164,7 @@ out:
 
 int mmsb_edge_remove(struct mmsb_state *s, uint64_t parent, uint64_t child, int type)
 {
-	MMSB_API_SCOPE(mmsb_edge_remove);
+	MMSB_API_GATE(mmsb_edge_remove, s, parent, child, type);
 	struct mmsb_page *p, *c;
 	int err, removed = 0;
 
@@ -237,19 +237,19 @@ static ssize_t list_edges(struct mmsb_state *s, uint64_t id, struct mmsb_edge *o
 
 ssize_t mmsb_edge_children(struct mmsb_state *s, uint64_t id, struct mmsb_edge *out, size_t max)
 {
-	MMSB_API_SCOPE(mmsb_edge_children);
+	MMSB_API_GATE(mmsb_edge_children, s, id, out, max);
 	return list_edges(s, id, out, max, true);
 }
 
 ssize_t mmsb_edge_parents(struct mmsb_state *s, uint64_t id, struct mmsb_edge *out, size_t max)
 {
-	MMSB_API_SCOPE(mmsb_edge_parents);
+	MMSB_API_GATE(mmsb_edge_parents, s, id, out, max);
 	return list_edges(s, id, out, max, false);
 }
 
 size_t mmsb_edge_count(struct mmsb_state *s)
 {
-	MMSB_API_SCOPE(mmsb_edge_count);
+	MMSB_API_GATE(mmsb_edge_count, s);
 	size_t n;
 
 	if (!s)
@@ -341,13 +341,13 @@ out:
 
 ssize_t mmsb_graph_toposort(struct mmsb_state *s, uint64_t *ids, size_t max)
 {
-	MMSB_API_SCOPE(mmsb_graph_toposort);
+	MMSB_API_GATE(mmsb_graph_toposort, s, ids, max);
 	return mmsb__graph_toposort(s, ids, max);
 }
 
 ssize_t mmsb_graph_bfs(struct mmsb_state *s, uint64_t root, uint64_t *ids, size_t max)
 {
-	MMSB_API_SCOPE(mmsb_graph_bfs);
+	MMSB_API_GATE(mmsb_graph_bfs, s, root, ids, max);
 	struct mmsb_page **q = NULL, *r;
 	size_t head = 0, n = 0, cap = 0;
 	uint64_t gen;
@@ -521,7 +521,7 @@ out:
 
 int mmsb_graph_validate(struct mmsb_state *s, struct mmsb_cycle_report *r)
 {
-	MMSB_API_SCOPE(mmsb_graph_validate);
+	MMSB_API_GATE(mmsb_graph_validate, s, r);
 	int err;
 
 	if (!s || !r)
@@ -579,7 +579,7 @@ static ssize_t lineage(struct mmsb_state *s, struct mmsb_page *root, unsigned in
 ssize_t mmsb_provenance(struct mmsb_state *s, uint64_t id, unsigned int depth, uint64_t *ids,
 			size_t max, bool *from_cache)
 {
-	MMSB_API_SCOPE(mmsb_provenance);
+	MMSB_API_GATE(mmsb_provenance, s, id, depth, ids, max, from_cache);
 	struct mmsb_prov_ent *slot;
 	struct mmsb_page *p;
 	uint64_t *v;

@@ -110,7 +110,7 @@ static void meta_remove(struct mmsb_page *p, size_t i)
 int mmsb_page_meta_set(struct mmsb_state *s, uint64_t id, const char *key, const void *val,
 		       size_t len)
 {
-	MMSB_API_SCOPE(mmsb_page_meta_set);
+	MMSB_API_GATE(mmsb_page_meta_set, s, id, key, val, len);
 	struct mmsb_meta_ent e = { 0 };
 	struct mmsb_page *p;
 	ssize_t i;
@@ -151,7 +151,7 @@ int mmsb_page_meta_set(struct mmsb_state *s, uint64_t id, const char *key, const
 ssize_t mmsb_page_meta_get(struct mmsb_state *s, uint64_t id, const char *key, void *buf,
 			   size_t len)
 {
-	MMSB_API_SCOPE(mmsb_page_meta_get);
+	MMSB_API_GATE(mmsb_page_meta_get, s, id, key, buf, len);
 	struct mmsb_page *p;
 	int err;
 	ssize_t i, n;
@@ -175,7 +175,7 @@ ssize_t mmsb_page_meta_get(struct mmsb_state *s, uint64_t id, const char *key, v
 
 int mmsb_page_meta_del(struct mmsb_state *s, uint64_t id, const char *key)
 {
-	MMSB_API_SCOPE(mmsb_page_meta_del);
+	MMSB_API_GATE(mmsb_page_meta_del, s, id, key);
 	struct mmsb_page *p;
 	int err;
 	ssize_t i;
@@ -194,7 +194,7 @@ int mmsb_page_meta_del(struct mmsb_state *s, uint64_t id, const char *key)
 
 ssize_t mmsb_page_meta_export(struct mmsb_state *s, uint64_t id, void *buf, size_t len)
 {
-	MMSB_API_SCOPE(mmsb_page_meta_export);
+	MMSB_API_GATE(mmsb_page_meta_export, s, id, buf, len);
 	struct mmsb_buf b = { 0 };
 	struct mmsb_page *p;
 	ssize_t n;
@@ -218,7 +218,7 @@ ssize_t mmsb_page_meta_export(struct mmsb_state *s, uint64_t id, void *buf, size
 
 int mmsb_page_meta_import(struct mmsb_state *s, uint64_t id, const void *blob, size_t len)
 {
-	MMSB_API_SCOPE(mmsb_page_meta_import);
+	MMSB_API_GATE(mmsb_page_meta_import, s, id, blob, len);
 	struct mmsb_meta_ent *m;
 	struct mmsb_page *p;
 	size_t n;

@@ -133,7 +133,7 @@ int mmsb__page_insert(struct mmsb_state *s, uint64_t id, size_t size, int loc, b
 
 int mmsb_page_create(struct mmsb_state *s, size_t size, int loc, uint64_t *id_out)
 {
-	MMSB_API_SCOPE(mmsb_page_create);
+	MMSB_API_GATE(mmsb_page_create, s, size, loc, id_out);
 	uint64_t id;
 	int err;
 
@@ -156,7 +156,7 @@ int mmsb_page_create(struct mmsb_state *s, size_t size, int loc, uint64_t *id_ou
 
 int mmsb_page_create_id(struct mmsb_state *s, uint64_t id, size_t size, int loc)
 {
-	MMSB_API_SCOPE(mmsb_page_create_id);
+	MMSB_API_GATE(mmsb_page_create_id, s, id, size, loc);
 	int err;
 
 	if (!s || !size || size > MMSB_PAGE_SIZE_MAX || !id)
@@ -183,7 +183,7 @@ static void queue_drop(struct mmsb_state *s, uint64_t id)
 
 int mmsb_page_free(struct mmsb_state *s, uint64_t id)
 {
-	MMSB_API_SCOPE(mmsb_page_free);
+	MMSB_API_GATE(mmsb_page_free, s, id);
 	struct mmsb_page *p;
 	int err;
 
@@ -219,7 +219,7 @@ out:
 
 ssize_t mmsb_page_read(struct mmsb_state *s, uint64_t id, void *dst, size_t len, size_t off)
 {
-	MMSB_API_SCOPE(mmsb_page_read);
+	MMSB_API_GATE(mmsb_page_read, s, id, dst, len, off);
 	struct mmsb_page *p;
 	int err;
 	size_t n = 0;
@@ -245,7 +245,7 @@ ssize_t mmsb_page_read(struct mmsb_state *s, uint64_t id, void *dst, size_t len,
 
 ssize_t mmsb_page_size(struct mmsb_state *s, uint64_t id)
 {
-	MMSB_API_SCOPE(mmsb_page_size);
+	MMSB_API_GATE(mmsb_page_size, s, id);
 	struct mmsb_page *p;
 	int err;
 	ssize_t n;
@@ -260,7 +260,7 @@ ssize_t mmsb_page_size(struct mmsb_state *s, uint64_t id)
 
 int64_t mmsb_page_epoch(struct mmsb_state *s, uint64_t id)
 {
-	MMSB_API_SCOPE(mmsb_page_epoch);
+	MMSB_API_GATE(mmsb_page_epoch, s, id);
 	struct mmsb_page *p;
 	int err;
 	int64_t e;
@@ -275,7 +275,7 @@ int64_t mmsb_page_epoch(struct mmsb_state *s, uint64_t id)
 
 int mmsb_page_location(struct mmsb_state *s, uint64_t id)
 {
-	MMSB_API_SCOPE(mmsb_page_location);
+	MMSB_API_GATE(mmsb_page_location, s, id);
 	struct mmsb_page *p;
 	int err;
 	int l;
@@ -290,7 +290,7 @@ int mmsb_page_location(struct mmsb_state *s, uint64_t id)
 
 int mmsb_page_flags(struct mmsb_state *s, uint64_t id)
 {
-	MMSB_API_SCOPE(mmsb_page_flags);
+	MMSB_API_GATE(mmsb_page_flags, s, id);
 	struct mmsb_page *p;
 	int err;
 	int f;
@@ -305,7 +305,7 @@ int mmsb_page_flags(struct mmsb_state *s, uint64_t id)
 
 int mmsb_page_clear_flags(struct mmsb_state *s, uint64_t id, unsigned int flags)
 {
-	MMSB_API_SCOPE(mmsb_page_clear_flags);
+	MMSB_API_GATE(mmsb_page_clear_flags, s, id, flags);
 	struct mmsb_page *p;
 	int err;
 
@@ -319,7 +319,7 @@ int mmsb_page_clear_flags(struct mmsb_state *s, uint64_t id, unsigned int flags)
 
 size_t mmsb_page_count(struct mmsb_state *s)
 {
-	MMSB_API_SCOPE(mmsb_page_count);
+	MMSB_API_GATE(mmsb_page_count, s);
 	size_t n;
 
 	if (!s)
@@ -332,7 +332,7 @@ size_t mmsb_page_count(struct mmsb_state *s)
 
 ssize_t mmsb_page_list(struct mmsb_state *s, uint64_t *ids, size_t max)
 {
-	MMSB_API_SCOPE(mmsb_page_list);
+	MMSB_API_GATE(mmsb_page_list, s, ids, max);
 	struct mmsb_page **v;
 	size_t n;
 

@@ -4,7 +4,7 @@
  * lib/gen-probes.sh); with `make PROBES=0` they are empty and no note or semaphore is built.
  *
  *   MMSB_TRACE(UPDATE_BEGIN, id, len);   fires mmsb:update__begin if a tracer enabled it
- *   MMSB_API_SCOPE(mmsb_page_update);    api__entry now, api__exit on every return
+ *   MMSB_API_GATE(mmsb_page_update, s, id, data, len);   api__entry and api__exit around the call
  *
  * The arguments are evaluated only under the probe's semaphore check, so a probe with nobody
  * attached costs a load and a not-taken branch.
@@ -139,20 +139,68 @@ static inline __attribute__((always_inline)) void mmsb__api_leave(const struct m
 }
 
 /*
- * The exit runs from the cleanup of a scoped variable: every return path is covered. One branch
- * on three semaphores at the entry and one on a local at the exit while nobody traces; an exit
+ * The exit runs from the cleanup of a scoped variable: every return path is covered, and an exit
  * undoes exactly what its entry did, so a tracer that comes or goes mid-call leaves nothing
- * unmatched.
+ * unmatched. Only a public function's traced twin holds one (MMSB_API_TWIN below).
  */
-#define MMSB_API_SCOPE(fn)                                                                         \
-	const struct mmsb__api_scope mmsb__api_scope __attribute__((cleanup(mmsb__api_leave))) = { \
-		MMSB_FN_##fn,                                                                      \
-		__builtin_expect(MMSB_HOST_REGISTER_ENABLED() | MMSB_SPAN_REGISTER_ENABLED() |     \
-					 MMSB_API_ENTRY_ENABLED(),                                 \
-				 0) ?                                                              \
-			mmsb__api_enter(MMSB_FN_##fn) :                                            \
-			0                                                                          \
+#define MMSB__API_SCOPE(fn)                                                                        \
+	const struct mmsb__api_scope mmsb__api_scope                                               \
+		__attribute__((cleanup(mmsb__api_leave))) = { MMSB_FN_##fn,                        \
+							      mmsb__api_enter(MMSB_FN_##fn) }
+
+/*
+ * The semaphores of api__entry, host__register and span__register share one aligned 64-bit word
+ * (lib/gen-probes.sh lays them out): nonzero while a tracer holds any of the three.
+ */
+extern uint64_t mmsb__api_gate __attribute__((visibility("hidden")));
+/* set by a traced twin for the one call it makes into its public function */
+extern __thread uint8_t mmsb__api_reenter __attribute__((tls_model("initial-exec")))
+__attribute__((visibility("hidden")));
+
+/* the gate is open: whether this call is to be traced, or is its twin's own call */
+static inline __attribute__((always_inline)) bool mmsb__api_trace_call(void)
+{
+	if (mmsb__api_reenter) {
+		mmsb__api_reenter = 0;
+		return false;
 	}
+	return true;
+}
+
+static inline void mmsb__api_reenter_done(const uint8_t *unused)
+{
+	(void)unused;
+	mmsb__api_reenter = 0;
+}
+
+/*
+ * The first statement of every public function (lib/api-ids.list), given its arguments:
+ *
+ *   int mmsb_page_update(struct mmsb_state *s, uint64_t id, const void *data, size_t len)
+ *   {
+ *           MMSB_API_GATE(mmsb_page_update, s, id, data, len);
+ *
+ * Shut, the gate costs one compare and a branch, and nothing after it: a scope held by the
+ * function itself kept its state live across the body and, its traced path calling out, made
+ * the compiler save the callee-saved registers on every call (about 25 instructions,
+ * docs/probes.md). Open, the call goes to the function's traced twin (fn__traced, generated
+ * from mmsb.h by lib/gen-probes.sh), which holds the scope (api__entry and api__exit, the span,
+ * the crossing) around one more call of the function, marked with mmsb__api_reenter so that
+ * this one passes the gate. A traced call's stack shows the twin above the function.
+ */
+#define MMSB_API_GATE(fn, ...)                                                                     \
+	do {                                                                                       \
+		extern __typeof__(fn) fn##__traced __attribute__((visibility("hidden")));          \
+		if (__builtin_expect(mmsb__api_gate != 0, 0) && mmsb__api_trace_call())            \
+			return fn##__traced(__VA_ARGS__);                                          \
+	} while (0)
+
+/* The traced twin's body, before its call of fn (lib/gen-probes.sh). */
+#define MMSB_API_TWIN(fn)                                                                          \
+	MMSB__API_SCOPE(fn);                                                                       \
+	/* cleared at the return, in case a tracer left before the call looked */                  \
+	const uint8_t mmsb__api_turn __attribute__((cleanup(mmsb__api_reenter_done))) =            \
+		mmsb__api_reenter = 1
 #else
 /* compiled out: the arguments still count as used, but are never evaluated */
 static inline void mmsb__probe_args(int unused, ...)
@@ -165,7 +213,9 @@ static inline void mmsb__probe_args(int unused, ...)
 		if (0)                                                                             \
 			mmsb__probe_args(0, __VA_ARGS__);                                          \
 	} while (0)
-#define MMSB_API_SCOPE(fn) ((void)0)
+#define MMSB_API_GATE(fn, ...)                                                                     \
+	do {                                                                                       \
+	} while (0)
 #endif
 
 #endif /* __MMSB_PROBES_H */

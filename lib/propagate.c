@@ -255,7 +255,7 @@ int mmsb__wave(struct mmsb_state *s, struct mmsb_page **changed, size_t n_change
 
 int mmsb_page_set_recompute(struct mmsb_state *s, uint64_t id, mmsb_recompute_fn fn, void *ctx)
 {
-	MMSB_API_SCOPE(mmsb_page_set_recompute);
+	MMSB_API_GATE(mmsb_page_set_recompute, s, id, fn, ctx);
 	struct mmsb_page *p;
 	int err;
 
@@ -274,7 +274,7 @@ int mmsb_page_set_recompute(struct mmsb_state *s, uint64_t id, mmsb_recompute_fn
 int mmsb_page_set_passthrough(struct mmsb_state *s, uint64_t target, uint64_t source,
 			      mmsb_transform_fn fn, void *ctx)
 {
-	MMSB_API_SCOPE(mmsb_page_set_passthrough);
+	MMSB_API_GATE(mmsb_page_set_passthrough, s, target, source, fn, ctx);
 	struct mmsb_page *t, *src;
 	int err;
 
@@ -302,7 +302,7 @@ int mmsb_page_set_passthrough(struct mmsb_state *s, uint64_t target, uint64_t so
 
 int mmsb_propagate_set_deferred(struct mmsb_state *s, bool deferred)
 {
-	MMSB_API_SCOPE(mmsb_propagate_set_deferred);
+	MMSB_API_GATE(mmsb_propagate_set_deferred, s, deferred);
 	int err;
 
 	if (!s)
@@ -317,7 +317,7 @@ int mmsb_propagate_set_deferred(struct mmsb_state *s, bool deferred)
 
 int mmsb_propagate(struct mmsb_state *s, const uint64_t *changed, size_t n)
 {
-	MMSB_API_SCOPE(mmsb_propagate);
+	MMSB_API_GATE(mmsb_propagate, s, changed, n);
 	struct mmsb_page **v;
 	int err;
 
@@ -344,7 +344,7 @@ int mmsb_propagate(struct mmsb_state *s, const uint64_t *changed, size_t n)
 
 int mmsb_propagate_run(struct mmsb_state *s)
 {
-	MMSB_API_SCOPE(mmsb_propagate_run);
+	MMSB_API_GATE(mmsb_propagate_run, s);
 	struct mmsb_page **v = NULL;
 	size_t n = 0;
 	int err;
@@ -381,7 +381,7 @@ out:
 
 size_t mmsb_propagate_pending(struct mmsb_state *s)
 {
-	MMSB_API_SCOPE(mmsb_propagate_pending);
+	MMSB_API_GATE(mmsb_propagate_pending, s);
 	size_t n;
 
 	if (!s)
@@ -394,7 +394,7 @@ size_t mmsb_propagate_pending(struct mmsb_state *s)
 
 int mmsb_page_recompute(struct mmsb_state *s, uint64_t id)
 {
-	MMSB_API_SCOPE(mmsb_page_recompute);
+	MMSB_API_GATE(mmsb_page_recompute, s, id);
 	struct mmsb_page *p;
 	int err, ret;
 

@@ -161,7 +161,7 @@ struct mmsb_state *mmsb__replay(const char *log_path, const struct mmsb_replay_o
 
 struct mmsb_state *mmsb_replay(const char *log_path, const struct mmsb_replay_opts *o)
 {
-	MMSB_API_SCOPE(mmsb_replay);
+	MMSB_API_GATE(mmsb_replay, log_path, o);
 	return mmsb__replay(log_path, o);
 }
 
@@ -227,13 +227,13 @@ static int state_diverge(struct mmsb_state *a, struct mmsb_state *b, struct mmsb
 
 int mmsb_state_diverge(struct mmsb_state *a, struct mmsb_state *b, struct mmsb_divergence *out)
 {
-	MMSB_API_SCOPE(mmsb_state_diverge);
+	MMSB_API_GATE(mmsb_state_diverge, a, b, out);
 	return state_diverge(a, b, out);
 }
 
 int mmsb_state_verify(struct mmsb_state *s, struct mmsb_divergence *out)
 {
-	MMSB_API_SCOPE(mmsb_state_verify);
+	MMSB_API_GATE(mmsb_state_verify, s, out);
 	struct mmsb_divergence tmp;
 	struct mmsb_state *t;
 	char *path;

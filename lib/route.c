@@ -79,14 +79,14 @@ out:
 
 int mmsb_page_update(struct mmsb_state *s, uint64_t id, const void *data, size_t len)
 {
-	MMSB_API_SCOPE(mmsb_page_update);
+	MMSB_API_GATE(mmsb_page_update, s, id, data, len);
 	return update_range(s, id, 0, data, len, true);
 }
 
 int mmsb_page_write(struct mmsb_state *s, uint64_t id, uint64_t offset, const void *data,
 		    size_t len)
 {
-	MMSB_API_SCOPE(mmsb_page_write);
+	MMSB_API_GATE(mmsb_page_write, s, id, offset, data, len);
 	return update_range(s, id, offset, data, len, false);
 }
 
@@ -151,7 +151,7 @@ static int batch_wave(struct mmsb_state *s, struct mmsb_page **changed, size_t n
 
 int mmsb_page_update_batch(struct mmsb_state *s, const struct mmsb_page_write *w, size_t n)
 {
-	MMSB_API_SCOPE(mmsb_page_update_batch);
+	MMSB_API_GATE(mmsb_page_update_batch, s, w, n);
 	struct mmsb_page **pages, **changed;
 	size_t n_changed = 0, max = 0;
 	int err = 0, writes = 0;
@@ -278,7 +278,7 @@ out:
 
 int mmsb_route(struct mmsb_state *s, struct mmsb_delta *d)
 {
-	MMSB_API_SCOPE(mmsb_route);
+	MMSB_API_GATE(mmsb_route, s, d);
 	struct mmsb_page *p;
 	uint64_t t0;
 	int err;
@@ -306,7 +306,7 @@ int mmsb_route(struct mmsb_state *s, struct mmsb_delta *d)
 
 int mmsb_route_batch(struct mmsb_state *s, struct mmsb_delta *const *ds, size_t n)
 {
-	MMSB_API_SCOPE(mmsb_route_batch);
+	MMSB_API_GATE(mmsb_route_batch, s, ds, n);
 	struct mmsb_page **pages, **changed;
 	struct mmsb_log_mark mark = { 0 };
 	size_t n_changed = 0;

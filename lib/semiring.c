@@ -14,7 +14,7 @@ static double null_input(double ret)
 
 double mmsb_tropical_fold_add(const double *v, size_t n)
 {
-	MMSB_API_SCOPE(mmsb_tropical_fold_add);
+	MMSB_API_GATE(mmsb_tropical_fold_add, v, n);
 	double a[4] = { INFINITY, INFINITY, INFINITY, INFINITY };
 	size_t i = 0;
 
@@ -36,7 +36,7 @@ double mmsb_tropical_fold_add(const double *v, size_t n)
 
 double mmsb_tropical_fold_mul(const double *v, size_t n)
 {
-	MMSB_API_SCOPE(mmsb_tropical_fold_mul);
+	MMSB_API_GATE(mmsb_tropical_fold_mul, v, n);
 	double acc = 0.0;
 
 	if (n && !v)
@@ -48,7 +48,7 @@ double mmsb_tropical_fold_mul(const double *v, size_t n)
 
 void mmsb_tropical_accumulate(double a, double b, double *add, double *mul)
 {
-	MMSB_API_SCOPE(mmsb_tropical_accumulate);
+	MMSB_API_GATE(mmsb_tropical_accumulate, a, b, add, mul);
 	if (add)
 		*add = fmin(a, b);
 	if (mul)
@@ -57,7 +57,7 @@ void mmsb_tropical_accumulate(double a, double b, double *add, double *mul)
 
 uint8_t mmsb_boolean_fold_add(const uint8_t *v, size_t n)
 {
-	MMSB_API_SCOPE(mmsb_boolean_fold_add);
+	MMSB_API_GATE(mmsb_boolean_fold_add, v, n);
 	if (n && !v)
 		return (uint8_t)null_input(0);
 	for (size_t i = 0; i < n; i++)
@@ -68,7 +68,7 @@ uint8_t mmsb_boolean_fold_add(const uint8_t *v, size_t n)
 
 uint8_t mmsb_boolean_fold_mul(const uint8_t *v, size_t n)
 {
-	MMSB_API_SCOPE(mmsb_boolean_fold_mul);
+	MMSB_API_GATE(mmsb_boolean_fold_mul, v, n);
 	if (n && !v)
 		return (uint8_t)null_input(0);
 	for (size_t i = 0; i < n; i++)
@@ -79,7 +79,7 @@ uint8_t mmsb_boolean_fold_mul(const uint8_t *v, size_t n)
 
 void mmsb_boolean_accumulate(uint8_t a, uint8_t b, uint8_t *add, uint8_t *mul)
 {
-	MMSB_API_SCOPE(mmsb_boolean_accumulate);
+	MMSB_API_GATE(mmsb_boolean_accumulate, a, b, add, mul);
 	if (add)
 		*add = a || b;
 	if (mul)

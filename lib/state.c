@@ -123,7 +123,7 @@ static struct mmsb_state *state_open(const struct mmsb_state_opts *opts)
 
 struct mmsb_state *mmsb_state_open(const struct mmsb_state_opts *opts)
 {
-	MMSB_API_SCOPE(mmsb_state_open);
+	MMSB_API_GATE(mmsb_state_open, opts);
 	struct mmsb_state *s;
 
 	MMSB_TRACE(STATE_OPEN_BEGIN, OPTS_GET(opts, log_path, NULL));
@@ -166,7 +166,7 @@ void mmsb__state_close(struct mmsb_state *s)
 
 void mmsb_state_close(struct mmsb_state *s)
 {
-	MMSB_API_SCOPE(mmsb_state_close);
+	MMSB_API_GATE(mmsb_state_close, s);
 
 	if (!s)
 		return;
@@ -177,7 +177,7 @@ void mmsb_state_close(struct mmsb_state *s)
 
 int mmsb_state_flush(struct mmsb_state *s)
 {
-	MMSB_API_SCOPE(mmsb_state_flush);
+	MMSB_API_GATE(mmsb_state_flush, s);
 	int err;
 
 	if (!s)
@@ -190,7 +190,7 @@ int mmsb_state_flush(struct mmsb_state *s)
 
 int mmsb_state_counters(struct mmsb_state *s, struct mmsb_counters *out)
 {
-	MMSB_API_SCOPE(mmsb_state_counters);
+	MMSB_API_GATE(mmsb_state_counters, s, out);
 	if (!s || !out)
 		return -EINVAL;
 	mmsb__lock(s);
@@ -207,7 +207,7 @@ int mmsb_state_counters(struct mmsb_state *s, struct mmsb_counters *out)
 int64_t mmsb_subscribe(struct mmsb_state *s, unsigned int mask, mmsb_event_filter_fn filter,
 		       mmsb_event_fn fn, void *ctx)
 {
-	MMSB_API_SCOPE(mmsb_subscribe);
+	MMSB_API_GATE(mmsb_subscribe, s, mask, filter, fn, ctx);
 	int64_t id;
 	int err;
 
@@ -227,7 +227,7 @@ int64_t mmsb_subscribe(struct mmsb_state *s, unsigned int mask, mmsb_event_filte
 
 int mmsb_unsubscribe(struct mmsb_state *s, int64_t sub_id)
 {
-	MMSB_API_SCOPE(mmsb_unsubscribe);
+	MMSB_API_GATE(mmsb_unsubscribe, s, sub_id);
 	int err = -ENOENT;
 
 	if (!s)
@@ -316,7 +316,7 @@ static uint32_t longest_path(struct mmsb_state *s)
 
 int mmsb_state_stats(struct mmsb_state *s, struct mmsb_stats *out)
 {
-	MMSB_API_SCOPE(mmsb_state_stats);
+	MMSB_API_GATE(mmsb_state_stats, s, out);
 	struct mmsb_page *p;
 	size_t i;
 
@@ -341,7 +341,7 @@ int mmsb_state_stats(struct mmsb_state *s, struct mmsb_stats *out)
 
 int mmsb_state_stats_reset(struct mmsb_state *s)
 {
-	MMSB_API_SCOPE(mmsb_state_stats_reset);
+	MMSB_API_GATE(mmsb_state_stats_reset, s);
 	if (!s)
 		return -EINVAL;
 	mmsb__lock(s);

@@ -256,7 +256,7 @@ struct mmsb_log_reader *mmsb__log_reader_open(const char *path)
 
 struct mmsb_log_reader *mmsb_log_reader_open(const char *path)
 {
-	MMSB_API_SCOPE(mmsb_log_reader_open);
+	MMSB_API_GATE(mmsb_log_reader_open, path);
 	return mmsb__log_reader_open(path);
 }
 
@@ -271,7 +271,7 @@ void mmsb__log_reader_close(struct mmsb_log_reader *r)
 
 void mmsb_log_reader_close(struct mmsb_log_reader *r)
 {
-	MMSB_API_SCOPE(mmsb_log_reader_close);
+	MMSB_API_GATE(mmsb_log_reader_close, r);
 	mmsb__log_reader_close(r);
 }
 
@@ -282,7 +282,7 @@ int mmsb__log_reader_version(const struct mmsb_log_reader *r)
 
 int mmsb_log_reader_version(const struct mmsb_log_reader *r)
 {
-	MMSB_API_SCOPE(mmsb_log_reader_version);
+	MMSB_API_GATE(mmsb_log_reader_version, r);
 	return mmsb__log_reader_version(r);
 }
 
@@ -293,19 +293,19 @@ uint64_t mmsb__log_reader_log_id(const struct mmsb_log_reader *r)
 
 uint64_t mmsb_log_reader_log_id(const struct mmsb_log_reader *r)
 {
-	MMSB_API_SCOPE(mmsb_log_reader_log_id);
+	MMSB_API_GATE(mmsb_log_reader_log_id, r);
 	return mmsb__log_reader_log_id(r);
 }
 
 uint64_t mmsb_log_reader_offset(const struct mmsb_log_reader *r)
 {
-	MMSB_API_SCOPE(mmsb_log_reader_offset);
+	MMSB_API_GATE(mmsb_log_reader_offset, r);
 	return r ? r->off : 0;
 }
 
 uint64_t mmsb_log_reader_frame(const struct mmsb_log_reader *r)
 {
-	MMSB_API_SCOPE(mmsb_log_reader_frame);
+	MMSB_API_GATE(mmsb_log_reader_frame, r);
 	return r ? r->frame : 0;
 }
 
@@ -549,13 +549,13 @@ int mmsb__log_reader_next(struct mmsb_log_reader *r, struct mmsb_log_record *rec
 
 int mmsb_log_reader_next(struct mmsb_log_reader *r, struct mmsb_log_record *rec)
 {
-	MMSB_API_SCOPE(mmsb_log_reader_next);
+	MMSB_API_GATE(mmsb_log_reader_next, r, rec);
 	return mmsb__log_reader_next(r, rec);
 }
 
 int mmsb_log_summarize(const char *path, struct mmsb_log_summary *out)
 {
-	MMSB_API_SCOPE(mmsb_log_summarize);
+	MMSB_API_GATE(mmsb_log_summarize, path, out);
 	struct mmsb_log_reader *r;
 	struct mmsb_log_record rec;
 	struct stat st;
@@ -681,7 +681,7 @@ static uint64_t new_log_id(void)
 
 int mmsb_log_recover(const char *path, uint64_t *cut_bytes)
 {
-	MMSB_API_SCOPE(mmsb_log_recover);
+	MMSB_API_GATE(mmsb_log_recover, path, cut_bytes);
 	uint64_t good = 0, cut = 0;
 	uint8_t hdr[MMSB_LOG_V3_HDR_LEN];
 	int fd, err, version = 0;
@@ -740,7 +740,7 @@ out:
 
 int mmsb_log_convert(const char *in, const char *out)
 {
-	MMSB_API_SCOPE(mmsb_log_convert);
+	MMSB_API_GATE(mmsb_log_convert, in, out);
 	struct mmsb_log_reader *r;
 	struct mmsb_log_record rec;
 	struct mmsb_buf b = { 0 };

@@ -10,11 +10,12 @@
 #if MMSB_PROBES
 /* every thread's crossing record (lib/probes.h); written only while a tracer asks for it */
 __thread struct mmsb_host_rec mmsb__host __attribute__((tls_model("initial-exec"))) MMSB_HIDDEN;
+__thread uint8_t mmsb__api_reenter __attribute__((tls_model("initial-exec"))) MMSB_HIDDEN;
 #endif
 
 const char *mmsb_version(void)
 {
-	MMSB_API_SCOPE(mmsb_version);
+	MMSB_API_GATE(mmsb_version);
 #define __STR(x) #x
 #define STR(x) __STR(x)
 	return STR(MMSB_VERSION_MAJOR) "." STR(MMSB_VERSION_MINOR) "." STR(MMSB_VERSION_PATCH);
@@ -39,13 +40,13 @@ const char *mmsb__strerror(int err)
 
 const char *mmsb_strerror(int err)
 {
-	MMSB_API_SCOPE(mmsb_strerror);
+	MMSB_API_GATE(mmsb_strerror, err);
 	return mmsb__strerror(err);
 }
 
 const char *mmsb_errname(int err)
 {
-	MMSB_API_SCOPE(mmsb_errname);
+	MMSB_API_GATE(mmsb_errname, err);
 	if (err == INT_MIN)
 		return "E?";
 	if (err < 0)
@@ -66,7 +67,7 @@ static mmsb_print_fn_t print_fn;
 
 mmsb_print_fn_t mmsb_set_print(mmsb_print_fn_t fn)
 {
-	MMSB_API_SCOPE(mmsb_set_print);
+	MMSB_API_GATE(mmsb_set_print, fn);
 	mmsb_print_fn_t old = print_fn;
 
 	print_fn = fn;

@@ -4,7 +4,8 @@
 # count, a span's two ends share one semaphore, api__entry/exit sit in every public function,
 # mmsb-trace list finds them in a running process, and `make PROBES=0` leaves no probe at all.
 # The tables made from the manifest agree with it: the span kinds (bpf/mmsb_spans.h) name its
-# begin/end pairs, and the API ids (lib/api-ids.list) every public function once.
+# begin/end pairs, and the API ids (lib/api-ids.list) every public function once, and every
+# public function opens with its gate (MMSB_API_GATE, lib/probes.h).
 set -u
 O=${O:-.output}
 T="$O/mmsb-trace"
@@ -96,11 +97,22 @@ for f in sorted(public - set(names)):
     print(f"# {f}: public, and no id in lib/api-ids.list"); bad = 1
 for f in sorted(set(names) - public):
     print(f"# {f}: has an id, is not public (a removed one's line is a comment)"); bad = 1
+# every public function opens with its gate, handing the twin its own arguments in order
+import glob
+gated = {}
+for src in glob.glob("lib/*.c"):
+    for fn, params, gate in re.findall(r"\b(mmsb_[a-z0-9_]+)\(([^)]*)\)\n\{\n\s*(MMSB_API_GATE\([^;]*\));",
+                                       open(src).read()):
+        args = [] if params.strip() == "void" else [re.findall(r"\w+", p)[-1] for p in params.split(",")]
+        gated[fn] = gate == f"MMSB_API_GATE({', '.join([fn] + args)})"
+for f in sorted(public):
+    if not gated.get(f):
+        print(f"# {f}: does not open with MMSB_API_GATE({f}, its arguments)"); bad = 1
 print(f"# {len(spans)} span kinds, {len(ids)} API ids")
 sys.exit(bad)
 PY
 then
-	ok "the span kinds name every begin/end pair of lib/probes.d; the API ids every public function"
+	ok "the span kinds name every begin/end pair of lib/probes.d; the API ids and gates every public function"
 else
 	bad "bpf/mmsb_spans.h or lib/api-ids.list disagrees with lib/probes.d or mmsb.h"
 fi

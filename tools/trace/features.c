@@ -1,9 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* mmsb-trace features: what the kernel offers the tracer, and what one probe hit costs here. */
 #include <dlfcn.h>
-#include <dlfcn.h>
 #include <errno.h>
-#include <link.h>
 #include <link.h>
 #include <linux/capability.h>
 #include <getopt.h>
@@ -11,7 +9,6 @@
 #include <limits.h>
 #include <mmsb/mmsb.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -22,6 +19,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "mmsb_probes.h"
 #include "mmsb_trace.h"
 #include "mmsb_trace.skel.h"
 #include "tool_helpers.h"
@@ -113,22 +111,25 @@ out:
 #define HIT_BATCHES 512 /* at most, each way */
 
 /*
- * The api pair's call sites inside mmsb_page_epoch (found from its symbol in our own process,
- * dladdr1), as uprobes running cal_begin/cal_end with the probes' semaphore counted: 0, or -1.
+ * The api pair's call sites of mmsb_page_epoch, as uprobes running cal_begin/cal_end with the
+ * probes' semaphore counted: 0, or -1. The sites sit in the function's traced twin, a local
+ * symbol a stripped library lacks; what names them is their argument, the function's API id,
+ * a constant in the note ("4@$14").
  */
+static bool epoch_site(const struct usdt_note *n)
+{
+	const char *c = strchr(n->args, '$');
+	char *end;
+
+	return n->n_args == 1 && c && strtoul(c + 1, &end, 10) == MMSB_FN_mmsb_page_epoch && c[1] &&
+	       !*end;
+}
+
 static int attach_epoch_sites(struct mmsb_trace_bpf *skel, struct hit_cal *hc, const char *path)
 {
-	const ElfW(Sym) *sym = NULL;
 	struct usdt_note *notes;
-	uint64_t lo, hi;
-	Dl_info di;
 	int nn, err = 0;
 
-	if (!dladdr1((void *)mmsb_page_epoch, &di, (void **)&sym, RTLD_DL_SYMENT) || !sym ||
-	    !sym->st_size)
-		return -1;
-	lo = (uint64_t)((uintptr_t)di.dli_saddr - (uintptr_t)di.dli_fbase);
-	hi = lo + sym->st_size;
 	nn = usdt_notes_read(path, &notes);
 	if (nn < 0)
 		return -1;
@@ -137,8 +138,7 @@ static int attach_epoch_sites(struct mmsb_trace_bpf *skel, struct hit_cal *hc, c
 		     e = !strcmp(notes[i].name, "api__exit");
 		struct bpf_link *l;
 
-		if (strcmp(notes[i].provider, "mmsb") || (!b && !e) || notes[i].pc < lo ||
-		    notes[i].pc >= hi)
+		if (strcmp(notes[i].provider, "mmsb") || (!b && !e) || !epoch_site(&notes[i]))
 			continue;
 		if (hc->n >= HIT_SITES) {
 			err = -1;
