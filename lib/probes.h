@@ -50,12 +50,14 @@ static inline void mmsb__span_end(unsigned int kind)
 #define MMSB__SPAN_KEY(a, ...) ((uint64_t)(uintptr_t)(a))
 
 /*
- * The probe, and the in-process span when NAME begins or ends one: while nobody traces, one
- * branch on the probe's semaphore and the span's switch together.
+ * The probe, and the in-process span when NAME begins or ends one: while nobody traces, a
+ * compare and a not-taken branch on the span's switch, then on the probe's semaphore (two
+ * compares of memory take fewer instructions than loading both to `or` them: 4 to 6).
  */
 #define MMSB_TRACE(NAME, ...)                                                                      \
 	do {                                                                                       \
-		if (__builtin_expect(MMSB__SPAN_ON_##NAME() | MMSB_##NAME##_ENABLED(), 0)) {       \
+		if (__builtin_expect(MMSB__SPAN_ON_##NAME(), 0) ||                                 \
+		    __builtin_expect(MMSB_##NAME##_ENABLED(), 0)) {                                \
 			MMSB__SPAN_##NAME(__VA_ARGS__);                                            \
 			if (MMSB_##NAME##_ENABLED())                                               \
 				MMSB_##NAME(__VA_ARGS__);                                          \
