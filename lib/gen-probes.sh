@@ -10,13 +10,16 @@
 #   gen-probes.sh twins lib/probes.d lib/api-ids.list lib/include/mmsb/mmsb.h OUT.c
 #       each public function's traced twin (MMSB_API_GATE, lib/probes.h), from its prototype
 #   gen-probes.sh sema lib/probes.d OUT.S
-#       the semaphores (what `dtrace -G` would make), api__entry's, host__register's and
-#       span__register's first, in one aligned 64-bit word: MMSB_API_DEFINEx (lib/probes.h)
-#       tests all three with one load
+#       the semaphores (what `dtrace -G` would make), laid out so that one load tests several
+#       (lib/probes.h): api__entry's, host__register's and span__register's in the 64-bit word
+#       of the public functions' gate; span__register's, the one every other probe shares and
+#       the library's own mmsb__spans_used in the word of the sites inside the library
 # Both define MMSB_FN_<function> (the API ids), MMSB_PROBE_NAMES (every probe's name, in the
-# manifest's order, for the tests and helpers that attach to each) and make each NAME__end /
-# api__exit probe share the semaphore of its NAME__begin / api__entry, so a tracer enables a
-# span's two ends together. With probes on, MMSB__SPAN_<PROBE>(args) is the in-process span of
+# manifest's order, for the tests and helpers that attach to each) and make api__exit share
+# api__entry's semaphore and every begin and end probe of the library's spans share one, so a
+# tracer enables a span's two ends together (and any probe enables every site: see
+# docs/probes.md). With probes on, MMSB__SPAN_<PROBE>(args) is the
+# in-process span of
 # each probe (lib/probes.h): a begin or an end of the kind whose pair it is, nothing for a probe
 # of no pair. The kinds are numbered by the C preprocessor from the X-macro itself ($CC -E).
 set -eu
@@ -24,30 +27,28 @@ mode=$1 manifest=$2
 probes=$(sed -n 's/^[[:space:]]*probe[[:space:]]\{1,\}\([a-z0-9_]*\)(.*/\1/p' "$manifest")
 if [ "$mode" = sema ]; then
 	out=$3
-	gate="api__entry host__register span__register"
-	for p in $gate; do
+	for p in api__entry api__exit host__register span__register; do
 		echo "$probes" | grep -qx "$p" || { echo "$manifest: no probe $p" >&2; exit 1; }
 	done
-	# an end shares its begin's semaphore (below): the rest each have one
-	rest=$(echo "$probes" | grep -v -x -e api__exit -e '.*__end' $(printf -- ' -e %s' $gate))
-	sema() {
-		printf '\t.globl mmsb_%s_semaphore\n\t.hidden mmsb_%s_semaphore\n' "$1" "$1"
-		printf '\t.type mmsb_%s_semaphore, STT_OBJECT\n\t.size mmsb_%s_semaphore, 2\n' "$1" "$1"
-		printf 'mmsb_%s_semaphore:\n\t.2byte 0\n' "$1"
+	sym() { # name size: a hidden object here
+		printf '\t.globl %s\n\t.hidden %s\n\t.type %s, STT_OBJECT\n\t.size %s, %s\n%s:\n' \
+			"$1" "$1" "$1" "$1" "$2" "$1"
 	}
 	{
 		echo "/* Generated from $manifest by lib/gen-probes.sh: do not edit. */"
-		printf '\t.section .probes, "aw"\n\t.balign 8\n'
-		printf '\t.globl mmsb__api_gate\n\t.hidden mmsb__api_gate\n'
-		printf '\t.type mmsb__api_gate, STT_OBJECT\n\t.size mmsb__api_gate, 8\n'
-		echo "mmsb__api_gate:"
-		for p in $gate; do
-			sema "$p"
-		done
+		printf '\t.section .probes, "aw"\n\t.balign 16\n'
+		sym mmsb__api_gate 8
+		sym mmsb_api__entry_semaphore 2
 		printf '\t.2byte 0\n'
-		for p in $rest; do
-			sema "$p"
-		done
+		sym mmsb_host__register_semaphore 2
+		printf '\t.2byte 0\n'
+		sym mmsb__site_gate 8
+		sym mmsb_span__register_semaphore 2
+		printf '\t.2byte 0\n\t.2byte 0\n'
+		sym mmsb__probe_semaphore 2
+		printf '\t.2byte 0\n'
+		sym mmsb__spans_used 1
+		printf '\t.byte 0\n\t.byte 0\n\t.2byte 0\n'
 		printf '\t.section .note.GNU-stack, "", %%progbits\n'
 	} >"$out.tmp"
 	mv "$out.tmp" "$out"
@@ -105,8 +106,9 @@ tmp="$out.tmp"
 		upper=$(echo "$p" | sed 's/__/_/g' | tr 'a-z' 'A-Z')
 		if [ "$mode" = 1 ]; then
 			case "$p" in
-			*__end) echo "#define mmsb_${p}_semaphore mmsb_${p%__end}__begin_semaphore" ;;
+			api__entry | host__register | span__register) ;;
 			api__exit) echo "#define mmsb_api__exit_semaphore mmsb_api__entry_semaphore" ;;
+			*) echo "#define mmsb_${p}_semaphore mmsb__probe_semaphore" ;;
 			esac
 		else
 			echo "#define MMSB_${upper}(...) do { } while (0)"
@@ -122,17 +124,12 @@ tmp="$out.tmp"
 		for p in $probes; do
 			upper=$(echo "$p" | sed 's/__/_/g' | tr 'a-z' 'A-Z')
 			k=$(echo "$kinds" | awk -v p="$p" '$2 == p || $3 == p { print NR - 1; exit }')
-			# MMSB__SPAN_ON_<PROBE>(): whether the span may have work, checked with the
-			# probe's own semaphore in one branch
 			if [ -z "$k" ]; then
 				echo "#define MMSB__SPAN_${upper}(...) do { } while (0)"
-				echo "#define MMSB__SPAN_ON_${upper}() 0"
 			elif echo "$kinds" | awk -v p="$p" '$2 == p { f = 1 } END { exit !f }'; then
 				echo "#define MMSB__SPAN_${upper}(...) mmsb__span_begin($k, MMSB__SPAN_KEY(__VA_ARGS__, 0))"
-				echo "#define MMSB__SPAN_ON_${upper}() MMSB_SPAN_REGISTER_ENABLED()"
 			else
 				echo "#define MMSB__SPAN_${upper}(...) mmsb__span_end($k)"
-				echo "#define MMSB__SPAN_ON_${upper}() mmsb__spans_used"
 			fi
 		done
 		echo "#include \"$(basename "$dtrace_h")\""

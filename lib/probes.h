@@ -27,7 +27,10 @@
  * these for each begin and end probe of bpf/mmsb_spans.h (lib/gen-probes.sh).
  */
 extern __thread struct mmsb_span_thread *mmsb__span_self __attribute__((tls_model("initial-exec")));
-/* set once any thread has a block: before that, an end has nothing to look at */
+/*
+ * Set once any thread has a block: before that, an end has nothing to look at. It lives beside
+ * the semaphores, in the word of mmsb__site_gate (lib/gen-probes.sh).
+ */
 extern uint8_t mmsb__spans_used __attribute__((visibility("hidden")));
 void mmsb__span_push(unsigned int kind, uint64_t key);
 void mmsb__span_pop(struct mmsb_span_thread *t, unsigned int kind);
@@ -50,14 +53,21 @@ static inline void mmsb__span_end(unsigned int kind)
 #define MMSB__SPAN_KEY(a, ...) ((uint64_t)(uintptr_t)(a))
 
 /*
- * The probe, and the in-process span when NAME begins or ends one: while nobody traces, a
- * compare and a not-taken branch on the span's switch, then on the probe's semaphore (two
- * compares of memory take fewer instructions than loading both to `or` them: 4 to 6).
+ * The semaphores of the sites inside the library, span__register's and the one every begin and
+ * end probe shares, with mmsb__spans_used, in one 64-bit word (4-byte aligned: lib/gen-probes.sh
+ * lays it out): nonzero while a tracer holds a probe or the spans, or once spans were kept.
+ */
+typedef uint64_t mmsb__u64_a4 __attribute__((aligned(4)));
+extern mmsb__u64_a4 mmsb__site_gate __attribute__((visibility("hidden")));
+
+/*
+ * The probe, and the in-process span when NAME begins or ends one: while nobody traces, one
+ * compare of the site gate and a not-taken branch; behind it, the span and the probe each test
+ * their own switch.
  */
 #define MMSB_TRACE(NAME, ...)                                                                      \
 	do {                                                                                       \
-		if (__builtin_expect(MMSB__SPAN_ON_##NAME(), 0) ||                                 \
-		    __builtin_expect(MMSB_##NAME##_ENABLED(), 0)) {                                \
+		if (__builtin_expect(mmsb__site_gate != 0, 0)) {                                   \
 			MMSB__SPAN_##NAME(__VA_ARGS__);                                            \
 			if (MMSB_##NAME##_ENABLED())                                               \
 				MMSB_##NAME(__VA_ARGS__);                                          \

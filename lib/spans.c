@@ -30,8 +30,6 @@ struct mmsb_span_registry mmsb_span_registry __attribute__((visibility("default"
 	.kinds = MMSB_SPAN_KINDS,
 };
 
-uint8_t mmsb__spans_used MMSB_HIDDEN;
-
 __thread struct mmsb_span_thread *mmsb__span_self __attribute__((tls_model("initial-exec")))
 MMSB_HIDDEN;
 
