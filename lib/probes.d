@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * The probe manifest of libmmsb: provider mmsb. This file is the USDT ABI, and its one source:
- * the build generates the probe header (dtrace -h), the semaphores (dtrace -G) and the begin/end
- * semaphore sharing from it, and tests/test_probes.sh checks the built library against it. Each
+ * the build generates the probe header (dtrace -h), the semaphores and their sharing
+ * (lib/gen-probes.sh) from it, and tests/test_probes.sh checks the built library against it. Each
  * begin/end pair is also a span kind of mmsb-trace: one line in bpf/mmsb_spans.h. docs/probes.md
  * is the reference (when each fires, stability).
  *
  * Rules: arguments are integers and pointers, at most 6. Every span is a pair NAME__begin /
- * NAME__end (api__entry / api__exit for the FFI boundary) whose two probes share the begin's
- * semaphore, so a tracer enables both or neither. No pair wraps a per-item step of a hot loop: a
+ * NAME__end (api__entry / api__exit for the FFI boundary) whose two probes share a semaphore,
+ * so a tracer enables both or neither. No pair wraps a per-item step of a hot loop: a
  * batch gets one span and its count. Probes are added, never renamed or re-typed.
  *
  * API function ids (the argument of api__entry and api__exit): lib/api-ids.list.
