@@ -198,14 +198,17 @@ $(O)/lib/api_twins.o: $(O)/gen/api_twins.c $(O)/gen/mmsb_probes.h | $(O)/lib
 
 $(O)/lib/probes_sema.o: $(O)/gen/probes_sema.S | $(O)/lib
 	$(call msg,AS,$@)
-	$(Q)$(CC) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(O)/gen:
 	$(Q)mkdir -p $@
 
+# -Bsymbolic-functions: a traced twin calls its public function (lib/probes.h) in the library
+# itself, never through the PLT, so a wrapper interposed on that function runs once a call.
 $(O)/libmmsb.so: $(LIB_OBJS) lib/libmmsb.map
 	$(call msg,LD,$@)
 	$(Q)$(CC) -shared -Wl,-soname,libmmsb.so.0 -Wl,--version-script=lib/libmmsb.map \
+		-Wl,-Bsymbolic-functions \
 		-Wl,--no-undefined $(LDFLAGS) $(LIB_OBJS) -o $@.0 -lpthread -lm
 	$(Q)ln -sf libmmsb.so.0 $@
 

@@ -14,14 +14,14 @@
 #       (lib/probes.h): api__entry's, host__register's and span__register's in the 64-bit word
 #       of the public functions' gate; span__register's, the one every other probe shares and
 #       the library's own mmsb__spans_used in the word of the sites inside the library
-# Both define MMSB_FN_<function> (the API ids), MMSB_PROBE_NAMES (every probe's name, in the
-# manifest's order, for the tests and helpers that attach to each) and make api__exit share
-# api__entry's semaphore and every begin and end probe of the library's spans share one, so a
-# tracer enables a span's two ends together (and any probe enables every site: see
-# docs/probes.md). With probes on, MMSB__SPAN_<PROBE>(args) is the
-# in-process span of
-# each probe (lib/probes.h): a begin or an end of the kind whose pair it is, nothing for a probe
-# of no pair. The kinds are numbered by the C preprocessor from the X-macro itself ($CC -E).
+# The headers (modes 1 and 0) both define MMSB_FN_<function> (the API ids), MMSB_PROBE_NAMES
+# (every probe's name, in the manifest's order, for the tests and helpers that attach to each)
+# and MMSB_SPAN_KIND_<ID> (the span kinds, numbered by the C preprocessor from the X-macro
+# itself, $CC -E). With probes on, the header makes api__exit share api__entry's semaphore and
+# every begin and end probe of the library's spans share one, so a tracer enables a span's two
+# ends together (and any probe opens every site: docs/probes.md), and MMSB__SPAN_<PROBE>(args)
+# is the in-process span of each probe (lib/probes.h): a begin or an end of the kind whose pair
+# it is, nothing for a probe of no pair.
 set -eu
 mode=$1 manifest=$2
 probes=$(sed -n 's/^[[:space:]]*probe[[:space:]]\{1,\}\([a-z0-9_]*\)(.*/\1/p' "$manifest")
@@ -56,6 +56,8 @@ if [ "$mode" = sema ]; then
 fi
 if [ "$mode" = twins ]; then
 	api_list=$3 header=$4 out=$5
+	# a parameter the twin can pass on: "[const] type words [*...] [const] [*...]name"
+	param_re='^ *(const )?[a-z_][a-z0-9_]*( [a-z_][a-z0-9_]*)*[ *]+(const )?[*]*[a-z_][a-z0-9_]* *$'
 	# "MMSB_API ret name(type a, type b);" on one line or several, one line each: "ret name|params"
 	protos=$(awk '/^MMSB_API / { p = "" } p != "-" { p = p " " $0 }
 		p != "-" && /\);/ { sub(/\);.*/, "", p); sub(/^ *MMSB_API +/, "", p); gsub(/[ \t]+/, " ", p)
@@ -71,9 +73,16 @@ if [ "$mode" = twins ]; then
 				exit 1
 			fi
 			decl=${line%%|*} params=${line#*|}
-			# the arguments: each parameter's last word
+			# the arguments: each parameter's last word, which must be its name
+			if [ "$params" != void ] && echo "$params" | tr ',' '\n' | grep -qvE "$param_re"; then
+				echo "$header: $fn($params): a parameter is not \"type name\", its traced" \
+					"twin cannot be made (lib/gen-probes.sh)" >&2
+				exit 1
+			fi
 			args=$(echo "$params" | tr ',' '\n' | sed 's/.*[^a-z0-9_]\([a-z0-9_]*\) *$/\1/;/^void$/d' |
 				paste -s -d, - | sed 's/,/, /g')
+			# declared from the function's own type: the compiler checks the definition
+			printf '\nextern __typeof__(%s) %s__traced MMSB_HIDDEN;\n' "$fn" "$fn"
 			printf '\nMMSB_HIDDEN __attribute__((cold)) %s__traced(%s)\n{\n\tMMSB_API_TWIN(%s);\n\n\treturn %s(%s);\n}\n' \
 				"$decl" "$params" "$fn" "$fn" "$args"
 		done
@@ -115,12 +124,12 @@ tmp="$out.tmp"
 			echo "#define MMSB_${upper}_ENABLED() 0"
 		fi
 	done
+	# "ID begin end" per kind, in the X-macro's order: the kind's number is its line's
+	kinds=$(printf '#include "%s"\n#define X(id, n, b, e, c) id b e\nMMSB_SPANS(X)\n' \
+		"$(realpath "$spans_h")" | ${CC:-cc} -E -P -x c - | tr -d '"' | xargs -n 3)
+	echo "#define MMSB_SPAN_KINDS $(echo "$kinds" | wc -l)"
+	echo "$kinds" | awk '{ printf "#define MMSB_SPAN_KIND_%s %d\n", $1, NR - 1 }'
 	if [ "$mode" = 1 ]; then
-		# "ID begin end" per kind, in the X-macro's order: the kind's number is its line's
-		kinds=$(printf '#include "%s"\n#define X(id, n, b, e, c) id b e\nMMSB_SPANS(X)\n' \
-			"$(realpath "$spans_h")" | ${CC:-cc} -E -P -x c - | tr -d '"' | xargs -n 3)
-		echo "#define MMSB_SPAN_KINDS $(echo "$kinds" | wc -l)"
-		echo "$kinds" | awk '{ printf "#define MMSB_SPAN_KIND_%s %d\n", $1, NR - 1 }'
 		for p in $probes; do
 			upper=$(echo "$p" | sed 's/__/_/g' | tr 'a-z' 'A-Z')
 			k=$(echo "$kinds" | awk -v p="$p" '$2 == p || $3 == p { print NR - 1; exit }')

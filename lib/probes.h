@@ -6,8 +6,8 @@
  *   MMSB_TRACE(UPDATE_BEGIN, id, len);   fires mmsb:update__begin if a tracer enabled it
  *   MMSB_API_GATE(mmsb_page_update, s, id, data, len);   api__entry and api__exit around the call
  *
- * The arguments are evaluated only under the probe's semaphore check, so a probe with nobody
- * attached costs a load and a not-taken branch.
+ * The arguments are evaluated only behind the gate's check, so with nobody attached a site costs
+ * a compare and a not-taken branch, and so does a public call.
  */
 #ifndef __MMSB_PROBES_H
 #define __MMSB_PROBES_H
@@ -114,7 +114,7 @@ struct mmsb__api_scope {
 };
 
 /* A tracer holds one of the three switches: the crossing record, the span, the probe. */
-/* always inlined: each public function keeps a site of its own for api__entry and api__exit */
+/* always inlined: each traced twin keeps a site of its own for api__entry and api__exit */
 static inline __attribute__((always_inline)) uint32_t mmsb__api_enter(uint32_t id)
 {
 	uint32_t on = 0;
@@ -165,21 +165,25 @@ static inline __attribute__((always_inline)) void mmsb__api_leave(const struct m
  * (lib/gen-probes.sh lays them out): nonzero while a tracer holds any of the three.
  */
 extern uint64_t mmsb__api_gate __attribute__((visibility("hidden")));
-/* set by a traced twin for the one call it makes into its public function */
-extern __thread uint8_t mmsb__api_reenter __attribute__((tls_model("initial-exec")))
+/*
+ * The API id of the function whose traced twin is making its one call into it, 0 otherwise: a
+ * public call of another function in between (a signal handler's, a callback's after a tracer
+ * left and came back) is traced as its own, and cannot take the twin's turn.
+ */
+extern __thread uint32_t mmsb__api_reenter __attribute__((tls_model("initial-exec")))
 __attribute__((visibility("hidden")));
 
-/* the gate is open: whether this call is to be traced, or is its twin's own call */
-static inline __attribute__((always_inline)) bool mmsb__api_trace_call(void)
+/* the gate is open: whether this call of function id is to be traced, or is its twin's own */
+static inline __attribute__((always_inline)) bool mmsb__api_trace_call(uint32_t id)
 {
-	if (mmsb__api_reenter) {
+	if (mmsb__api_reenter == id) {
 		mmsb__api_reenter = 0;
 		return false;
 	}
 	return true;
 }
 
-static inline void mmsb__api_reenter_done(const uint8_t *unused)
+static inline void mmsb__api_reenter_done(const uint32_t *unused)
 {
 	(void)unused;
 	mmsb__api_reenter = 0;
@@ -203,7 +207,8 @@ static inline void mmsb__api_reenter_done(const uint8_t *unused)
 #define MMSB_API_GATE(fn, ...)                                                                     \
 	do {                                                                                       \
 		extern __typeof__(fn) fn##__traced __attribute__((visibility("hidden")));          \
-		if (__builtin_expect(mmsb__api_gate != 0, 0) && mmsb__api_trace_call())            \
+		if (__builtin_expect(mmsb__api_gate != 0, 0) &&                                    \
+		    mmsb__api_trace_call(MMSB_FN_##fn))                                            \
 			return fn##__traced(__VA_ARGS__);                                          \
 	} while (0)
 
@@ -211,8 +216,8 @@ static inline void mmsb__api_reenter_done(const uint8_t *unused)
 #define MMSB_API_TWIN(fn)                                                                          \
 	MMSB__API_SCOPE(fn);                                                                       \
 	/* cleared at the return, in case a tracer left before the call looked */                  \
-	const uint8_t mmsb__api_turn __attribute__((cleanup(mmsb__api_reenter_done))) =            \
-		mmsb__api_reenter = 1
+	const uint32_t mmsb__api_turn __attribute__((cleanup(mmsb__api_reenter_done))) =           \
+		mmsb__api_reenter = MMSB_FN_##fn
 #else
 /* compiled out: the arguments still count as used, but are never evaluated */
 static inline void mmsb__probe_args(int unused, ...)

@@ -10,7 +10,7 @@
 #if MMSB_PROBES
 /* every thread's crossing record (lib/probes.h); written only while a tracer asks for it */
 __thread struct mmsb_host_rec mmsb__host __attribute__((tls_model("initial-exec"))) MMSB_HIDDEN;
-__thread uint8_t mmsb__api_reenter __attribute__((tls_model("initial-exec"))) MMSB_HIDDEN;
+__thread uint32_t mmsb__api_reenter __attribute__((tls_model("initial-exec"))) MMSB_HIDDEN;
 #endif
 
 const char *mmsb_version(void)

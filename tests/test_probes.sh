@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Unprivileged: every probe of lib/probes.d is in the built libmmsb.so with its declared argument
-# count, a span's two ends share one semaphore, api__entry/exit sit in every public function,
-# mmsb-trace list finds them in a running process, and `make PROBES=0` leaves no probe at all.
+# count, a span's two ends share one semaphore, api__entry/exit sit in every public function's
+# traced twin, mmsb-trace list finds them in a running process, and `make PROBES=0` leaves no
+# probe at all.
 # The tables made from the manifest agree with it: the span kinds (bpf/mmsb_spans.h) name its
 # begin/end pairs, and the API ids (lib/api-ids.list) every public function once, and every
 # public function opens with its gate (MMSB_API_GATE, lib/probes.h).
@@ -13,7 +14,7 @@ T="$O/mmsb-trace"
 trap 'rm -rf "$tmp"; [ -n "${wpid:-}" ] && kill "$wpid" 2>/dev/null' EXIT
 
 echo "TAP version 13"
-echo "1..7"
+echo "1..8"
 "$T" -j list "$O/libmmsb.so" >"$tmp/list.json" || bad "mmsb-trace list"
 if python3 - lib/probes.d "$tmp/list.json" lib/include/mmsb/mmsb.h lib/api-ids.list <<'PY'
 import json, re, sys
@@ -140,7 +141,8 @@ fi
 # compiled out: no note, no semaphore
 if make --no-print-directory -s -j"$(nproc)" lib O="$O-noprobes" PROBES=0 SAN="${SAN:-}" >"$tmp/log" 2>&1; then
 	if ! readelf -n "$O-noprobes/libmmsb.so" | grep -q stapsdt &&
-		! nm "$O-noprobes/libmmsb.so" | grep -q _semaphore &&
+		! nm "$O-noprobes/libmmsb.so" | grep -qE '_semaphore|mmsb__(api|site)_gate|__traced' &&
+		! readelf -S "$O-noprobes/libmmsb.so" | grep -q '\.probes' &&
 		"$T" list "$O-noprobes/libmmsb.so" | grep -q "no USDT probes"; then
 		ok "PROBES=0 leaves no probe and no semaphore"
 	else
@@ -153,6 +155,19 @@ if readelf -n "$O/libmmsb.so" | grep -q stapsdt; then
 	ok "the default build has its probes (readelf -n)"
 else
 	bad "the default build has no probes"
+fi
+# a traced twin calls its public function inside the library (-Bsymbolic-functions): through
+# the PLT, a wrapper interposed on the function would run twice a traced call
+twins=$(objdump -d --no-show-raw-insn "$O/libmmsb.so" | awk '
+	/^[0-9a-f]+ <mmsb_[a-z0-9_]+__traced>:$/ { fn = $2; sub(/^</, "", fn); sub(/__traced>:$/, "", fn); n++ }
+	/^$/ { fn = "" }
+	fn != "" && /[ \t]call[ \t]/ && index($0, "<" fn "@plt>") { print fn; fn = "" }
+	END { print n + 0 }')
+if [ "$(echo "$twins" | tail -1)" -gt 0 ] && [ "$(echo "$twins" | wc -l)" -eq 1 ]; then
+	ok "every traced twin ($twins) calls its function inside the library, not through the PLT"
+else
+	echo "$twins" | head -5 | sed 's/^/# through the PLT: /'
+	bad "a traced twin calls its function through the PLT"
 fi
 # bpftrace lists the same probes (root, and only if bpftrace is installed)
 if [ "$(id -u)" -ne 0 ] || ! command -v bpftrace >/dev/null; then

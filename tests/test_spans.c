@@ -15,7 +15,7 @@
 #include "harness.h"
 #include "mmsb_probes.h"
 
-/* the semaphore dtrace -G made: weak, so a PROBES=0 build links and skips */
+/* the semaphore the build made (lib/gen-probes.sh): weak, so a PROBES=0 build links and skips */
 extern unsigned short mmsb_span__register_semaphore __attribute__((weak));
 extern struct mmsb_span_registry mmsb_span_registry __attribute__((weak));
 

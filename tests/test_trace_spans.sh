@@ -175,7 +175,8 @@ else
 	bad "open"
 fi
 
-# 6. -p on a running process: its results unchanged; samples under span chains
+# 6. -p on a running process: its results unchanged; samples under span chains, where every
+#    public call runs through its traced twin (lib/probes.h): the twin named as the function
 "$W" loop >"$tmp/l.out" &
 lp=$!
 pids+=("$lp")
@@ -188,8 +189,9 @@ read -r _ rounds _ sum _ < "$tmp/l.out"
 read -r _ r2 _ sum2 _ < <("$W" rounds "${rounds:-1}")
 if [ $rc -eq 0 ] && [ "$sum" = "$sum2" ] && [ "$rounds" = "$r2" ] && [ -s "$tmp/l.folded" ] &&
 	awk '!/^[^ ]+ [0-9]+$/ { bad = 1 } /^mmsb:api;mmsb:update/ { chain = 1 }
+	     /[;]mmsb_[a-z0-9_]*__traced[; ]/ { bad = 1 }
 	     END { exit bad || !chain }' "$tmp/l.folded"; then
-	ok "pid: $rounds rounds, checksum $sum as untraced; folded samples under span chains"
+	ok "pid: $rounds rounds, checksum $sum as untraced; folded samples under span chains, each public function's twin shown as the function"
 else
 	cat "$tmp/l.err"
 	head -3 "$tmp/l.folded" | sed 's/^/# /'

@@ -79,12 +79,43 @@ static struct json_object *frame_json(struct syms *sy, uint64_t ip, const struct
 }
 
 /*
+ * A public function's traced twin (lib/probes.h: fn__traced, which holds the probes and the span
+ * around the function while a tracer is attached) is the library's instrumentation, not a frame
+ * of the program: shown as the function it traces, and once, above the function itself. Frames
+ * leaf first, k of them, fr_ip beside them; returns the new count.
+ */
+static int fold_twins(struct sym_frame *fr, uint64_t *fr_ip, int k, int *cut)
+{
+	static const char sfx[] = "__traced";
+	int o = 0;
+
+	for (int i = 0; i < k; i++) {
+		size_t len = strlen(fr[i].name);
+
+		if (i != *cut && !strncmp(fr[i].name, "mmsb_", 5) && len > sizeof(sfx) - 1 &&
+		    !strcmp(fr[i].name + len - (sizeof(sfx) - 1), sfx)) {
+			fr[i].name[len - (sizeof(sfx) - 1)] = '\0';
+			/* the call it made: the function, the frame just inside it */
+			if (o && o - 1 != *cut && !strcmp(fr[o - 1].name, fr[i].name) &&
+			    !fr[o - 1].inlined)
+				continue;
+		}
+		if (i == *cut)
+			*cut = o;
+		fr[o] = fr[i];
+		fr_ip[o++] = fr_ip[i];
+	}
+	return o;
+}
+
+/*
  * Frames of a stack id, root first, as names; returns the count. An address can give several:
  * the functions inlined at it are frames of their own, as perf shows them. The walk is cut at
  * the first address that is no code (a stack word read as a return address where a frame
  * pointer was missing): one "[unknown]" root stands for it and what lay past it. With locs,
  * each frame's file, build id, offset and line go there, so the record can be symbolised again
- * later, elsewhere. The leaf-most frames are kept when there are more than max.
+ * later, elsewhere. The leaf-most frames are kept when there are more than max. A public
+ * function's traced twin is shown as the function (fold_twins()).
  */
 int frames_of(int stacks_fd, int32_t id, struct syms *sy, char names[][256], int max,
 	      struct json_object *locs)
@@ -114,6 +145,7 @@ int frames_of(int stacks_fd, int32_t id, struct syms *sy, char names[][256], int
 			fr_ip[k + j] = ips[i];
 		k += got;
 	}
+	k = fold_twins(fr, fr_ip, k, &cut);
 	for (int i = k - 1, o = 0; i >= 0; i--, o++) {
 		if (i == cut)
 			snprintf(names[o], 256, "[unknown]");
