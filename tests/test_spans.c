@@ -335,3 +335,85 @@ TEST(every_begin_has_its_end)
 		EXPECT_GT(n, 0);
 	}
 }
+
+#if MMSB_PROBES
+#include "probes.h" /* the per-thread state behind the public functions' gate */
+
+struct toggled {
+	int working;		/* workers still making their calls */
+	pthread_barrier_t done; /* the switches are off: read what is left */
+	uint32_t depth[2], host_depth[2], reenter[2];
+};
+
+struct toggle_arg {
+	struct toggled *tg;
+	int me;
+};
+
+static void *toggle_worker(void *p)
+{
+	struct toggle_arg *arg = p;
+	struct toggled *tg = arg->tg;
+	struct mmsb_span_thread *b;
+	struct mmsb_state *s;
+	uint64_t a;
+
+	s = chain(&a, copy_parent, NULL);
+	updates(s, a, 3000);
+	mmsb_state_close(s);
+	__atomic_sub_fetch(&tg->working, 1, __ATOMIC_SEQ_CST);
+	pthread_barrier_wait(&tg->done);
+	b = my_block();
+	tg->depth[arg->me] = b ? b->depth : 0;
+	tg->host_depth[arg->me] = mmsb__host.depth;
+	tg->reenter[arg->me] = mmsb__api_reenter;
+	return NULL;
+}
+
+/*
+ * A tracer comes and goes while calls are open: the three switches of the public functions'
+ * gate (the API probe, the crossing record, the spans) flipped at random from another thread
+ * while two threads make public calls, one nested in each recompute. Each call's twin undoes
+ * what its own entry did: once the switches are off, no span is open, no crossing counted as
+ * open, and no twin's turn is left behind.
+ */
+TEST(switches_flipped_mid_call_leave_nothing_open)
+{
+	unsigned short *sw[] = { &mmsb_span__register_semaphore, &mmsb_host__register_semaphore,
+				 &mmsb_api__entry_semaphore };
+	struct toggled tg = { .working = 2 };
+	struct toggle_arg arg[2] = { { &tg, 0 }, { &tg, 1 } };
+	uint64_t x = 88172645463325252ull, flips = 0;
+	pthread_t th[2];
+
+	spans_on(false);
+#ifdef __SANITIZE_THREAD__
+	/* the kernel writes the semaphores behind the library's back: a race TSan would report */
+	SKIP("the switches flip while the library reads them, by design: not under TSan");
+#endif
+	ASSERT_EQ(pthread_barrier_init(&tg.done, NULL, 3), 0);
+	for (int i = 0; i < 2; i++)
+		ASSERT_EQ(pthread_create(&th[i], NULL, toggle_worker, &arg[i]), 0);
+	/* a random switch on or off after a random spin, for as long as calls are being made */
+	while (__atomic_load_n(&tg.working, __ATOMIC_SEQ_CST)) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		__atomic_store_n(sw[x % 3], (x >> 8) & 1, __ATOMIC_SEQ_CST);
+		for (volatile unsigned int spin = (x >> 16) & 1023; spin; spin--)
+			;
+		flips++;
+	}
+	for (int i = 0; i < 3; i++)
+		__atomic_store_n(sw[i], 0, __ATOMIC_SEQ_CST);
+	pthread_barrier_wait(&tg.done);
+	for (int i = 0; i < 2; i++)
+		ASSERT_EQ(pthread_join(th[i], NULL), 0);
+	pthread_barrier_destroy(&tg.done);
+	TH_LOG("%llu flips", (unsigned long long)flips);
+	EXPECT_GT(flips, 10);
+	for (int i = 0; i < 2; i++) {
+		EXPECT_EQ(tg.depth[i], 0);
+		EXPECT_EQ(tg.host_depth[i], 0);
+		EXPECT_EQ(tg.reenter[i], 0);
+	}
+}
+#endif
