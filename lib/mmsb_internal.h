@@ -68,8 +68,17 @@ static inline uint64_t mmsb__now_ns(clockid_t clk)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Grow *arr (of elem-sized items, capacity *cap) to hold at least need items. */
-int mmsb__grow(void **arr, size_t *cap, size_t need, size_t elem) MMSB_HIDDEN;
+int mmsb__grow_to(void **arr, size_t *cap, size_t need, size_t elem) MMSB_HIDDEN;
+
+/*
+ * Grow *arr (of elem-sized items, capacity *cap) to hold at least need items. The test inline:
+ * loops push one item at a time, and a call there, even one that returns at once, made the
+ * compiler reload whatever it could not prove the callee left alone.
+ */
+static inline int mmsb__grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+	return need <= *cap ? 0 : mmsb__grow_to(arr, cap, need, elem);
+}
 
 uint32_t mmsb__crc32c(uint32_t crc, const void *buf, size_t len) MMSB_HIDDEN;
 

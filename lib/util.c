@@ -88,13 +88,12 @@ void mmsb__pr(enum mmsb_print_level level, const char *fmt, ...)
 	errno = saved;
 }
 
-int mmsb__grow(void **arr, size_t *cap, size_t need, size_t elem)
+/* mmsb__grow()'s slow path: need is past *cap */
+int mmsb__grow_to(void **arr, size_t *cap, size_t need, size_t elem)
 {
 	size_t ncap = *cap ? *cap : 4;
 	void *p;
 
-	if (need <= *cap)
-		return 0;
 	while (ncap < need) {
 		if (ncap > SIZE_MAX / 2)
 			return -ENOMEM;
