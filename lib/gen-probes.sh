@@ -62,11 +62,14 @@ if [ "$mode" = twins ]; then
 	protos=$(awk '/^MMSB_API / { p = "" } p != "-" { p = p " " $0 }
 		p != "-" && /\);/ { sub(/\);.*/, "", p); sub(/^ *MMSB_API +/, "", p); gsub(/[ \t]+/, " ", p)
 			sub(/\(/, "|", p); print p; p = "-" }' p=- "$header")
+	# read before the loop, which is no pipeline's: a failure anywhere stops the script
+	fns=$(sed -n 's/^[0-9]\{1,\} \(mmsb_[a-z0-9_]*\)$/\1/p' "$api_list")
+	trap 'rm -f "$out.tmp"' EXIT
 	{
 		echo "/* Generated from $header and $api_list by lib/gen-probes.sh: do not edit. */"
 		echo '#include "mmsb_internal.h"'
 		echo '#include "probes.h"'
-		sed -n 's/^[0-9]\{1,\} \(mmsb_[a-z0-9_]*\)$/\1/p' "$api_list" | while read -r fn; do
+		for fn in $fns; do
 			line=$(echo "$protos" | grep -E "[ *]$fn\|" || true)
 			if [ -z "$line" ]; then
 				echo "$header: no prototype of $fn" >&2
@@ -81,6 +84,16 @@ if [ "$mode" = twins ]; then
 			fi
 			args=$(echo "$params" | tr ',' '\n' | sed 's/.*[^a-z0-9_]\([a-z0-9_]*\) *$/\1/;/^void$/d' |
 				paste -s -d, - | sed 's/,/, /g')
+			# "unsigned int" passes the pattern with "int" for a name
+			for a in $(echo "$args" | tr -d ','); do
+				case $a in
+				char | short | int | long | signed | unsigned | float | double | const | void)
+					echo "$header: $fn($params): a parameter has no name, its traced" \
+						"twin cannot be made (lib/gen-probes.sh)" >&2
+					exit 1
+					;;
+				esac
+			done
 			# declared from the function's own type: the compiler checks the definition
 			printf '\nextern __typeof__(%s) %s__traced MMSB_HIDDEN;\n' "$fn" "$fn"
 			printf '\nMMSB_HIDDEN __attribute__((cold)) %s__traced(%s)\n{\n\tMMSB_API_TWIN(%s);\n\n\treturn %s(%s);\n}\n' \

@@ -32,7 +32,7 @@ for name, argc in declared.items():
 for name in got:
     if name not in declared:
         print(f"# {name}: in the library, not in the manifest"); bad = 1
-# a span's ends share the begin's semaphore, and every probe has one
+# a span's ends share one semaphore, and every probe has one
 for name, p in got.items():
     if not p["semaphore"]:
         print(f"# {name}: no semaphore"); bad = 1

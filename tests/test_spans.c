@@ -7,6 +7,7 @@
  * whose begins came before the spans were turned on.
  */
 #include <pthread.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mmsb/mmsb.h>
@@ -339,10 +340,20 @@ TEST(every_begin_has_its_end)
 #if MMSB_PROBES
 #include "probes.h" /* the per-thread state behind the public functions' gate */
 
+/* gcc says __SANITIZE_THREAD__, clang __has_feature(thread_sanitizer) */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+
 struct toggled {
-	int working;		/* workers still making their calls */
+	int stop;		/* set once the switches have flipped enough */
 	pthread_barrier_t done; /* the switches are off: read what is left */
 	uint32_t depth[2], host_depth[2], reenter[2];
+	uint64_t crossings[2]; /* each worker's, as it goes: twins ran */
 };
 
 struct toggle_arg {
@@ -359,9 +370,11 @@ static void *toggle_worker(void *p)
 	uint64_t a;
 
 	s = chain(&a, copy_parent, NULL);
-	updates(s, a, 3000);
+	while (!__atomic_load_n(&tg->stop, __ATOMIC_SEQ_CST)) {
+		updates(s, a, 50);
+		__atomic_store_n(&tg->crossings[arg->me], mmsb__host.crossings, __ATOMIC_SEQ_CST);
+	}
 	mmsb_state_close(s);
-	__atomic_sub_fetch(&tg->working, 1, __ATOMIC_SEQ_CST);
 	pthread_barrier_wait(&tg->done);
 	b = my_block();
 	tg->depth[arg->me] = b ? b->depth : 0;
@@ -375,42 +388,52 @@ static void *toggle_worker(void *p)
  * gate (the API probe, the crossing record, the spans) flipped at random from another thread
  * while two threads make public calls, one nested in each recompute. Each call's twin undoes
  * what its own entry did: once the switches are off, no span is open, no crossing counted as
- * open, and no twin's turn is left behind.
+ * open, and no twin's turn is left behind. The crossings counted show that twins ran.
  */
 TEST(switches_flipped_mid_call_leave_nothing_open)
 {
 	unsigned short *sw[] = { &mmsb_span__register_semaphore, &mmsb_host__register_semaphore,
 				 &mmsb_api__entry_semaphore };
-	struct toggled tg = { .working = 2 };
+	struct toggled tg = { .stop = 0 };
 	struct toggle_arg arg[2] = { { &tg, 0 }, { &tg, 1 } };
 	uint64_t x = 88172645463325252ull, flips = 0;
 	pthread_t th[2];
 
 	spans_on(false);
-#ifdef __SANITIZE_THREAD__
+#ifdef UNDER_TSAN
 	/* the kernel writes the semaphores behind the library's back: a race TSan would report */
 	SKIP("the switches flip while the library reads them, by design: not under TSan");
 #endif
 	ASSERT_EQ(pthread_barrier_init(&tg.done, NULL, 3), 0);
 	for (int i = 0; i < 2; i++)
 		ASSERT_EQ(pthread_create(&th[i], NULL, toggle_worker, &arg[i]), 0);
-	/* a random switch on or off after a random spin, for as long as calls are being made */
-	while (__atomic_load_n(&tg.working, __ATOMIC_SEQ_CST)) {
+	/*
+	 * A random switch on or off after a random spin, while the calls go on: 20,000 times,
+	 * and until each worker has made calls through its twins (a busy machine may start them
+	 * late), for 20 s at most.
+	 */
+	for (time_t t_end = time(NULL) + 20;
+	     flips < 20000 || __atomic_load_n(&tg.crossings[0], __ATOMIC_SEQ_CST) < 100 ||
+	     __atomic_load_n(&tg.crossings[1], __ATOMIC_SEQ_CST) < 100;
+	     flips++) {
+		if (time(NULL) > t_end)
+			break;
 		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
 		__atomic_store_n(sw[x % 3], (x >> 8) & 1, __ATOMIC_SEQ_CST);
 		for (volatile unsigned int spin = (x >> 16) & 1023; spin; spin--)
 			;
-		flips++;
 	}
 	for (int i = 0; i < 3; i++)
 		__atomic_store_n(sw[i], 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&tg.stop, 1, __ATOMIC_SEQ_CST);
 	pthread_barrier_wait(&tg.done);
 	for (int i = 0; i < 2; i++)
 		ASSERT_EQ(pthread_join(th[i], NULL), 0);
 	pthread_barrier_destroy(&tg.done);
-	TH_LOG("%llu flips", (unsigned long long)flips);
-	EXPECT_GT(flips, 10);
+	TH_LOG("%llu flips; crossings while traced %llu and %llu", (unsigned long long)flips,
+	       (unsigned long long)tg.crossings[0], (unsigned long long)tg.crossings[1]);
 	for (int i = 0; i < 2; i++) {
+		EXPECT_GE(tg.crossings[i], 100);
 		EXPECT_EQ(tg.depth[i], 0);
 		EXPECT_EQ(tg.host_depth[i], 0);
 		EXPECT_EQ(tg.reenter[i], 0);

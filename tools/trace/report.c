@@ -81,25 +81,36 @@ static struct json_object *frame_json(struct syms *sy, uint64_t ip, const struct
 /*
  * A public function's traced twin (lib/probes.h: fn__traced, which holds the probes and the span
  * around the function while a tracer is attached) is the library's instrumentation, not a frame
- * of the program: shown as the function it traces, and once, above the function itself. Frames
- * leaf first, k of them, fr_ip beside them; returns the new count.
+ * of the program: the twin is shown as the function it traces, and the function once, whether
+ * the stack holds it inside the twin (the twin's call), outside it (a gate the compiler made a
+ * call rather than a jump: -O0, the sanitizers), both or neither. Frames leaf first, k of them,
+ * fr_ip beside them; returns the new count.
  */
-static int fold_twins(struct sym_frame *fr, uint64_t *fr_ip, int k, int *cut)
+static bool is_twin(const struct sym_frame *f)
 {
 	static const char sfx[] = "__traced";
+	size_t len = strlen(f->name);
+
+	return !strncmp(f->name, "mmsb_", 5) && len > sizeof(sfx) - 1 &&
+	       !strcmp(f->name + len - (sizeof(sfx) - 1), sfx);
+}
+
+static int fold_twins(struct sym_frame *fr, uint64_t *fr_ip, int k, int *cut)
+{
+	char fn[sizeof(fr->name)] = "";
 	int o = 0;
 
 	for (int i = 0; i < k; i++) {
-		size_t len = strlen(fr[i].name);
+		bool twin = i != *cut && is_twin(&fr[i]), again;
 
-		if (i != *cut && !strncmp(fr[i].name, "mmsb_", 5) && len > sizeof(sfx) - 1 &&
-		    !strcmp(fr[i].name + len - (sizeof(sfx) - 1), sfx)) {
-			fr[i].name[len - (sizeof(sfx) - 1)] = '\0';
-			/* the call it made: the function, the frame just inside it */
-			if (o && o - 1 != *cut && !strcmp(fr[o - 1].name, fr[i].name) &&
-			    !fr[o - 1].inlined)
-				continue;
-		}
+		if (twin)
+			fr[i].name[strlen(fr[i].name) - strlen("__traced")] = '\0';
+		/* the function itself, just inside its twin or just outside it: shown once */
+		again = i != *cut && !fr[i].inlined && o && o - 1 != *cut && !fr[o - 1].inlined &&
+			!strcmp(fr[o - 1].name, fr[i].name) && (twin || !strcmp(fn, fr[i].name));
+		snprintf(fn, sizeof(fn), "%s", twin ? fr[i].name : "");
+		if (again)
+			continue;
 		if (i == *cut)
 			*cut = o;
 		fr[o] = fr[i];
