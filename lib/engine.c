@@ -221,7 +221,7 @@ static inline unsigned int part_of(const struct mmsb_engine *e, uint64_t page_id
 
 static int push_item(struct bucket *b, size_t i, struct mmsb_page *p)
 {
-	if (b->n == b->cap && mmsb__grow((void **)&b->v, &b->cap, b->n + 1, sizeof(*b->v)))
+	if (mmsb__grow((void **)&b->v, &b->cap, b->n + 1, sizeof(*b->v)))
 		return -ENOMEM;
 	b->v[b->n++] = (struct item){ i, p };
 	return 0;
@@ -296,8 +296,7 @@ static int apply(struct mmsb_engine *e, unsigned int k)
 			if (p->batch_gen != gen) {
 				p->batch_gen = gen;
 				p->epoch++;
-				if (pt->n_touched == pt->cap_touched &&
-				    mmsb__grow((void **)&pt->touched, &pt->cap_touched,
+				if (mmsb__grow((void **)&pt->touched, &pt->cap_touched,
 					       pt->n_touched + 1, sizeof(*pt->touched))) {
 					err = -ENOMEM;
 					break;
@@ -637,8 +636,7 @@ static int run_locked(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_
 	if (s->next_delta_id > MMSB_ID_MAX || n > MMSB_ID_MAX + 1 - s->next_delta_id)
 		return -ERANGE;
 	if (s->log) {
-		if (n > e->cap_pages &&
-		    mmsb__grow((void **)&e->page_buf, &e->cap_pages, n, sizeof(*e->page_buf)))
+		if (mmsb__grow((void **)&e->page_buf, &e->cap_pages, n, sizeof(*e->page_buf)))
 			return -ENOMEM;
 		e->pages = e->page_buf;
 	}

@@ -76,24 +76,17 @@ if [ "$mode" = twins ]; then
 				exit 1
 			fi
 			decl=${line%%|*} params=${line#*|}
-			# the arguments: each parameter's last word, which must be its name
-			if [ "$params" != void ] && echo "$params" | tr ',' '\n' | grep -qvE "$param_re"; then
+			# the arguments: each parameter's last word, which must be its name (not a
+			# function pointer's or an array's, nor "int" of a nameless "unsigned int")
+			args=$(echo "$params" | tr ',' '\n' | sed 's/.*[^a-z0-9_]\([a-z0-9_]*\) *$/\1/;/^void$/d' |
+				paste -s -d, - | sed 's/,/, /g')
+			if { [ "$params" != void ] && echo "$params" | tr ',' '\n' | grep -qvE "$param_re"; } ||
+				echo "$args" | tr -d ' ' | tr ',' '\n' |
+				grep -qxE 'char|short|int|long|signed|unsigned|float|double|const|void'; then
 				echo "$header: $fn($params): a parameter is not \"type name\", its traced" \
 					"twin cannot be made (lib/gen-probes.sh)" >&2
 				exit 1
 			fi
-			args=$(echo "$params" | tr ',' '\n' | sed 's/.*[^a-z0-9_]\([a-z0-9_]*\) *$/\1/;/^void$/d' |
-				paste -s -d, - | sed 's/,/, /g')
-			# "unsigned int" passes the pattern with "int" for a name
-			for a in $(echo "$args" | tr -d ','); do
-				case $a in
-				char | short | int | long | signed | unsigned | float | double | const | void)
-					echo "$header: $fn($params): a parameter has no name, its traced" \
-						"twin cannot be made (lib/gen-probes.sh)" >&2
-					exit 1
-					;;
-				esac
-			done
 			# declared from the function's own type: the compiler checks the definition
 			printf '\nextern __typeof__(%s) %s__traced MMSB_HIDDEN;\n' "$fn" "$fn"
 			printf '\nMMSB_HIDDEN __attribute__((cold)) %s__traced(%s)\n{\n\tMMSB_API_TWIN(%s);\n\n\treturn %s(%s);\n}\n' \

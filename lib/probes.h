@@ -151,16 +151,6 @@ static inline __attribute__((always_inline)) void mmsb__api_leave(const struct m
 }
 
 /*
- * The exit runs from the cleanup of a scoped variable: every return path is covered, and an exit
- * undoes exactly what its entry did, so a tracer that comes or goes mid-call leaves nothing
- * unmatched. Only a public function's traced twin holds one (MMSB_API_TWIN below).
- */
-#define MMSB__API_SCOPE(fn)                                                                        \
-	const struct mmsb__api_scope mmsb__api_scope                                               \
-		__attribute__((cleanup(mmsb__api_leave))) = { MMSB_FN_##fn,                        \
-							      mmsb__api_enter(MMSB_FN_##fn) }
-
-/*
  * The semaphores of api__entry, host__register and span__register share one aligned 64-bit word
  * (lib/gen-probes.sh lays them out): nonzero while a tracer holds any of the three.
  */
@@ -212,10 +202,16 @@ static inline void mmsb__api_reenter_done(const uint32_t *unused)
 			return fn##__traced(__VA_ARGS__);                                          \
 	} while (0)
 
-/* The traced twin's body, before its call of fn (lib/gen-probes.sh). */
+/*
+ * The traced twin's body, before its call of fn (lib/gen-probes.sh). The scope's exit runs from
+ * the cleanup of a scoped variable: every return path is covered, and an exit undoes exactly
+ * what its entry did, so a tracer that comes or goes mid-call leaves nothing unmatched. The turn
+ * is cleared at the return too, in case a tracer left before the call looked.
+ */
 #define MMSB_API_TWIN(fn)                                                                          \
-	MMSB__API_SCOPE(fn);                                                                       \
-	/* cleared at the return, in case a tracer left before the call looked */                  \
+	const struct mmsb__api_scope mmsb__api_scope                                               \
+		__attribute__((cleanup(mmsb__api_leave))) = { MMSB_FN_##fn,                        \
+							      mmsb__api_enter(MMSB_FN_##fn) };     \
 	const uint32_t mmsb__api_turn __attribute__((cleanup(mmsb__api_reenter_done))) =           \
 		mmsb__api_reenter = MMSB_FN_##fn
 #else

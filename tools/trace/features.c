@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* mmsb-trace features: what the kernel offers the tracer, and what one probe hit costs here. */
-#include <dlfcn.h>
 #include <errno.h>
-#include <link.h>
 #include <linux/capability.h>
 #include <getopt.h>
 #include <json-c/json.h>
