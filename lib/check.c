@@ -66,7 +66,7 @@ int mmsb_check_invariants(struct mmsb_state *s, unsigned int which, struct mmsb_
 	if (which & MMSB_INV_ACYCLIC) {
 		struct mmsb_cycle_report rep;
 
-		err = mmsb__tarjan(&s->pages, &s->mark_gen, &rep);
+		err = mmsb__tarjan(&s->pages, &s->mark_gen, &rep, false);
 		if (!err && rep.has_cycle) {
 			r->failed |= MMSB_INV_ACYCLIC;
 			if (!r->details[0]) {

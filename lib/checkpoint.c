@@ -312,7 +312,7 @@ static int parse_v3(const struct mmsb_map *m, struct mmsb_state *t,
 		return -MMSB_ERR_CHECKSUM;
 	if (c.off != c.len)
 		return -MMSB_ERR_CORRUPT;
-	err = mmsb__tarjan(&t->pages, &t->mark_gen, &rep);
+	err = mmsb__tarjan(&t->pages, &t->mark_gen, &rep, true);
 	if (err)
 		return err;
 	free(rep.cycle);

@@ -812,7 +812,7 @@ int mmsb_tick(struct mmsb_engine *e, struct mmsb_delta *const *ds, size_t n,
 	t1 += m->propagation_ns;
 	if (err)
 		goto out;
-	err = mmsb__tarjan(&e->s->pages, &e->s->mark_gen, &rep);
+	err = mmsb__tarjan(&e->s->pages, &e->s->mark_gen, &rep, false);
 	if (err)
 		goto out;
 	m->graph_has_cycle = rep.has_cycle;

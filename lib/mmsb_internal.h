@@ -236,11 +236,22 @@ struct mmsb_page {
 	size_t size;
 	uint8_t *data;
 	uint64_t batch_gen;	   /* engine batch that last touched the page */
-	uint32_t stage_epoch;	   /* a logged batch: the epoch its staged deltas reached */
 	const uint8_t *stage_data; /* a logged update batch: the page's staged contents */
+	uint32_t stage_epoch;	   /* a logged batch: the epoch its staged deltas reached */
 	uint32_t epoch;
 	uint8_t location;
 	uint8_t flags; /* MMSB_PAGE_* */
+	/*
+	 * The flags gathered here, where they fill the line's tail: scattered between wider fields,
+	 * their padding made every page 16 bytes larger, and a load of a million pages faults in
+	 * each byte of them.
+	 */
+	uint8_t coh;			  /* GPU pages: MMSB_COH_* copies that are current */
+	bool queued;			  /* in the deferred queue */
+	bool has_sig;			  /* recompute_sig is set */
+	bool inv_seen;			  /* inv_epoch is set */
+	bool dirty, changed, invalidated; /* wave scratch, valid as wave below says */
+	uint32_t indeg;			  /* wave scratch; Tarjan's lowlink */
 
 	struct mmsb_meta_ent *meta;
 	size_t n_meta, cap_meta;
@@ -255,21 +266,15 @@ struct mmsb_page {
 	void *pt_ctx;
 	/* epochs of the data parents at the last recompute, folded (RecomputeSignature) */
 	uint64_t recompute_sig;
-	bool has_sig;
 
-	bool queued;	    /* in the deferred queue */
-	uint8_t coh;	    /* GPU pages: MMSB_COH_* copies that are current */
-	void *dev;	    /* GPU pages: the device copy (data is its host mirror) */
-	uint32_t inv_epoch; /* epoch at the last invariant check */
-	bool inv_seen;
+	void *dev;	      /* GPU pages: the device copy (data is its host mirror) */
+	uint32_t inv_epoch;   /* epoch at the last invariant check */
 	uint32_t integ_epoch; /* last epoch seen by mmsb_check_deltas() */
 	uint32_t mem_epoch;   /* epoch at the last memory report */
 	uint32_t mem_age;     /* reports since the epoch last moved */
 
 	/* wave scratch, valid while wave == state->wave_gen */
 	uint64_t wave;
-	uint32_t indeg;
-	bool dirty, changed, invalidated;
 	uint64_t mark; /* graph walks */
 };
 
@@ -380,8 +385,8 @@ struct mmsb_page *mmsb__heap_pop(struct mmsb_heap *h) MMSB_HIDDEN;
 
 int mmsb__edge_link(struct mmsb_page *parent, struct mmsb_page *child, int type) MMSB_HIDDEN;
 void mmsb__edges_drop(struct mmsb_state *s, struct mmsb_page *p) MMSB_HIDDEN;
-int mmsb__tarjan(struct mmsb_page_map *m, uint64_t *mark_gen,
-		 struct mmsb_cycle_report *r) MMSB_HIDDEN;
+int mmsb__tarjan(struct mmsb_page_map *m, uint64_t *mark_gen, struct mmsb_cycle_report *r,
+		 bool fresh) MMSB_HIDDEN;
 
 /* ---- log writer ---- */
 

@@ -158,6 +158,63 @@ TEST(checkpoint_counters_checked)
 	mmsb_state_close(s);
 }
 
+/*
+ * A checkpoint whose edges close a cycle is refused, whichever page the load's walk meets first,
+ * and the state it was loaded into keeps what it held. The cycle is written by hand, with good
+ * CRCs: a state never holds one.
+ */
+TEST(checkpoint_with_a_cycle_refused)
+{
+	const char *path = th_path("chain.ckpt"), *bad = th_path("cycle.ckpt");
+	struct mmsb_state *s = mmsb_state_open(NULL), *t = mmsb_state_open(NULL);
+	const size_t edge = 20, tail = 4 + 8 + 4; /* edges' CRC, end mark, file CRC */
+	const uint64_t n_pages = 64;
+	uint8_t b[8] = { 7 }, got[8];
+	uint32_t crc;
+	size_t n;
+	uint8_t *p;
+
+	ASSERT_TRUE(s && t);
+	for (uint64_t i = 1; i <= n_pages; i++)
+		ASSERT_EQ(mmsb_page_create_id(s, i, 8, MMSB_LOC_CPU), 0);
+	for (uint64_t i = 1; i < n_pages; i++)
+		ASSERT_EQ(mmsb_edge_add(s, i, i + 1, MMSB_EDGE_DATA), 0);
+	ASSERT_EQ(mmsb_checkpoint_write(s, path), 0);
+	ASSERT_EQ(mmsb_page_create_id(t, 5, 8, MMSB_LOC_CPU), 0);
+	ASSERT_EQ(mmsb_page_update(t, 5, b, 8), 1);
+	for (uint64_t from = 2; from < n_pages; from += 30) {
+		uint64_t parent, child = 1;
+		uint8_t *last, *first;
+
+		ASSERT_TRUE(p = fx_read(path, &n));
+		ASSERT_TRUE(n > tail + (n_pages - 1) * edge);
+		last = p + n - tail - edge;
+		first = last - (n_pages - 2) * edge;
+		/* the last edge, 63 -> 64, becomes from -> 1: a cycle of 2, 32 and 63 pages */
+		memcpy(&parent, last, 8);
+		ASSERT_EQ(parent, n_pages - 1);
+		memcpy(last, &from, 8);
+		memcpy(last + 8, &child, 8);
+		crc = crc32c(0, first, (n_pages - 1) * edge);
+		memcpy(p + n - tail, &crc, 4);
+		crc = crc32c(0, p, n - 4);
+		memcpy(p + n - 4, &crc, 4);
+		ASSERT_EQ(fx_write(bad, p, n), 0);
+		free(p);
+		EXPECT_EQ(mmsb_checkpoint_verify(bad, NULL), -MMSB_ERR_CYCLE);
+		EXPECT_EQ(mmsb_checkpoint_load(t, bad), -MMSB_ERR_CYCLE);
+		ASSERT_EQ(mmsb_page_count(t), 1);
+		ASSERT_EQ(mmsb_page_read(t, 5, got, 8, 0), 8);
+		ASSERT_EQ(memcmp(got, b, 8), 0);
+		ASSERT_EQ(mmsb_page_epoch(t, 5), 1);
+	}
+	/* the chain itself loads */
+	ASSERT_EQ(mmsb_checkpoint_load(t, path), 0);
+	ASSERT_EQ(mmsb_page_count(t), n_pages);
+	mmsb_state_close(t);
+	mmsb_state_close(s);
+}
+
 TEST(page_size_bounded_everywhere)
 {
 	const char *path = th_path("big.tlog");
