@@ -251,6 +251,7 @@ struct mmsb_page {
 	bool has_sig;			  /* recompute_sig is set */
 	bool inv_seen;			  /* inv_epoch is set */
 	bool dirty, changed, invalidated; /* wave scratch, valid as wave below says */
+	bool pooled;			  /* the struct lies in a page pool's chunk */
 	uint32_t indeg;			  /* wave scratch; Tarjan's lowlink */
 
 	struct mmsb_meta_ent *meta;
@@ -324,6 +325,22 @@ struct mmsb_page **mmsb__map_sorted(const struct mmsb_page_map *m, size_t *n) MM
 
 struct mmsb_page *mmsb__page_new(uint64_t id, size_t size, int loc) MMSB_HIDDEN;
 void mmsb__page_destroy(struct mmsb_page *p) MMSB_HIDDEN;
+
+/*
+ * Many pages made at once (a checkpoint load) are carved from chunks of mapped memory instead of
+ * taken from malloc one by one: see page.c. Zero-initialise; done() drops the pool's hold on the
+ * chunk it was filling, and the pages made stay valid until each is destroyed.
+ */
+struct mmsb_page_chunk;
+struct mmsb_page_pool {
+	struct mmsb_page_chunk *cur; /* the chunk being filled, or NULL */
+	size_t off, populated;	     /* bytes of it handed out, and populated */
+};
+
+/* As mmsb__page_new(); a NULL pool, or a page too large to hold inline, takes malloc's way. */
+struct mmsb_page *mmsb__page_new_pooled(struct mmsb_page_pool *pool, uint64_t id, size_t size,
+					int loc) MMSB_HIDDEN;
+void mmsb__page_pool_done(struct mmsb_page_pool *pool) MMSB_HIDDEN;
 /* Metadata (meta.c): the blob is u32 count, then (u32 klen, key, u32 vlen, value) per entry. */
 int mmsb__meta_encode(const struct mmsb_page *p, struct mmsb_buf *b) MMSB_HIDDEN;
 /* Decode a blob into a fresh entry array (validated whole before anything is returned). */

@@ -1,6 +1,13 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Pages: their lifecycle (create, free) and the per-page getters of the public API. */
 #include <string.h>
+#include <sys/mman.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#else
+#define ASAN_POISON_MEMORY_REGION(a, n) ((void)(a), (void)(n))
+#define ASAN_UNPOISON_MEMORY_REGION(a, n) ((void)(a), (void)(n))
+#endif
 
 #include "mmsb_internal.h"
 #include "probes.h"
@@ -36,6 +43,14 @@ static struct mmsb_page *page_alloc(size_t n)
 	return calloc(1, n + PAGE_SLACK);
 }
 
+static struct mmsb_page *page_init(struct mmsb_page *p, uint64_t id, size_t size, int loc)
+{
+	p->id = id;
+	p->size = size;
+	p->location = (uint8_t)loc;
+	return p;
+}
+
 struct mmsb_page *mmsb__page_new(uint64_t id, size_t size, int loc)
 {
 	struct mmsb_page *p;
@@ -55,10 +70,114 @@ struct mmsb_page *mmsb__page_new(uint64_t id, size_t size, int loc)
 			return NULL;
 		}
 	}
-	p->id = id;
-	p->size = size;
-	p->location = (uint8_t)loc;
-	return p;
+	return page_init(p, id, size, loc);
+}
+
+/*
+ * Page pools. A checkpoint load makes all its pages at once, and at a million pages most of its
+ * time went to faulting their memory in, 4 KiB at a time: about 15 us a fault on a VM, where
+ * each fault traps to the host. A pool hands out pages from chunks it maps itself and populates
+ * 64 KiB at a time (MADV_POPULATE_WRITE: one call, no trap a page), each page's struct and
+ * bytes in a slot rounded up to a cache line: no allocator header, and no slack needed to keep
+ * two pages' lines apart. Fresh mappings are zero, and a slot is never handed out twice.
+ *
+ * A chunk is aligned to its size, so a page finds it by masking its own address, and counts its
+ * live pages (plus one while a pool is filling it): the last page destroyed unmaps it. The
+ * price: the memory of a destroyed page comes back only with its chunk's last, where malloc
+ * could reuse it at once. The pages of one chunk belong to one state, whose lock orders their
+ * destruction.
+ */
+#define CHUNK_SIZE (2u << 20)
+#define CHUNK_STEP (64u << 10)
+#define CHUNK_LINE 64
+
+struct mmsb_page_chunk {
+	size_t live;
+};
+
+static struct mmsb_page_chunk *chunk_of(const struct mmsb_page *p)
+{
+	return (struct mmsb_page_chunk *)((uintptr_t)p & ~(uintptr_t)(CHUNK_SIZE - 1));
+}
+
+static struct mmsb_page_chunk *chunk_map(void)
+{
+	uint8_t *m = mmap(NULL, 2 * CHUNK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			  -1, 0);
+	uintptr_t at;
+
+	if (m == MAP_FAILED)
+		return NULL;
+	/* twice the size mapped, the aligned chunk kept, the rest given back */
+	at = ((uintptr_t)m + CHUNK_SIZE - 1) & ~(uintptr_t)(CHUNK_SIZE - 1);
+	if (at > (uintptr_t)m)
+		munmap(m, at - (uintptr_t)m);
+	munmap((void *)(at + CHUNK_SIZE), (uintptr_t)m + CHUNK_SIZE - at);
+	return (struct mmsb_page_chunk *)at;
+}
+
+static void chunk_put(struct mmsb_page_chunk *c)
+{
+	if (--c->live)
+		return;
+	/* ASan would hold the poison of its slots against whatever is mapped there next */
+	ASAN_UNPOISON_MEMORY_REGION(c, CHUNK_SIZE);
+	munmap(c, CHUNK_SIZE);
+}
+
+static size_t slot_size(size_t size)
+{
+	return (PAGE_INLINE_OFF + size + CHUNK_LINE - 1) & ~(size_t)(CHUNK_LINE - 1);
+}
+
+void mmsb__page_pool_done(struct mmsb_page_pool *pool)
+{
+	if (pool->cur)
+		chunk_put(pool->cur);
+	memset(pool, 0, sizeof(*pool));
+}
+
+/* n bytes, a slot_size(), zero */
+static void *pool_take(struct mmsb_page_pool *pool, size_t n)
+{
+	struct mmsb_page_chunk *c;
+	size_t to;
+
+	if (!pool->cur || pool->off + n > CHUNK_SIZE) {
+		c = chunk_map();
+		if (!c)
+			return NULL;
+		mmsb__page_pool_done(pool);
+		c->live = 1;
+		pool->cur = c;
+		pool->off = CHUNK_LINE; /* the header's line */
+	}
+	c = pool->cur;
+	if (pool->off + n > pool->populated) {
+		to = min_t(size_t, (pool->off + n + CHUNK_STEP - 1) & ~(size_t)(CHUNK_STEP - 1),
+			   CHUNK_SIZE);
+		/* a kernel before 5.14 refuses it, and each page faults in when first touched */
+		madvise((uint8_t *)c + pool->populated, to - pool->populated, MADV_POPULATE_WRITE);
+		pool->populated = to;
+	}
+	c->live++;
+	pool->off += n;
+	return (uint8_t *)c + pool->off - n;
+}
+
+struct mmsb_page *mmsb__page_new_pooled(struct mmsb_page_pool *pool, uint64_t id, size_t size,
+					int loc)
+{
+	struct mmsb_page *p;
+
+	if (!pool || size > PAGE_INLINE_MAX)
+		return mmsb__page_new(id, size, loc);
+	p = pool_take(pool, slot_size(size));
+	if (!p)
+		return NULL;
+	p->data = (uint8_t *)p + PAGE_INLINE_OFF;
+	p->pooled = true;
+	return page_init(p, id, size, loc);
 }
 
 void mmsb__page_destroy(struct mmsb_page *p)
@@ -71,7 +190,15 @@ void mmsb__page_destroy(struct mmsb_page *p)
 	mmsb__gpu_page_free(p);
 	if (!page_inline(p))
 		free(p->data);
-	free(p);
+	if (p->pooled) {
+		struct mmsb_page_chunk *c = chunk_of(p);
+
+		/* a slot is never handed out again: ASan then sees any use of it after this */
+		ASAN_POISON_MEMORY_REGION(p, slot_size(p->size));
+		chunk_put(c);
+	} else {
+		free(p);
+	}
 }
 
 /* ---- public page API ---- */
