@@ -2,11 +2,23 @@
 /* Pages: their lifecycle (create, free) and the per-page getters of the public API. */
 #include <string.h>
 #include <sys/mman.h>
+
+/* gcc says __SANITIZE_ADDRESS__, clang __has_feature(address_sanitizer) */
 #if defined(__SANITIZE_ADDRESS__)
+#define PAGE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PAGE_ASAN 1
+#endif
+#endif
+#ifdef PAGE_ASAN
 #include <sanitizer/asan_interface.h>
+#include <sanitizer/lsan_interface.h>
 #else
 #define ASAN_POISON_MEMORY_REGION(a, n) ((void)(a), (void)(n))
 #define ASAN_UNPOISON_MEMORY_REGION(a, n) ((void)(a), (void)(n))
+#define __lsan_register_root_region(a, n) ((void)(a), (void)(n))
+#define __lsan_unregister_root_region(a, n) ((void)(a), (void)(n))
 #endif
 
 #include "mmsb_internal.h"
@@ -113,6 +125,8 @@ static struct mmsb_page_chunk *chunk_map(void)
 	if (at > (uintptr_t)m)
 		munmap(m, at - (uintptr_t)m);
 	munmap((void *)(at + CHUNK_SIZE), (uintptr_t)m + CHUNK_SIZE - at);
+	/* LeakSanitizer scans malloc'ed memory only: the pages' own allocations live on in here */
+	__lsan_register_root_region((void *)at, CHUNK_SIZE);
 	return (struct mmsb_page_chunk *)at;
 }
 
@@ -122,6 +136,7 @@ static void chunk_put(struct mmsb_page_chunk *c)
 		return;
 	/* ASan would hold the poison of its slots against whatever is mapped there next */
 	ASAN_UNPOISON_MEMORY_REGION(c, CHUNK_SIZE);
+	__lsan_unregister_root_region(c, CHUNK_SIZE);
 	munmap(c, CHUNK_SIZE);
 }
 
@@ -156,8 +171,10 @@ static void *pool_take(struct mmsb_page_pool *pool, size_t n)
 	if (pool->off + n > pool->populated) {
 		to = min_t(size_t, (pool->off + n + CHUNK_STEP - 1) & ~(size_t)(CHUNK_STEP - 1),
 			   CHUNK_SIZE);
+#ifdef MADV_POPULATE_WRITE
 		/* a kernel before 5.14 refuses it, and each page faults in when first touched */
 		madvise((uint8_t *)c + pool->populated, to - pool->populated, MADV_POPULATE_WRITE);
+#endif
 		pool->populated = to;
 	}
 	c->live++;

@@ -190,7 +190,7 @@ TEST(checkpoint_with_a_cycle_refused)
 		ASSERT_TRUE(n > tail + (n_pages - 1) * edge);
 		last = p + n - tail - edge;
 		first = last - (n_pages - 2) * edge;
-		/* the last edge, 63 -> 64, becomes from -> 1: a cycle of 2, 32 and 63 pages */
+		/* the last edge, 63 -> 64, becomes from -> 1: a cycle of 2, 32 and 62 pages */
 		memcpy(&parent, last, 8);
 		ASSERT_EQ(parent, n_pages - 1);
 		memcpy(last, &from, 8);
