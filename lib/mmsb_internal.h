@@ -246,13 +246,12 @@ struct mmsb_page {
 	 * their padding made every page 16 bytes larger, and a load of a million pages faults in
 	 * each byte of them.
 	 */
-	uint8_t coh;			  /* GPU pages: MMSB_COH_* copies that are current */
-	bool queued;			  /* in the deferred queue */
-	bool has_sig;			  /* recompute_sig is set */
-	bool inv_seen;			  /* inv_epoch is set */
-	bool dirty, changed, invalidated; /* wave scratch, valid as wave below says */
-	bool pooled;			  /* the struct lies in a page pool's chunk */
-	uint32_t indeg;			  /* wave scratch; Tarjan's lowlink */
+	uint8_t coh;   /* GPU pages: MMSB_COH_* copies that are current */
+	bool queued;   /* in the deferred queue */
+	bool has_sig;  /* recompute_sig is set */
+	bool inv_seen; /* inv_epoch is set */
+	bool pooled;   /* the struct lies in a page pool's chunk */
+	uint64_t mark; /* graph walks */
 
 	struct mmsb_meta_ent *meta;
 	size_t n_meta, cap_meta;
@@ -274,9 +273,10 @@ struct mmsb_page {
 	uint32_t mem_epoch;   /* epoch at the last memory report */
 	uint32_t mem_age;     /* reports since the epoch last moved */
 
-	/* wave scratch, valid while wave == state->wave_gen */
+	/* wave scratch, valid while wave == state->wave_gen (indeg: Tarjan's lowlink too) */
 	uint64_t wave;
-	uint64_t mark; /* graph walks */
+	uint32_t indeg;
+	bool dirty, changed, invalidated;
 };
 
 /* The key sits beside the pointer so a lookup never touches a page it does not return. */
