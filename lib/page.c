@@ -125,6 +125,11 @@ static struct mmsb_page_chunk *chunk_map(void)
 	if (at > (uintptr_t)m)
 		munmap(m, at - (uintptr_t)m);
 	munmap((void *)(at + CHUNK_SIZE), (uintptr_t)m + CHUNK_SIZE - at);
+	/*
+	 * An aligned 2 MiB region is what transparent huge pages take whole where they are on
+	 * "always": a load of one page would hold 2 MiB. The pool populates what it hands out.
+	 */
+	madvise((void *)at, CHUNK_SIZE, MADV_NOHUGEPAGE);
 	/* LeakSanitizer scans malloc'ed memory only: the pages' own allocations live on in here */
 	__lsan_register_root_region((void *)at, CHUNK_SIZE);
 	return (struct mmsb_page_chunk *)at;
