@@ -422,7 +422,7 @@ int ffi_end(struct pt_regs *ctx)
  * call sites in one function of its own libmmsb, as plain uprobes, recording into these maps
  * while window_state is WINDOW_CAL (mmsb-trace empties them after): the same trap and the same
  * work as span_begin/span_end with the run's settings, less the event stream, on a site or two
- * instead of the 208 of every public function (each takes tens of ms to remove).
+ * instead of the 196 of every probed public function (each takes tens of ms to remove).
  */
 SEC("uprobe")
 int cal_begin(struct pt_regs *ctx)

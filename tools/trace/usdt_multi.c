@@ -340,7 +340,7 @@ struct usdt_multi_link *usdt_multi_attach(struct bpf_program *prog, pid_t pid, c
 		err = parse_spec(no->args, sites[i].usdt_cookie, &specs[n_specs]);
 		if (err)
 			break;
-		/* one spec per distinct (arguments, cookie): api__entry's 104 sites, 104 constants */
+		/* one spec per distinct (arguments, cookie): api__entry's 98 sites, 98 constants */
 		for (k = 0; k < n_specs && memcmp(&specs[k], &specs[n_specs], sizeof(*specs)); k++)
 			;
 		if (k == n_specs) {
