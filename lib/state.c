@@ -135,13 +135,17 @@ struct mmsb_state *mmsb_state_open(const struct mmsb_state_opts *opts)
 	return s;
 }
 
-void mmsb__state_close(struct mmsb_state *s)
+/*
+ * Everything a state holds, freed; traced: the public close, whose span ends before the last
+ * free. Inlined into both closes, so that neither calls the other: an end probe after that call
+ * kept a frame in mmsb_state_close(), 15 instructions a close, traced or not, where the gate and
+ * the two sites are 6.
+ */
+static inline __attribute__((always_inline)) void state_free(struct mmsb_state *s, bool traced)
 {
 	struct mmsb_page *p;
 	size_t i;
 
-	if (!s)
-		return;
 	if (s->log) {
 		int err = mmsb__log_flush(s->log);
 
@@ -164,7 +168,15 @@ void mmsb__state_close(struct mmsb_state *s)
 	free(s->subs);
 	free(s->scratch);
 	pthread_mutex_destroy(&s->lock);
+	if (traced)
+		MMSB_TRACE(STATE_CLOSE_END, s);
 	free(s);
+}
+
+void mmsb__state_close(struct mmsb_state *s)
+{
+	if (s)
+		state_free(s, false);
 }
 
 void mmsb_state_close(struct mmsb_state *s)
@@ -174,8 +186,7 @@ void mmsb_state_close(struct mmsb_state *s)
 	if (!s)
 		return;
 	MMSB_TRACE(STATE_CLOSE_BEGIN, s, s->pages.n);
-	mmsb__state_close(s);
-	MMSB_TRACE(STATE_CLOSE_END, s);
+	state_free(s, true);
 }
 
 int mmsb_state_flush(struct mmsb_state *s)
