@@ -8,7 +8,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 /*
- * Every site of every probe: api__entry's 104 sites each pass their function id as a constant,
+ * Every site of every probe: api__entry's 98 sites each pass their function id as a constant,
  * one argument spec apiece, and with the rest that is past libbpf's default of 256 specs.
  */
 #define BPF_USDT_MAX_SPEC_CNT 512

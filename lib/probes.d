@@ -15,7 +15,7 @@
  */
 
 provider mmsb {
-	/* the FFI boundary: every public function, entered and left (fn: lib/api-ids.list) */
+	/* the FFI boundary: every public function but the semiring ones (fn: lib/api-ids.list) */
 	probe api__entry(uint32_t fn);
 	probe api__exit(uint32_t fn);
 	/*
