@@ -47,8 +47,8 @@ if [ "$mode" = sema ]; then
 		printf '\t.2byte 0\n\t.2byte 0\n'
 		sym mmsb__probe_semaphore 2
 		printf '\t.2byte 0\n'
-		sym mmsb__spans_used 1
-		printf '\t.byte 0\n\t.byte 0\n\t.2byte 0\n'
+		sym mmsb__spans_used 2
+		printf '\t.2byte 0\n\t.2byte 0\n'
 		printf '\t.section .note.GNU-stack, "", %%progbits\n'
 	} >"$out.tmp"
 	mv "$out.tmp" "$out"

@@ -28,10 +28,12 @@
  */
 extern __thread struct mmsb_span_thread *mmsb__span_self __attribute__((tls_model("initial-exec")));
 /*
- * Set once any thread has a block: before that, an end has nothing to look at. It lives beside
- * the semaphores, in the word of mmsb__site_gate (lib/gen-probes.sh).
+ * How many threads hold a block: while none does, an end has nothing to look at. A thread gives
+ * its block back once no tracer keeps spans and it has none open (lib/spans.c), so the sites
+ * close again after a trace. It lives beside the semaphores, in the word of mmsb__site_gate
+ * (lib/gen-probes.sh).
  */
-extern uint8_t mmsb__spans_used __attribute__((visibility("hidden")));
+extern uint16_t mmsb__spans_used __attribute__((visibility("hidden")));
 void mmsb__span_push(unsigned int kind, uint64_t key);
 void mmsb__span_pop(struct mmsb_span_thread *t, unsigned int kind);
 
@@ -55,7 +57,7 @@ static inline void mmsb__span_end(unsigned int kind)
 /*
  * The semaphores of the sites inside the library, span__register's and the one every begin and
  * end probe shares, with mmsb__spans_used, in one 64-bit word (4-byte aligned: lib/gen-probes.sh
- * lays it out): nonzero while a tracer holds a probe or the spans, or once spans were kept.
+ * lays it out): nonzero while a tracer holds a probe or the spans, or a thread holds a block.
  */
 typedef uint64_t mmsb__u64_a4 __attribute__((aligned(4)));
 extern mmsb__u64_a4 mmsb__site_gate __attribute__((visibility("hidden")));

@@ -86,17 +86,37 @@ static inline void write_end(struct mmsb_span_thread *t)
 	__atomic_store_n(&t->seq, t->seq + 1, __ATOMIC_RELEASE);
 }
 
-/* A thread's exit hands its block to the next thread; its figures stay in it. */
-static void thread_exit(void *arg)
+/*
+ * mmsb__spans_used counts the threads that hold a block. At its ceiling it stays there, and the
+ * sites stay open for good, as they did before blocks were given back.
+ */
+static void used_add(int d)
 {
-	struct mmsb_span_thread *t = arg;
+	uint16_t v = __atomic_load_n(&mmsb__spans_used, __ATOMIC_RELAXED);
 
+	do
+		if (v == UINT16_MAX)
+			return;
+	while (!__atomic_compare_exchange_n(&mmsb__spans_used, &v, (uint16_t)(v + d), true,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+}
+
+/* The block given up, for the next thread to take over; its figures stay in it. */
+static void block_put(struct mmsb_span_thread *t)
+{
 	write_begin(t);
 	t->depth = 0;
 	t->overflow = 0;
 	write_end(t);
 	mmsb__span_self = NULL;
 	__atomic_store_n(&t->tid, 0, __ATOMIC_RELEASE);
+	used_add(-1);
+}
+
+/* A thread's exit hands its block to the next thread. */
+static void thread_exit(void *arg)
+{
+	block_put(arg);
 }
 
 /*
@@ -111,6 +131,8 @@ static void fork_child(void)
 		     (void *)(uintptr_t)__atomic_load_n(&mmsb_span_registry.head, __ATOMIC_ACQUIRE);
 	     t; t = (void *)(uintptr_t)t->next)
 		t->tid = t == self ? (int32_t)gettid() : 0;
+	if (mmsb__spans_used != UINT16_MAX)
+		mmsb__spans_used = self ? 1 : 0;
 	if (self) {
 		self->owner_since_ns = mmsb__now_ns(CLOCK_MONOTONIC);
 		self->owners++;
@@ -171,8 +193,8 @@ static struct mmsb_span_thread *block_get(void)
 		__atomic_store_n(&t->tid, 0, __ATOMIC_RELEASE);
 		return NULL;
 	}
-	__atomic_store_n(&mmsb__spans_used, 1, __ATOMIC_RELAXED);
-	/* the one trap of a thread: a tracer's program learns tid -> block here */
+	used_add(1);
+	/* the one trap of a thread's block: a tracer's program learns tid -> block here */
 	MMSB_SPAN_REGISTER(t);
 	return t;
 }
@@ -221,6 +243,19 @@ void mmsb__span_push(unsigned int kind, uint64_t key)
 	write_end(t);
 }
 
+/*
+ * With no tracer keeping spans and none open on this thread, its block goes back: once every
+ * thread that kept spans has ended one more (or exited), no thread holds one, and each site is
+ * again a compare and a branch instead of its slow path. Taken again at the next kept begin.
+ */
+static void block_idle(struct mmsb_span_thread *t)
+{
+	if (!t->depth && !MMSB_SPAN_REGISTER_ENABLED()) {
+		pthread_setspecific(exit_key, NULL);
+		block_put(t);
+	}
+}
+
 void mmsb__span_pop(struct mmsb_span_thread *t, unsigned int kind)
 {
 	struct mmsb_span_frame *f;
@@ -237,8 +272,10 @@ void mmsb__span_pop(struct mmsb_span_thread *t, unsigned int kind)
 	 * An end whose begin was not kept (it came before a tracer turned the spans on) finds
 	 * another kind on top, or nothing: it is not ours to close.
 	 */
-	if (!t->depth || t->stack[t->depth - 1].kind != kind)
+	if (!t->depth || t->stack[t->depth - 1].kind != kind) {
+		block_idle(t);
 		return;
+	}
 	write_begin(t);
 	/*
 	 * The frame comes off right at the clock's read: a switch out after it is the parent's
@@ -262,5 +299,6 @@ void mmsb__span_pop(struct mmsb_span_thread *t, unsigned int kind)
 	if (t->depth)
 		t->stack[t->depth - 1].child += dur;
 	write_end(t);
+	block_idle(t);
 }
 #endif

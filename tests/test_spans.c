@@ -19,6 +19,8 @@
 /* the semaphore the build made (lib/gen-probes.sh): weak, so a PROBES=0 build links and skips */
 extern unsigned short mmsb_span__register_semaphore __attribute__((weak));
 extern struct mmsb_span_registry mmsb_span_registry __attribute__((weak));
+/* how many threads hold a block (lib/probes.h): the site gate is closed while it is 0 */
+extern uint16_t mmsb__spans_used __attribute__((weak));
 
 #define N 200
 
@@ -248,6 +250,68 @@ TEST(an_exited_threads_block_goes_to_the_next)
 	for (uint32_t n = 1; n < t->n_nodes; n++)
 		if (t->nodes[n].kind == MMSB_SPAN_KIND_UPDATE)
 			EXPECT_EQ(t->nodes[n].count, 3);
+	mmsb_state_close(s);
+}
+
+/* turned off inside a callback: the spans begun before still end, and the block goes back */
+static int turn_off_inside(struct mmsb_state *s, uint64_t id, uint8_t *out, size_t size, void *ctx)
+{
+	(void)ctx;
+	spans_on(false);
+	return copy_parent(s, id, out, size, NULL);
+}
+
+/*
+ * After a trace the sites close again: a thread gives its block back at its first end with no
+ * tracer keeping spans and none of its spans open, and once no thread holds one, a site inside
+ * the library is a compare and a branch again instead of its slow path for good. The block is
+ * taken again at the next kept begin, by whichever thread makes it.
+ */
+TEST(the_sites_close_again_after_a_trace)
+{
+	static const int api[] = { MMSB_SPAN_KIND_API };
+	struct mmsb_span_thread *t;
+	struct mmsb_state *s;
+	pthread_t th;
+	void *ret;
+	uint8_t buf[64];
+	uint64_t a;
+
+	spans_on(false);
+	if (!&mmsb__spans_used)
+		SKIP("libmmsb built with PROBES=0: no in-process spans");
+	s = chain(&a, turn_off_inside, NULL);
+	ASSERT_EQ(mmsb__spans_used, 0);
+	/* four spans open when the tracer leaves, in the callback: each still ends, then none */
+	spans_on(true);
+	memset(buf, 1, sizeof(buf));
+	ASSERT_EQ(mmsb_page_update(s, a, buf, sizeof(buf)), 1);
+	ASSERT_FALSE(my_block());
+	ASSERT_EQ(mmsb__spans_used, 0);
+	t = (void *)(uintptr_t)mmsb_span_registry.head;
+	ASSERT_TRUE(t);
+	EXPECT_EQ(t->tid, 0);
+	EXPECT_EQ(t->depth, 0);
+	EXPECT_EQ(t->nodes[node_at(t, api, 1)].count, 1);
+
+	/* held from the next kept begin; another thread's comes and goes with it */
+	ASSERT_EQ(mmsb_page_set_recompute(s, a + 1, copy_parent, NULL), 0);
+	spans_on(true);
+	memset(buf, 2, sizeof(buf));
+	ASSERT_EQ(mmsb_page_update(s, a, buf, sizeof(buf)), 1);
+	ASSERT_TRUE(my_block());
+	ASSERT_EQ(mmsb__spans_used, 1);
+	ASSERT_EQ(pthread_create(&th, NULL, one_update, s), 0);
+	ASSERT_EQ(pthread_join(th, &ret), 0);
+	ASSERT_TRUE(ret == NULL);
+	ASSERT_EQ(mmsb__spans_used, 1);
+	/* the tracer gone, this thread holds its block until one more of its spans ends */
+	spans_on(false);
+	ASSERT_EQ(mmsb__spans_used, 1);
+	memset(buf, 3, sizeof(buf));
+	ASSERT_EQ(mmsb_page_update(s, a, buf, sizeof(buf)), 1);
+	ASSERT_FALSE(my_block());
+	ASSERT_EQ(mmsb__spans_used, 0);
 	mmsb_state_close(s);
 }
 
