@@ -37,6 +37,12 @@ static pthread_key_t exit_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 /* set when a block could not be made: this thread (and the next ones) do without */
 static __thread bool no_block;
+/*
+ * Set while this thread takes or gives back its block: a signal handler's call into the library
+ * meanwhile keeps no span, where it would have taken a second block or given this one back
+ * twice.
+ */
+static __thread bool in_handover;
 
 _Static_assert(MMSB_SPAN_KINDS <= MMSB_SPAN_KIND_MAX, "span kinds: at most MMSB_SPAN_KIND_MAX");
 _Static_assert(MMSB_SPAN_NODES <= 256, "node ids are 8 bits in child[]");
@@ -104,13 +110,15 @@ static void used_add(int d)
 /* The block given up, for the next thread to take over; its figures stay in it. */
 static void block_put(struct mmsb_span_thread *t)
 {
+	in_handover = true;
+	mmsb__span_self = NULL;
 	write_begin(t);
 	t->depth = 0;
 	t->overflow = 0;
 	write_end(t);
-	mmsb__span_self = NULL;
 	__atomic_store_n(&t->tid, 0, __ATOMIC_RELEASE);
 	used_add(-1);
+	in_handover = false;
 }
 
 /* A thread's exit hands its block to the next thread. */
@@ -129,8 +137,17 @@ static void fork_child(void)
 
 	for (struct mmsb_span_thread *t =
 		     (void *)(uintptr_t)__atomic_load_n(&mmsb_span_registry.head, __ATOMIC_ACQUIRE);
-	     t; t = (void *)(uintptr_t)t->next)
-		t->tid = t == self ? (int32_t)gettid() : 0;
+	     t; t = (void *)(uintptr_t)t->next) {
+		if (t == self) {
+			t->tid = (int32_t)gettid();
+			continue;
+		}
+		/* the threads that held these do not exist here: nor do their open spans */
+		t->tid = 0;
+		t->depth = 0;
+		t->overflow = 0;
+		t->seq += t->seq & 1;
+	}
 	if (mmsb__spans_used != UINT16_MAX)
 		mmsb__spans_used = self ? 1 : 0;
 	if (self) {
@@ -149,22 +166,38 @@ static void exit_key_make(void)
 		pthread_atfork(NULL, NULL, fork_child);
 }
 
-/* A block for this thread: a free one taken over, else a new one linked at the head. */
-static struct mmsb_span_thread *block_get(void)
+/* A free block taken over, the one this thread gave back last if MINE, else any; or NULL. */
+static struct mmsb_span_thread *block_take(int32_t tid, bool mine)
 {
 	struct mmsb_span_thread *t;
-	int32_t tid = (int32_t)gettid(), free_tid = 0;
+	int32_t free_tid = 0;
 
-	pthread_once(&exit_once, exit_key_make);
-	if (exit_key == (pthread_key_t)-1)
-		return NULL; /* its block could never be handed on: no spans for this thread */
 	for (t = (void *)(uintptr_t)__atomic_load_n(&mmsb_span_registry.head, __ATOMIC_ACQUIRE); t;
 	     t = (void *)(uintptr_t)t->next) {
-		if (__atomic_compare_exchange_n(&t->tid, &free_tid, tid, false, __ATOMIC_ACQ_REL,
+		if ((!mine || t->last_tid == tid) &&
+		    __atomic_compare_exchange_n(&t->tid, &free_tid, tid, false, __ATOMIC_ACQ_REL,
 						__ATOMIC_RELAXED))
 			break;
 		free_tid = 0;
 	}
+	return t;
+}
+
+/*
+ * A block for this thread: the one it gave back after the last trace, so that a reader finds a
+ * thread in one block from trace to trace; else a free one; else a new one linked at the head.
+ */
+static struct mmsb_span_thread *block_get(void)
+{
+	struct mmsb_span_thread *t;
+	int32_t tid = (int32_t)gettid();
+
+	pthread_once(&exit_once, exit_key_make);
+	if (exit_key == (pthread_key_t)-1)
+		return NULL; /* its block could never be handed on: no spans for this thread */
+	t = block_take(tid, true);
+	if (!t)
+		t = block_take(tid, false);
 	if (!t) {
 		uint64_t head;
 
@@ -222,7 +255,12 @@ void mmsb__span_push(unsigned int kind, uint64_t key)
 	struct mmsb_span_frame *f;
 
 	if (!t) {
-		if (no_block || !(t = block_get())) {
+		if (in_handover)
+			return;
+		in_handover = true;
+		t = no_block ? NULL : block_get();
+		in_handover = false;
+		if (!t) {
 			no_block = true;
 			return;
 		}
@@ -250,7 +288,8 @@ void mmsb__span_push(unsigned int kind, uint64_t key)
  */
 static void block_idle(struct mmsb_span_thread *t)
 {
-	if (!t->depth && !MMSB_SPAN_REGISTER_ENABLED()) {
+	if (!t->depth && !in_handover && !MMSB_SPAN_REGISTER_ENABLED()) {
+		in_handover = true;
 		pthread_setspecific(exit_key, NULL);
 		block_put(t);
 	}

@@ -7,6 +7,7 @@
  * whose begins came before the spans were turned on.
  */
 #include <pthread.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -502,5 +503,153 @@ TEST(switches_flipped_mid_call_leave_nothing_open)
 		EXPECT_EQ(tg.host_depth[i], 0);
 		EXPECT_EQ(tg.reenter[i], 0);
 	}
+}
+
+/* a thread that keeps spans, sees the tracer leave, gives its block back with its next end */
+static void *update_then_leave(void *arg)
+{
+	struct mmsb_state *s = arg;
+	uint8_t buf[64] = { 3 };
+	uint64_t id;
+
+	if (mmsb_page_create(s, sizeof(buf), MMSB_LOC_CPU, &id) ||
+	    mmsb_page_update(s, id, buf, sizeof(buf)) != 1 || mmsb__spans_used != 1)
+		return (void *)1;
+	__atomic_store_n(&mmsb_span__register_semaphore, 0, __ATOMIC_SEQ_CST);
+	buf[0] = 4;
+	if (mmsb_page_update(s, id, buf, sizeof(buf)) != 1)
+		return (void *)1;
+	return (void *)(intptr_t)(mmsb__spans_used != 0);
+}
+
+/*
+ * From trace to trace a thread takes back the block it gave back, not the first free one: a
+ * reader then finds each thread in one block, not one thread's figures spread over several.
+ */
+TEST(a_thread_takes_back_its_own_block)
+{
+	struct mmsb_span_thread *mine;
+	struct mmsb_state *s;
+	uint8_t buf[64];
+	pthread_t th;
+	void *ret;
+	uint64_t a;
+
+	spans_on(false);
+	s = chain(&a, copy_parent, NULL);
+	spans_on(true);
+	memset(buf, 1, sizeof(buf));
+	ASSERT_EQ(mmsb_page_update(s, a, buf, sizeof(buf)), 1);
+	ASSERT_TRUE(mine = my_block());
+	/* another thread's block, made while this one is held: the registry's head */
+	ASSERT_EQ(pthread_create(&th, NULL, one_update, s), 0);
+	ASSERT_EQ(pthread_join(th, &ret), 0);
+	ASSERT_TRUE(ret == NULL);
+	ASSERT_EQ(mmsb_span_registry.blocks, 2);
+	ASSERT_TRUE((void *)(uintptr_t)mmsb_span_registry.head != mine);
+	spans_on(false);
+	memset(buf, 2, sizeof(buf));
+	ASSERT_EQ(mmsb_page_update(s, a, buf, sizeof(buf)), 1);
+	ASSERT_FALSE(my_block());
+	spans_on(true);
+	memset(buf, 3, sizeof(buf));
+	ASSERT_EQ(mmsb_page_update(s, a, buf, sizeof(buf)), 1);
+	ASSERT_TRUE(my_block() == mine);
+	spans_on(false);
+	mmsb_state_close(s);
+}
+
+/* A block given back is not given back again when its thread exits (the count would wrap). */
+TEST(a_block_given_back_is_not_given_back_at_exit)
+{
+	struct mmsb_state *s = mmsb_state_open(NULL);
+	pthread_t th;
+	void *ret;
+
+	ASSERT_TRUE(s);
+	spans_on(true);
+	ASSERT_EQ(mmsb__spans_used, 0);
+	ASSERT_EQ(pthread_create(&th, NULL, update_then_leave, s), 0);
+	ASSERT_EQ(pthread_join(th, &ret), 0);
+	ASSERT_TRUE(ret == NULL);
+	ASSERT_EQ(mmsb__spans_used, 0);
+	ASSERT_EQ(mmsb_span_registry.blocks, 1);
+	mmsb_state_close(s);
+}
+
+static pthread_barrier_t at_fork;
+
+/* a recompute that holds its thread, four spans deep, while the test forks */
+static int wait_for_fork(struct mmsb_state *s, uint64_t id, uint8_t *out, size_t size, void *ctx)
+{
+	(void)ctx;
+	pthread_barrier_wait(&at_fork); /* inside */
+	pthread_barrier_wait(&at_fork); /* forked */
+	return copy_parent(s, id, out, size, NULL);
+}
+
+static void *update_once(void *arg)
+{
+	uint64_t *a = arg;
+	struct mmsb_state *s = (struct mmsb_state *)(uintptr_t)a[1];
+	uint8_t buf[64] = { 5 };
+
+	return (void *)(intptr_t)(mmsb_page_update(s, a[0], buf, sizeof(buf)) != 1);
+}
+
+/*
+ * A forked child has none of the other threads: nor their blocks' open spans. A child thread
+ * that takes such a block starts it empty, and gives it back; the count is the child's own.
+ */
+TEST(a_forked_child_starts_from_its_own_blocks)
+{
+	struct mmsb_state *s;
+	uint64_t arg[2];
+	pthread_t th;
+	int status;
+	void *ret;
+	pid_t pid;
+
+#ifdef UNDER_TSAN
+	SKIP("fork with another thread running: not under TSan");
+#endif
+	spans_on(false);
+	s = chain(&arg[0], wait_for_fork, NULL);
+	arg[1] = (uint64_t)(uintptr_t)s;
+	ASSERT_EQ(pthread_barrier_init(&at_fork, NULL, 2), 0);
+	spans_on(true);
+	ASSERT_EQ(pthread_create(&th, NULL, update_once, arg), 0);
+	pthread_barrier_wait(&at_fork);
+	pid = fork();
+	if (!pid) {
+		/*
+		 * The worker's block, four deep in the parent, is free and empty here (a state of
+		 * the child's own: the worker held s's lock at the fork).
+		 */
+		struct mmsb_state *c;
+		uint8_t buf[64];
+		uint64_t id;
+		int bad = mmsb__spans_used != 0;
+
+		c = chain(&id, copy_parent, NULL);
+		memset(buf, 6, sizeof(buf));
+		bad |= mmsb_page_update(c, id, buf, sizeof(buf)) != 1;
+		bad |= mmsb__spans_used != 1 || mmsb_span_registry.blocks != 1;
+		__atomic_store_n(&mmsb_span__register_semaphore, 0, __ATOMIC_SEQ_CST);
+		memset(buf, 7, sizeof(buf));
+		bad |= mmsb_page_update(c, id, buf, sizeof(buf)) != 1;
+		bad |= mmsb__spans_used != 0;
+		_exit(bad);
+	}
+	ASSERT_TRUE(pid > 0);
+	pthread_barrier_wait(&at_fork);
+	ASSERT_EQ(pthread_join(th, &ret), 0);
+	ASSERT_TRUE(ret == NULL);
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(WEXITSTATUS(status), 0);
+	pthread_barrier_destroy(&at_fork);
+	spans_on(false);
+	mmsb_state_close(s);
 }
 #endif
