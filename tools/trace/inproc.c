@@ -485,10 +485,18 @@ static void block_window(struct inproc *ip, const struct snap *base, const struc
 		d[f->node].total -= before < d[f->node].total ? before : d[f->node].total;
 		d[f->node].self -= self_before < d[f->node].self ? self_before : d[f->node].self;
 	}
-	/* an exited thread's block keeps its tid and name (tid is 0 until another takes it) */
-	row->tid = t1->last_tid;
 	/* the owner at the start, and every thread that took the block after */
 	row->owners = t1->owners - (t0 ? t0->owners : 0) + (t0 && t0->tid);
+	/*
+	 * Free for the whole window (given back before it, taken by nobody since): no thread's
+	 * row. Its last_tid may be a live thread's, in another block now.
+	 */
+	if (!row->owners) {
+		rp->n_threads--;
+		return;
+	}
+	/* a block given back keeps its thread's tid and name (tid is 0 until another takes it) */
+	row->tid = t1->last_tid;
 	snprintf(row->comm, sizeof(row->comm), "%.15s", t1->comm);
 	if (t1->tid)
 		comm_of(ip->pid, t1->tid, row->comm, sizeof(row->comm));
