@@ -11,8 +11,10 @@
  * counter where it is invariant (x86: a plain RDTSC, 11 ns where a CLOCK_MONOTONIC read costs
  * 26 ns and, with its LFENCE, waits for every load in flight), else CLOCK_MONOTONIC in ns. A
  * reader converts TSC ticks itself (it reads the TSC beside CLOCK_MONOTONIC twice). The blocks are linked from the exported object
- * mmsb_span_registry; the registry and the blocks are never freed, a block whose thread exited is
- * handed to the next new thread with its figures (they only grow: readers take differences).
+ * mmsb_span_registry; the registry and the blocks are never freed. A thread gives its block back
+ * at its exit, or at an end once no tracer keeps spans and it has none open; the next thread to
+ * keep a span takes a free one (the one it gave back, if it can) with its figures (they only
+ * grow: readers take differences).
  *
  * Reading a block: read seq, the block, seq again; the copy is consistent when both reads give
  * the same even value (the owner makes seq odd while it writes). The current span of a thread is
@@ -124,11 +126,11 @@ struct mmsb_span_thread {
 	__u64 magic;	      /* MMSB_SPAN_MAGIC */
 	__u32 seq;	      /* odd while the owner writes */
 	__u32 depth;	      /* frames in stack[] */
-	__s32 tid;	      /* the owner; 0 while the block waits for a new thread */
+	__s32 tid;	      /* the owner; 0 while the block is free */
 	__u32 overflow;	      /* spans open past MMSB_SPAN_DEPTH */
 	__u64 next;	      /* the next block (an address in the process), 0 at the end */
 	__u64 owner_since_ns; /* CLOCK_MONOTONIC when tid took the block */
-	__u32 owners;	      /* threads that have had the block, tid included */
+	__u32 owners;	      /* times a thread took the block, tid's included */
 	__u32 n_nodes;	      /* nodes[] in use, the root included */
 	__u64 deep;	      /* spans closed past MMSB_SPAN_DEPTH: counted here, not timed */
 	__u64 lost;	      /* spans closed without a node (the table was full) */
