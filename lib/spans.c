@@ -38,11 +38,13 @@ static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 /* set when a block could not be made: this thread (and the next ones) do without */
 static __thread bool no_block;
 /*
- * Set while this thread takes or gives back its block: a signal handler's call into the library
- * meanwhile keeps no span, where it would have taken a second block or given this one back
- * twice.
+ * Set while this thread writes its block, takes it or gives it back: a signal handler's call
+ * into the library meanwhile keeps no span. Its begin would have written a frame over the one
+ * being pushed (whose end then found another kind on top and left it open for good), taken a
+ * second block, or given this one back twice; its end finds the guard too, so its spans are
+ * neither kept nor closed.
  */
-static __thread bool in_handover;
+static __thread bool busy;
 
 _Static_assert(MMSB_SPAN_KINDS <= MMSB_SPAN_KIND_MAX, "span kinds: at most MMSB_SPAN_KIND_MAX");
 _Static_assert(MMSB_SPAN_NODES <= 256, "node ids are 8 bits in child[]");
@@ -110,7 +112,7 @@ static void used_add(int d)
 /* The block given up, for the next thread to take over; its figures stay in it. */
 static void block_put(struct mmsb_span_thread *t)
 {
-	in_handover = true;
+	busy = true;
 	mmsb__span_self = NULL;
 	write_begin(t);
 	t->depth = 0;
@@ -118,7 +120,7 @@ static void block_put(struct mmsb_span_thread *t)
 	write_end(t);
 	__atomic_store_n(&t->tid, 0, __ATOMIC_RELEASE);
 	used_add(-1);
-	in_handover = false;
+	busy = false;
 }
 
 /* A thread's exit hands its block to the next thread. */
@@ -249,17 +251,13 @@ static uint16_t node_of(struct mmsb_span_thread *t, uint16_t parent, unsigned in
 	return n;
 }
 
-void mmsb__span_push(unsigned int kind, uint64_t key)
+static void span_push(unsigned int kind, uint64_t key)
 {
 	struct mmsb_span_thread *t = mmsb__span_self;
 	struct mmsb_span_frame *f;
 
 	if (!t) {
-		if (in_handover)
-			return;
-		in_handover = true;
 		t = no_block ? NULL : block_get();
-		in_handover = false;
 		if (!t) {
 			no_block = true;
 			return;
@@ -281,6 +279,15 @@ void mmsb__span_push(unsigned int kind, uint64_t key)
 	write_end(t);
 }
 
+void mmsb__span_push(unsigned int kind, uint64_t key)
+{
+	if (busy)
+		return;
+	busy = true;
+	span_push(kind, key);
+	busy = false;
+}
+
 /*
  * With no tracer keeping spans and none open on this thread, its block goes back: once every
  * thread that kept spans has ended one more (or exited), no thread holds one, and each site is
@@ -288,14 +295,13 @@ void mmsb__span_push(unsigned int kind, uint64_t key)
  */
 static void block_idle(struct mmsb_span_thread *t)
 {
-	if (!t->depth && !in_handover && !MMSB_SPAN_REGISTER_ENABLED()) {
-		in_handover = true;
+	if (!t->depth && !MMSB_SPAN_REGISTER_ENABLED()) {
 		pthread_setspecific(exit_key, NULL);
 		block_put(t);
 	}
 }
 
-void mmsb__span_pop(struct mmsb_span_thread *t, unsigned int kind)
+static void span_pop(struct mmsb_span_thread *t, unsigned int kind)
 {
 	struct mmsb_span_frame *f;
 	struct mmsb_span_node *nd;
@@ -311,10 +317,8 @@ void mmsb__span_pop(struct mmsb_span_thread *t, unsigned int kind)
 	 * An end whose begin was not kept (it came before a tracer turned the spans on) finds
 	 * another kind on top, or nothing: it is not ours to close.
 	 */
-	if (!t->depth || t->stack[t->depth - 1].kind != kind) {
-		block_idle(t);
+	if (!t->depth || t->stack[t->depth - 1].kind != kind)
 		return;
-	}
 	write_begin(t);
 	/*
 	 * The frame comes off right at the clock's read: a switch out after it is the parent's
@@ -338,6 +342,15 @@ void mmsb__span_pop(struct mmsb_span_thread *t, unsigned int kind)
 	if (t->depth)
 		t->stack[t->depth - 1].child += dur;
 	write_end(t);
-	block_idle(t);
+}
+
+void mmsb__span_pop(struct mmsb_span_thread *t, unsigned int kind)
+{
+	if (busy)
+		return;
+	busy = true;
+	span_pop(t, kind);
+	block_idle(t); /* may give the block back: busy again until it is done */
+	busy = false;
 }
 #endif
