@@ -42,9 +42,26 @@ static __thread bool no_block;
  * into the library meanwhile keeps no span. Its begin would have written a frame over the one
  * being pushed (whose end then found another kind on top and left it open for good), taken a
  * second block, or given this one back twice; its end finds the guard too, so its spans are
- * neither kept nor closed.
+ * neither kept nor closed. (A handler that leaves by siglongjmp() from inside leaves it set:
+ * the thread keeps no spans after.) Initial-exec as every TLS variable on the call path.
  */
-static __thread bool busy;
+static __thread bool busy __attribute__((tls_model("initial-exec")));
+
+/* The guard: false when a handler interrupted a holder; the compiler moves no access across. */
+static inline bool guard_take(void)
+{
+	if (busy)
+		return false;
+	busy = true;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	return true;
+}
+
+static inline void guard_drop(void)
+{
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	busy = false;
+}
 
 _Static_assert(MMSB_SPAN_KINDS <= MMSB_SPAN_KIND_MAX, "span kinds: at most MMSB_SPAN_KIND_MAX");
 _Static_assert(MMSB_SPAN_NODES <= 256, "node ids are 8 bits in child[]");
@@ -109,10 +126,9 @@ static void used_add(int d)
 					    __ATOMIC_RELAXED, __ATOMIC_RELAXED));
 }
 
-/* The block given up, for the next thread to take over; its figures stay in it. */
+/* The block given up, for the next thread to take over; its figures stay in it. Guarded. */
 static void block_put(struct mmsb_span_thread *t)
 {
-	busy = true;
 	mmsb__span_self = NULL;
 	write_begin(t);
 	t->depth = 0;
@@ -120,13 +136,19 @@ static void block_put(struct mmsb_span_thread *t)
 	write_end(t);
 	__atomic_store_n(&t->tid, 0, __ATOMIC_RELEASE);
 	used_add(-1);
-	busy = false;
 }
 
-/* A thread's exit hands its block to the next thread. */
+/*
+ * A thread's exit hands its block to the next thread: the block the key held, unless a signal
+ * handler's end gave it back between the key's clearing and this call.
+ */
 static void thread_exit(void *arg)
 {
-	block_put(arg);
+	if (!guard_take())
+		return;
+	if (arg == mmsb__span_self)
+		block_put(arg);
+	guard_drop();
 }
 
 /*
@@ -155,7 +177,7 @@ static void fork_child(void)
 	if (self) {
 		self->owner_since_ns = mmsb__now_ns(CLOCK_MONOTONIC);
 		self->owners++;
-		self->last_tid = self->tid;
+		__atomic_store_n(&self->last_tid, self->tid, __ATOMIC_RELAXED);
 		MMSB_SPAN_REGISTER(self);
 	}
 }
@@ -176,7 +198,7 @@ static struct mmsb_span_thread *block_take(int32_t tid, bool mine)
 
 	for (t = (void *)(uintptr_t)__atomic_load_n(&mmsb_span_registry.head, __ATOMIC_ACQUIRE); t;
 	     t = (void *)(uintptr_t)t->next) {
-		if ((!mine || t->last_tid == tid) &&
+		if ((!mine || __atomic_load_n(&t->last_tid, __ATOMIC_RELAXED) == tid) &&
 		    __atomic_compare_exchange_n(&t->tid, &free_tid, tid, false, __ATOMIC_ACQ_REL,
 						__ATOMIC_RELAXED))
 			break;
@@ -221,7 +243,7 @@ static struct mmsb_span_thread *block_get(void)
 	write_begin(t);
 	t->owner_since_ns = mmsb__now_ns(CLOCK_MONOTONIC);
 	t->owners++;
-	t->last_tid = tid;
+	__atomic_store_n(&t->last_tid, tid, __ATOMIC_RELAXED); /* read by other threads' takes */
 	prctl(PR_GET_NAME, t->comm);
 	write_end(t);
 	if (pthread_setspecific(exit_key, t)) {
@@ -281,11 +303,10 @@ static void span_push(unsigned int kind, uint64_t key)
 
 void mmsb__span_push(unsigned int kind, uint64_t key)
 {
-	if (busy)
+	if (!guard_take())
 		return;
-	busy = true;
 	span_push(kind, key);
-	busy = false;
+	guard_drop();
 }
 
 /*
@@ -346,11 +367,17 @@ static void span_pop(struct mmsb_span_thread *t, unsigned int kind)
 
 void mmsb__span_pop(struct mmsb_span_thread *t, unsigned int kind)
 {
-	if (busy)
+	if (!guard_take())
 		return;
-	busy = true;
-	span_pop(t, kind);
-	block_idle(t); /* may give the block back: busy again until it is done */
-	busy = false;
+	/*
+	 * The caller read t before the guard: a handler's end in between may have given the block
+	 * back (and another thread taken it). Under the guard the thread's own pointer cannot
+	 * change, so this is the block it holds, or it holds none.
+	 */
+	if (t == mmsb__span_self) {
+		span_pop(t, kind);
+		block_idle(t);
+	}
+	guard_drop();
 }
 #endif

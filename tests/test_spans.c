@@ -559,6 +559,76 @@ TEST(a_thread_takes_back_its_own_block)
 	mmsb_state_close(s);
 }
 
+static pthread_barrier_t taken;
+
+/* takes the free block, with the spans on, and holds it until told */
+static void *take_and_hold(void *arg)
+{
+	struct mmsb_state *s = arg;
+	uint8_t buf[64] = { 9 };
+	uint64_t id;
+
+	if (mmsb_page_create(s, sizeof(buf), MMSB_LOC_CPU, &id) ||
+	    mmsb_page_update(s, id, buf, sizeof(buf)) != 1)
+		return (void *)1;
+	pthread_barrier_wait(&taken);
+	pthread_barrier_wait(&taken);
+	return NULL;
+}
+
+/*
+ * An end reads its thread's block before the pop takes the guard: a signal handler's end in
+ * between can give that block back, and another thread take it. The interrupted end, with the
+ * block it read, must then leave it alone (it gave it back twice: a count of 65535, the sites
+ * open for good; or it reset the other thread's block). Each interleaving made by hand.
+ */
+TEST(an_end_interrupted_before_its_pop_leaves_the_block_alone)
+{
+	struct mmsb_span_thread *stale, *b;
+	struct mmsb_state *s = mmsb_state_open(NULL);
+	uint8_t buf[64] = { 0 };
+	pthread_t th;
+	void *ret;
+	uint64_t id;
+
+	ASSERT_TRUE(s);
+	ASSERT_EQ(mmsb_page_create(s, sizeof(buf), MMSB_LOC_CPU, &id), 0);
+	for (int other = 0; other < 2; other++) {
+		/* held at depth 0, the tracer gone: the next end gives it back */
+		spans_on(true);
+		buf[0]++;
+		ASSERT_EQ(mmsb_page_update(s, id, buf, sizeof(buf)), 1);
+		spans_on(false);
+		ASSERT_TRUE(stale = mmsb__span_self); /* what mmsb__span_end read */
+		/* the handler's call */
+		buf[0]++;
+		ASSERT_EQ(mmsb_page_update(s, id, buf, sizeof(buf)), 1);
+		ASSERT_TRUE(mmsb__span_self == NULL);
+		ASSERT_EQ(mmsb__spans_used, 0);
+		if (other) {
+			ASSERT_EQ(pthread_barrier_init(&taken, NULL, 2), 0);
+			spans_on(true);
+			ASSERT_EQ(pthread_create(&th, NULL, take_and_hold, s), 0);
+			pthread_barrier_wait(&taken);
+			spans_on(false);
+		}
+		/* the interrupted end goes on */
+		mmsb__span_pop(stale, MMSB_SPAN_KIND_API);
+		ASSERT_EQ(mmsb__spans_used, other);
+		if (other) {
+			b = (void *)(uintptr_t)mmsb_span_registry.head;
+			ASSERT_TRUE(b == stale);
+			EXPECT_NE(b->tid, 0);
+			pthread_barrier_wait(&taken);
+			ASSERT_EQ(pthread_join(th, &ret), 0);
+			ASSERT_TRUE(ret == NULL);
+			pthread_barrier_destroy(&taken);
+			ASSERT_EQ(mmsb__spans_used, 0);
+		}
+	}
+	mmsb_state_close(s);
+}
+
 /* A block given back is not given back again when its thread exits (the count would wrap). */
 TEST(a_block_given_back_is_not_given_back_at_exit)
 {
