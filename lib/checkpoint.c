@@ -490,12 +490,7 @@ static int checkpoint_load(struct mmsb_state *s, const char *path, uint64_t *pag
 	s->next_delta_id = t->next_delta_id;
 	s->n_queue = 0;
 	s->graph_gen++;
-	/*
-	 * The pages carry the marks of t's walks (the load's cycle check): s's next walk must start
-	 * past them, or a page whose mark equals its generation counts as already visited.
-	 */
-	s->mark_gen = max_t(uint64_t, s->mark_gen, t->mark_gen);
-	s->wave_gen = max_t(uint64_t, s->wave_gen, t->wave_gen);
+	mmsb__gens_follow(s, t); /* the marks of the load's cycle check */
 	t->pages = old;
 	mmsb__unlock(s);
 	/* the old pages go with the detached state */

@@ -543,6 +543,17 @@ void mmsb__emit(struct mmsb_state *s, enum mmsb_event_type t, uint64_t page, uin
 		uint32_t epoch) MMSB_HIDDEN;
 struct mmsb_state *mmsb__state_new(void) MMSB_HIDDEN;
 
+/*
+ * S takes over the pages of T (a checkpoint or a log built into a detached state): they carry
+ * the marks of T's walks, so S's next walks start past T's generations, or a page whose mark
+ * equals a walk's generation counts as already visited.
+ */
+static inline void mmsb__gens_follow(struct mmsb_state *s, const struct mmsb_state *t)
+{
+	s->mark_gen = max_t(uint64_t, s->mark_gen, t->mark_gen);
+	s->wave_gen = max_t(uint64_t, s->wave_gen, t->wave_gen);
+}
+
 /* ---- the commit path (commit.c): log, then apply, count and emit ---- */
 
 /*

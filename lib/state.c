@@ -82,9 +82,7 @@ static int restore_from_log(struct mmsb_state *s)
 		return -errno;
 	s->pages = t->pages;
 	memset(&t->pages, 0, sizeof(t->pages));
-	/* the pages carry the marks of the replay's walks: s's walks go on past them */
-	s->mark_gen = t->mark_gen;
-	s->wave_gen = t->wave_gen;
+	mmsb__gens_follow(s, t);
 	s->next_page_id = t->next_page_id;
 	s->next_delta_id = t->next_delta_id;
 	s->graph_gen++;
