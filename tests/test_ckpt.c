@@ -183,6 +183,13 @@ static long rss_anon_kib(void)
 	return kib;
 }
 
+/* page i's 64 bytes: its id, then a byte of its own */
+static void page_bytes(uint8_t b[64], uint64_t i)
+{
+	memset(b, (int)(i * 13), 64);
+	memcpy(b, &i, sizeof(i));
+}
+
 /*
  * A load's pages share chunks of memory (lib/page.c): freed one by one, in an order that leaves
  * every chunk holding pages to the end, each page left keeps its bytes, and the last one freed
@@ -199,8 +206,7 @@ TEST(loaded_pages_freed_one_by_one)
 
 	ASSERT_TRUE(s && t);
 	for (uint64_t i = 1; i <= n; i++) {
-		memset(b, (int)(i * 13), sizeof(b));
-		memcpy(b, &i, sizeof(i));
+		page_bytes(b, i);
 		ASSERT_EQ(mmsb_page_create_id(s, i, sizeof(b), MMSB_LOC_CPU), 0);
 		ASSERT_EQ(mmsb_page_update(s, i, b, sizeof(b)), 1);
 	}
@@ -217,8 +223,7 @@ TEST(loaded_pages_freed_one_by_one)
 		for (uint64_t i = 1 + k; i <= n; i += stride)
 			ASSERT_EQ(mmsb_page_free(t, i), 0);
 		for (uint64_t i = 1 + k + 1; i <= n && k + 1 < stride; i += 97 * stride) {
-			memset(b, (int)(i * 13), sizeof(b));
-			memcpy(b, &i, sizeof(i));
+			page_bytes(b, i);
 			ASSERT_EQ(mmsb_page_read(t, i, got, sizeof(got), 0), (ssize_t)sizeof(got));
 			ASSERT_EQ(memcmp(got, b, sizeof(b)), 0);
 		}

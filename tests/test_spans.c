@@ -178,11 +178,15 @@ TEST(the_open_stack_as_a_reader_sees_it)
 	mmsb_state_close(s);
 }
 
-/* turned on inside a callback: the ends of the spans begun before must not close anything */
-static int turn_on_inside(struct mmsb_state *s, uint64_t id, uint8_t *out, size_t size, void *ctx)
+/*
+ * The spans turned on (ctx &turn_on) or off (&turn_off) inside a callback. On: the ends of the
+ * spans begun before must not close anything. Off: the spans begun before still end.
+ */
+static bool turn_on = true, turn_off;
+
+static int switch_inside(struct mmsb_state *s, uint64_t id, uint8_t *out, size_t size, void *ctx)
 {
-	(void)ctx;
-	spans_on(true);
+	spans_on(*(const bool *)ctx);
 	return copy_parent(s, id, out, size, NULL);
 }
 
@@ -194,7 +198,7 @@ TEST(ends_of_unseen_begins_are_not_ours)
 	uint64_t a;
 
 	spans_on(false);
-	s = chain(&a, turn_on_inside, NULL);
+	s = chain(&a, switch_inside, &turn_on);
 	updates(s, a, 1);
 	spans_on(false);
 	t = my_block();
@@ -254,14 +258,6 @@ TEST(an_exited_threads_block_goes_to_the_next)
 	mmsb_state_close(s);
 }
 
-/* turned off inside a callback: the spans begun before still end, and the block goes back */
-static int turn_off_inside(struct mmsb_state *s, uint64_t id, uint8_t *out, size_t size, void *ctx)
-{
-	(void)ctx;
-	spans_on(false);
-	return copy_parent(s, id, out, size, NULL);
-}
-
 /*
  * After a trace the sites close again: a thread gives its block back at its first end with no
  * tracer keeping spans and none of its spans open, and once no thread holds one, a site inside
@@ -281,7 +277,7 @@ TEST(the_sites_close_again_after_a_trace)
 	spans_on(false);
 	if (!&mmsb__spans_used)
 		SKIP("libmmsb built with PROBES=0: no in-process spans");
-	s = chain(&a, turn_off_inside, NULL);
+	s = chain(&a, switch_inside, &turn_off);
 	ASSERT_EQ(mmsb__spans_used, 0);
 	/* four spans open when the tracer leaves, in the callback: each still ends, then none */
 	spans_on(true);
@@ -508,16 +504,10 @@ TEST(switches_flipped_mid_call_leave_nothing_open)
 /* a thread that keeps spans, sees the tracer leave, gives its block back with its next end */
 static void *update_then_leave(void *arg)
 {
-	struct mmsb_state *s = arg;
-	uint8_t buf[64] = { 3 };
-	uint64_t id;
-
-	if (mmsb_page_create(s, sizeof(buf), MMSB_LOC_CPU, &id) ||
-	    mmsb_page_update(s, id, buf, sizeof(buf)) != 1 || mmsb__spans_used != 1)
+	if (one_update(arg) || mmsb__spans_used != 1)
 		return (void *)1;
 	__atomic_store_n(&mmsb_span__register_semaphore, 0, __ATOMIC_SEQ_CST);
-	buf[0] = 4;
-	if (mmsb_page_update(s, id, buf, sizeof(buf)) != 1)
+	if (one_update(arg))
 		return (void *)1;
 	return (void *)(intptr_t)(mmsb__spans_used != 0);
 }
@@ -564,12 +554,7 @@ static pthread_barrier_t taken;
 /* takes the free block, with the spans on, and holds it until told */
 static void *take_and_hold(void *arg)
 {
-	struct mmsb_state *s = arg;
-	uint8_t buf[64] = { 9 };
-	uint64_t id;
-
-	if (mmsb_page_create(s, sizeof(buf), MMSB_LOC_CPU, &id) ||
-	    mmsb_page_update(s, id, buf, sizeof(buf)) != 1)
+	if (one_update(arg))
 		return (void *)1;
 	pthread_barrier_wait(&taken);
 	pthread_barrier_wait(&taken);
