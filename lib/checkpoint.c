@@ -150,9 +150,9 @@ int mmsb_checkpoint_write(struct mmsb_state *s, const char *path)
 
 /* ---- parsing into a detached state ---- */
 
-static int add_page(struct mmsb_state *t, struct mmsb_page_pool *pool, uint64_t id, uint64_t size,
-		    uint32_t epoch, int loc, uint32_t flags, const uint8_t *meta, size_t meta_len,
-		    const uint8_t *data, bool replace)
+static int add_page(struct mmsb_state *t, uint64_t id, uint64_t size, uint32_t epoch, int loc,
+		    uint32_t flags, const uint8_t *meta, size_t meta_len, const uint8_t *data,
+		    bool replace)
 {
 	struct mmsb_page *p, *old;
 	int err;
@@ -171,7 +171,7 @@ static int add_page(struct mmsb_state *t, struct mmsb_page_pool *pool, uint64_t 
 			(unsigned long long)id);
 		loc = MMSB_LOC_CPU;
 	}
-	p = mmsb__page_new_pooled(pool, id, (size_t)size, loc);
+	p = mmsb__page_new(&t->pages, id, (size_t)size, loc);
 	if (!p)
 		return -ENOMEM;
 	if (loc == MMSB_LOC_GPU && (err = mmsb__gpu_page_alloc(p))) {
@@ -203,7 +203,7 @@ static int add_page(struct mmsb_state *t, struct mmsb_page_pool *pool, uint64_t 
 	return 0;
 }
 
-static int parse_v2(const struct mmsb_map *m, struct mmsb_state *t, struct mmsb_page_pool *pool,
+static int parse_v2(const struct mmsb_map *m, struct mmsb_state *t,
 		    struct mmsb_checkpoint_info *info)
 {
 	struct mmsb_cursor c = { .p = m->p, .len = m->len, .off = 12 };
@@ -228,7 +228,7 @@ static int parse_v2(const struct mmsb_map *m, struct mmsb_state *t, struct mmsb_
 			return -MMSB_ERR_CORRUPT;
 		if (!(data = mmsb__cur_take(&c, data_len)))
 			return -MMSB_ERR_TRUNCATED;
-		err = add_page(t, pool, id, size, epoch, loc, 0, meta, meta_len, data, true);
+		err = add_page(t, id, size, epoch, loc, 0, meta, meta_len, data, true);
 		if (err)
 			return err;
 	}
@@ -239,7 +239,7 @@ static int parse_v2(const struct mmsb_map *m, struct mmsb_state *t, struct mmsb_
 	return 0;
 }
 
-static int parse_v3(const struct mmsb_map *m, struct mmsb_state *t, struct mmsb_page_pool *pool,
+static int parse_v3(const struct mmsb_map *m, struct mmsb_state *t,
 		    struct mmsb_checkpoint_info *info)
 {
 	struct mmsb_cursor c = { .p = m->p, .len = m->len - CKPT_TRAILER };
@@ -282,8 +282,8 @@ static int parse_v3(const struct mmsb_map *m, struct mmsb_state *t, struct mmsb_
 		/* ids ascend strictly: what we write, and it rules out duplicates */
 		if (i && r.id <= t->next_page_id - 1)
 			return -MMSB_ERR_CORRUPT;
-		err = add_page(t, pool, r.id, r.size, r.epoch, r.location, r.flags, meta,
-			       r.meta_len, data, false);
+		err = add_page(t, r.id, r.size, r.epoch, r.location, r.flags, meta, r.meta_len,
+			       data, false);
 		if (err)
 			return err;
 	}
@@ -332,7 +332,6 @@ static int parse_v3(const struct mmsb_map *m, struct mmsb_state *t, struct mmsb_
 /* Parse and validate a whole checkpoint into a new detached state. */
 static int parse(const char *path, struct mmsb_state **out, struct mmsb_checkpoint_info *info)
 {
-	struct mmsb_page_pool pool = { 0 };
 	struct mmsb_map m;
 	struct mmsb_state *t;
 	uint32_t version;
@@ -358,14 +357,12 @@ static int parse(const char *path, struct mmsb_state **out, struct mmsb_checkpoi
 		err = -ENOMEM;
 		goto out;
 	}
-	/* the pages of one file are made together: their memory comes from a pool (page.c) */
 	if (version == 2)
-		err = parse_v2(&m, t, &pool, info);
+		err = parse_v2(&m, t, info);
 	else if (version == 3)
-		err = parse_v3(&m, t, &pool, info);
+		err = parse_v3(&m, t, info);
 	else
 		err = -MMSB_ERR_BAD_VERSION;
-	mmsb__page_pool_done(&pool);
 	if (err) {
 		mmsb__state_close(t);
 		goto out;

@@ -250,7 +250,7 @@ struct mmsb_page {
 	bool queued;   /* in the deferred queue */
 	bool has_sig;  /* recompute_sig is set */
 	bool inv_seen; /* inv_epoch is set */
-	bool pooled;   /* the struct lies in a page pool's chunk */
+	bool pooled;   /* the struct lies in a slab's chunk */
 	uint64_t mark; /* graph walks */
 
 	struct mmsb_meta_ent *meta;
@@ -285,9 +285,11 @@ struct mmsb_slot {
 	struct mmsb_page *p; /* NULL: empty */
 };
 
+struct mmsb_slab;
 struct mmsb_page_map {
 	struct mmsb_slot *slots;
-	size_t cap, n; /* cap is a power of two */
+	size_t cap, n;		/* cap is a power of two */
+	struct mmsb_slab *slab; /* the memory of its pages, once it is large: page.c */
 };
 
 static inline size_t mmsb__slot_of(const struct mmsb_page_map *m, uint64_t id)
@@ -323,24 +325,15 @@ struct mmsb_page **mmsb__map_sorted(const struct mmsb_page_map *m, size_t *n) MM
 	for ((i) = 0; (i) < (m)->cap; (i)++)                                                       \
 		if (((pg) = (m)->slots[i].p) != NULL)
 
-struct mmsb_page *mmsb__page_new(uint64_t id, size_t size, int loc) MMSB_HIDDEN;
-void mmsb__page_destroy(struct mmsb_page *p) MMSB_HIDDEN;
-
 /*
- * Many pages made at once (a checkpoint load) are carved from chunks of mapped memory instead of
- * taken from malloc one by one: see page.c. Zero-initialise; done() drops the pool's hold on the
- * chunk it was filling, and the pages made stay valid until each is destroyed.
+ * A zeroed page of the table m's: its memory comes from the table's slab once the table is large
+ * (see page.c), from malloc before. The page is not put in the table.
  */
-struct mmsb_page_chunk;
-struct mmsb_page_pool {
-	struct mmsb_page_chunk *cur; /* the chunk being filled, or NULL */
-	size_t off, populated;	     /* bytes of it handed out, and populated */
-};
-
-/* As mmsb__page_new(); a NULL pool, or a page too large to hold inline, takes malloc's way. */
-struct mmsb_page *mmsb__page_new_pooled(struct mmsb_page_pool *pool, uint64_t id, size_t size,
-					int loc) MMSB_HIDDEN;
-void mmsb__page_pool_done(struct mmsb_page_pool *pool) MMSB_HIDDEN;
+struct mmsb_page *mmsb__page_new(struct mmsb_page_map *m, uint64_t id, size_t size,
+				 int loc) MMSB_HIDDEN;
+void mmsb__page_destroy(struct mmsb_page *p) MMSB_HIDDEN;
+/* After the last of its pages is destroyed (mmsb__map_free). */
+void mmsb__slab_free(struct mmsb_slab *sl) MMSB_HIDDEN;
 /* Metadata (meta.c): the blob is u32 count, then (u32 klen, key, u32 vlen, value) per entry. */
 int mmsb__meta_encode(const struct mmsb_page *p, struct mmsb_buf *b) MMSB_HIDDEN;
 /* Decode a blob into a fresh entry array (validated whole before anything is returned). */

@@ -50,66 +50,51 @@ static inline bool page_inline(const struct mmsb_page *p)
  */
 #define PAGE_SLACK 64
 
-static struct mmsb_page *page_alloc(size_t n)
-{
-	return calloc(1, n + PAGE_SLACK);
-}
-
-static struct mmsb_page *page_init(struct mmsb_page *p, uint64_t id, size_t size, int loc)
-{
-	p->id = id;
-	p->size = size;
-	p->location = (uint8_t)loc;
-	return p;
-}
-
-struct mmsb_page *mmsb__page_new(uint64_t id, size_t size, int loc)
-{
-	struct mmsb_page *p;
-
-	if (size <= PAGE_INLINE_MAX) {
-		p = page_alloc(PAGE_INLINE_OFF + size);
-		if (!p)
-			return NULL;
-		p->data = (uint8_t *)p + PAGE_INLINE_OFF;
-	} else {
-		p = page_alloc(sizeof(*p));
-		if (!p)
-			return NULL;
-		p->data = calloc(1, size);
-		if (!p->data) {
-			free(p);
-			return NULL;
-		}
-	}
-	return page_init(p, id, size, loc);
-}
-
 /*
- * Page pools. A checkpoint load makes all its pages at once, and at a million pages most of its
- * time went to faulting their memory in, 4 KiB at a time: about 15 us a fault on a VM, where
- * each fault traps to the host. A pool hands out pages from chunks it maps itself and populates
- * 64 KiB at a time (MADV_POPULATE_WRITE: one call, no trap a page), each page's struct and
- * bytes in a slot rounded up to a cache line: no allocator header, and no slack needed to keep
- * two pages' lines apart. Fresh mappings are zero, and a slot is never handed out twice.
+ * The slab. A table of many pages takes their memory from chunks it maps itself instead of from
+ * malloc one page at a time. At a million pages most of a create's or a load's time went to
+ * faulting that memory in, 4 KiB at a time: 16 us a fault on a VM where each fault traps to the
+ * host. A chunk is populated 64 KiB at a time (MADV_POPULATE_WRITE: one call, no trap a page),
+ * and each page's struct and bytes fill a slot rounded up to a cache line: no allocator header,
+ * and no slack needed to keep two pages' lines apart.
  *
- * A chunk is aligned to its size, so a page finds it by masking its own address, and counts its
- * live pages (plus one while a pool is filling it): the last page destroyed unmaps it. The
- * price: the memory of a destroyed page comes back only with its chunk's last, where malloc
- * could reuse it at once. The pages of one chunk belong to one state, whose lock orders their
- * destruction.
+ * A chunk holds slots of one size, is aligned to its size (a page finds it by masking its own
+ * address) and counts its live pages. A destroyed page's slot goes on its chunk's free list and
+ * is handed out again, zeroed, before the chunk's fresh memory; a chunk with room is on its
+ * size's list. An empty chunk is unmapped, unless it is the only one of its size with room, so
+ * that pages made and destroyed in turn do not map a chunk each. The slab belongs to a page
+ * table and moves with it (a load swaps tables); the state's lock orders its use. Small tables
+ * stay on malloc: a slab's least is a 64 KiB populated step a page size, which a state of a few
+ * pages has no use for.
  */
+/* a table this large: a create makes its 257th page in it, a load of 512 pages starts in it */
+#define SLAB_FROM 1024
 #define CHUNK_SIZE (2u << 20)
 #define CHUNK_STEP (64u << 10)
 #define CHUNK_LINE 64
+#define SLOT_MAX ((PAGE_INLINE_OFF + PAGE_INLINE_MAX + CHUNK_LINE - 1) & ~(size_t)(CHUNK_LINE - 1))
 
 struct mmsb_page_chunk {
-	size_t live;
+	struct mmsb_slab *slab;
+	struct mmsb_page_chunk *next, *prev; /* on its size's list while it has room */
+	/* destroyed pages' slots, linked through their first word */
+	void *free;
+	uint32_t live, slot;	 /* pages in it; the size of each slot */
+	uint32_t off, populated; /* bytes handed out fresh, and populated */
+};
+
+struct mmsb_slab {
+	struct mmsb_page_chunk *avail[SLOT_MAX / CHUNK_LINE + 1]; /* by slot size, in lines */
 };
 
 static struct mmsb_page_chunk *chunk_of(const struct mmsb_page *p)
 {
 	return (struct mmsb_page_chunk *)((uintptr_t)p & ~(uintptr_t)(CHUNK_SIZE - 1));
+}
+
+static size_t slot_size(size_t size)
+{
+	return (PAGE_INLINE_OFF + size + CHUNK_LINE - 1) & ~(size_t)(CHUNK_LINE - 1);
 }
 
 static struct mmsb_page_chunk *chunk_map(void)
@@ -127,7 +112,7 @@ static struct mmsb_page_chunk *chunk_map(void)
 	munmap((void *)(at + CHUNK_SIZE), (uintptr_t)m + CHUNK_SIZE - at);
 	/*
 	 * An aligned 2 MiB region is what transparent huge pages take whole where they are on
-	 * "always": a load of one page would hold 2 MiB. The pool populates what it hands out.
+	 * "always": a chunk of a few pages would hold 2 MiB. The slab populates what it hands out.
 	 */
 	madvise((void *)at, CHUNK_SIZE, MADV_NOHUGEPAGE);
 	/* LeakSanitizer scans malloc'ed memory only: the pages' own allocations live on in here */
@@ -135,71 +120,160 @@ static struct mmsb_page_chunk *chunk_map(void)
 	return (struct mmsb_page_chunk *)at;
 }
 
-static void chunk_put(struct mmsb_page_chunk *c)
+static void chunk_unmap(struct mmsb_page_chunk *c)
 {
-	if (--c->live)
-		return;
 	/* ASan would hold the poison of its slots against whatever is mapped there next */
 	ASAN_UNPOISON_MEMORY_REGION(c, CHUNK_SIZE);
 	__lsan_unregister_root_region(c, CHUNK_SIZE);
 	munmap(c, CHUNK_SIZE);
 }
 
-static size_t slot_size(size_t size)
+static bool chunk_has_room(const struct mmsb_page_chunk *c)
 {
-	return (PAGE_INLINE_OFF + size + CHUNK_LINE - 1) & ~(size_t)(CHUNK_LINE - 1);
+	return c->free || c->off + c->slot <= CHUNK_SIZE;
 }
 
-void mmsb__page_pool_done(struct mmsb_page_pool *pool)
+static void avail_add(struct mmsb_slab *sl, struct mmsb_page_chunk *c)
 {
-	if (pool->cur)
-		chunk_put(pool->cur);
-	memset(pool, 0, sizeof(*pool));
+	struct mmsb_page_chunk **head = &sl->avail[c->slot / CHUNK_LINE];
+
+	c->prev = NULL;
+	c->next = *head;
+	if (*head)
+		(*head)->prev = c;
+	*head = c;
 }
 
-/* n bytes, a slot_size(), zero */
-static void *pool_take(struct mmsb_page_pool *pool, size_t n)
+static void avail_del(struct mmsb_slab *sl, struct mmsb_page_chunk *c)
 {
-	struct mmsb_page_chunk *c;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		sl->avail[c->slot / CHUNK_LINE] = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
+}
+
+/* the next n bytes of a chunk never handed out: zero, as a fresh mapping is */
+static void *chunk_fresh(struct mmsb_page_chunk *c, size_t n)
+{
 	size_t to;
 
-	if (!pool->cur || pool->off + n > CHUNK_SIZE) {
-		c = chunk_map();
-		if (!c)
-			return NULL;
-		mmsb__page_pool_done(pool);
-		c->live = 1;
-		pool->cur = c;
-		pool->off = CHUNK_LINE; /* the header's line */
-	}
-	c = pool->cur;
-	if (pool->off + n > pool->populated) {
-		to = min_t(size_t, (pool->off + n + CHUNK_STEP - 1) & ~(size_t)(CHUNK_STEP - 1),
+	if (c->off + n > c->populated) {
+		to = min_t(size_t, (c->off + n + CHUNK_STEP - 1) & ~(size_t)(CHUNK_STEP - 1),
 			   CHUNK_SIZE);
 #ifdef MADV_POPULATE_WRITE
 		/* a kernel before 5.14 refuses it, and each page faults in when first touched */
-		madvise((uint8_t *)c + pool->populated, to - pool->populated, MADV_POPULATE_WRITE);
+		madvise((uint8_t *)c + c->populated, to - c->populated, MADV_POPULATE_WRITE);
 #endif
-		pool->populated = to;
+		c->populated = (uint32_t)to;
 	}
-	c->live++;
-	pool->off += n;
-	return (uint8_t *)c + pool->off - n;
+	c->off += (uint32_t)n;
+	return (uint8_t *)c + c->off - n;
 }
 
-struct mmsb_page *mmsb__page_new_pooled(struct mmsb_page_pool *pool, uint64_t id, size_t size,
-					int loc)
+/* a zeroed slot of n bytes (a slot_size()) */
+static void *slab_take(struct mmsb_slab *sl, size_t n)
+{
+	struct mmsb_page_chunk *c = sl->avail[n / CHUNK_LINE];
+	uint8_t *v;
+
+	if (!c) {
+		c = chunk_map();
+		if (!c)
+			return NULL;
+		c->slab = sl;
+		c->slot = (uint32_t)n;
+		c->off = CHUNK_LINE; /* the header's line */
+		avail_add(sl, c);
+	}
+	if (c->free) {
+		v = c->free;
+		ASAN_UNPOISON_MEMORY_REGION(v, n);
+		c->free = *(void **)v;
+		memset(v, 0, n);
+	} else {
+		v = chunk_fresh(c, n);
+	}
+	c->live++;
+	if (!chunk_has_room(c))
+		avail_del(sl, c);
+	return v;
+}
+
+static void slab_give(struct mmsb_page_chunk *c, void *v)
+{
+	struct mmsb_slab *sl = c->slab;
+	bool had_room = chunk_has_room(c);
+
+	*(void **)v = c->free;
+	c->free = v;
+	/* ASan then sees any use of the page after its destroy */
+	ASAN_POISON_MEMORY_REGION(v, c->slot);
+	if (!had_room)
+		avail_add(sl, c);
+	if (--c->live)
+		return;
+	/* the last chunk of its size with room is kept for the next page */
+	if (sl->avail[c->slot / CHUNK_LINE] == c && !c->next)
+		return;
+	avail_del(sl, c);
+	chunk_unmap(c);
+}
+
+void mmsb__slab_free(struct mmsb_slab *sl)
+{
+	if (!sl)
+		return;
+	/* every page is destroyed by now: what is left are the empty chunks kept for the next */
+	for (size_t i = 0; i < ARRAY_SIZE(sl->avail); i++) {
+		while (sl->avail[i]) {
+			struct mmsb_page_chunk *c = sl->avail[i];
+
+			avail_del(sl, c);
+			chunk_unmap(c);
+		}
+	}
+	free(sl);
+}
+
+static struct mmsb_page *page_alloc(struct mmsb_page_map *m, size_t size)
 {
 	struct mmsb_page *p;
 
-	if (!pool || size > PAGE_INLINE_MAX)
-		return mmsb__page_new(id, size, loc);
-	p = pool_take(pool, slot_size(size));
+	if (size <= PAGE_INLINE_MAX && m->cap >= SLAB_FROM) {
+		if (!m->slab && !(m->slab = calloc(1, sizeof(*m->slab))))
+			return NULL;
+		p = slab_take(m->slab, slot_size(size));
+		if (p)
+			p->pooled = true;
+		return p;
+	}
+	if (size > PAGE_INLINE_MAX)
+		return calloc(1, sizeof(*p) + PAGE_SLACK);
+	return calloc(1, PAGE_INLINE_OFF + size + PAGE_SLACK);
+}
+
+struct mmsb_page *mmsb__page_new(struct mmsb_page_map *m, uint64_t id, size_t size, int loc)
+{
+	struct mmsb_page *p = page_alloc(m, size);
+
 	if (!p)
 		return NULL;
-	p->data = (uint8_t *)p + PAGE_INLINE_OFF;
-	p->pooled = true;
-	return page_init(p, id, size, loc);
+	if (size <= PAGE_INLINE_MAX) {
+		p->data = (uint8_t *)p + PAGE_INLINE_OFF;
+	} else {
+		p->data = calloc(1, size);
+		if (!p->data) {
+			free(p);
+			return NULL;
+		}
+	}
+	p->id = id;
+	p->size = size;
+	p->location = (uint8_t)loc;
+	return p;
 }
 
 void mmsb__page_destroy(struct mmsb_page *p)
@@ -212,15 +286,10 @@ void mmsb__page_destroy(struct mmsb_page *p)
 	mmsb__gpu_page_free(p);
 	if (!page_inline(p))
 		free(p->data);
-	if (p->pooled) {
-		struct mmsb_page_chunk *c = chunk_of(p);
-
-		/* a slot is never handed out again: ASan then sees any use of it after this */
-		ASAN_POISON_MEMORY_REGION(p, slot_size(p->size));
-		chunk_put(c);
-	} else {
+	if (p->pooled)
+		slab_give(chunk_of(p), p);
+	else
 		free(p);
-	}
 }
 
 /* ---- public page API ---- */
@@ -243,7 +312,7 @@ static int page_insert(struct mmsb_state *s, uint64_t id, size_t size, int loc, 
 		return -EINVAL;
 	if (mmsb__map_get(&s->pages, id))
 		return -EEXIST;
-	p = mmsb__page_new(id, size, loc);
+	p = mmsb__page_new(&s->pages, id, size, loc);
 	if (!p)
 		return -ENOMEM;
 	if (loc == MMSB_LOC_GPU && (err = mmsb__gpu_page_alloc(p))) {

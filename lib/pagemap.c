@@ -80,6 +80,7 @@ void mmsb__map_del(struct mmsb_page_map *m, uint64_t id)
 void mmsb__map_free(struct mmsb_page_map *m)
 {
 	free(m->slots);
+	mmsb__slab_free(m->slab);
 	memset(m, 0, sizeof(*m));
 }
 

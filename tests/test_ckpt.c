@@ -193,8 +193,9 @@ static void page_bytes(uint8_t b[64], uint64_t i)
 /*
  * A load's pages share chunks of memory (lib/page.c): freed one by one, in an order that leaves
  * every chunk holding pages to the end, each page left keeps its bytes, and the last one freed
- * gives the memory back. 26,000 pages of 64 bytes fill four chunks, the last nearly: a chunk
- * never given back (or a pool's hold never dropped) leaves some 2 MiB resident.
+ * gives the memory back, all but one chunk kept for the next page while the state lives, the
+ * rest with the state. 26,000 pages of 64 bytes fill four chunks: a chunk never given back leaves
+ * 2 MiB resident.
  */
 TEST(loaded_pages_freed_one_by_one)
 {
@@ -202,7 +203,7 @@ TEST(loaded_pages_freed_one_by_one)
 	const uint64_t n = 26000, stride = 7;
 	struct mmsb_state *s = mmsb_state_open(NULL), *t = mmsb_state_open(NULL);
 	uint8_t b[64], got[64];
-	long before, loaded, after;
+	long before, loaded, freed, after;
 
 	ASSERT_TRUE(s && t);
 	for (uint64_t i = 1; i <= n; i++) {
@@ -229,11 +230,13 @@ TEST(loaded_pages_freed_one_by_one)
 		}
 	}
 	ASSERT_EQ(mmsb_page_count(t), 0);
+	malloc_trim(0);
+	freed = rss_anon_kib();
 	mmsb_state_close(t);
 	malloc_trim(0);
 	after = rss_anon_kib();
-	TH_LOG("RssAnon %ld KiB before the load, %ld loaded, %ld after the last free", before,
-	       loaded, after);
+	TH_LOG("RssAnon %ld KiB before the load, %ld loaded, %ld after the last free, %ld closed",
+	       before, loaded, freed, after);
 	if (before < 0 || UNDER_ASAN) {
 		/* ASan's quarantine keeps what malloc'ed memory the load freed */
 		TH_LOG("the memory given back not judged: %s",
@@ -241,7 +244,54 @@ TEST(loaded_pages_freed_one_by_one)
 		return;
 	}
 	ASSERT_TRUE(loaded - before >= 4096);
+	/* the page table (1 MiB) and one chunk kept are all that may stay */
+	ASSERT_TRUE(freed - before < 1024 + 2048 + 512);
 	ASSERT_TRUE(after - before < 1024);
+}
+
+/*
+ * A destroyed page's slot is handed out again, cleared: 8,192 pages filled with 0xff, every
+ * other one freed, and as many made again. The new pages read as zero, the old ones keep their
+ * bytes, and the memory does not grow by the new pages' 1.3 MiB.
+ */
+TEST(freed_slots_are_reused_and_cleared)
+{
+	const uint64_t n = 8192;
+	struct mmsb_state *s = mmsb_state_open(NULL);
+	uint8_t ff[64], got[64], zero[64] = { 0 };
+	long before, after;
+	uint64_t id;
+
+	ASSERT_TRUE(s);
+	memset(ff, 0xff, sizeof(ff));
+	for (uint64_t i = 1; i <= n; i++) {
+		ASSERT_EQ(mmsb_page_create_id(s, i, sizeof(ff), MMSB_LOC_CPU), 0);
+		ASSERT_EQ(mmsb_page_update(s, i, ff, sizeof(ff)), 1);
+	}
+	for (uint64_t i = 2; i <= n; i += 2)
+		ASSERT_EQ(mmsb_page_free(s, i), 0);
+	malloc_trim(0);
+	before = rss_anon_kib();
+	for (uint64_t i = 0; i < n / 2; i++) {
+		ASSERT_EQ(mmsb_page_create(s, sizeof(ff), MMSB_LOC_CPU, &id), 0);
+		ASSERT_TRUE(id > n);
+		ASSERT_EQ(mmsb_page_read(s, id, got, sizeof(got), 0), (ssize_t)sizeof(got));
+		ASSERT_EQ(memcmp(got, zero, sizeof(got)), 0);
+	}
+	for (uint64_t i = 1; i <= n; i += 2) {
+		ASSERT_EQ(mmsb_page_read(s, i, got, sizeof(got), 0), (ssize_t)sizeof(got));
+		ASSERT_EQ(memcmp(got, ff, sizeof(got)), 0);
+	}
+	malloc_trim(0);
+	after = rss_anon_kib();
+	mmsb_state_close(s);
+	TH_LOG("RssAnon %ld KiB with half the pages freed, %ld made again", before, after);
+	if (before < 0 || UNDER_ASAN) {
+		TH_LOG("the memory reused not judged: %s",
+		       before < 0 ? "no RssAnon in /proc/self/status" : "under ASan");
+		return;
+	}
+	ASSERT_TRUE(after - before < 256);
 }
 
 /*
