@@ -334,6 +334,10 @@ struct mmsb_page *mmsb__page_new(struct mmsb_page_map *m, uint64_t id, size_t si
 void mmsb__page_destroy(struct mmsb_page *p) MMSB_HIDDEN;
 /* After the last of its pages is destroyed (mmsb__map_free). */
 void mmsb__slab_free(struct mmsb_slab *sl) MMSB_HIDDEN;
+/* Zeroed memory mapped for pages or pointers to them, populated apart (page.c). */
+void *mmsb__mem_map(size_t len, size_t align, bool huge) MMSB_HIDDEN;
+void mmsb__mem_populate(void *p, size_t len) MMSB_HIDDEN;
+void mmsb__mem_unmap(void *p, size_t len) MMSB_HIDDEN;
 /* Metadata (meta.c): the blob is u32 count, then (u32 klen, key, u32 vlen, value) per entry. */
 int mmsb__meta_encode(const struct mmsb_page *p, struct mmsb_buf *b) MMSB_HIDDEN;
 /* Decode a blob into a fresh entry array (validated whole before anything is returned). */

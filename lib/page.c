@@ -55,8 +55,9 @@ static inline bool page_inline(const struct mmsb_page *p)
  * malloc one page at a time. At a million pages most of a create's or a load's time went to
  * faulting that memory in, 4 KiB at a time: 16 us a fault on a VM where each fault traps to the
  * host. A chunk is populated 64 KiB at a time (MADV_POPULATE_WRITE: one call, no trap a page),
- * and each page's struct and bytes fill a slot rounded up to a cache line: no allocator header,
- * and no slack needed to keep two pages' lines apart.
+ * and once a chunk of its size has been filled, the next ones take huge pages (mmsb__mem_map()).
+ * Each page's struct and bytes fill a slot rounded up to a cache line: no allocator header, and
+ * no slack needed to keep two pages' lines apart.
  *
  * A chunk holds slots of one size, is aligned to its size (a page finds it by masking its own
  * address) and counts its live pages. A destroyed page's slot goes on its chunk's free list and
@@ -84,7 +85,10 @@ struct mmsb_page_chunk {
 };
 
 struct mmsb_slab {
-	struct mmsb_page_chunk *avail[SLOT_MAX / CHUNK_LINE + 1]; /* by slot size, in lines */
+	/* by slot size, in lines */
+	struct mmsb_page_chunk *avail[SLOT_MAX / CHUNK_LINE + 1];
+	/* a chunk of this size has been filled: the next ones will be, and take huge pages */
+	bool filled[SLOT_MAX / CHUNK_LINE + 1];
 };
 
 static struct mmsb_page_chunk *chunk_of(const struct mmsb_page *p)
@@ -97,35 +101,53 @@ static size_t slot_size(size_t size)
 	return (PAGE_INLINE_OFF + size + CHUNK_LINE - 1) & ~(size_t)(CHUNK_LINE - 1);
 }
 
-static struct mmsb_page_chunk *chunk_map(void)
+/*
+ * Memory the library maps for itself to hold pages, or pointers to them: a slab's chunks, a large
+ * page table. LeakSanitizer scans malloc'ed memory only, so each mapping is a root region for it.
+ * align is a power of two, at least the system page: twice the length is mapped when it is
+ * larger, the aligned part kept and the rest given back.
+ *
+ * huge: all of it will be used, so transparent huge pages may back it where the system allows
+ * them on request: one fault maps 2 MiB. On a VM whose every fault, and every first touch of a
+ * page the fault mapped, exits to the host (some 20 us a 4 KiB page here), a million creates
+ * ran 5 times as fast so, once the host had backed the memory. Otherwise never: on "always", an
+ * aligned 2 MiB region holding a few pages would hold 2 MiB.
+ */
+void *mmsb__mem_map(size_t len, size_t align, bool huge)
 {
-	uint8_t *m = mmap(NULL, 2 * CHUNK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			  -1, 0);
-	uintptr_t at;
+	size_t extra = align > 4096 ? align : 0;
+	uint8_t *m =
+		mmap(NULL, len + extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uintptr_t at = (uintptr_t)m;
 
 	if (m == MAP_FAILED)
 		return NULL;
-	/* twice the size mapped, the aligned chunk kept, the rest given back */
-	at = ((uintptr_t)m + CHUNK_SIZE - 1) & ~(uintptr_t)(CHUNK_SIZE - 1);
-	if (at > (uintptr_t)m)
-		munmap(m, at - (uintptr_t)m);
-	munmap((void *)(at + CHUNK_SIZE), (uintptr_t)m + CHUNK_SIZE - at);
-	/*
-	 * An aligned 2 MiB region is what transparent huge pages take whole where they are on
-	 * "always": a chunk of a few pages would hold 2 MiB. The slab populates what it hands out.
-	 */
-	madvise((void *)at, CHUNK_SIZE, MADV_NOHUGEPAGE);
-	/* LeakSanitizer scans malloc'ed memory only: the pages' own allocations live on in here */
-	__lsan_register_root_region((void *)at, CHUNK_SIZE);
-	return (struct mmsb_page_chunk *)at;
+	if (extra) {
+		at = (at + align - 1) & ~(uintptr_t)(align - 1);
+		if (at > (uintptr_t)m)
+			munmap(m, at - (uintptr_t)m);
+		munmap((void *)(at + len), (uintptr_t)m + extra - at);
+	}
+	madvise((void *)at, len, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+	__lsan_register_root_region((void *)at, len);
+	return (void *)at;
 }
 
-static void chunk_unmap(struct mmsb_page_chunk *c)
+/* Fault in [p, p + len) for writing in one call: on a VM each fault a page takes traps to the host. */
+void mmsb__mem_populate(void *p, size_t len)
 {
-	/* ASan would hold the poison of its slots against whatever is mapped there next */
-	ASAN_UNPOISON_MEMORY_REGION(c, CHUNK_SIZE);
-	__lsan_unregister_root_region(c, CHUNK_SIZE);
-	munmap(c, CHUNK_SIZE);
+#ifdef MADV_POPULATE_WRITE
+	/* a kernel before 5.14 refuses it, and each page faults in when first touched */
+	madvise(p, len, MADV_POPULATE_WRITE);
+#endif
+}
+
+void mmsb__mem_unmap(void *p, size_t len)
+{
+	/* ASan would hold the poison of a slot against whatever is mapped there next */
+	ASAN_UNPOISON_MEMORY_REGION(p, len);
+	__lsan_unregister_root_region(p, len);
+	munmap(p, len);
 }
 
 static bool chunk_has_room(const struct mmsb_page_chunk *c)
@@ -163,10 +185,7 @@ static void *chunk_fresh(struct mmsb_page_chunk *c, size_t n)
 	if (c->off + n > c->populated) {
 		to = min_t(size_t, (c->off + n + CHUNK_STEP - 1) & ~(size_t)(CHUNK_STEP - 1),
 			   CHUNK_SIZE);
-#ifdef MADV_POPULATE_WRITE
-		/* a kernel before 5.14 refuses it, and each page faults in when first touched */
-		madvise((uint8_t *)c + c->populated, to - c->populated, MADV_POPULATE_WRITE);
-#endif
+		mmsb__mem_populate((uint8_t *)c + c->populated, to - c->populated);
 		c->populated = (uint32_t)to;
 	}
 	c->off += (uint32_t)n;
@@ -180,7 +199,7 @@ static void *slab_take(struct mmsb_slab *sl, size_t n)
 	uint8_t *v;
 
 	if (!c) {
-		c = chunk_map();
+		c = mmsb__mem_map(CHUNK_SIZE, CHUNK_SIZE, sl->filled[n / CHUNK_LINE]);
 		if (!c)
 			return NULL;
 		c->slab = sl;
@@ -197,8 +216,10 @@ static void *slab_take(struct mmsb_slab *sl, size_t n)
 		v = chunk_fresh(c, n);
 	}
 	c->live++;
-	if (!chunk_has_room(c))
+	if (!chunk_has_room(c)) {
 		avail_del(sl, c);
+		sl->filled[n / CHUNK_LINE] = true;
+	}
 	return v;
 }
 
@@ -219,7 +240,7 @@ static void slab_give(struct mmsb_page_chunk *c, void *v)
 	if (sl->avail[c->slot / CHUNK_LINE] == c && !c->next)
 		return;
 	avail_del(sl, c);
-	chunk_unmap(c);
+	mmsb__mem_unmap(c, CHUNK_SIZE);
 }
 
 void mmsb__slab_free(struct mmsb_slab *sl)
@@ -232,7 +253,7 @@ void mmsb__slab_free(struct mmsb_slab *sl)
 			struct mmsb_page_chunk *c = sl->avail[i];
 
 			avail_del(sl, c);
-			chunk_unmap(c);
+			mmsb__mem_unmap(c, CHUNK_SIZE);
 		}
 	}
 	free(sl);

@@ -17,6 +17,38 @@ static void map_place(struct mmsb_slot *slots, size_t cap, struct mmsb_slot s)
 	slots[i] = s;
 }
 
+/*
+ * A large table is mapped and populated in one call. From calloc, its memory faulted in a 4 KiB
+ * page at a time, twice where a lookup read a slot before the insert wrote it (the zero page,
+ * then a copy), at some 20 us a fault on a VM; a million creates spent a third of their time so.
+ */
+#define MAP_MAPPED_FROM (256u << 10)
+
+static struct mmsb_slot *slots_alloc(size_t cap)
+{
+	size_t len = cap * sizeof(struct mmsb_slot);
+	struct mmsb_slot *v;
+
+	if (len < MAP_MAPPED_FROM)
+		return calloc(cap, sizeof(*v));
+	/* a table is full to at least a quarter: one of 2 MiB or more may take huge pages */
+	v = len >= (2u << 20) ? mmsb__mem_map(len, 2u << 20, true) :
+				mmsb__mem_map(len, 4096, false);
+	if (v)
+		mmsb__mem_populate(v, len);
+	return v;
+}
+
+static void slots_free(struct mmsb_slot *v, size_t cap)
+{
+	size_t len = cap * sizeof(*v);
+
+	if (len < MAP_MAPPED_FROM)
+		free(v);
+	else if (v)
+		mmsb__mem_unmap(v, len);
+}
+
 int mmsb__map_reserve(struct mmsb_page_map *m, size_t n)
 {
 	size_t ncap = m->cap ? m->cap : 64;
@@ -30,14 +62,14 @@ int mmsb__map_reserve(struct mmsb_page_map *m, size_t n)
 	}
 	if (ncap == m->cap)
 		return 0;
-	ns = calloc(ncap, sizeof(*ns));
+	ns = slots_alloc(ncap);
 	if (!ns)
 		return -ENOMEM;
 	/* the slot's own id: a rehash never touches the pages (a cache miss each, at 1M of them) */
 	for (size_t i = 0; i < m->cap; i++)
 		if (m->slots[i].p)
 			map_place(ns, ncap, m->slots[i]);
-	free(m->slots);
+	slots_free(m->slots, m->cap);
 	m->slots = ns;
 	m->cap = ncap;
 	return 0;
@@ -79,7 +111,7 @@ void mmsb__map_del(struct mmsb_page_map *m, uint64_t id)
 
 void mmsb__map_free(struct mmsb_page_map *m)
 {
-	free(m->slots);
+	slots_free(m->slots, m->cap);
 	mmsb__slab_free(m->slab);
 	memset(m, 0, sizeof(*m));
 }
