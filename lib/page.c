@@ -13,13 +13,21 @@
 #endif
 #ifdef PAGE_ASAN
 #include <sanitizer/asan_interface.h>
-#include <sanitizer/lsan_interface.h>
+/* a line of poison after each slab slot: an overflow of a page's bytes stops there */
+#define SLOT_REDZONE 64
 #else
 #define ASAN_POISON_MEMORY_REGION(a, n) ((void)(a), (void)(n))
 #define ASAN_UNPOISON_MEMORY_REGION(a, n) ((void)(a), (void)(n))
-#define __lsan_register_root_region(a, n) ((void)(a), (void)(n))
-#define __lsan_unregister_root_region(a, n) ((void)(a), (void)(n))
+#define SLOT_REDZONE 0
 #endif
+/*
+ * LeakSanitizer scans malloc'ed memory, not what the library maps itself: the pages there, and
+ * the pointers in a mapped table, must be roots, or it reports every allocation they hold. Weak:
+ * the program may run LeakSanitizer (ASan, or -fsanitize=leak) when this library was built
+ * without it, and then the hooks are its runtime's.
+ */
+void __lsan_register_root_region(const void *p, size_t size) __attribute__((weak));
+void __lsan_unregister_root_region(const void *p, size_t size) __attribute__((weak));
 
 #include "mmsb_internal.h"
 #include "probes.h"
@@ -62,18 +70,27 @@ static inline bool page_inline(const struct mmsb_page *p)
  * A chunk holds slots of one size, is aligned to its size (a page finds it by masking its own
  * address) and counts its live pages. A destroyed page's slot goes on its chunk's free list and
  * is handed out again, zeroed, before the chunk's fresh memory; a chunk with room is on its
- * size's list. An empty chunk is unmapped, unless it is the only one of its size with room, so
- * that pages made and destroyed in turn do not map a chunk each. The slab belongs to a page
- * table and moves with it (a load swaps tables); the state's lock orders its use. Small tables
- * stay on malloc: a slab's least is a 64 KiB populated step a page size, which a state of a few
- * pages has no use for.
+ * size's list. An empty chunk is kept for the next pages, two in all (SLAB_SPARES), so that
+ * pages made and destroyed in turn do not map a chunk each; past that the oldest is unmapped.
+ * Memory comes back a whole chunk at a time: a chunk with one page left holds all it populated.
+ * The slab belongs to a page table and moves with it (a load swaps tables); the state's lock
+ * orders its use. Small tables stay on malloc: a slab's least is a 64 KiB populated step a page
+ * size, which a state of a few pages has no use for.
  */
-/* a table this large: a create makes its 257th page in it, a load of 512 pages starts in it */
+/* a table this large: a create makes its 258th page in it, a load of 512 pages starts in it */
 #define SLAB_FROM 1024
 #define CHUNK_SIZE (2u << 20)
 #define CHUNK_STEP (64u << 10)
 #define CHUNK_LINE 64
-#define SLOT_MAX ((PAGE_INLINE_OFF + PAGE_INLINE_MAX + CHUNK_LINE - 1) & ~(size_t)(CHUNK_LINE - 1))
+#define SLOT_MAX                                                                                   \
+	((PAGE_INLINE_OFF + PAGE_INLINE_MAX + SLOT_REDZONE + CHUNK_LINE - 1) &                     \
+	 ~(size_t)(CHUNK_LINE - 1))
+/*
+ * Empty chunks kept for the next pages, in all. One a size would let pages made and destroyed at
+ * a chunk's edge map and unmap a chunk each time, but a state that freed pages of many sizes
+ * would hold 2 MiB a size with no page in it.
+ */
+#define SLAB_SPARES 2
 
 struct mmsb_page_chunk {
 	struct mmsb_slab *slab;
@@ -89,6 +106,7 @@ struct mmsb_slab {
 	struct mmsb_page_chunk *avail[SLOT_MAX / CHUNK_LINE + 1];
 	/* a chunk of this size has been filled: the next ones will be, and take huge pages */
 	bool filled[SLOT_MAX / CHUNK_LINE + 1];
+	struct mmsb_page_chunk *spare[SLAB_SPARES]; /* empty, still on their lists; newest first */
 };
 
 static struct mmsb_page_chunk *chunk_of(const struct mmsb_page *p)
@@ -98,7 +116,7 @@ static struct mmsb_page_chunk *chunk_of(const struct mmsb_page *p)
 
 static size_t slot_size(size_t size)
 {
-	return (PAGE_INLINE_OFF + size + CHUNK_LINE - 1) & ~(size_t)(CHUNK_LINE - 1);
+	return (PAGE_INLINE_OFF + size + SLOT_REDZONE + CHUNK_LINE - 1) & ~(size_t)(CHUNK_LINE - 1);
 }
 
 /*
@@ -129,7 +147,8 @@ void *mmsb__mem_map(size_t len, size_t align, bool huge)
 		munmap((void *)(at + len), (uintptr_t)m + extra - at);
 	}
 	madvise((void *)at, len, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
-	__lsan_register_root_region((void *)at, len);
+	if (__lsan_register_root_region)
+		__lsan_register_root_region((void *)at, len);
 	return (void *)at;
 }
 
@@ -146,7 +165,8 @@ void mmsb__mem_unmap(void *p, size_t len)
 {
 	/* ASan would hold the poison of a slot against whatever is mapped there next */
 	ASAN_UNPOISON_MEMORY_REGION(p, len);
-	__lsan_unregister_root_region(p, len);
+	if (__lsan_unregister_root_region)
+		__lsan_unregister_root_region(p, len);
 	munmap(p, len);
 }
 
@@ -192,9 +212,22 @@ static void *chunk_fresh(struct mmsb_page_chunk *c, size_t n)
 	return (uint8_t *)c + c->off - n;
 }
 
-/* a zeroed slot of n bytes (a slot_size()) */
-static void *slab_take(struct mmsb_slab *sl, size_t n)
+static void spare_drop(struct mmsb_slab *sl, const struct mmsb_page_chunk *c)
 {
+	for (size_t i = 0; i < SLAB_SPARES; i++) {
+		if (sl->spare[i] == c) {
+			memmove(&sl->spare[i], &sl->spare[i + 1],
+				(SLAB_SPARES - 1 - i) * sizeof(sl->spare[0]));
+			sl->spare[SLAB_SPARES - 1] = NULL;
+			return;
+		}
+	}
+}
+
+/* A page's struct and bytes, zeroed: size bytes of it, in a slot of its size's chunks. */
+static struct mmsb_page *slab_take(struct mmsb_slab *sl, size_t size)
+{
+	size_t n = slot_size(size), used = PAGE_INLINE_OFF + size;
 	struct mmsb_page_chunk *c = sl->avail[n / CHUNK_LINE];
 	uint8_t *v;
 
@@ -202,6 +235,8 @@ static void *slab_take(struct mmsb_slab *sl, size_t n)
 		c = mmsb__mem_map(CHUNK_SIZE, CHUNK_SIZE, sl->filled[n / CHUNK_LINE]);
 		if (!c)
 			return NULL;
+		/* ASan: nothing past the header is a page's until it is handed out */
+		ASAN_POISON_MEMORY_REGION((uint8_t *)c + CHUNK_LINE, CHUNK_SIZE - CHUNK_LINE);
 		c->slab = sl;
 		c->slot = (uint32_t)n;
 		c->off = CHUNK_LINE; /* the header's line */
@@ -209,23 +244,26 @@ static void *slab_take(struct mmsb_slab *sl, size_t n)
 	}
 	if (c->free) {
 		v = c->free;
-		ASAN_UNPOISON_MEMORY_REGION(v, n);
+		ASAN_UNPOISON_MEMORY_REGION(v, used);
 		c->free = *(void **)v;
-		memset(v, 0, n);
+		memset(v, 0, used);
 	} else {
 		v = chunk_fresh(c, n);
+		ASAN_UNPOISON_MEMORY_REGION(v, used);
 	}
-	c->live++;
+	if (!c->live++)
+		spare_drop(sl, c);
 	if (!chunk_has_room(c)) {
 		avail_del(sl, c);
 		sl->filled[n / CHUNK_LINE] = true;
 	}
-	return v;
+	return (struct mmsb_page *)v;
 }
 
 static void slab_give(struct mmsb_page_chunk *c, void *v)
 {
 	struct mmsb_slab *sl = c->slab;
+	struct mmsb_page_chunk *old = sl->spare[SLAB_SPARES - 1];
 	bool had_room = chunk_has_room(c);
 
 	*(void **)v = c->free;
@@ -236,11 +274,13 @@ static void slab_give(struct mmsb_page_chunk *c, void *v)
 		avail_add(sl, c);
 	if (--c->live)
 		return;
-	/* the last chunk of its size with room is kept for the next page */
-	if (sl->avail[c->slot / CHUNK_LINE] == c && !c->next)
-		return;
-	avail_del(sl, c);
-	mmsb__mem_unmap(c, CHUNK_SIZE);
+	/* kept for the next page; the oldest spare past SLAB_SPARES goes back */
+	memmove(&sl->spare[1], &sl->spare[0], (SLAB_SPARES - 1) * sizeof(sl->spare[0]));
+	sl->spare[0] = c;
+	if (old) {
+		avail_del(sl, old);
+		mmsb__mem_unmap(old, CHUNK_SIZE);
+	}
 }
 
 void mmsb__slab_free(struct mmsb_slab *sl)
@@ -266,7 +306,7 @@ static struct mmsb_page *page_alloc(struct mmsb_page_map *m, size_t size)
 	if (size <= PAGE_INLINE_MAX && m->cap >= SLAB_FROM) {
 		if (!m->slab && !(m->slab = calloc(1, sizeof(*m->slab))))
 			return NULL;
-		p = slab_take(m->slab, slot_size(size));
+		p = slab_take(m->slab, size);
 		if (p)
 			p->pooled = true;
 		return p;

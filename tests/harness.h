@@ -20,6 +20,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * The sanitizer the test was built with: TH_ASAN or TH_TSAN defined, and TH_SANITIZER naming it.
+ * What a test of resident memory or of a deliberate race cannot judge under it. gcc says
+ * __SANITIZE_*__, clang __has_feature(*_sanitizer).
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define TH_ASAN 1
+#elif defined(__SANITIZE_THREAD__)
+#define TH_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TH_ASAN 1
+#elif __has_feature(thread_sanitizer)
+#define TH_TSAN 1
+#endif
+#endif
+#if defined(TH_ASAN)
+#define TH_SANITIZER "ASan"
+#elif defined(TH_TSAN)
+#define TH_SANITIZER "TSan"
+#endif
+
 #define KSFT_PASS 0
 #define KSFT_FAIL 1
 #define KSFT_SKIP 4

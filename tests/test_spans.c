@@ -401,15 +401,6 @@ TEST(every_begin_has_its_end)
 #if MMSB_PROBES
 #include "probes.h" /* the per-thread state behind the public functions' gate */
 
-/* gcc says __SANITIZE_THREAD__, clang __has_feature(thread_sanitizer) */
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-
 struct toggled {
 	int stop;		/* set once the switches have flipped enough */
 	pthread_barrier_t done; /* the switches are off: read what is left */
@@ -461,7 +452,7 @@ TEST(switches_flipped_mid_call_leave_nothing_open)
 	pthread_t th[2];
 
 	spans_on(false);
-#ifdef UNDER_TSAN
+#ifdef TH_TSAN
 	/* the kernel writes the semaphores behind the library's back: a race TSan would report */
 	SKIP("the switches flip while the library reads them, by design: not under TSan");
 #endif
@@ -665,7 +656,7 @@ TEST(a_forked_child_starts_from_its_own_blocks)
 	void *ret;
 	pid_t pid;
 
-#ifdef UNDER_TSAN
+#ifdef TH_TSAN
 	SKIP("fork with another thread running: not under TSan");
 #endif
 	spans_on(false);
