@@ -315,6 +315,7 @@ int mmsb__map_put(struct mmsb_page_map *m, struct mmsb_page *p) MMSB_HIDDEN;
 /* Room for n pages without a rehash (a checkpoint load knows its count up front). */
 int mmsb__map_reserve(struct mmsb_page_map *m, size_t n) MMSB_HIDDEN;
 void mmsb__map_del(struct mmsb_page_map *m, uint64_t id) MMSB_HIDDEN;
+/* Destroy every page of the table, then the table. */
 void mmsb__map_free(struct mmsb_page_map *m) MMSB_HIDDEN;
 /* qsort comparator for an array of struct mmsb_page pointers, by id. */
 int mmsb__cmp_page_id(const void *a, const void *b) MMSB_HIDDEN;
@@ -332,7 +333,11 @@ struct mmsb_page **mmsb__map_sorted(const struct mmsb_page_map *m, size_t *n) MM
 struct mmsb_page *mmsb__page_new(struct mmsb_page_map *m, uint64_t id, size_t size,
 				 int loc) MMSB_HIDDEN;
 void mmsb__page_destroy(struct mmsb_page *p) MMSB_HIDDEN;
-/* After the last of its pages is destroyed (mmsb__map_free). */
+/*
+ * The table is going, with every page (mmsb__map_free): what a destroy frees is not swept or kept
+ * for the next page. Then, after the last of its pages, free the slab.
+ */
+void mmsb__slab_closing(struct mmsb_slab *sl) MMSB_HIDDEN;
 void mmsb__slab_free(struct mmsb_slab *sl) MMSB_HIDDEN;
 /* Zeroed memory mapped for pages or pointers to them, populated apart (page.c). */
 void *mmsb__mem_map(size_t len, size_t align, bool huge) MMSB_HIDDEN;

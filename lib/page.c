@@ -68,14 +68,16 @@ static inline bool page_inline(const struct mmsb_page *p)
  * no slack needed to keep two pages' lines apart.
  *
  * A chunk holds slots of one size, is aligned to its size (a page finds it by masking its own
- * address) and counts its live pages. A destroyed page's slot goes on its chunk's free list and
- * is handed out again, zeroed, before the chunk's fresh memory; a chunk with room is on its
- * size's list. An empty chunk is kept for the next pages, two in all (SLAB_SPARES), so that
- * pages made and destroyed in turn do not map a chunk each; past that the oldest is unmapped.
- * Memory comes back a whole chunk at a time: a chunk with one page left holds all it populated.
- * The slab belongs to a page table and moves with it (a load swaps tables); the state's lock
- * orders its use. Small tables stay on malloc: a slab's least is a 64 KiB populated step a page
- * size, which a state of a few pages has no use for.
+ * address), and keeps a bit a slot in its header: the lowest free slot is handed out again,
+ * zeroed, before the chunk's fresh memory, and a chunk with room is on its size's list. The free
+ * slots are known from the bits, not from links written into them, so memory a chunk no longer
+ * uses can go back to the system: each time its pages fall to half the most it held (and by 64
+ * or more), the 4 KiB pages under free slots only are dropped (chunk_sweep()); a slot there is
+ * zero again when next touched. An empty chunk is kept for the next pages, two in all
+ * (SLAB_SPARES), so that pages made and destroyed in turn do not map a chunk each; past that the
+ * oldest is unmapped. The slab belongs to a page table and moves with it (a load swaps tables);
+ * the state's lock orders its use. Small tables stay on malloc: a slab's least is a 64 KiB
+ * populated step a page size, which a state of a few pages has no use for.
  */
 /* a table this large: a create makes its 258th page in it, a load of 512 pages starts in it */
 #define SLAB_FROM 1024
@@ -92,14 +94,25 @@ static inline bool page_inline(const struct mmsb_page *p)
  */
 #define SLAB_SPARES 2
 
+/* the least slot, and so the most slots a chunk holds */
+#define SLOT_MIN ((PAGE_INLINE_OFF + 1 + SLOT_REDZONE + CHUNK_LINE - 1) & ~(size_t)(CHUNK_LINE - 1))
+#define CHUNK_SLOTS (CHUNK_SIZE / SLOT_MIN)
+/* a sweep drops what at least this many freed slots left, so its scan is paid for */
+#define SWEEP_MIN 64
+
 struct mmsb_page_chunk {
 	struct mmsb_slab *slab;
 	struct mmsb_page_chunk *next, *prev; /* on its size's list while it has room */
-	/* destroyed pages' slots, linked through their first word */
-	void *free;
-	uint32_t live, slot;	 /* pages in it; the size of each slot */
-	uint32_t off, populated; /* bytes handed out fresh, and populated */
+	uint32_t slot, n_slots;		     /* the size of each slot, and how many fit */
+	uint32_t live, fresh;		     /* pages in it; slots ever handed out (the lowest) */
+	uint32_t high;			     /* most pages since the last sweep */
+	uint32_t hint;			     /* used[] has no zero bit below word hint */
+	uint32_t populated;		     /* bytes populated from the chunk's start */
+	uint64_t used[CHUNK_SLOTS / 64];     /* a bit a slot holding a page */
 };
+
+/* slots start past the header, on a line */
+#define CHUNK_HDR ((sizeof(struct mmsb_page_chunk) + CHUNK_LINE - 1) & ~(size_t)(CHUNK_LINE - 1))
 
 struct mmsb_slab {
 	/* by slot size, in lines */
@@ -107,6 +120,7 @@ struct mmsb_slab {
 	/* a chunk of this size has been filled: the next ones will be, and take huge pages */
 	bool filled[SLOT_MAX / CHUNK_LINE + 1];
 	struct mmsb_page_chunk *spare[SLAB_SPARES]; /* empty, still on their lists; newest first */
+	bool closing;				    /* its table is being freed, with every page */
 };
 
 static struct mmsb_page_chunk *chunk_of(const struct mmsb_page *p)
@@ -172,7 +186,12 @@ void mmsb__mem_unmap(void *p, size_t len)
 
 static bool chunk_has_room(const struct mmsb_page_chunk *c)
 {
-	return c->free || c->off + c->slot <= CHUNK_SIZE;
+	return c->live < c->n_slots;
+}
+
+static uint8_t *slot_at(struct mmsb_page_chunk *c, size_t i)
+{
+	return (uint8_t *)c + CHUNK_HDR + i * c->slot;
 }
 
 static void avail_add(struct mmsb_slab *sl, struct mmsb_page_chunk *c)
@@ -197,19 +216,80 @@ static void avail_del(struct mmsb_slab *sl, struct mmsb_page_chunk *c)
 	c->next = c->prev = NULL;
 }
 
-/* the next n bytes of a chunk never handed out: zero, as a fresh mapping is */
-static void *chunk_fresh(struct mmsb_page_chunk *c, size_t n)
+static struct mmsb_page_chunk *chunk_new(struct mmsb_slab *sl, size_t n)
 {
-	size_t to;
+	struct mmsb_page_chunk *c =
+		mmsb__mem_map(CHUNK_SIZE, CHUNK_SIZE, sl->filled[n / CHUNK_LINE]);
 
-	if (c->off + n > c->populated) {
-		to = min_t(size_t, (c->off + n + CHUNK_STEP - 1) & ~(size_t)(CHUNK_STEP - 1),
-			   CHUNK_SIZE);
-		mmsb__mem_populate((uint8_t *)c + c->populated, to - c->populated);
-		c->populated = (uint32_t)to;
+	if (!c)
+		return NULL;
+	/* ASan: nothing past the header is a page's until it is handed out */
+	ASAN_POISON_MEMORY_REGION((uint8_t *)c + CHUNK_HDR, CHUNK_SIZE - CHUNK_HDR);
+	c->slab = sl;
+	c->slot = (uint32_t)n;
+	c->n_slots = (uint32_t)((CHUNK_SIZE - CHUNK_HDR) / n);
+	avail_add(sl, c);
+	return c;
+}
+
+/* The lowest free slot: one handed out before, or the next fresh one, populated with its step. */
+static size_t chunk_take(struct mmsb_page_chunk *c)
+{
+	size_t i, w, end, to;
+
+	if (c->live < c->fresh) {
+		/* the lowest zero bit is a freed slot: one lies below fresh, and all past it are 0 */
+		for (w = c->hint; !~c->used[w]; w++)
+			;
+		c->hint = (uint32_t)w;
+		i = w * 64 + (size_t)__builtin_ctzll(~c->used[w]);
+	} else {
+		i = c->fresh++;
+		end = CHUNK_HDR + (i + 1) * c->slot;
+		if (end > c->populated) {
+			to = min_t(size_t, (end + CHUNK_STEP - 1) & ~(size_t)(CHUNK_STEP - 1),
+				   CHUNK_SIZE);
+			mmsb__mem_populate((uint8_t *)c + c->populated, to - c->populated);
+			c->populated = (uint32_t)to;
+		}
 	}
-	c->off += (uint32_t)n;
-	return (uint8_t *)c + c->off - n;
+	c->used[i / 64] |= 1ull << (i % 64);
+	if (++c->live > c->high)
+		c->high = c->live;
+	return i;
+}
+
+static bool slots_free(const struct mmsb_page_chunk *c, size_t a, size_t b)
+{
+	for (size_t i = a; i <= b; i++)
+		if (c->used[i / 64] & (1ull << (i % 64)))
+			return false;
+	return true;
+}
+
+/*
+ * Give back the 4 KiB pages that hold free slots only, in runs: one call a run. The header's page
+ * stays, and so does what lies past the slots ever handed out (at most a populate step).
+ */
+static void chunk_sweep(struct mmsb_page_chunk *c)
+{
+	const size_t pg = 4096, last = CHUNK_HDR + (size_t)c->fresh * c->slot;
+	size_t run = 0;
+
+	for (size_t q = pg; q + pg <= last; q += pg) {
+		size_t a = (q - CHUNK_HDR) / c->slot, b = (q + pg - 1 - CHUNK_HDR) / c->slot;
+
+		if (slots_free(c, a, b)) {
+			run = run ? run : q;
+			continue;
+		}
+		if (run)
+			madvise((uint8_t *)c + run, q - run, MADV_DONTNEED);
+		run = 0;
+	}
+	if (run)
+		madvise((uint8_t *)c + run, (last & ~(pg - 1)) - run, MADV_DONTNEED);
+	c->high = c->live;
 }
 
 static void spare_drop(struct mmsb_slab *sl, const struct mmsb_page_chunk *c)
@@ -229,30 +309,19 @@ static struct mmsb_page *slab_take(struct mmsb_slab *sl, size_t size)
 {
 	size_t n = slot_size(size), used = PAGE_INLINE_OFF + size;
 	struct mmsb_page_chunk *c = sl->avail[n / CHUNK_LINE];
+	bool reused;
 	uint8_t *v;
 
-	if (!c) {
-		c = mmsb__mem_map(CHUNK_SIZE, CHUNK_SIZE, sl->filled[n / CHUNK_LINE]);
-		if (!c)
-			return NULL;
-		/* ASan: nothing past the header is a page's until it is handed out */
-		ASAN_POISON_MEMORY_REGION((uint8_t *)c + CHUNK_LINE, CHUNK_SIZE - CHUNK_LINE);
-		c->slab = sl;
-		c->slot = (uint32_t)n;
-		c->off = CHUNK_LINE; /* the header's line */
-		avail_add(sl, c);
-	}
-	if (c->free) {
-		v = c->free;
-		ASAN_UNPOISON_MEMORY_REGION(v, used);
-		c->free = *(void **)v;
-		memset(v, 0, used);
-	} else {
-		v = chunk_fresh(c, n);
-		ASAN_UNPOISON_MEMORY_REGION(v, used);
-	}
-	if (!c->live++)
+	if (!c && !(c = chunk_new(sl, n)))
+		return NULL;
+	if (!c->live)
 		spare_drop(sl, c);
+	reused = c->live < c->fresh;
+	v = slot_at(c, chunk_take(c));
+	ASAN_UNPOISON_MEMORY_REGION(v, used);
+	/* fresh memory is zero; a slot handed out before holds its last page's bytes */
+	if (reused)
+		memset(v, 0, used);
 	if (!chunk_has_room(c)) {
 		avail_del(sl, c);
 		sl->filled[n / CHUNK_LINE] = true;
@@ -264,16 +333,24 @@ static void slab_give(struct mmsb_page_chunk *c, void *v)
 {
 	struct mmsb_slab *sl = c->slab;
 	struct mmsb_page_chunk *old = sl->spare[SLAB_SPARES - 1];
-	bool had_room = chunk_has_room(c);
+	size_t i = (size_t)((uint8_t *)v - slot_at(c, 0)) / c->slot;
 
-	*(void **)v = c->free;
-	c->free = v;
 	/* ASan then sees any use of the page after its destroy */
 	ASAN_POISON_MEMORY_REGION(v, c->slot);
-	if (!had_room)
+	if (!chunk_has_room(c))
 		avail_add(sl, c);
-	if (--c->live)
+	c->used[i / 64] &= ~(1ull << (i % 64));
+	c->hint = min_t(uint32_t, c->hint, (uint32_t)(i / 64));
+	if (--c->live) {
+		if (c->high - c->live >= SWEEP_MIN && c->live <= c->high / 2 && !sl->closing)
+			chunk_sweep(c);
 		return;
+	}
+	if (sl->closing) {
+		avail_del(sl, c);
+		mmsb__mem_unmap(c, CHUNK_SIZE);
+		return;
+	}
 	/* kept for the next page; the oldest spare past SLAB_SPARES goes back */
 	memmove(&sl->spare[1], &sl->spare[0], (SLAB_SPARES - 1) * sizeof(sl->spare[0]));
 	sl->spare[0] = c;
@@ -281,6 +358,12 @@ static void slab_give(struct mmsb_page_chunk *c, void *v)
 		avail_del(sl, old);
 		mmsb__mem_unmap(old, CHUNK_SIZE);
 	}
+}
+
+void mmsb__slab_closing(struct mmsb_slab *sl)
+{
+	if (sl)
+		sl->closing = true;
 }
 
 void mmsb__slab_free(struct mmsb_slab *sl)

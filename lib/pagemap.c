@@ -111,6 +111,12 @@ void mmsb__map_del(struct mmsb_page_map *m, uint64_t id)
 
 void mmsb__map_free(struct mmsb_page_map *m)
 {
+	struct mmsb_page *p;
+	size_t i;
+
+	mmsb__slab_closing(m->slab);
+	mmsb__map_for_each(m, i, p)
+		mmsb__page_destroy(p);
 	slots_free(m->slots, m->cap);
 	mmsb__slab_free(m->slab);
 	memset(m, 0, sizeof(*m));

@@ -141,7 +141,6 @@ struct mmsb_state *mmsb_state_open(const struct mmsb_state_opts *opts)
  */
 static inline __attribute__((always_inline)) void state_free(struct mmsb_state *s, bool traced)
 {
-	struct mmsb_page *p;
 	size_t i;
 
 	if (s->log) {
@@ -152,8 +151,6 @@ static inline __attribute__((always_inline)) void state_free(struct mmsb_state *
 				mmsb__strerror(err));
 		mmsb__log_close(s->log);
 	}
-	mmsb__map_for_each(&s->pages, i, p)
-		mmsb__page_destroy(p);
 	mmsb__map_free(&s->pages);
 	if (s->prov)
 		for (i = 0; i < MMSB_PROV_SLOTS; i++)

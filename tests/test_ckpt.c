@@ -332,6 +332,58 @@ TEST(freed_sizes_keep_two_chunks_in_all)
 }
 
 /*
+ * A state that shrinks gives memory back while it lives: 65,536 pages of 64 B, 63 of every 64
+ * freed in a scattered order, leave at most half the memory they took resident (the 4 KiB pages
+ * under free slots only go back). The pages left keep their bytes, and pages made again in the
+ * freed slots, some of them in memory given back, read as zero.
+ */
+TEST(a_shrunk_state_gives_memory_back)
+{
+	const uint64_t n = 65536;
+	struct mmsb_state *s = mmsb_state_open(NULL);
+	uint8_t b[64], got[64], zero[64] = { 0 };
+	long before, made, shrunk;
+	uint64_t id;
+
+	ASSERT_TRUE(s);
+	malloc_trim(0);
+	before = rss_anon_kib();
+	for (uint64_t i = 1; i <= n; i++) {
+		page_bytes(b, i);
+		ASSERT_EQ(mmsb_page_create_id(s, i, sizeof(b), MMSB_LOC_CPU), 0);
+		ASSERT_EQ(mmsb_page_update(s, i, b, sizeof(b)), 1);
+	}
+	made = rss_anon_kib();
+	/* 40,503 is odd: k * 40,503 mod n visits every id once, scattered */
+	for (uint64_t k = 0; k < n; k++) {
+		id = k * 40503 % n + 1;
+		if (id % 64)
+			ASSERT_EQ(mmsb_page_free(s, id), 0);
+	}
+	malloc_trim(0);
+	shrunk = rss_anon_kib();
+	for (uint64_t i = 0; i < n / 2; i++) {
+		ASSERT_EQ(mmsb_page_create(s, sizeof(b), MMSB_LOC_CPU, &id), 0);
+		ASSERT_EQ(mmsb_page_read(s, id, got, sizeof(got), 0), (ssize_t)sizeof(got));
+		ASSERT_EQ(memcmp(got, zero, sizeof(got)), 0);
+	}
+	for (uint64_t i = 64; i <= n; i += 64) {
+		page_bytes(b, i);
+		ASSERT_EQ(mmsb_page_read(s, i, got, sizeof(got), 0), (ssize_t)sizeof(got));
+		ASSERT_EQ(memcmp(got, b, sizeof(b)), 0);
+	}
+	mmsb_state_close(s);
+	TH_LOG("RssAnon %ld KiB before, %ld with %" PRIu64 " pages, %ld with 1 in 64 left", before,
+	       made, n, shrunk);
+	if (rss_unjudged(before)) {
+		TH_LOG("the memory given back not judged: %s", rss_unjudged(before));
+		return;
+	}
+	ASSERT_TRUE(made - before >= 16384);
+	ASSERT_TRUE(shrunk - before < (made - before) / 2);
+}
+
+/*
  * A load's cycle check marks the pages it walks, in the detached state it builds: the state
  * loaded into must then start its own walks past those marks. It did not, and a walk took the
  * page whose mark equalled its generation for one already visited: an edge closing a cycle was
