@@ -362,14 +362,11 @@ static void slab_give(struct mmsb_page_chunk *c, void *v)
 
 void mmsb__slab_closing(struct mmsb_slab *sl)
 {
-	if (sl)
-		sl->closing = true;
+	sl->closing = true;
 }
 
 void mmsb__slab_free(struct mmsb_slab *sl)
 {
-	if (!sl)
-		return;
 	/* every page is destroyed by now: what is left are the empty chunks kept for the next */
 	for (size_t i = 0; i < ARRAY_SIZE(sl->avail); i++) {
 		while (sl->avail[i]) {

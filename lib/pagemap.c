@@ -111,14 +111,20 @@ void mmsb__map_del(struct mmsb_page_map *m, uint64_t id)
 
 void mmsb__map_free(struct mmsb_page_map *m)
 {
-	struct mmsb_page *p;
-	size_t i;
+	size_t left = m->n;
 
-	mmsb__slab_closing(m->slab);
-	mmsb__map_for_each(m, i, p)
-		mmsb__page_destroy(p);
+	if (m->slab)
+		mmsb__slab_closing(m->slab);
+	/* up to the last page, not the table's end: a state of a few pages has 64 slots */
+	for (size_t i = 0; left; i++) {
+		if (m->slots[i].p) {
+			mmsb__page_destroy(m->slots[i].p);
+			left--;
+		}
+	}
 	slots_free(m->slots, m->cap);
-	mmsb__slab_free(m->slab);
+	if (m->slab)
+		mmsb__slab_free(m->slab);
 	memset(m, 0, sizeof(*m));
 }
 
