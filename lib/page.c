@@ -2,6 +2,7 @@
 /* Pages: their lifecycle (create, free) and the per-page getters of the public API. */
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 /* gcc says __SANITIZE_ADDRESS__, clang __has_feature(address_sanitizer) */
 #if defined(__SANITIZE_ADDRESS__)
@@ -71,9 +72,9 @@ static inline bool page_inline(const struct mmsb_page *p)
  * address), and keeps a bit a slot in its header: the lowest free slot is handed out again,
  * zeroed, before the chunk's fresh memory, and a chunk with room is on its size's list. The free
  * slots are known from the bits, not from links written into them, so memory a chunk no longer
- * uses can go back to the system: each time its pages fall to half the most it held (and by 64
- * or more), the 4 KiB pages under free slots only are dropped (chunk_sweep()); a slot there is
- * zero again when next touched. An empty chunk is kept for the next pages, two in all
+ * uses can go back to the system: each time its pages fall to a quarter of the most it held, by
+ * 64 KiB of slots or more, the system pages under free slots only are dropped (chunk_sweep()); a
+ * slot there is zero again when next touched. An empty chunk is kept for the next pages, two in all
  * (SLAB_SPARES), so that pages made and destroyed in turn do not map a chunk each; past that the
  * oldest is unmapped. The slab belongs to a page table and moves with it (a load swaps tables);
  * the state's lock orders its use. Small tables stay on malloc: a slab's least is a 64 KiB
@@ -97,8 +98,14 @@ static inline bool page_inline(const struct mmsb_page *p)
 /* the least slot, and so the most slots a chunk holds */
 #define SLOT_MIN ((PAGE_INLINE_OFF + 1 + SLOT_REDZONE + CHUNK_LINE - 1) & ~(size_t)(CHUNK_LINE - 1))
 #define CHUNK_SLOTS (CHUNK_SIZE / SLOT_MIN)
-/* a sweep drops what at least this many freed slots left, so its scan is paid for */
-#define SWEEP_MIN 64
+/*
+ * A sweep waits for a chunk's pages to fall to a quarter of the most it held since the last, and by
+ * this many bytes of slots: pages given back fault in again when the state grows, so a state that
+ * swings by less than 4 times, or by a few pages, never pays for it.
+ */
+#define SWEEP_BYTES (64u << 10)
+/* the smallest system page the dropped[] map has room for */
+#define SWEEP_PAGE_MIN 4096
 
 struct mmsb_page_chunk {
 	struct mmsb_slab *slab;
@@ -108,7 +115,10 @@ struct mmsb_page_chunk {
 	uint32_t high;			     /* most pages since the last sweep */
 	uint32_t hint;			     /* used[] has no zero bit below word hint */
 	uint32_t populated;		     /* bytes populated from the chunk's start */
-	uint64_t used[CHUNK_SLOTS / 64];     /* a bit a slot holding a page */
+	bool swept;			     /* huge pages are off since its first sweep */
+	uint64_t used[(CHUNK_SLOTS + 63) / 64]; /* a bit a slot holding a page */
+	/* a bit a system page a sweep gave back, until a slot on it is handed out again */
+	uint64_t dropped[CHUNK_SIZE / SWEEP_PAGE_MIN / 64];
 };
 
 /* slots start past the header, on a line */
@@ -228,8 +238,32 @@ static struct mmsb_page_chunk *chunk_new(struct mmsb_slab *sl, size_t n)
 	c->slab = sl;
 	c->slot = (uint32_t)n;
 	c->n_slots = (uint32_t)((CHUNK_SIZE - CHUNK_HDR) / n);
+	_Static_assert(sizeof(c->used) * 8 >= CHUNK_SIZE / SLOT_MIN, "a bit for every slot");
 	avail_add(sl, c);
 	return c;
+}
+
+/* The system's page: what madvise() drops at least, whatever length it is given. */
+static size_t sys_page(void)
+{
+	/* states in two threads may ask first together: the same answer, stored atomically */
+	static size_t cached;
+	size_t pg = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+
+	if (!pg) {
+		pg = (size_t)sysconf(_SC_PAGESIZE);
+		__atomic_store_n(&cached, pg, __ATOMIC_RELAXED);
+	}
+	return pg;
+}
+
+/* slot i is handed out again: the pages under it are no longer dropped */
+static void undrop(struct mmsb_page_chunk *c, size_t i)
+{
+	size_t pg = sys_page(), at = CHUNK_HDR + i * c->slot;
+
+	for (size_t q = at / pg; q <= (at + c->slot - 1) / pg; q++)
+		c->dropped[q / 64] &= ~(1ull << (q % 64));
 }
 
 /* The lowest free slot: one handed out before, or the next fresh one, populated with its step. */
@@ -243,6 +277,8 @@ static size_t chunk_take(struct mmsb_page_chunk *c)
 			;
 		c->hint = (uint32_t)w;
 		i = w * 64 + (size_t)__builtin_ctzll(~c->used[w]);
+		if (c->swept)
+			undrop(c, i);
 	} else {
 		i = c->fresh++;
 		end = CHUNK_HDR + (i + 1) * c->slot;
@@ -259,27 +295,46 @@ static size_t chunk_take(struct mmsb_page_chunk *c)
 	return i;
 }
 
+/* no slot of [a, b] holds a page */
 static bool slots_free(const struct mmsb_page_chunk *c, size_t a, size_t b)
 {
-	for (size_t i = a; i <= b; i++)
-		if (c->used[i / 64] & (1ull << (i % 64)))
+	for (size_t w = a / 64; w <= b / 64; w++) {
+		uint64_t m = ~0ull;
+
+		if (w == a / 64)
+			m &= ~0ull << (a % 64);
+		if (w == b / 64)
+			m &= ~0ull >> (63 - b % 64);
+		if (c->used[w] & m)
 			return false;
+	}
 	return true;
 }
 
 /*
- * Give back the 4 KiB pages that hold free slots only, in runs: one call a run. The header's page
- * stays, and so does what lies past the slots ever handed out (at most a populate step).
+ * Give back the system pages that hold free slots only and are not given back yet, in runs: one
+ * call a run. The header's page stays, and so does what lies past the slots ever handed out (at
+ * most a populate step). A huge page would only be split by it, and khugepaged would fill it
+ * again: a chunk's first sweep turns them off.
  */
 static void chunk_sweep(struct mmsb_page_chunk *c)
 {
-	const size_t pg = 4096, last = CHUNK_HDR + (size_t)c->fresh * c->slot;
+	const size_t pg = sys_page(), last = CHUNK_HDR + (size_t)c->fresh * c->slot;
 	size_t run = 0;
 
+	c->high = c->live;
+	if (pg < SWEEP_PAGE_MIN || CHUNK_SIZE % pg)
+		return;
+	if (!c->swept) {
+		madvise(c, CHUNK_SIZE, MADV_NOHUGEPAGE);
+		c->swept = true;
+	}
 	for (size_t q = pg; q + pg <= last; q += pg) {
 		size_t a = (q - CHUNK_HDR) / c->slot, b = (q + pg - 1 - CHUNK_HDR) / c->slot;
+		uint64_t bit = 1ull << (q / pg % 64), *d = &c->dropped[q / pg / 64];
 
-		if (slots_free(c, a, b)) {
+		if (!(*d & bit) && slots_free(c, a, b)) {
+			*d |= bit;
 			run = run ? run : q;
 			continue;
 		}
@@ -288,8 +343,7 @@ static void chunk_sweep(struct mmsb_page_chunk *c)
 		run = 0;
 	}
 	if (run)
-		madvise((uint8_t *)c + run, (last & ~(pg - 1)) - run, MADV_DONTNEED);
-	c->high = c->live;
+		madvise((uint8_t *)c + run, last / pg * pg - run, MADV_DONTNEED);
 }
 
 static void spare_drop(struct mmsb_slab *sl, const struct mmsb_page_chunk *c)
@@ -342,7 +396,8 @@ static void slab_give(struct mmsb_page_chunk *c, void *v)
 	c->used[i / 64] &= ~(1ull << (i % 64));
 	c->hint = min_t(uint32_t, c->hint, (uint32_t)(i / 64));
 	if (--c->live) {
-		if (c->high - c->live >= SWEEP_MIN && c->live <= c->high / 2 && !sl->closing)
+		if ((size_t)(c->high - c->live) * c->slot >= SWEEP_BYTES &&
+		    c->live <= c->high / 4 && !sl->closing)
 			chunk_sweep(c);
 		return;
 	}
