@@ -72,9 +72,9 @@ static inline bool page_inline(const struct mmsb_page *p)
  * address), and keeps a bit a slot in its header: the lowest free slot is handed out again,
  * zeroed, before the chunk's fresh memory, and a chunk with room is on its size's list. The free
  * slots are known from the bits, not from links written into them, so memory a chunk no longer
- * uses can go back to the system: each time its pages fall to a quarter of the most it held, by
- * 64 KiB of slots or more, the system pages under free slots only are dropped (chunk_sweep()); a
- * slot there is zero again when next touched. An empty chunk is kept for the next pages, two in all
+ * uses can go back to the system: each time its pages fall to half the most it held (a quarter
+ * if it grew again since it last did so), by 16 KiB of slots or more, the system pages under free
+ * slots only are dropped (chunk_sweep()); a slot there is zero again when next touched. An empty chunk is kept for the next pages, two in all
  * (SLAB_SPARES), so that pages made and destroyed in turn do not map a chunk each; past that the
  * oldest is unmapped. The slab belongs to a page table and moves with it (a load swaps tables);
  * the state's lock orders its use. Small tables stay on malloc: a slab's least is a 64 KiB
@@ -85,9 +85,10 @@ static inline bool page_inline(const struct mmsb_page *p)
 #define CHUNK_SIZE (2u << 20)
 #define CHUNK_STEP (64u << 10)
 #define CHUNK_LINE 64
-#define SLOT_MAX                                                                                   \
-	((PAGE_INLINE_OFF + PAGE_INLINE_MAX + SLOT_REDZONE + CHUNK_LINE - 1) &                     \
-	 ~(size_t)(CHUNK_LINE - 1))
+/* the slot of a page of size bytes: its struct, its bytes (and a redzone), to a line */
+#define SLOT_OF(size)                                                                              \
+	((PAGE_INLINE_OFF + (size) + SLOT_REDZONE + CHUNK_LINE - 1) & ~(size_t)(CHUNK_LINE - 1))
+#define SLOT_MAX SLOT_OF(PAGE_INLINE_MAX)
 /*
  * Empty chunks kept for the next pages, in all. One a size would let pages made and destroyed at
  * a chunk's edge map and unmap a chunk each time, but a state that freed pages of many sizes
@@ -96,14 +97,14 @@ static inline bool page_inline(const struct mmsb_page *p)
 #define SLAB_SPARES 2
 
 /* the least slot, and so the most slots a chunk holds */
-#define SLOT_MIN ((PAGE_INLINE_OFF + 1 + SLOT_REDZONE + CHUNK_LINE - 1) & ~(size_t)(CHUNK_LINE - 1))
+#define SLOT_MIN SLOT_OF(1)
 #define CHUNK_SLOTS (CHUNK_SIZE / SLOT_MIN)
 /*
- * A sweep waits for a chunk's pages to fall to a quarter of the most it held since the last, and by
- * this many bytes of slots: pages given back fault in again when the state grows, so a state that
- * swings by less than 4 times, or by a few pages, never pays for it.
+ * A sweep waits for a chunk's pages to fall to half the most it held since the last, by this many
+ * bytes of slots; to a quarter if it grew again since: pages given back fault in again when the
+ * state grows, so a state that swings by less than 4 times, or by a few pages, pays for it once.
  */
-#define SWEEP_BYTES (64u << 10)
+#define SWEEP_BYTES (16u << 10)
 /* the smallest system page the dropped[] map has room for */
 #define SWEEP_PAGE_MIN 4096
 
@@ -116,6 +117,7 @@ struct mmsb_page_chunk {
 	uint32_t hint;			     /* used[] has no zero bit below word hint */
 	uint32_t populated;		     /* bytes populated from the chunk's start */
 	bool swept;			     /* huge pages are off since its first sweep */
+	bool regrown;			     /* a slot was taken since the last sweep */
 	uint64_t used[(CHUNK_SLOTS + 63) / 64]; /* a bit a slot holding a page */
 	/* a bit a system page a sweep gave back, until a slot on it is handed out again */
 	uint64_t dropped[CHUNK_SIZE / SWEEP_PAGE_MIN / 64];
@@ -140,7 +142,7 @@ static struct mmsb_page_chunk *chunk_of(const struct mmsb_page *p)
 
 static size_t slot_size(size_t size)
 {
-	return (PAGE_INLINE_OFF + size + SLOT_REDZONE + CHUNK_LINE - 1) & ~(size_t)(CHUNK_LINE - 1);
+	return SLOT_OF(size);
 }
 
 /*
@@ -238,7 +240,6 @@ static struct mmsb_page_chunk *chunk_new(struct mmsb_slab *sl, size_t n)
 	c->slab = sl;
 	c->slot = (uint32_t)n;
 	c->n_slots = (uint32_t)((CHUNK_SIZE - CHUNK_HDR) / n);
-	_Static_assert(sizeof(c->used) * 8 >= CHUNK_SIZE / SLOT_MIN, "a bit for every slot");
 	avail_add(sl, c);
 	return c;
 }
@@ -290,6 +291,7 @@ static size_t chunk_take(struct mmsb_page_chunk *c)
 		}
 	}
 	c->used[i / 64] |= 1ull << (i % 64);
+	c->regrown = c->swept;
 	if (++c->live > c->high)
 		c->high = c->live;
 	return i;
@@ -323,6 +325,7 @@ static void chunk_sweep(struct mmsb_page_chunk *c)
 	size_t run = 0;
 
 	c->high = c->live;
+	c->regrown = false;
 	if (pg < SWEEP_PAGE_MIN || CHUNK_SIZE % pg)
 		return;
 	if (!c->swept) {
@@ -397,7 +400,7 @@ static void slab_give(struct mmsb_page_chunk *c, void *v)
 	c->hint = min_t(uint32_t, c->hint, (uint32_t)(i / 64));
 	if (--c->live) {
 		if ((size_t)(c->high - c->live) * c->slot >= SWEEP_BYTES &&
-		    c->live <= c->high / 4 && !sl->closing)
+		    c->live <= c->high / (c->regrown ? 4 : 2) && !sl->closing)
 			chunk_sweep(c);
 		return;
 	}
@@ -407,6 +410,7 @@ static void slab_give(struct mmsb_page_chunk *c, void *v)
 		return;
 	}
 	/* kept for the next page; the oldest spare past SLAB_SPARES goes back */
+	c->high = 0;
 	memmove(&sl->spare[1], &sl->spare[0], (SLAB_SPARES - 1) * sizeof(sl->spare[0]));
 	sl->spare[0] = c;
 	if (old) {

@@ -332,7 +332,7 @@ TEST(freed_sizes_keep_two_chunks_in_all)
 }
 
 /*
- * A state that shrinks gives memory back while it lives: 65,536 pages of 64 B, 127 of every 128
+ * A state that shrinks gives memory back while it lives: 65,536 pages of 64 B, 63 of every 64
  * freed in a scattered order, leave at most half the memory they took resident (the system pages
  * under free slots only go back). The pages left keep their bytes, and pages made again in the
  * freed slots, some of them in memory given back, read as zero.
@@ -357,7 +357,7 @@ TEST(a_shrunk_state_gives_memory_back)
 	/* 40,503 is odd: k * 40,503 mod n visits every id once, scattered */
 	for (uint64_t k = 0; k < n; k++) {
 		id = k * 40503 % n + 1;
-		if (id % 128)
+		if (id % 64)
 			ASSERT_EQ(mmsb_page_free(s, id), 0);
 	}
 	malloc_trim(0);
@@ -367,13 +367,13 @@ TEST(a_shrunk_state_gives_memory_back)
 		ASSERT_EQ(mmsb_page_read(s, id, got, sizeof(got), 0), (ssize_t)sizeof(got));
 		ASSERT_EQ(memcmp(got, zero, sizeof(got)), 0);
 	}
-	for (uint64_t i = 128; i <= n; i += 128) {
+	for (uint64_t i = 64; i <= n; i += 64) {
 		page_bytes(b, i);
 		ASSERT_EQ(mmsb_page_read(s, i, got, sizeof(got), 0), (ssize_t)sizeof(got));
 		ASSERT_EQ(memcmp(got, b, sizeof(b)), 0);
 	}
 	mmsb_state_close(s);
-	TH_LOG("RssAnon %ld KiB before, %ld with %" PRIu64 " pages, %ld with 1 in 128 left", before,
+	TH_LOG("RssAnon %ld KiB before, %ld with %" PRIu64 " pages, %ld with 1 in 64 left", before,
 	       made, n, shrunk);
 	if (rss_unjudged(before)) {
 		TH_LOG("the memory given back not judged: %s", rss_unjudged(before));
