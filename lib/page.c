@@ -73,12 +73,13 @@ static inline bool page_inline(const struct mmsb_page *p)
  * zeroed, before the chunk's fresh memory, and a chunk with room is on its size's list. The free
  * slots are known from the bits, not from links written into them, so memory a chunk no longer
  * uses can go back to the system: each time its pages fall to half the most it held (a quarter
- * if it grew again since it last did so), by 16 KiB of slots or more, the system pages under free
- * slots only are dropped (chunk_sweep()); a slot there is zero again when next touched. An empty chunk is kept for the next pages, two in all
- * (SLAB_SPARES), so that pages made and destroyed in turn do not map a chunk each; past that the
- * oldest is unmapped. The slab belongs to a page table and moves with it (a load swaps tables);
- * the state's lock orders its use. Small tables stay on malloc: a slab's least is a 64 KiB
- * populated step a page size, which a state of a few pages has no use for.
+ * if a page it gave back was taken again since), by 16 KiB of slots or more, the system pages
+ * under free slots only are dropped (chunk_sweep()); a slot there is zero again when next
+ * touched. An empty chunk is kept for the next pages, two in all (SLAB_SPARES), so that pages
+ * made and destroyed in turn do not map a chunk each; past that the oldest is unmapped. The slab
+ * belongs to a page table and moves with it (a load swaps tables); the state's lock orders its
+ * use. Small tables stay on malloc: a slab's least is a 64 KiB populated step a page size, which
+ * a state of a few pages has no use for.
  */
 /* a table this large: a create makes its 258th page in it, a load of 512 pages starts in it */
 #define SLAB_FROM 1024
@@ -101,8 +102,8 @@ static inline bool page_inline(const struct mmsb_page *p)
 #define CHUNK_SLOTS (CHUNK_SIZE / SLOT_MIN)
 /*
  * A sweep waits for a chunk's pages to fall to half the most it held since the last, by this many
- * bytes of slots; to a quarter if it grew again since: pages given back fault in again when the
- * state grows, so a state that swings by less than 4 times, or by a few pages, pays for it once.
+ * bytes of slots; to a quarter if a page it gave back was taken again since: such a page faults in
+ * again, so a state that swings by less than 4 times, or by a few pages, pays for it once.
  */
 #define SWEEP_BYTES (16u << 10)
 /* the smallest system page the dropped[] map has room for */
@@ -117,7 +118,7 @@ struct mmsb_page_chunk {
 	uint32_t hint;			     /* used[] has no zero bit below word hint */
 	uint32_t populated;		     /* bytes populated from the chunk's start */
 	bool swept;			     /* huge pages are off since its first sweep */
-	bool regrown;			     /* a slot was taken since the last sweep */
+	bool regrown;			     /* a page it gave back was taken again since */
 	uint64_t used[(CHUNK_SLOTS + 63) / 64]; /* a bit a slot holding a page */
 	/* a bit a system page a sweep gave back, until a slot on it is handed out again */
 	uint64_t dropped[CHUNK_SIZE / SWEEP_PAGE_MIN / 64];
@@ -178,7 +179,7 @@ void *mmsb__mem_map(size_t len, size_t align, bool huge)
 	return (void *)at;
 }
 
-/* Fault in [p, p + len) for writing in one call: on a VM each fault a page takes traps to the host. */
+/* Fault in [p, p + len) for writing in one call: on a VM each page's fault exits to the host. */
 void mmsb__mem_populate(void *p, size_t len)
 {
 #ifdef MADV_POPULATE_WRITE
@@ -258,13 +259,17 @@ static size_t sys_page(void)
 	return pg;
 }
 
-/* slot i is handed out again: the pages under it are no longer dropped */
-static void undrop(struct mmsb_page_chunk *c, size_t i)
+/* Slot i is handed out again: the pages under it are no longer dropped. Was one? */
+static bool undrop(struct mmsb_page_chunk *c, size_t i)
 {
 	size_t pg = sys_page(), at = CHUNK_HDR + i * c->slot;
+	bool was = false;
 
-	for (size_t q = at / pg; q <= (at + c->slot - 1) / pg; q++)
+	for (size_t q = at / pg; q <= (at + c->slot - 1) / pg; q++) {
+		was |= c->dropped[q / 64] >> (q % 64) & 1;
 		c->dropped[q / 64] &= ~(1ull << (q % 64));
+	}
+	return was;
 }
 
 /* The lowest free slot: one handed out before, or the next fresh one, populated with its step. */
@@ -278,8 +283,9 @@ static size_t chunk_take(struct mmsb_page_chunk *c)
 			;
 		c->hint = (uint32_t)w;
 		i = w * 64 + (size_t)__builtin_ctzll(~c->used[w]);
-		if (c->swept)
-			undrop(c, i);
+		/* memory given back, faulted in again: the next sweep waits longer */
+		if (c->swept && undrop(c, i))
+			c->regrown = true;
 	} else {
 		i = c->fresh++;
 		end = CHUNK_HDR + (i + 1) * c->slot;
@@ -291,7 +297,6 @@ static size_t chunk_take(struct mmsb_page_chunk *c)
 		}
 	}
 	c->used[i / 64] |= 1ull << (i % 64);
-	c->regrown = c->swept;
 	if (++c->live > c->high)
 		c->high = c->live;
 	return i;
