@@ -141,11 +141,6 @@ static struct mmsb_page_chunk *chunk_of(const struct mmsb_page *p)
 	return (struct mmsb_page_chunk *)((uintptr_t)p & ~(uintptr_t)(CHUNK_SIZE - 1));
 }
 
-static size_t slot_size(size_t size)
-{
-	return SLOT_OF(size);
-}
-
 /*
  * Memory the library maps for itself to hold pages, or pointers to them: a slab's chunks, a large
  * page table. LeakSanitizer scans malloc'ed memory only, so each mapping is a root region for it.
@@ -272,12 +267,17 @@ static bool undrop(struct mmsb_page_chunk *c, size_t i)
 	return was;
 }
 
-/* The lowest free slot: one handed out before, or the next fresh one, populated with its step. */
-static size_t chunk_take(struct mmsb_page_chunk *c)
+/*
+ * The lowest free slot, its first used bytes zero: one handed out before (cleared), or the next
+ * fresh one (zero as mapped), populated with its step.
+ */
+static uint8_t *chunk_take(struct mmsb_page_chunk *c, size_t used)
 {
+	bool reused = c->live < c->fresh;
 	size_t i, w, end, to;
+	uint8_t *v;
 
-	if (c->live < c->fresh) {
+	if (reused) {
 		/* the lowest zero bit is a freed slot: one lies below fresh, and all past it are 0 */
 		for (w = c->hint; !~c->used[w]; w++)
 			;
@@ -299,7 +299,11 @@ static size_t chunk_take(struct mmsb_page_chunk *c)
 	c->used[i / 64] |= 1ull << (i % 64);
 	if (++c->live > c->high)
 		c->high = c->live;
-	return i;
+	v = slot_at(c, i);
+	ASAN_UNPOISON_MEMORY_REGION(v, used);
+	if (reused)
+		memset(v, 0, used);
+	return v;
 }
 
 /* no slot of [a, b] holds a page */
@@ -369,21 +373,15 @@ static void spare_drop(struct mmsb_slab *sl, const struct mmsb_page_chunk *c)
 /* A page's struct and bytes, zeroed: size bytes of it, in a slot of its size's chunks. */
 static struct mmsb_page *slab_take(struct mmsb_slab *sl, size_t size)
 {
-	size_t n = slot_size(size), used = PAGE_INLINE_OFF + size;
+	size_t n = SLOT_OF(size);
 	struct mmsb_page_chunk *c = sl->avail[n / CHUNK_LINE];
-	bool reused;
 	uint8_t *v;
 
 	if (!c && !(c = chunk_new(sl, n)))
 		return NULL;
 	if (!c->live)
 		spare_drop(sl, c);
-	reused = c->live < c->fresh;
-	v = slot_at(c, chunk_take(c));
-	ASAN_UNPOISON_MEMORY_REGION(v, used);
-	/* fresh memory is zero; a slot handed out before holds its last page's bytes */
-	if (reused)
-		memset(v, 0, used);
+	v = chunk_take(c, PAGE_INLINE_OFF + size);
 	if (!chunk_has_room(c)) {
 		avail_del(sl, c);
 		sl->filled[n / CHUNK_LINE] = true;
@@ -443,30 +441,31 @@ void mmsb__slab_free(struct mmsb_slab *sl)
 	free(sl);
 }
 
-static struct mmsb_page *page_alloc(struct mmsb_page_map *m, size_t size)
+/* a page's struct and bytes from its table's slab, made when the table first needs it */
+static struct mmsb_page *slab_page(struct mmsb_page_map *m, size_t size)
 {
 	struct mmsb_page *p;
 
-	if (size <= PAGE_INLINE_MAX && m->cap >= SLAB_FROM) {
-		if (!m->slab && !(m->slab = calloc(1, sizeof(*m->slab))))
-			return NULL;
-		p = slab_take(m->slab, size);
-		if (p)
-			p->pooled = true;
-		return p;
-	}
-	if (size > PAGE_INLINE_MAX)
-		return calloc(1, sizeof(*p) + PAGE_SLACK);
-	return calloc(1, PAGE_INLINE_OFF + size + PAGE_SLACK);
+	if (!m->slab && !(m->slab = calloc(1, sizeof(*m->slab))))
+		return NULL;
+	p = slab_take(m->slab, size);
+	if (p)
+		p->pooled = true;
+	return p;
 }
 
 struct mmsb_page *mmsb__page_new(struct mmsb_page_map *m, uint64_t id, size_t size, int loc)
 {
-	struct mmsb_page *p = page_alloc(m, size);
+	bool inl = size <= PAGE_INLINE_MAX;
+	struct mmsb_page *p;
 
+	if (inl && m->cap >= SLAB_FROM)
+		p = slab_page(m, size);
+	else
+		p = calloc(1, (inl ? PAGE_INLINE_OFF + size : sizeof(*p)) + PAGE_SLACK);
 	if (!p)
 		return NULL;
-	if (size <= PAGE_INLINE_MAX) {
+	if (inl) {
 		p->data = (uint8_t *)p + PAGE_INLINE_OFF;
 	} else {
 		p->data = calloc(1, size);
