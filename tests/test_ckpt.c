@@ -248,13 +248,13 @@ TEST(loaded_pages_freed_one_by_one)
 }
 
 /*
- * A destroyed page's slot is handed out again, cleared: 8,192 pages filled with 0xff, every
- * other one freed, and as many made again. The new pages read as zero, the old ones keep their
- * bytes, and the memory does not grow by the new pages' 1.3 MiB.
+ * A destroyed page's slot is handed out again, cleared: 32,768 pages filled with 0xff (all but
+ * the first 4,097 in the slab), every other one freed, and as many made again. The new pages read
+ * as zero, the old ones keep their bytes, and the memory does not grow by the new pages' 5 MiB.
  */
 TEST(freed_slots_are_reused_and_cleared)
 {
-	const uint64_t n = 8192;
+	const uint64_t n = 32768;
 	struct mmsb_state *s = mmsb_state_open(NULL);
 	uint8_t ff[64], got[64], zero[64] = { 0 };
 	long before, after;
