@@ -239,24 +239,27 @@ static int parse_v2(const struct mmsb_map *m, struct mmsb_state *t,
 	return 0;
 }
 
+/*
+ * The trailer's CRC covers every byte before it, the records' and the edge table's own CRCs too:
+ * once it holds, those hold as the writer wrote them, and a load does not read every page's bytes
+ * a second time to check them (a quarter of a small load's instructions). whole checks them as
+ * well (mmsb_checkpoint_verify): a file it passes loads in older versions of the library too,
+ * which check them on load, and a writer that got them wrong is found.
+ */
 static int parse_v3(const struct mmsb_map *m, struct mmsb_state *t,
-		    struct mmsb_checkpoint_info *info)
+		    struct mmsb_checkpoint_info *info, bool whole)
 {
 	struct mmsb_cursor c = { .p = m->p, .len = m->len - CKPT_TRAILER };
 	struct mmsb_cycle_report rep;
 	struct ckpt_hdr h;
 	uint32_t want;
+	size_t at;
 	int err;
 
 	if (m->len < CKPT_V3_HDR + CKPT_TRAILER + 4)
 		return -MMSB_ERR_TRUNCATED;
 	if (memcmp(m->p + m->len - CKPT_TRAILER, CKPT_END, 8))
 		return -MMSB_ERR_TRUNCATED;
-	/*
-	 * The trailer's CRC covers every byte before it, the records' and the edge table's CRCs
-	 * too: once it holds, those hold as written, and checking them again was a second pass over
-	 * every page's bytes (a fifth of a small load's instructions).
-	 */
 	memcpy(&want, m->p + m->len - 4, 4);
 	if (mmsb__crc32c(0, m->p, m->len - 4) != want)
 		return -MMSB_ERR_CHECKSUM;
@@ -276,10 +279,13 @@ static int parse_v3(const struct mmsb_map *m, struct mmsb_state *t,
 		struct ckpt_page r;
 		const uint8_t *meta, *data;
 
+		at = c.off;
 		if (!mmsb__cur_get(&c, &r, sizeof(r)) || !(meta = mmsb__cur_take(&c, r.meta_len)) ||
 		    r.size > c.len || !(data = mmsb__cur_take(&c, (size_t)r.size)) ||
-		    !mmsb__cur_take(&c, 4))
+		    !mmsb__cur_get(&c, &want, 4))
 			return -MMSB_ERR_CORRUPT;
+		if (whole && mmsb__crc32c(0, m->p + at, c.off - 4 - at) != want)
+			return -MMSB_ERR_CHECKSUM;
 		/* ids ascend strictly: what we write, and it rules out duplicates */
 		if (i && r.id <= t->next_page_id - 1)
 			return -MMSB_ERR_CORRUPT;
@@ -288,6 +294,7 @@ static int parse_v3(const struct mmsb_map *m, struct mmsb_state *t,
 		if (err)
 			return err;
 	}
+	at = c.off;
 	for (uint64_t i = 0; i < h.edges; i++) {
 		struct ckpt_edge e;
 		struct mmsb_page *p, *ch;
@@ -305,8 +312,10 @@ static int parse_v3(const struct mmsb_map *m, struct mmsb_state *t,
 			return -MMSB_ERR_CORRUPT; /* a duplicate edge */
 		t->n_edges++;
 	}
-	if (!mmsb__cur_take(&c, 4) || c.off != c.len)
+	if (!mmsb__cur_get(&c, &want, 4) || c.off != c.len)
 		return -MMSB_ERR_CORRUPT;
+	if (whole && mmsb__crc32c(0, m->p + at, c.off - 4 - at) != want)
+		return -MMSB_ERR_CHECKSUM;
 	err = mmsb__tarjan(&t->pages, &t->mark_gen, &rep, true);
 	if (err)
 		return err;
@@ -324,8 +333,12 @@ static int parse_v3(const struct mmsb_map *m, struct mmsb_state *t,
 	return 0;
 }
 
-/* Parse and validate a whole checkpoint into a new detached state. */
-static int parse(const char *path, struct mmsb_state **out, struct mmsb_checkpoint_info *info)
+/*
+ * Parse and validate a whole checkpoint into a new detached state; whole: every CRC in it, not the
+ * trailer's alone (parse_v3()).
+ */
+static int parse(const char *path, struct mmsb_state **out, struct mmsb_checkpoint_info *info,
+		 bool whole)
 {
 	struct mmsb_map m;
 	struct mmsb_state *t;
@@ -355,7 +368,7 @@ static int parse(const char *path, struct mmsb_state **out, struct mmsb_checkpoi
 	if (version == 2)
 		err = parse_v2(&m, t, info);
 	else if (version == 3)
-		err = parse_v3(&m, t, info);
+		err = parse_v3(&m, t, info, whole);
 	else
 		err = -MMSB_ERR_BAD_VERSION;
 	if (err) {
@@ -386,7 +399,7 @@ int mmsb_checkpoint_verify(const char *path, struct mmsb_checkpoint_info *info)
 
 	if (!path)
 		return -EINVAL;
-	err = parse(path, &t, info ? info : &tmp);
+	err = parse(path, &t, info ? info : &tmp, true);
 	if (!err)
 		mmsb__state_close(t);
 	return err;
@@ -396,7 +409,7 @@ int mmsb_checkpoint_verify(const char *path, struct mmsb_checkpoint_info *info)
 int mmsb__checkpoint_parse(const char *path, struct mmsb_state **out,
 			   struct mmsb_checkpoint_info *info)
 {
-	return parse(path, out, info);
+	return parse(path, out, info, false);
 }
 
 /*
@@ -446,7 +459,7 @@ static int checkpoint_load(struct mmsb_state *s, const char *path, uint64_t *pag
 
 	if (!s || !path)
 		return -EINVAL;
-	err = parse(path, &t, &info);
+	err = parse(path, &t, &info, false);
 	if (err)
 		return err;
 	err = mmsb__lock_mut(s);

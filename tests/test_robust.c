@@ -215,6 +215,71 @@ TEST(checkpoint_with_a_cycle_refused)
 	mmsb_state_close(s);
 }
 
+/*
+ * The CRCs inside a checkpoint: each page record's and the edge table's. A load checks the
+ * trailer's CRC alone, which covers them (docs/formats.md); the writer must still write them right,
+ * for verify and for older readers, and verify must refuse a file where one is wrong even when the
+ * trailer was fixed up to match.
+ */
+TEST(checkpoint_inner_crcs_written_and_verified)
+{
+	const char *path = th_path("inner.ckpt"), *bad = th_path("inner-bad.ckpt");
+	struct mmsb_state *s = mmsb_state_open(NULL);
+	size_t at[8], n_at = 0, n, off = 64;
+	uint64_t pages, edges;
+	uint32_t crc;
+	uint8_t *p;
+
+	ASSERT_TRUE(s);
+	for (uint64_t i = 1; i <= 3; i++) {
+		uint8_t b[24];
+
+		memset(b, (int)i, sizeof(b));
+		ASSERT_EQ(mmsb_page_create_id(s, i, 8 * i, MMSB_LOC_CPU), 0);
+		ASSERT_EQ(mmsb_page_update(s, i, b, 8 * i), 1);
+	}
+	ASSERT_EQ(mmsb_page_meta_set(s, 2, "unit", "ms", 2), 0);
+	ASSERT_EQ(mmsb_edge_add(s, 1, 2, MMSB_EDGE_DATA), 0);
+	ASSERT_EQ(mmsb_edge_add(s, 2, 3, MMSB_EDGE_CONTROL), 0);
+	ASSERT_EQ(mmsb_checkpoint_write(s, path), 0);
+	ASSERT_TRUE(p = fx_read(path, &n));
+	memcpy(&pages, p + 16, 8);
+	memcpy(&edges, p + 24, 8);
+	ASSERT_EQ(pages, 3);
+	ASSERT_EQ(edges, 2);
+	/* a record: id, size, epoch, location, flags, meta_len, the blob, the bytes, its CRC */
+	for (uint64_t i = 0; i < pages; i++) {
+		uint64_t size;
+		uint32_t meta_len;
+		size_t len;
+
+		memcpy(&size, p + off + 8, 8);
+		memcpy(&meta_len, p + off + 28, 4);
+		len = 32 + meta_len + size;
+		ASSERT_TRUE(off + len + 4 <= n);
+		memcpy(&crc, p + off + len, 4);
+		EXPECT_EQ(crc, crc32c(0, p + off, len));
+		at[n_at++] = off + len;
+		off += len + 4;
+	}
+	ASSERT_TRUE(off + edges * 20 + 4 + 12 == n);
+	memcpy(&crc, p + off + edges * 20, 4);
+	EXPECT_EQ(crc, crc32c(0, p + off, edges * 20));
+	at[n_at++] = off + edges * 20;
+	ASSERT_EQ(mmsb_checkpoint_verify(path, NULL), 0);
+	/* each inner CRC wrong, the trailer's made to match: verify refuses the file */
+	for (size_t k = 0; k < n_at; k++) {
+		p[at[k]] ^= 1;
+		crc = crc32c(0, p, n - 4);
+		memcpy(p + n - 4, &crc, 4);
+		ASSERT_EQ(fx_write(bad, p, n), 0);
+		EXPECT_EQ(mmsb_checkpoint_verify(bad, NULL), -MMSB_ERR_CHECKSUM);
+		p[at[k]] ^= 1;
+	}
+	free(p);
+	mmsb_state_close(s);
+}
+
 TEST(page_size_bounded_everywhere)
 {
 	const char *path = th_path("big.tlog");
