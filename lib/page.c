@@ -82,10 +82,11 @@ static inline bool page_inline(const struct mmsb_page *p)
  */
 /*
  * A table this large (itself mapped: 256 KiB of slots) takes its pages from the slab: a create
- * makes its 4,098th page there, a load of 8,192 pages or more starts there. A slab's chunks are
- * memory new to the process, where malloc hands back what the process freed: a state of a
- * thousand pages made in a process that had freed memory took 1 us a page from the slab and 0.2
- * from malloc, on a VM where each 4 KiB new to the process costs some 16 us.
+ * makes its 4,098th page there, a load of 4,097 pages or more starts there (a table is sized to
+ * twice its pages). A slab's chunks are memory new to the process, where malloc hands back what
+ * the process freed: a state of a thousand pages made in a process that had freed memory took
+ * 1.0-1.2 us a page from the slab and 0.3-0.5 from malloc, on a VM where each 4 KiB new to the
+ * process costs some 16 us.
  */
 #define SLAB_FROM 16384
 #define CHUNK_SIZE (2u << 20)

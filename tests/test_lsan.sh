@@ -6,8 +6,8 @@
 # pages the library keeps in memory it maps itself (a slab's chunks, a large page table) are
 # reachable only from there, and LeakSanitizer scans malloc'ed memory only. The library registers
 # that memory as root regions through weak references to the runtime's hooks (lib/page.c):
-#  1. a state of 9,000 pages kept open at exit: no leak reported (without the roots, the pages
-#     malloc'ed before the slab took over, and each page's edge arrays, were all "leaked")
+#  1. a state of 9,000 pages kept open at exit: no leak reported (without the roots, the 4,903
+#     pages in the slab, and what only they point to, were all "leaked")
 #  2. the control: a real leak in the same program is reported, so LeakSanitizer does run here
 # Stacks and registers are not roots here: the global and the library's regions must suffice.
 set -u
