@@ -538,31 +538,89 @@ static void block_window(struct inproc *ip, const struct snap *base, const struc
 	rp->thread_ns += row->time_ns;
 }
 
-/* The off-CPU map's sums so far, added per kind (of S's blocks) and per thread row. */
-static void offcpu_sums(const struct snap *s, int offcpu_fd, int blocks_fd, uint64_t *off,
-			uint64_t *wait, struct thread_row *rows, int n_rows)
+static int offcpu_row_cmp(const void *a, const void *b)
+{
+	const struct offcpu_row *x = a, *y = b;
+
+	return x->k.tid < y->k.tid ? -1 : x->k.tid > y->k.tid;
+}
+
+/*
+ * Read once for every process of a pass: each process walked the whole map for its own threads
+ * before, three syscalls an entry, so a pass of serve's export or -a's report cost processes times
+ * entries of them, every second for serve.
+ */
+int inproc_offcpu_read(struct inproc_maps *m)
 {
 	struct span_tid_node k, next, *prev = NULL;
-	struct offcpu_ns v;
+	struct offcpu_row *v = NULL, *nv;
+	size_t n = 0, cap = 0;
 
-	while (!bpf_map_get_next_key(offcpu_fd, prev, &next)) {
-		const struct blk *b = NULL;
-		__u64 addr;
-
+	inproc_offcpu_free(m);
+	while (!bpf_map_get_next_key(m->offcpu_fd, prev, &next)) {
 		k = next;
 		prev = &k;
-		/* the same address may be another process's block: it must be this thread's */
-		if (bpf_map_lookup_elem(offcpu_fd, &k, &v) ||
-		    bpf_map_lookup_elem(blocks_fd, &k.tid, &addr) || !(b = find_blk(s, addr)) ||
-		    b->t->last_tid != (int32_t)k.tid || k.node >= b->t->n_nodes)
+		if (n == cap) {
+			nv = realloc(v, (cap = cap ? 2 * cap : 256) * sizeof(*v));
+			if (!nv) {
+				free(v);
+				return -ENOMEM;
+			}
+			v = nv;
+		}
+		v[n].k = k;
+		if (!bpf_map_lookup_elem(m->offcpu_fd, &k, &v[n].ns) &&
+		    !bpf_map_lookup_elem(m->blocks_fd, &k.tid, &v[n].blk))
+			n++;
+	}
+	qsort(v, n, sizeof(*v), offcpu_row_cmp);
+	m->offcpu = v;
+	m->n_offcpu = n;
+	return 0;
+}
+
+void inproc_offcpu_free(struct inproc_maps *m)
+{
+	free(m->offcpu);
+	m->offcpu = NULL;
+	m->n_offcpu = 0;
+}
+
+/* The off-CPU sums so far (M's, as read), added per kind (of S's blocks) and per thread row. */
+static void offcpu_sums(const struct snap *s, const struct inproc_maps *m, uint64_t *off,
+			uint64_t *wait, struct thread_row *rows, int n_rows)
+{
+	for (int i = 0; i < s->n; i++) {
+		const struct blk *b = &s->b[i];
+		uint32_t tid = (uint32_t)b->t->last_tid;
+		size_t lo = 0, hi = m->n_offcpu;
+
+		/* a block read twice (a list that loops) is charged once */
+		if (find_blk(s, b->addr) != b)
 			continue;
-		off[b->t->nodes[k.node].kind] += v.blocked;
-		wait[b->t->nodes[k.node].kind] += v.waiting;
-		for (int i = 0; i < n_rows; i++) {
-			if (rows[i].tid != (int)k.tid)
+		/* the first row of the thread the block last had */
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (m->offcpu[mid].k.tid < tid)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; lo < m->n_offcpu && m->offcpu[lo].k.tid == tid; lo++) {
+			const struct offcpu_row *o = &m->offcpu[lo];
+
+			/* the same tid may have had another block, another process's */
+			if (o->blk != b->addr || o->k.node >= b->t->n_nodes)
 				continue;
-			rows[i].off_ns += v.blocked;
-			rows[i].wait_ns += v.waiting;
+			off[b->t->nodes[o->k.node].kind] += o->ns.blocked;
+			wait[b->t->nodes[o->k.node].kind] += o->ns.waiting;
+			for (int r = 0; r < n_rows; r++) {
+				if (rows[r].tid != (int)tid)
+					continue;
+				rows[r].off_ns += o->ns.blocked;
+				rows[r].wait_ns += o->ns.waiting;
+			}
 		}
 	}
 }
@@ -611,8 +669,7 @@ static int window_rows(struct inproc *ip, const struct snap *base, const struct 
 		block_window(ip, base, &e->b[i], stats_fd, mask, rp);
 	for (int i = first; i < rp->n_threads; i++)
 		rp->threads[i].pid = ip->pid;
-	offcpu_sums(e, m->offcpu_fd, m->blocks_fd, off, wait, rp->threads + first,
-		    rp->n_threads - first);
+	offcpu_sums(e, m, off, wait, rp->threads + first, rp->n_threads - first);
 	return 0;
 }
 

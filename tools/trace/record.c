@@ -651,9 +651,12 @@ static void interval_report(struct session *s, uint64_t n)
 	iv.window_end_ns = mono_ns();
 	iv.wall_ns = iv.window_end_ns - iv.window_start_ns;
 	map_empty(s->iv_fd, sizeof(struct span_key));
+	if (inproc_offcpu_read(&m))
+		p_err("-i: %s", strerror(ENOMEM));
 	if (!(s->ip && inproc_interval(s->ip, &iv, &m, s->mask, s->iv_fd)) &&
 	    !(s->procs && procs_interval(s->procs, &iv, &m, s->mask, s->iv_fd)))
 		report_interval(&iv, s->iv_fd, n);
+	inproc_offcpu_free(&m);
 	free(iv.threads);
 	free(iv.procs);
 	s->iv_start_ns = iv.window_end_ns;
@@ -664,8 +667,11 @@ static void export_figures(struct session *s)
 {
 	struct inproc_maps m = spans_maps(s->skel);
 
+	if (inproc_offcpu_read(&m))
+		p_err("serve: %s", strerror(ENOMEM));
 	serve_export(s->procs, &m, s->mask, s->skel->bss->counters, s->rp.span_cost_ns,
 		     spans_run_ns(s->skel));
+	inproc_offcpu_free(&m);
 	s->next_export = mono_ns() + 1000000000ull;
 }
 
@@ -895,6 +901,8 @@ static void collect(struct session *s)
 		rp->ip = s->ip;
 		rp->bpf_run_ns = spans_run_ns(skel);
 		inproc_charge_pending(&rp->maps, rp->window_end_ns);
+		if (inproc_offcpu_read(&rp->maps))
+			p_err("spans: %s", strerror(ENOMEM));
 		if (s->ip && inproc_report(s->ip, rp, &rp->maps, s->mask))
 			p_err("spans: %s", strerror(ENOMEM));
 		/* -- CMD with descendants that kept spans: a row each, the command's first */
@@ -902,6 +910,7 @@ static void collect(struct session *s)
 			procs_main_row(rp, rp->pid, 0);
 		if (s->procs && procs_report(s->procs, rp, &rp->maps, s->mask))
 			p_err("spans: %s", strerror(ENOMEM));
+		inproc_offcpu_free(&rp->maps);
 	} else {
 		collect_open(s);
 		if (s->bpf_stats_fd >= 0)

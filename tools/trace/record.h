@@ -135,8 +135,21 @@ int command_status(const char *name, int status);
 struct inproc;
 struct procs;
 struct report;
+/* An entry of the off-CPU map, with the block its thread had (the programs' tid -> block map). */
+struct offcpu_row {
+	struct span_tid_node k;
+	__u64 blk;
+	struct offcpu_ns ns;
+};
+
 struct inproc_maps {
 	int stats_fd, blocks_fd, offcpu_fd, offcpu_start_fd, samples_fd, stacks_fd;
+	/*
+	 * The off-CPU map as read once for a pass over the processes (inproc_offcpu_read()), by
+	 * tid; none read, no process has off-CPU time.
+	 */
+	struct offcpu_row *offcpu;
+	size_t n_offcpu;
 };
 
 /* mmsb_span_registry's file offset in LIB: 0, or -ENOENT for a library older than the mode. */
@@ -151,6 +164,12 @@ void inproc_stop(struct inproc *ip);
 /* The window's figures into span_stats and rp (threads, open spans, off-CPU time); the kinds of
  * MASK into the report, every kind into the threads' time. */
 int inproc_report(struct inproc *ip, struct report *rp, const struct inproc_maps *m, uint32_t mask);
+/*
+ * The off-CPU map into M, for the reports and intervals of a pass over the processes that follow
+ * (after inproc_charge_pending(), for a window's end); 0 or -ENOMEM. inproc_offcpu_free() after.
+ */
+int inproc_offcpu_read(struct inproc_maps *m);
+void inproc_offcpu_free(struct inproc_maps *m);
 /* A stack sample of the spans mode, its frames root first: inproc_samples(). */
 struct inproc_sample {
 	const struct sample_key *key;
