@@ -546,9 +546,10 @@ static int offcpu_row_cmp(const void *a, const void *b)
 }
 
 /*
- * Read once for every process of a pass: each process walked the whole map for its own threads
- * before, three syscalls an entry, so a pass of serve's export or -a's report cost processes times
- * entries of them, every second for serve.
+ * Every entry of the off-CPU map whose thread has a block in the programs' tid -> block map, with
+ * that block's address, sorted by tid. Read once for all the processes of a pass: each process
+ * walking the map for its own threads made a pass of serve's export (every second), -a's report
+ * or an interval cost three syscalls an entry a process.
  */
 int inproc_offcpu_read(struct inproc_maps *m)
 {
@@ -573,7 +574,8 @@ int inproc_offcpu_read(struct inproc_maps *m)
 		    !bpf_map_lookup_elem(m->blocks_fd, &k.tid, &v[n].blk))
 			n++;
 	}
-	qsort(v, n, sizeof(*v), offcpu_row_cmp);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), offcpu_row_cmp);
 	m->offcpu = v;
 	m->n_offcpu = n;
 	return 0;
@@ -610,7 +612,7 @@ static void offcpu_sums(const struct snap *s, const struct inproc_maps *m, uint6
 		for (; lo < m->n_offcpu && m->offcpu[lo].k.tid == tid; lo++) {
 			const struct offcpu_row *o = &m->offcpu[lo];
 
-			/* the same tid may have had another block, another process's */
+			/* the tid's figures in another block (an earlier one, another process's) */
 			if (o->blk != b->addr || o->k.node >= b->t->n_nodes)
 				continue;
 			off[b->t->nodes[o->k.node].kind] += o->ns.blocked;

@@ -651,8 +651,11 @@ static void interval_report(struct session *s, uint64_t n)
 	iv.window_end_ns = mono_ns();
 	iv.wall_ns = iv.window_end_ns - iv.window_start_ns;
 	map_empty(s->iv_fd, sizeof(struct span_key));
-	if (inproc_offcpu_read(&m))
+	/* without it, the next interval covers this one too: its off-CPU time is growth */
+	if (inproc_offcpu_read(&m)) {
 		p_err("-i: %s", strerror(ENOMEM));
+		return;
+	}
 	if (!(s->ip && inproc_interval(s->ip, &iv, &m, s->mask, s->iv_fd)) &&
 	    !(s->procs && procs_interval(s->procs, &iv, &m, s->mask, s->iv_fd)))
 		report_interval(&iv, s->iv_fd, n);
@@ -667,12 +670,15 @@ static void export_figures(struct session *s)
 {
 	struct inproc_maps m = spans_maps(s->skel);
 
-	if (inproc_offcpu_read(&m))
+	s->next_export = mono_ns() + 1000000000ull;
+	/* without it, the next export, a second later */
+	if (inproc_offcpu_read(&m)) {
 		p_err("serve: %s", strerror(ENOMEM));
+		return;
+	}
 	serve_export(s->procs, &m, s->mask, s->skel->bss->counters, s->rp.span_cost_ns,
 		     spans_run_ns(s->skel));
 	inproc_offcpu_free(&m);
-	s->next_export = mono_ns() + 1000000000ull;
 }
 
 /* Follow the target until it exits, the duration ends or we are told to stop. */
