@@ -377,7 +377,8 @@ static void table_kinds(const struct report *rp)
 	uint64_t hits = rp->counters[CNT_HITS], overhead = hits * o->hit_ns + rp->bpf_run_ns;
 	char ov[32];
 
-	if (rp->inproc) {
+	/* spans mode that found no process to read still says so, not what probes would have hit */
+	if (rp->inproc || o->mode == MODE_SPANS) {
 		table_spans(rp);
 		return;
 	}
