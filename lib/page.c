@@ -147,11 +147,25 @@ static struct mmsb_page_chunk *chunk_of(const struct mmsb_page *p)
 	return (struct mmsb_page_chunk *)((uintptr_t)p & ~(uintptr_t)(CHUNK_SIZE - 1));
 }
 
+/* The system's page: what madvise() drops at least, whatever length it is given. */
+static size_t sys_page(void)
+{
+	/* states in two threads may ask first together: the same answer, stored atomically */
+	static size_t cached;
+	size_t pg = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+
+	if (!pg) {
+		pg = (size_t)sysconf(_SC_PAGESIZE);
+		__atomic_store_n(&cached, pg, __ATOMIC_RELAXED);
+	}
+	return pg;
+}
+
 /*
  * Memory the library maps for itself to hold pages, or pointers to them: a slab's chunks, a large
  * page table. LeakSanitizer scans malloc'ed memory only, so each mapping is a root region for it.
- * align is a power of two, at least the system page: twice the length is mapped when it is
- * larger, the aligned part kept and the rest given back.
+ * align is 0 (the system page's, mmap's own) or a power of two: when it is past the system page,
+ * twice the length is mapped, the aligned part kept and the rest given back.
  *
  * huge: all of it will be used, so transparent huge pages may back it where the system allows
  * them on request: one fault maps 2 MiB. On a VM whose every fault, and every first touch of a
@@ -161,7 +175,7 @@ static struct mmsb_page_chunk *chunk_of(const struct mmsb_page *p)
  */
 void *mmsb__mem_map(size_t len, size_t align, bool huge)
 {
-	size_t extra = align > 4096 ? align : 0;
+	size_t extra = align > sys_page() ? align : 0;
 	uint8_t *m =
 		mmap(NULL, len + extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	uintptr_t at = (uintptr_t)m;
@@ -246,20 +260,6 @@ static struct mmsb_page_chunk *chunk_new(struct mmsb_slab *sl, size_t n)
 	return c;
 }
 
-/* The system's page: what madvise() drops at least, whatever length it is given. */
-static size_t sys_page(void)
-{
-	/* states in two threads may ask first together: the same answer, stored atomically */
-	static size_t cached;
-	size_t pg = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-
-	if (!pg) {
-		pg = (size_t)sysconf(_SC_PAGESIZE);
-		__atomic_store_n(&cached, pg, __ATOMIC_RELAXED);
-	}
-	return pg;
-}
-
 /* Slot i is handed out again: the pages under it are no longer dropped. Was one? */
 static bool undrop(struct mmsb_page_chunk *c, size_t i)
 {
@@ -313,7 +313,7 @@ static uint8_t *chunk_take(struct mmsb_page_chunk *c, size_t used)
 }
 
 /* no slot of [a, b] holds a page */
-static bool slots_free(const struct mmsb_page_chunk *c, size_t a, size_t b)
+static bool slots_empty(const struct mmsb_page_chunk *c, size_t a, size_t b)
 {
 	for (size_t w = a / 64; w <= b / 64; w++) {
 		uint64_t m = ~0ull;
@@ -351,7 +351,7 @@ static void chunk_sweep(struct mmsb_page_chunk *c)
 		size_t a = (q - CHUNK_HDR) / c->slot, b = (q + pg - 1 - CHUNK_HDR) / c->slot;
 		uint64_t bit = 1ull << (q / pg % 64), *d = &c->dropped[q / pg / 64];
 
-		if (!(*d & bit) && slots_free(c, a, b)) {
+		if (!(*d & bit) && slots_empty(c, a, b)) {
 			*d |= bit;
 			run = run ? run : q;
 			continue;

@@ -28,12 +28,13 @@ static struct mmsb_slot *slots_alloc(size_t cap)
 {
 	size_t len = cap * sizeof(struct mmsb_slot);
 	struct mmsb_slot *v;
+	bool huge;
 
 	if (len < MAP_MAPPED_FROM)
 		return calloc(cap, sizeof(*v));
 	/* a table is full to at least a quarter: one of 2 MiB or more may take huge pages */
-	v = len >= (2u << 20) ? mmsb__mem_map(len, 2u << 20, true) :
-				mmsb__mem_map(len, 4096, false);
+	huge = len >= (2u << 20);
+	v = mmsb__mem_map(len, huge ? 2u << 20 : 0, huge);
 	if (v)
 		mmsb__mem_populate(v, len);
 	return v;
